@@ -1,0 +1,132 @@
+/**
+ * All settings come from the environment (a `.env` file is read by server.ts before this runs).
+ * Names follow the reference RERUM server's `.env`. `loadConfig` validates everything up front and
+ * throws a ConfigError naming every bad variable, so a misconfigured server never starts half-way.
+ */
+
+export interface Config {
+  port: number;
+  apiVersion: string;
+  /** Public base URL of this server, no trailing slash, e.g. http://localhost:3001 */
+  base: string;
+  /** `${base}/v1/` in the default set-up. */
+  prefix: string;
+  /** Prefix of every `@id` this server assigns, e.g. http://localhost:3001/v1/id/ */
+  idPrefix: string;
+  agentClaim: string;
+  context: string;
+  mongoConnectionString: string | undefined;
+  mongoDbName: string;
+  mongoCollection: string;
+  down: boolean;
+  readonly: boolean;
+  audience: string;
+  /** Set: tokens come from this OAuth2 issuer (Auth0). Unset: the server is its own local issuer. */
+  issuerBaseUrl: string | undefined;
+  botAgent: string | undefined;
+  /** Where the embedded database and the local issuer key live. */
+  dataDir: string;
+  atlasSearch: boolean;
+  caching: boolean;
+  cacheMaxEntries: number;
+  cacheMaxBytes: number;
+  cacheTtlSeconds: number;
+  /** How long a writer waits for sibling workers to acknowledge an invalidation. */
+  cacheSyncTimeoutMs: number;
+  /** How long a worker may serve from its cache after its last confirmed contact with the cluster. */
+  cacheLeaseMs: number;
+  maxBodyBytes: number;
+  logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(public readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+export function loadConfig(env: Env = process.env): Config {
+  const problems: string[] = [];
+  const str = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const int = (name: string, dflt: number, min: number, max: number): number => {
+    const raw = str(name);
+    if (raw === undefined) return dflt;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      problems.push(`${name} must be a whole number from ${min} to ${max} (got "${raw}")`);
+      return dflt;
+    }
+    return n;
+  };
+  const bool = (name: string, dflt: boolean): boolean => {
+    const raw = str(name);
+    if (raw === undefined) return dflt;
+    if (/^(true|1|yes|on)$/i.test(raw)) return true;
+    if (/^(false|0|no|off)$/i.test(raw)) return false;
+    problems.push(`${name} must be true or false (got "${raw}")`);
+    return dflt;
+  };
+  const url = (name: string, dflt: string | undefined): string | undefined => {
+    const raw = str(name) ?? dflt;
+    if (raw === undefined) return undefined;
+    try {
+      const u = new URL(raw);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
+    } catch {
+      problems.push(`${name} must be an http(s) URL (got "${raw}")`);
+    }
+    return raw;
+  };
+  const name = (varName: string, dflt: string, pattern: RegExp, what: string): string => {
+    const raw = str(varName) ?? dflt;
+    if (!pattern.test(raw)) problems.push(`${varName} must be ${what} (got "${raw}")`);
+    return raw;
+  };
+
+  const port = int('PORT', 3001, 0, 65535);
+  const base = (url('RERUM_BASE', `http://localhost:${port}`) ?? '').replace(/\/+$/, '');
+  const prefix = url('RERUM_PREFIX', `${base}/v1/`) ?? '';
+  const idPrefix = url('RERUM_ID_PREFIX', `${base}/v1/id/`) ?? '';
+  if (idPrefix && !idPrefix.endsWith('/')) problems.push(`RERUM_ID_PREFIX must end with "/" (got "${idPrefix}")`);
+
+  const mongoConnectionString = str('MONGO_CONNECTION_STRING');
+  if (mongoConnectionString && !/^mongodb(\+srv)?:\/\//.test(mongoConnectionString)) {
+    problems.push('MONGO_CONNECTION_STRING must start with mongodb:// or mongodb+srv://');
+  }
+
+  const config: Config = {
+    port,
+    apiVersion: str('RERUM_API_VERSION') ?? '1.1.0',
+    base,
+    prefix,
+    idPrefix,
+    agentClaim: str('RERUM_AGENT_CLAIM') ?? 'http://store.rerum.io/agent',
+    context: url('RERUM_CONTEXT', 'http://store.rerum.io/v1/context.json') ?? '',
+    mongoConnectionString,
+    mongoDbName: name('MONGODBNAME', 'rerum', /^[^/\\. "$*<>:|?]{1,63}$/, 'a MongoDB database name'),
+    mongoCollection: name('MONGODBCOLLECTION', 'alpha', /^(?!system\.)[^$\0]{1,120}$/, 'a MongoDB collection name'),
+    down: bool('DOWN', false),
+    readonly: bool('READONLY', false),
+    audience: str('AUDIENCE') ?? `${base}/v1`,
+    issuerBaseUrl: url('ISSUER_BASE_URL', undefined),
+    botAgent: str('BOT_AGENT'),
+    dataDir: str('DATA_DIR') ?? 'data',
+    atlasSearch: bool('ATLAS_SEARCH', false),
+    caching: bool('CACHING', true),
+    cacheMaxEntries: int('CACHE_MAX_ENTRIES', 1000, 1, 10_000_000),
+    cacheMaxBytes: int('CACHE_MAX_BYTES', 64 * 1024 * 1024, 1024, 64 * 1024 * 1024 * 1024),
+    cacheTtlSeconds: int('CACHE_TTL', 300, 0, 365 * 24 * 3600),
+    cacheSyncTimeoutMs: int('CACHE_SYNC_TIMEOUT_MS', 500, 10, 60_000),
+    cacheLeaseMs: int('CACHE_LEASE_MS', 1000, 50, 60_000),
+    maxBodyBytes: int('MAX_BODY_BYTES', 16 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    logLevel: name('LOG_LEVEL', 'info', /^(fatal|error|warn|info|debug|trace|silent)$/, 'a pino level'),
+  };
+  if (problems.length) throw new ConfigError(problems);
+  return Object.freeze(config);
+}

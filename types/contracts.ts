@@ -1,0 +1,55 @@
+/**
+ * The seams between the parts of the server. app.ts wires concrete implementations of these
+ * together; controllers, the cache and auth only know each other through these types.
+ */
+import type { Collection } from 'mongodb';
+import type { Request, RequestHandler, Router } from 'express';
+import type { Logger } from 'pino';
+import type { Config } from '../config';
+import type { RerumDocument } from './rerum';
+
+/** Read routes whose responses the cache keeps. */
+export type CachedRouteKind = 'id' | 'query' | 'search' | 'searchPhrase' | 'history' | 'since';
+
+/**
+ * One stored document changed by a write: its state before (null for a new document) and after
+ * (null if it was removed outright). Soft delete is a change with `after.__deleted` set.
+ */
+export interface ObjectChange {
+  before: RerumDocument | null;
+  after: RerumDocument | null;
+}
+
+export interface ReadCache {
+  /** Middleware for a cached read route: answers a HIT itself (`X-Cache: HIT`), otherwise marks
+   *  `X-Cache: MISS`, lets the controller answer, and stores a successful answer unless a write
+   *  that could affect it happened after this request started (no stale fill). */
+  read(kind: CachedRouteKind): RequestHandler;
+  /** Drop every entry, in every worker, that these changes could have made stale. Resolves only
+   *  when no worker can serve such an entry any more; the write path awaits it before responding. */
+  invalidate(changes: ObjectChange[]): Promise<void>;
+  /** `GET /stats` and `POST /clear` (the latter behind `requireToken`), mounted at /v1/api/cache. */
+  router(requireToken: RequestHandler): Router;
+  close(): Promise<void>;
+}
+
+export interface AuthLayer {
+  /** Verifies the bearer token with express-oauth2-jwt-bearer; 401 JSON when missing or bad. */
+  requireToken: RequestHandler;
+  /** The agent claim of a request that passed `requireToken`. */
+  agentOf(req: Request): string;
+  /** True when this agent is the configured bot, which may act on any object. */
+  isBot(agent: string): boolean;
+  /** Routes the auth layer serves itself (the local issuer's JWKS), mounted at the app root. */
+  router: Router;
+}
+
+export interface AppDeps {
+  config: Config;
+  collection: Collection<RerumDocument>;
+  cache: ReadCache;
+  auth: AuthLayer;
+  logger: Logger;
+  /** Health check of the database: resolves when it answers a ping. */
+  pingDatabase(): Promise<void>;
+}
