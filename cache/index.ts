@@ -1,0 +1,127 @@
+/**
+ * The read cache (ReadCache in types/contracts.ts): per-worker store + invalidation indexes
+ * (worker-cache.ts), kept consistent across PM2 workers (cluster-sync.ts), exposed as read-route
+ * middleware (middleware.ts) and /v1/api/cache routes (stats-routes.ts).
+ */
+import type { RequestHandler, Router } from 'express';
+import type { Logger } from 'pino';
+import type { Config } from '../config';
+import type { CachedRouteKind, ObjectChange, ReadCache } from '../types/contracts';
+import { monotonicMs } from './clock';
+import { ClusterSync, LocalSync, type CacheSync } from './cluster-sync';
+import { createDisabledCache } from './disabled';
+import { planFromChanges } from './invalidation';
+import { readMiddleware } from './middleware';
+import { Pm2Transport, runningUnderPm2, type SyncTransport } from './pm2-transport';
+import { cacheRouter } from './stats-routes';
+import { WorkerCache } from './worker-cache';
+
+export interface ReadCacheOptions {
+  /** Use this channel instead of PM2 (tests); implies cluster mode. */
+  transport?: SyncTransport;
+}
+
+/** The cache plus handles for tests and the benchmark. */
+export interface ReadCacheInternals extends ReadCache {
+  readonly worker: WorkerCache;
+  readonly sync: CacheSync;
+  /** Resolves once the cluster channel is up (immediately without PM2). */
+  readonly ready: Promise<void>;
+}
+
+export function createReadCache(config: Config, logger: Logger): ReadCache {
+  return config.caching ? createEnabledCache(config, logger) : createDisabledCache();
+}
+
+export function createEnabledCache(config: Config, logger: Logger, opts: ReadCacheOptions = {}): ReadCacheInternals {
+  const log = logger.child({ component: 'cache' });
+  const worker = new WorkerCache(config);
+  /** Durations of this worker's recent invalidate() calls (local drop + cluster acknowledgement). */
+  const writeTimes: number[] = [];
+  let writeCount = 0;
+  const writeTimeStats = () => {
+    const s = [...writeTimes].sort((a, b) => a - b);
+    const at = (p: number) => (s.length ? Math.round(s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] * 1000) / 1000 : 0);
+    return { count: writeCount, p50: at(0.5), p99: at(0.99), max: s.length ? Math.round(s[s.length - 1] * 1000) / 1000 : 0 };
+  };
+  const handlers = {
+    apply: (plan: Parameters<WorkerCache['apply']>[0]) => worker.apply(plan),
+    clearAll: () => {
+      worker.clear(true);
+    },
+    stats: (details: boolean) => ({
+      ...worker.stats(),
+      leaseValid: sync.canServe(),
+      invalidateMs: writeTimeStats(),
+      ...(details ? { details: worker.details(), invalidateSamplesMs: writeTimes.map((t) => Math.round(t * 100) / 100) } : {}),
+    }),
+  };
+  const transport = opts.transport ?? (runningUnderPm2() ? new Pm2Transport(log) : undefined);
+  const sync: CacheSync = transport
+    ? new ClusterSync(transport, handlers, log, { syncTimeoutMs: config.cacheSyncTimeoutMs, leaseMs: config.cacheLeaseMs })
+    : new LocalSync(handlers);
+
+  const ready = sync.start().catch((err: unknown) => {
+    // Without the channel no invalidation can reach the siblings: never take a lease, never serve
+    // from the cache (the lease stays lapsed), but keep answering from the database.
+    log.error({ err }, 'cache: could not connect to the PM2 daemon; this worker will not serve from its cache');
+  });
+
+  let closed = false;
+
+  const invalidate = async (changes: ObjectChange[]): Promise<void> => {
+    if (closed || !changes || changes.length === 0) return;
+    const plan = planFromChanges(changes);
+    if (!plan.all && plan.docs.length === 0) return;
+    const started = monotonicMs();
+    try {
+      worker.apply(plan);
+      await sync.publish(plan);
+    } finally {
+      writeCount++;
+      writeTimes.push(monotonicMs() - started);
+      if (writeTimes.length > 1024) writeTimes.shift();
+    }
+  };
+
+  const clearEverywhere = async () => {
+    const plan = { all: true, docs: [], resetStats: true };
+    const local = worker.apply(plan);
+    worker.guard.barrier();
+    const r = await sync.publish(plan);
+    return { cleared: local + r.dropped, workers: 1 + r.acked, timedOut: r.timedOut };
+  };
+
+  return {
+    worker,
+    sync,
+    ready,
+    read(kind: CachedRouteKind): RequestHandler {
+      return readMiddleware(kind, worker, sync, log);
+    },
+    invalidate,
+    router(requireToken: RequestHandler): Router {
+      return cacheRouter(
+        sync,
+        clearEverywhere,
+        {
+          maxEntries: config.cacheMaxEntries,
+          maxBytes: config.cacheMaxBytes,
+          ttlSeconds: config.cacheTtlSeconds,
+          syncTimeoutMs: config.cacheSyncTimeoutMs,
+          leaseMs: config.cacheLeaseMs,
+        },
+        requireToken,
+        log,
+      );
+    },
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      await ready;
+      await sync.close();
+      worker.clear(true);
+      worker.close();
+    },
+  };
+}

@@ -1,0 +1,132 @@
+/**
+ * Cache key scheme (same shape as the reference server's):
+ *
+ *   id:<segment>            GET /v1/id/:id
+ *   history:<segment>       GET /v1/history/:id
+ *   since:<segment>         GET /v1/since/:id
+ *   query:{"filter":…,"limit":…,"skip":…}          POST /v1/api/query
+ *   search:{"body":…,"limit":…,"skip":…}           POST /v1/api/search
+ *   searchPhrase:{"body":…,"limit":…,"skip":…}     POST /v1/api/search/phrase
+ *
+ * Query filters are written with recursively sorted keys wherever key order has no meaning (query
+ * documents, operator documents). Inside literal sub-documents (`{a: {b: 1, c: 2}}`, `$eq`, `$in`
+ * values) MongoDB equality is order-sensitive, so those keep their order: two filters that can give
+ * different answers never share a key. limit/skip are the raw query-string values (digits read as
+ * numbers), so two requests share a key only when the controller sees the same pagination.
+ */
+import type { Request } from 'express';
+import type { CachedRouteKind } from '../types/contracts';
+import { idSegment } from './rerum-ids';
+
+/** JSON with object keys sorted at every level. */
+export function stableStringify(value: unknown): string {
+  return JSON.stringify(sortDeep(value));
+}
+
+function sortDeep(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortDeep);
+  if (value && typeof value === 'object' && !(value instanceof Date)) {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(value as object).sort()) out[k] = sortDeep((value as Record<string, unknown>)[k]);
+    return out;
+  }
+  return value;
+}
+
+const LOGICAL_LIST = new Set(['$and', '$or', '$nor']);
+/** Operators whose operand is itself a query (or an operator document). */
+const QUERY_OPERAND = new Set(['$elemMatch', '$not']);
+
+/** A copy of a filter with order-free keys sorted; literal values keep their own key order. */
+export function canonicalFilter(filter: unknown): unknown {
+  return canonQueryDoc(filter);
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return !!v && typeof v === 'object' && !Array.isArray(v);
+}
+
+function canonQueryDoc(doc: unknown): unknown {
+  if (!isPlainObject(doc)) return doc;
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(doc).sort()) {
+    const v = doc[k];
+    if (LOGICAL_LIST.has(k) && Array.isArray(v)) out[k] = v.map(canonQueryDoc);
+    else if (k.startsWith('$')) out[k] = v; // $where, $expr, $text, …: leave untouched
+    else out[k] = canonFieldCondition(v);
+  }
+  return out;
+}
+
+function canonFieldCondition(v: unknown): unknown {
+  // An operator document ({$gt: 1, $lt: 5}) has order-free keys; anything else is a literal.
+  if (isPlainObject(v)) {
+    const keys = Object.keys(v);
+    if (keys.length > 0 && keys.every((k) => k.startsWith('$'))) {
+      const out: Record<string, unknown> = {};
+      for (const k of keys.sort()) {
+        out[k] = QUERY_OPERAND.has(k) ? (k === '$not' ? canonFieldCondition(v[k]) : canonQueryDoc(v[k])) : v[k];
+      }
+      return out;
+    }
+  }
+  return v;
+}
+
+/** What the middleware needs to know about one cacheable request. */
+export type KeyInfo =
+  | { kind: 'id' | 'history' | 'since'; key: string; segment: string }
+  | { kind: 'query'; key: string; filter: unknown }
+  | { kind: 'search' | 'searchPhrase'; key: string };
+
+function pageValue(v: unknown): number | string | null {
+  if (v === undefined) return null;
+  const s = Array.isArray(v) ? v.join(',') : String(v);
+  return /^\d{1,15}$/.test(s) ? Number(s) : s;
+}
+
+/** The id route parameter, whatever the route names it; falls back to the last path segment. */
+function routeId(req: Request): string | undefined {
+  const params = (req.params ?? {}) as Record<string, string | undefined>;
+  const raw = params.id ?? params._id ?? Object.values(params).find((v) => typeof v === 'string');
+  if (typeof raw === 'string' && raw !== '') return idSegment(raw) ?? raw;
+  return idSegment(req.path);
+}
+
+export function idKey(kind: 'id' | 'history' | 'since', segment: string): string {
+  return `${kind}:${segment}`;
+}
+
+export function queryKey(filter: unknown, limit: unknown, skip: unknown): string {
+  return `query:${JSON.stringify({ filter: canonicalFilter(filter), limit: pageValue(limit), skip: pageValue(skip) })}`;
+}
+
+export function searchKey(kind: 'search' | 'searchPhrase', body: unknown, limit: unknown, skip: unknown): string {
+  return `${kind}:${stableStringify({ body: body ?? null, limit: pageValue(limit), skip: pageValue(skip) })}`;
+}
+
+/** The cache key for a request on a cached route, or undefined when it should not be cached. */
+export function keyForRequest(kind: CachedRouteKind, req: Request): KeyInfo | undefined {
+  const q = (req.query ?? {}) as Record<string, unknown>;
+  switch (kind) {
+    case 'id':
+    case 'history':
+    case 'since': {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return undefined;
+      const segment = routeId(req);
+      return segment ? { kind, key: idKey(kind, segment), segment } : undefined;
+    }
+    case 'query': {
+      if (req.method !== 'POST' || !isPlainObject(req.body)) return undefined;
+      // a private copy: the controller may change req.body, the index must keep what was asked
+      return { kind, key: queryKey(req.body, q.limit, q.skip), filter: JSON.parse(JSON.stringify(req.body)) as unknown };
+    }
+    case 'search':
+    case 'searchPhrase': {
+      if (req.method !== 'POST' || req.body === undefined) return undefined;
+      return { kind, key: searchKey(kind, req.body, q.limit, q.skip) };
+    }
+    default:
+      return undefined;
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * Could this query filter select this document? Decided by mingo (`new Query(filter).test(doc)`),
+ * never by a hand-written matcher. Answers true whenever the answer is not certain: operators that
+ * run code or need an index ($where, $expr, $function, $text, geo, …), filters mingo rejects, or any
+ * error — a wrong "true" only costs a cache entry, a wrong "false" would serve stale data.
+ */
+import { Query } from 'mingo';
+
+const UNSURE_OPERATORS = new Set([
+  '$where', '$expr', '$function', '$accumulator', '$text', '$jsonSchema',
+  '$near', '$nearSphere', '$geoWithin', '$geoIntersects', '$sampleRate',
+]);
+
+function usesUnsureOperator(value: unknown, depth = 0): boolean {
+  if (depth > 64) return true;
+  if (Array.isArray(value)) return value.some((v) => usesUnsureOperator(v, depth + 1));
+  if (value && typeof value === 'object') {
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      if (UNSURE_OPERATORS.has(k)) return true;
+      if (usesUnsureOperator(v, depth + 1)) return true;
+    }
+  }
+  return false;
+}
+
+/** A compiled filter, reusable across documents. */
+export interface CompiledFilter {
+  test(doc: unknown): boolean;
+}
+
+const ALWAYS: CompiledFilter = { test: () => true };
+
+export function compileFilter(filter: unknown): CompiledFilter {
+  if (!filter || typeof filter !== 'object' || Array.isArray(filter)) return ALWAYS;
+  if (usesUnsureOperator(filter)) return ALWAYS;
+  let q: Query;
+  try {
+    q = new Query(filter as Record<string, unknown>);
+  } catch {
+    return ALWAYS;
+  }
+  return {
+    test(doc: unknown): boolean {
+      try {
+        return q.test(doc as Record<string, unknown>);
+      } catch {
+        return true;
+      }
+    },
+  };
+}
+
+export function filterCouldMatch(filter: unknown, doc: unknown): boolean {
+  return compileFilter(filter).test(doc);
+}

@@ -1,0 +1,249 @@
+/**
+ * Index of cached query filters by the equality constraints they carry, so that a write only tests
+ * the filters that could plausibly select one of the documents it changed.
+ *
+ * For each filter we derive a list of terms (path, value) with this guarantee:
+ *
+ *   if the filter matches document D, then for at least one term, D holds `value` at `path`
+ *   (the value itself, or an element of an array there; arrays of sub-documents are walked).
+ *
+ * - `{a: v}` / `{a: {$eq: v}}` → (a, v)   (v not null: `{a: null}` also matches a missing field)
+ * - `{a: {$in: [v1, v2]}}`     → (a, v1), (a, v2)   (no null among them)
+ * - `{a: {$all: [v1, …]}}`     → (a, v1)
+ * - implicit/explicit AND      → the terms of ONE indexable conjunct (the one with fewest terms)
+ * - `$or: [...]`               → the union of its branches' terms, only if every branch is indexable
+ * - anything else (ranges, $ne, $exists, $regex, $elemMatch, $nor, $not, $where, …) is not indexable.
+ * A filter without any indexable conjunct goes to the always-test bucket.
+ *
+ * On a write, for each changed document we read its values at every indexed path (walking arrays,
+ * including whole arrays and their elements, nested dotted paths and numeric components) and look
+ * up those (path, value) buckets. Candidates = those buckets + the always-test bucket; each candidate
+ * is then tested with mingo (matcher.ts). Values are compared by a canonical encoding (type tag +
+ * JSON with sorted keys), which is at least as permissive as MongoDB's and mingo's equality; a
+ * superset of candidates is always safe.
+ */
+import { stableStringify } from './keys';
+
+export interface Term {
+  path: string;
+  value: string;
+}
+
+/** Canonical encoding of a value for equality lookups. */
+export function canonicalValue(v: unknown): string {
+  switch (typeof v) {
+    case 'string':
+      return `s:${v}`;
+    case 'number':
+      return Object.is(v, -0) ? 'n:0' : `n:${v}`;
+    case 'boolean':
+      return `b:${v}`;
+    case 'bigint':
+      return `n:${v.toString()}`;
+    default:
+      if (v === null) return 'null';
+      if (v === undefined) return 'undefined';
+      return `j:${stableStringify(v)}`;
+  }
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return !!v && typeof v === 'object' && !Array.isArray(v);
+}
+
+/** A literal usable as an equality key: not null/undefined, no operator keys anywhere inside objects. */
+function indexableLiteral(v: unknown): boolean {
+  if (v === null || v === undefined) return false;
+  if (typeof v === 'object') {
+    if (v instanceof RegExp) return false;
+    if (isPlainObject(v) && Object.keys(v).some((k) => k.startsWith('$'))) return false;
+  }
+  return true;
+}
+
+/** Terms for a field condition, or undefined when not indexable. */
+function fieldTerms(path: string, cond: unknown): Term[] | undefined {
+  if (path.startsWith('$') || path.split('.').some((p) => p === '' || p.startsWith('$'))) return undefined;
+  if (isPlainObject(cond)) {
+    const keys = Object.keys(cond);
+    const ops = keys.filter((k) => k.startsWith('$'));
+    if (ops.length === 0) return [{ path, value: canonicalValue(cond) }]; // literal sub-document
+    if (ops.length !== keys.length) return undefined; // mixed: invalid in MongoDB, do not guess
+    let best: Term[] | undefined;
+    for (const op of ops) {
+      let terms: Term[] | undefined;
+      const operand = cond[op];
+      if (op === '$eq') {
+        terms = indexableLiteral(operand) ? [{ path, value: canonicalValue(operand) }] : undefined;
+      } else if (op === '$in') {
+        if (Array.isArray(operand) && operand.length > 0 && operand.every(indexableLiteral)) {
+          terms = operand.map((v) => ({ path, value: canonicalValue(v) }));
+        }
+      } else if (op === '$all') {
+        if (Array.isArray(operand) && operand.length > 0 && indexableLiteral(operand[0]) && !isPlainObject(operand[0])) {
+          terms = [{ path, value: canonicalValue(operand[0]) }];
+        }
+      }
+      if (terms && (!best || terms.length < best.length)) best = terms;
+    }
+    return best;
+  }
+  if (!indexableLiteral(cond)) return undefined;
+  return [{ path, value: canonicalValue(cond) }];
+}
+
+/** Terms for a query document (implicit AND), or undefined when not indexable. */
+export function indexTerms(filter: unknown): Term[] | undefined {
+  if (!isPlainObject(filter)) return undefined;
+  let best: Term[] | undefined;
+  const consider = (terms: Term[] | undefined) => {
+    if (terms && terms.length > 0 && (!best || terms.length < best.length)) best = terms;
+  };
+  for (const [k, v] of Object.entries(filter)) {
+    if (k === '$and') {
+      if (Array.isArray(v)) for (const sub of v) consider(indexTerms(sub));
+    } else if (k === '$or') {
+      if (Array.isArray(v) && v.length > 0) {
+        const all: Term[] = [];
+        let ok = true;
+        for (const sub of v) {
+          const t = indexTerms(sub);
+          if (!t) {
+            ok = false;
+            break;
+          }
+          all.push(...t);
+        }
+        if (ok) consider(all);
+      }
+    } else if (k.startsWith('$')) {
+      continue; // $nor, $where, $expr, $text, $comment…: not a usable conjunct
+    } else {
+      consider(fieldTerms(k, v));
+    }
+  }
+  return best;
+}
+
+/**
+ * Canonical values a document holds at a dotted path, walking arrays at every step (also trying a
+ * numeric component as an array index), and including both a terminal array and its elements.
+ */
+export function valuesAtPath(doc: unknown, path: string): Set<string> {
+  const out = new Set<string>();
+  const parts = path.split('.');
+  const addTerminal = (v: unknown, depth = 0) => {
+    if (v === undefined || depth > 32) return;
+    out.add(canonicalValue(v));
+    if (Array.isArray(v)) for (const e of v) addTerminal(e, depth + 1);
+  };
+  const walk = (cur: unknown, i: number, depth: number) => {
+    if (depth > 32) return;
+    if (i === parts.length) {
+      addTerminal(cur);
+      return;
+    }
+    if (cur === null || typeof cur !== 'object') return;
+    const part = parts[i];
+    if (Array.isArray(cur)) {
+      if (/^\d+$/.test(part)) walk(cur[Number(part)], i + 1, depth + 1);
+      for (const el of cur) walk(el, i, depth + 1);
+      return;
+    }
+    const next = (cur as Record<string, unknown>)[part];
+    if (next !== undefined) walk(next, i + 1, depth + 1);
+  };
+  walk(doc, 0, 0);
+  // mingo (unlike MongoDB) also compares the array of values collected across array elements, e.g.
+  // {'d.e': [1, 2]} matches {d: [{e: 1}, {e: 2}]}: add those collected arrays too (a superset is safe).
+  const collect = (cur: unknown, i: number, depth: number): unknown => {
+    if (depth > 32 || i === parts.length) return cur;
+    if (cur === null || typeof cur !== 'object') return undefined;
+    if (Array.isArray(cur)) {
+      const part = parts[i];
+      if (/^\d+$/.test(part) && cur[Number(part)] !== undefined) return collect(cur[Number(part)], i + 1, depth + 1);
+      const vals = cur.map((el) => collect(el, i, depth + 1)).filter((v) => v !== undefined);
+      return vals;
+    }
+    return collect((cur as Record<string, unknown>)[parts[i]], i + 1, depth + 1);
+  };
+  const collected = collect(doc, 0, 0);
+  if (Array.isArray(collected)) {
+    addTerminal(collected);
+    addTerminal(collected.flat(Infinity));
+  }
+  return out;
+}
+
+/** Filters indexed by terms; keys are opaque strings (cache keys). */
+export class QueryIndex {
+  /** path → value → keys */
+  private readonly buckets = new Map<string, Map<string, Set<string>>>();
+  private readonly alwaysTest = new Set<string>();
+  private readonly termsOf = new Map<string, Term[] | undefined>();
+
+  get size(): number {
+    return this.termsOf.size;
+  }
+
+  get alwaysTestSize(): number {
+    return this.alwaysTest.size;
+  }
+
+  get indexedPathCount(): number {
+    return this.buckets.size;
+  }
+
+  add(key: string, filter: unknown): void {
+    if (this.termsOf.has(key)) this.remove(key);
+    const terms = indexTerms(filter);
+    this.termsOf.set(key, terms);
+    if (!terms) {
+      this.alwaysTest.add(key);
+      return;
+    }
+    for (const t of terms) {
+      let byValue = this.buckets.get(t.path);
+      if (!byValue) this.buckets.set(t.path, (byValue = new Map()));
+      let keys = byValue.get(t.value);
+      if (!keys) byValue.set(t.value, (keys = new Set()));
+      keys.add(key);
+    }
+  }
+
+  remove(key: string): void {
+    if (!this.termsOf.has(key)) return;
+    const terms = this.termsOf.get(key);
+    this.termsOf.delete(key);
+    if (!terms) {
+      this.alwaysTest.delete(key);
+      return;
+    }
+    for (const t of terms) {
+      const byValue = this.buckets.get(t.path);
+      const keys = byValue?.get(t.value);
+      if (!keys) continue;
+      keys.delete(key);
+      if (keys.size === 0) byValue!.delete(t.value);
+      if (byValue!.size === 0) this.buckets.delete(t.path);
+    }
+  }
+
+  clear(): void {
+    this.buckets.clear();
+    this.alwaysTest.clear();
+    this.termsOf.clear();
+  }
+
+  /** Keys of every filter that could match this document (a superset; test each with mingo). */
+  candidates(doc: unknown, into: Set<string> = new Set()): Set<string> {
+    for (const k of this.alwaysTest) into.add(k);
+    for (const [path, byValue] of this.buckets) {
+      for (const v of valuesAtPath(doc, path)) {
+        const keys = byValue.get(v);
+        if (keys) for (const k of keys) into.add(k);
+      }
+    }
+    return into;
+  }
+}

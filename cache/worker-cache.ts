@@ -1,0 +1,149 @@
+/**
+ * One worker's cache: the entry store, the invalidation indexes and the fill guard, kept in step.
+ * Knows nothing about other workers (cluster-sync.ts) or HTTP (middleware.ts).
+ */
+import type { Config } from '../config';
+import type { CachedRouteKind } from '../types/contracts';
+import { CacheIndex, FillGuard, preparePlan, trackInfoFor, type InvalidationPlan } from './invalidation';
+import type { KeyInfo } from './keys';
+import { EntryStore, type CacheEntry } from './store';
+
+export interface ReadToken {
+  gen: number;
+  epoch: number;
+}
+
+export interface WorkerStats {
+  hits: number;
+  misses: number;
+  sets: number;
+  evictions: number;
+  invalidations: number;
+  expirations: number;
+  refusedFills: number;
+  entries: number;
+  bytes: number;
+  hitRate: number;
+  maxEntries: number;
+  maxBytes: number;
+  ttlSeconds: number;
+  uptimeSeconds: number;
+  pid: number;
+}
+
+export interface EntryDetail {
+  position: number;
+  key: string;
+  kind: CachedRouteKind;
+  ageSeconds: number;
+  hits: number;
+  bytes: number;
+}
+
+export function hitRate(hits: number, misses: number): number {
+  return hits + misses > 0 ? Math.round((hits / (hits + misses)) * 10000) / 100 : 0;
+}
+
+export class WorkerCache {
+  readonly store: EntryStore;
+  readonly index: CacheIndex;
+  readonly guard = new FillGuard();
+  refusedFills = 0;
+
+  constructor(opts: Pick<Config, 'cacheMaxEntries' | 'cacheMaxBytes' | 'cacheTtlSeconds'>) {
+    this.store = new EntryStore({
+      maxEntries: opts.cacheMaxEntries,
+      maxBytes: opts.cacheMaxBytes,
+      ttlSeconds: opts.cacheTtlSeconds,
+      onRemove: (e) => this.index.untrack(e.key),
+    });
+    this.index = new CacheIndex(this.store);
+  }
+
+  get(key: string): CacheEntry | undefined {
+    return this.store.get(key);
+  }
+
+  beginRead(epoch: number): ReadToken {
+    return { gen: this.guard.begin(), epoch };
+  }
+
+  /** Stores a response unless an invalidation since `token` could have touched it. */
+  fill(token: ReadToken, currentEpoch: number, info: KeyInfo, body: string, headers: Record<string, string>): boolean {
+    const track = trackInfoFor(info.kind, {
+      segment: 'segment' in info ? info.segment : undefined,
+      filter: info.kind === 'query' ? info.filter : undefined,
+      body,
+    });
+    if (token.epoch !== currentEpoch || !this.guard.mayFill(token.gen, track)) {
+      this.refusedFills++;
+      return false;
+    }
+    const entry = this.store.set(info.key, info.kind, 200, body, headers);
+    if (!entry) return false;
+    this.index.track(info.key, track);
+    return true;
+  }
+
+  /** Applies a write's plan: drops what it makes stale and remembers it for in-flight reads. */
+  apply(plan: InvalidationPlan): number {
+    if (plan.resetStats) this.resetCounters();
+    const prepared = preparePlan(plan);
+    if (!prepared.all && prepared.docs.length === 0) return 0;
+    this.guard.record(prepared);
+    if (prepared.all) {
+      const n = this.store.clear();
+      this.index.clear();
+      return n;
+    }
+    return this.index.apply(prepared);
+  }
+
+  /** Drops everything. `barrier` also refuses fills from reads already in flight. */
+  clear(barrier = true): number {
+    if (barrier) this.guard.barrier();
+    const n = this.store.clear();
+    this.index.clear();
+    return n;
+  }
+
+  stats(): WorkerStats {
+    const c = this.store.counters;
+    return {
+      hits: c.hits,
+      misses: c.misses,
+      sets: c.sets,
+      evictions: c.evictions,
+      invalidations: c.invalidations,
+      expirations: c.expirations,
+      refusedFills: this.refusedFills,
+      entries: this.store.entries,
+      bytes: this.store.bytes,
+      hitRate: hitRate(c.hits, c.misses),
+      maxEntries: this.store.maxEntries,
+      maxBytes: this.store.maxBytes,
+      ttlSeconds: this.store.ttlSeconds,
+      uptimeSeconds: Math.round((Date.now() - this.store.startedAt) / 1000),
+      pid: process.pid,
+    };
+  }
+
+  details(): EntryDetail[] {
+    const out: EntryDetail[] = [];
+    let position = 0;
+    const now = Date.now();
+    for (const { entry, hits } of this.store.entriesByRecency()) {
+      out.push({ position: position++, key: entry.key, kind: entry.kind, ageSeconds: Math.round((now - entry.createdAt) / 1000), hits, bytes: entry.bytes });
+    }
+    return out;
+  }
+
+  resetCounters(): void {
+    this.store.resetCounters();
+    this.refusedFills = 0;
+  }
+
+  close(): void {
+    this.store.close();
+  }
+}
