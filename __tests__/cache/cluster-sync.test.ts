@@ -1,0 +1,137 @@
+/**
+ * The cross-worker protocol (cluster-sync.ts) on real caches, over an in-process bus with the PM2
+ * daemon's ordering (support/memory-daemon.ts). The real PM2 path is covered by pm2-cluster.test.ts.
+ */
+import pino from 'pino';
+import { createEnabledCache, type ReadCacheInternals } from '../../cache';
+import { monotonicMs } from '../../cache/clock';
+import type { ClusterSync } from '../../cache/cluster-sync';
+import { idKey } from '../../cache/keys';
+import { loadConfig } from '../../config';
+import { doc, hexId, overwriteChange } from './support/fixtures';
+import { MemoryDaemon, type MemoryTransport } from './support/memory-daemon';
+
+const T = 100;
+const L = 300;
+const logger = pino({ level: 'silent' });
+const config = loadConfig({ CACHE_SYNC_TIMEOUT_MS: String(T), CACHE_LEASE_MS: String(L) });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not reached');
+    await sleep(5);
+  }
+}
+
+function cluster(n: number) {
+  const daemon = new MemoryDaemon();
+  const workers: { cache: ReadCacheInternals; transport: MemoryTransport }[] = [];
+  const add = () => {
+    const transport = daemon.transport(String(workers.length));
+    const cache = createEnabledCache(config, logger, { transport });
+    workers.push({ cache, transport });
+    return workers[workers.length - 1];
+  };
+  for (let i = 0; i < n; i++) add();
+  return { daemon, workers, add, close: () => Promise.all(workers.map((w) => w.cache.close())) };
+}
+
+function fillId(c: ReadCacheInternals, seg: string, body: string) {
+  return c.worker.fill(c.worker.beginRead(c.sync.leaseEpoch()), c.sync.leaseEpoch(), { kind: 'id', key: idKey('id', seg), segment: seg }, body, {});
+}
+
+describe('cluster sync', () => {
+  test('workers join and hold leases; an invalidation resolves once every sibling dropped the entry', async () => {
+    const c = cluster(4);
+    await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+    const d = doc(hexId(), { n: 1 });
+    for (const w of c.workers) expect(fillId(w.cache, d._id, '{"n":1}')).toBe(true);
+    const t0 = monotonicMs();
+    await c.workers[0].cache.invalidate(overwriteChange(d, { n: 2 }).changes);
+    const took = monotonicMs() - t0;
+    for (const w of c.workers) expect(w.cache.worker.store.has(idKey('id', d._id))).toBe(false);
+    expect(took).toBeLessThan(T);
+    expect((c.workers[1].cache.sync as ClusterSync).view().sort()).toEqual(['0', '2', '3']);
+    await c.close();
+  });
+
+  test('a stopped sibling: the write waits out its lease (bounded by T + L) and it cannot serve the stale entry after resuming', async () => {
+    const c = cluster(3);
+    await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+    const d = doc(hexId(), { n: 1 });
+    for (const w of c.workers) fillId(w.cache, d._id, '{"n":1}');
+    const victim = c.workers[2];
+    victim.transport.stop();
+    const t0 = monotonicMs();
+    await c.workers[0].cache.invalidate(overwriteChange(d, { n: 2 }).changes);
+    const took = monotonicMs() - t0;
+    expect(took).toBeGreaterThanOrEqual(T);
+    expect(took).toBeLessThanOrEqual(T + L + 50);
+    // By the time the writer answered, the victim's lease has run out: it may not serve its copy.
+    expect(victim.cache.sync.canServe()).toBe(false);
+    expect(victim.cache.worker.store.has(idKey('id', d._id))).toBe(false); // the lapse cleared it
+    await sleep(L); // stopped for a while longer
+    victim.transport.resume();
+    await until(() => victim.cache.sync.canServe());
+    expect(victim.cache.worker.store.has(idKey('id', d._id))).toBe(false);
+    // the others kept or regained their leases once the silent member dropped out of their view
+    await until(() => c.workers[0].cache.sync.canServe() && c.workers[1].cache.sync.canServe());
+    await c.close();
+  });
+
+  test('a stopped sibling that still holds the stale entry in memory cannot use it: its lease lapsed and renewal clears first', async () => {
+    const c = cluster(2);
+    await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+    const d = doc(hexId(), { n: 1 });
+    const victim = c.workers[1];
+    fillId(victim.cache, d._id, '{"n":1}');
+    victim.transport.stop();
+    // the victim does not even run its lease check while "stopped": its entry is still there
+    await c.workers[0].cache.invalidate(overwriteChange(d, { n: 2 }).changes);
+    victim.transport.resume();
+    // any serve decision now sees the lapsed lease
+    expect(victim.cache.sync.canServe()).toBe(false);
+    await until(() => victim.cache.sync.canServe());
+    expect(victim.cache.worker.store.has(idKey('id', d._id))).toBe(false);
+    await c.close();
+  });
+
+  test('a new worker joins before it may publish, and its invalidations reach everyone', async () => {
+    const c = cluster(2);
+    await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+    const d = doc(hexId(), { n: 1 });
+    for (const w of c.workers) fillId(w.cache, d._id, '{"n":1}');
+    const late = c.add();
+    await late.cache.invalidate(overwriteChange(d, { n: 2 }).changes); // waits for its join
+    expect((late.cache.sync as ClusterSync).isJoined).toBe(true);
+    for (const w of c.workers.slice(0, 2)) expect(w.cache.worker.store.has(idKey('id', d._id))).toBe(false);
+    await c.close();
+  });
+
+  test('a read that began before the worker held its lease never fills (it may have missed invalidations)', async () => {
+    const c = cluster(2);
+    const late = c.add();
+    const token = late.cache.worker.beginRead(late.cache.sync.leaseEpoch()); // before its first lease
+    await until(() => late.cache.sync.canServe());
+    const info = { kind: 'id' as const, key: idKey('id', 'early'), segment: 'early' };
+    expect(late.cache.worker.fill(token, late.cache.sync.leaseEpoch(), info, '{}', {})).toBe(false);
+    expect(fillId(late.cache, 'early', '{}')).toBe(true); // a read that begins now may
+    await c.close();
+  });
+
+  test('stats gather every worker; clear empties every worker', async () => {
+    const c = cluster(3);
+    await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+    c.workers.forEach((w, i) => {
+      for (let k = 0; k <= i; k++) fillId(w.cache, `seg${i}-${k}`, '{}');
+    });
+    const s = await c.workers[1].cache.sync.clusterStats(false);
+    expect(s.workers.map((w) => w.worker).sort()).toEqual(['0', '1', '2']);
+    expect(s.workers.reduce((n, w) => n + Number(w.entries), 0)).toBe(6);
+    await c.workers[0].cache.invalidate([{ before: null, after: null }]);
+    for (const w of c.workers) expect(w.cache.worker.store.entries).toBe(0);
+    await c.close();
+  });
+});

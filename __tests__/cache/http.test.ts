@@ -1,0 +1,146 @@
+/**
+ * The cache inside the real app (createTestServer({caching: true})): every write route drops what
+ * it makes stale — and keeps unrelated entries — as seen through X-Cache on the read routes.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import request from 'supertest';
+
+const supportFile = path.join(__dirname, '..', 'support', 'app.ts');
+const haveApp = fs.existsSync(supportFile);
+const d = haveApp ? describe : describe.skip;
+
+type Obj = Record<string, unknown> & { '@id': string };
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Server = { app: any; token(agent?: string): string | Promise<string>; close(): Promise<void> };
+
+d('cache over HTTP (real app)', () => {
+  let srv: Server;
+  let token: string;
+  const seg = (o: Obj) => o['@id'].split('/').pop()!;
+  const objOf = (body: unknown): Obj => {
+    const b = body as Record<string, unknown>;
+    return ((b?.new_obj_state as Obj | undefined) ?? (b as Obj));
+  };
+  const get = (url: string) => request(srv.app).get(url);
+  const query = (filter: unknown) => request(srv.app).post('/v1/api/query').send(filter as object);
+  const auth = (r: request.Test) => r.set('Authorization', `Bearer ${token}`);
+  const create = async (body: Record<string, unknown>) => {
+    const r = await auth(request(srv.app).post('/v1/api/create')).send(body);
+    expect(r.status).toBe(201);
+    return objOf(r.body);
+  };
+  const cached = async (url: string) => {
+    await get(url);
+    return (await get(url)).headers['x-cache'];
+  };
+  const cachedQuery = async (f: unknown) => {
+    await query(f);
+    return (await query(f)).headers['x-cache'];
+  };
+
+  beforeAll(async () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const mod = require(supportFile) as { createTestServer(o: { caching: boolean }): Promise<Server> | Server };
+    srv = await mod.createTestServer({ caching: true });
+    token = await srv.token();
+  });
+  afterAll(async () => {
+    await srv?.close();
+  });
+
+  test('reads are cached: MISS then HIT, X-Worker present, HEAD from the GET entry', async () => {
+    const a = await create({ type: 'HttpCacheTest', tag: 'read' });
+    const r1 = await get(`/v1/id/${seg(a)}`);
+    const r2 = await get(`/v1/id/${seg(a)}`);
+    expect([r1.headers['x-cache'], r2.headers['x-cache']]).toEqual(['MISS', 'HIT']);
+    expect(r2.body).toEqual(r1.body);
+    expect(r2.headers['x-worker']).toBeDefined();
+    expect((await request(srv.app).head(`/v1/id/${seg(a)}`)).headers['x-cache']).toBe('HIT');
+  });
+
+  test('each write drops what it makes stale and keeps unrelated entries', async () => {
+    const tag = `w${Date.now()}`;
+    const u = await create({ type: 'HttpCacheUnrelated', tag: `${tag}-u` });
+    const a = await create({ type: 'HttpCacheTest', tag });
+    const unrelated = async () => {
+      expect((await get(`/v1/id/${seg(u)}`)).headers['x-cache']).toBe('HIT');
+      expect((await query({ tag: `${tag}-u` })).headers['x-cache']).toBe('HIT');
+    };
+    expect(await cached(`/v1/id/${seg(u)}`)).toBe('HIT');
+    expect(await cachedQuery({ tag: `${tag}-u` })).toBe('HIT');
+
+    // create: a query matching the new object is dropped
+    expect(await cachedQuery({ type: 'HttpCacheTest', tag })).toBe('HIT');
+    const b = await create({ type: 'HttpCacheTest', tag });
+    const q = await query({ type: 'HttpCacheTest', tag });
+    expect(q.headers['x-cache']).toBe('MISS');
+    expect(q.body).toHaveLength(2);
+    await unrelated();
+
+    // update: new version; the old id, the query and the tree's history/since are dropped
+    expect(await cached(`/v1/id/${seg(a)}`)).toBe('HIT');
+    expect(await cached(`/v1/since/${seg(a)}`)).toBe('HIT');
+    expect(await cachedQuery({ tag })).toBe('HIT');
+    const up = await auth(request(srv.app).put('/v1/api/update')).send({ '@id': a['@id'], type: 'HttpCacheTest', tag, v: 2 });
+    expect(up.status).toBeLessThan(300);
+    const a2 = objOf(up.body);
+    expect((await get(`/v1/id/${seg(a)}`)).headers['x-cache']).toBe('MISS');
+    const since = await get(`/v1/since/${seg(a)}`);
+    expect(since.headers['x-cache']).toBe('MISS');
+    expect(JSON.stringify(since.body)).toContain(seg(a2));
+    expect((await query({ tag })).headers['x-cache']).toBe('MISS');
+    await unrelated();
+
+    // history of the new version, then a further update drops it (same tree)
+    expect(await cached(`/v1/history/${seg(a2)}`)).toBe('HIT');
+    const up2 = await auth(request(srv.app).put('/v1/api/update')).send({ '@id': a2['@id'], type: 'HttpCacheTest', tag, v: 3 });
+    expect(up2.status).toBeLessThan(300);
+    expect((await get(`/v1/history/${seg(a2)}`)).headers['x-cache']).toBe('MISS');
+
+    // overwrite: same id, new content
+    expect(await cached(`/v1/id/${seg(b)}`)).toBe('HIT');
+    const ow = await auth(request(srv.app).put('/v1/api/overwrite')).send({ '@id': b['@id'], type: 'HttpCacheTest', tag, v: 'over' });
+    expect(ow.status).toBe(200);
+    const gb = await get(`/v1/id/${seg(b)}`);
+    expect(gb.headers['x-cache']).toBe('MISS');
+    expect(gb.body.v).toBe('over');
+    await unrelated();
+
+    // patch / set / unset
+    for (const [route, body] of [
+      ['patch', { '@id': b['@id'], v: 'patched' }],
+      ['set', { '@id': b['@id'], extra: 1 }],
+      ['unset', { '@id': b['@id'], extra: null }],
+    ] as const) {
+      const cur = objOf((await get(`/v1/id/${seg(b)}`)).body);
+      void cur;
+      expect(await cachedQuery({ tag, type: 'HttpCacheTest' })).toBe('HIT');
+      const r = await auth(request(srv.app).patch(`/v1/api/${route}`)).send(body);
+      expect(r.status).toBeLessThan(300);
+      expect((await query({ tag, type: 'HttpCacheTest' })).headers['x-cache']).toBe('MISS');
+    }
+    await unrelated();
+
+    // delete: the id entry and matching queries are dropped
+    expect(await cached(`/v1/id/${seg(u)}`)).toBe('HIT');
+    const del = await auth(request(srv.app).delete(`/v1/api/delete/${seg(u)}`));
+    expect(del.status).toBeLessThan(300);
+    expect((await get(`/v1/id/${seg(u)}`)).status).not.toBe(200);
+    const qd = await query({ tag: `${tag}-u` });
+    expect(qd.headers['x-cache']).toBe('MISS');
+    expect(qd.body).toEqual([]);
+  });
+
+  test('stats and clear through the router', async () => {
+    const s = await get('/v1/api/cache/stats?details=true');
+    expect(s.status).toBe(200);
+    expect(s.body.enabled).toBe(true);
+    expect(s.body.entries).toBeGreaterThan(0);
+    expect(Array.isArray(s.body.workers[0].details)).toBe(true);
+    expect((await request(srv.app).post('/v1/api/cache/clear')).status).toBe(401);
+    const c = await auth(request(srv.app).post('/v1/api/cache/clear'));
+    expect(c.status).toBe(200);
+    expect((await get('/v1/api/cache/stats')).body.entries).toBe(0);
+  });
+});

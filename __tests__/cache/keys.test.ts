@@ -1,0 +1,57 @@
+import type { Request } from 'express';
+import { canonicalFilter, keyForRequest, queryKey, searchKey, stableStringify } from '../../cache/keys';
+import { idSegment, idSegmentsOf, treeSegmentsOf } from '../../cache/rerum-ids';
+import { doc, ID_PREFIX } from './support/fixtures';
+
+function req(method: string, params: Record<string, string>, body?: unknown, query: Record<string, string> = {}, path = '/'): Request {
+  return { method, params, body, query, path } as unknown as Request;
+}
+
+describe('cache key scheme', () => {
+  test('id, history and since keys use the id path segment', () => {
+    expect(keyForRequest('id', req('GET', { id: 'abc123' }))?.key).toBe('id:abc123');
+    expect(keyForRequest('history', req('GET', { _id: 'abc123' }))?.key).toBe('history:abc123');
+    expect(keyForRequest('since', req('HEAD', {}, undefined, {}, '/v1/since/abc123'))?.key).toBe('since:abc123');
+    expect(keyForRequest('id', req('POST', { id: 'abc' }))).toBeUndefined();
+  });
+
+  test('query key: filter with order-free keys sorted, plus limit and skip', () => {
+    const a = keyForRequest('query', req('POST', {}, { type: 'Annotation', creator: 'u1' }, { limit: '10', skip: '0' }))!;
+    const b = keyForRequest('query', req('POST', {}, { creator: 'u1', type: 'Annotation' }, { skip: '0', limit: '10' }))!;
+    expect(a.key).toBe(b.key);
+    expect(a.key).toBe('query:{"filter":{"creator":"u1","type":"Annotation"},"limit":10,"skip":0}');
+    const c = keyForRequest('query', req('POST', {}, { type: 'Annotation', creator: 'u1' }, { limit: '11' }))!;
+    expect(c.key).not.toBe(a.key);
+    expect(queryKey({ a: 1 }, undefined, undefined)).toBe('query:{"filter":{"a":1},"limit":null,"skip":null}');
+  });
+
+  test('operator documents and $or branches are sorted, literal sub-documents keep their order', () => {
+    expect(canonicalFilter({ b: { $lt: 5, $gt: 1 }, a: 1, $or: [{ y: 1, x: 2 }] })).toEqual({ $or: [{ x: 2, y: 1 }], a: 1, b: { $gt: 1, $lt: 5 } });
+    expect(JSON.stringify(canonicalFilter({ $or: [{ y: 1, x: 2 }] }))).toBe('{"$or":[{"x":2,"y":1}]}');
+    // {a: {c, b}} and {a: {b, c}} are different MongoDB queries (embedded-document equality is ordered)
+    expect(queryKey({ a: { c: 1, b: 2 } }, undefined, undefined)).not.toBe(queryKey({ a: { b: 2, c: 1 } }, undefined, undefined));
+  });
+
+  test('search keys cover body, options and pagination', () => {
+    const a = keyForRequest('search', req('POST', {}, { searchText: 'x', options: { b: 1, a: 2 } }, { limit: '5' }))!;
+    expect(a.key).toBe('search:{"body":{"options":{"a":2,"b":1},"searchText":"x"},"limit":5,"skip":null}');
+    expect(keyForRequest('searchPhrase', req('POST', {}, 'medieval manuscript'))!.key).toBe(searchKey('searchPhrase', 'medieval manuscript', undefined, undefined));
+    expect(a.key.startsWith('search:')).toBe(true);
+  });
+
+  test('stableStringify sorts keys at every level', () => {
+    expect(stableStringify({ b: [{ d: 1, c: 2 }], a: null })).toBe('{"a":null,"b":[{"c":2,"d":1}]}');
+  });
+
+  test('id segments from full URLs, bare ids and deleted markers', () => {
+    expect(idSegment(ID_PREFIX + 'abc')).toBe('abc');
+    expect(idSegment('abc')).toBe('abc');
+    expect(idSegment('https://x/y/abc/?q=1#f')).toBe('abc');
+    const d = doc('aaa', { type: 'T' });
+    expect(idSegmentsOf(d).sort()).toEqual(['aaa']);
+    expect(idSegmentsOf({ _id: 'bbb', __deleted: { object: { '@id': ID_PREFIX + 'ccc' } } }).sort()).toEqual(['bbb', 'ccc']);
+    const child = doc('ddd', {}, { prime: ID_PREFIX + 'aaa', previous: ID_PREFIX + 'aaa' });
+    expect(treeSegmentsOf(child).sort()).toEqual(['aaa', 'ddd']);
+    expect(treeSegmentsOf(d)).toEqual(['aaa']);
+  });
+});

@@ -1,0 +1,128 @@
+/**
+ * The real thing: a PM2 cluster of 4 workers (ecosystem.config.cjs, private PM2_HOME, shared
+ * database), requests on fresh connections so PM2's round robin spreads them over the workers.
+ *
+ * - 1,000 rounds of PUT /v1/api/overwrite → GET /v1/id/{id} ×3 + POST /v1/api/query: 0 stale reads,
+ *   reads served by workers other than the writer, and cache HITs do happen (so staleness could show);
+ * - a worker SIGSTOPped for 2 s mid-run and resumed: still 0 stale, and no write served by a running
+ *   worker waits longer than the documented bound max(T, L) ≤ T + L;
+ * - /v1/api/cache/stats sums every worker (and matches what the client saw);
+ * - /v1/api/cache/clear empties every worker.
+ * Self-contained: builds, starts, stops and removes everything (bench/support/cluster-harness.ts).
+ */
+import { createObject, percentile, request, startCluster, type Cluster } from '../../bench/support/cluster-harness';
+
+const T = 300; // CACHE_SYNC_TIMEOUT_MS
+const L = 600; // CACHE_LEASE_MS
+const ROUNDS = Number(process.env.PM2_TEST_ROUNDS ?? 1000);
+const STOP_AT = Math.floor(ROUNDS * 0.4);
+
+jest.setTimeout(170_000);
+
+describe('PM2 cluster (4 workers)', () => {
+  let c: Cluster;
+
+  beforeAll(async () => {
+    c = await startCluster({ instances: 4, env: { CACHE_SYNC_TIMEOUT_MS: String(T), CACHE_LEASE_MS: String(L), CACHE_MAX_ENTRIES: '10000' } });
+    // eslint-disable-next-line no-console
+    console.log(`pm2 cluster test against the ${c.target} server at ${c.base}`);
+  });
+
+  afterAll(async () => {
+    await c?.stop();
+  });
+
+  test('no stale reads across workers, also around a stopped worker; writes stay within the bound; stats and clear cover every worker', async () => {
+    const rid = `race-${Date.now()}`;
+    const id = await createObject(c, { type: 'CacheRaceTest', rid, n: 0 });
+    const seg = id.split('/').pop()!;
+    let warmHits = 0;
+    for (let k = 0; k < 8; k++) if ((await request('GET', `${c.base}/v1/id/${seg}`)).headers['x-cache'] === 'HIT') warmHits++;
+
+    const pids = await c.pids();
+    const victimId = [...pids.keys()].sort()[1];
+    const victimPid = pids.get(victimId)!;
+
+    let stale = 0;
+    let crossWorkerRounds = 0;
+    let hits = 0;
+    let misses = 0;
+    const writes: { ms: number; start: number; end: number }[] = [];
+    let resumedAt = Infinity;
+    let stopTimer: Promise<void> | undefined;
+    const staleSamples: string[] = [];
+    const now = () => Number(process.hrtime.bigint()) / 1e6;
+
+    for (let i = 1; i <= ROUNDS; i++) {
+      if (i === STOP_AT) {
+        process.kill(victimPid, 'SIGSTOP');
+        stopTimer = new Promise((res) =>
+          setTimeout(() => {
+            process.kill(victimPid, 'SIGCONT');
+            resumedAt = now();
+            res();
+          }, 2000),
+        );
+      }
+      const start = now();
+      const w = await request('PUT', `${c.base}/v1/api/overwrite`, { body: { '@id': id, type: 'CacheRaceTest', rid, n: i }, token: c.token });
+      if (w.status !== 200) throw new Error(`overwrite ${w.status}: ${w.text}`);
+      writes.push({ ms: w.ms, start, end: now() });
+      // read right after the write's response, one after the other, on fresh connections
+      const servedBy = new Set<string>();
+      for (let k = 0; k < 6; k++) {
+        const r = k < 5 ? await request('GET', `${c.base}/v1/id/${seg}`) : await request('POST', `${c.base}/v1/api/query`, { body: { rid } });
+        const body = r.json as { n?: number } | { n?: number }[];
+        const n = Array.isArray(body) ? (body.length === 1 ? body[0].n : undefined) : body?.n;
+        if (n !== i) {
+          stale++;
+          if (staleSamples.length < 5) staleSamples.push(`round ${i}: got ${JSON.stringify(n)} from worker ${String(r.headers['x-worker'])} (${String(r.headers['x-cache'])})`);
+        }
+        servedBy.add(String(r.headers['x-worker']));
+        if (r.headers['x-cache'] === 'HIT') hits++;
+        if (r.headers['x-cache'] === 'MISS') misses++;
+      }
+      if (servedBy.size >= 2) crossWorkerRounds++; // at least one read was not served by the writer
+    }
+    await stopTimer;
+
+    const bound = Math.max(T, L);
+    // A write slower than the bound is only acceptable if it sat in the stopped worker itself,
+    // i.e. it started before the resume and finished right after it.
+    const slow = writes.filter((w) => w.ms > bound + 400);
+    const unexplained = slow.filter((w) => !(w.start < resumedAt && w.end >= resumedAt - 50));
+    const running = writes.filter((w) => !slow.includes(w));
+    // eslint-disable-next-line no-console
+    console.log(
+      `rounds=${ROUNDS} stale=${stale} crossWorkerRounds=${crossWorkerRounds} hits=${hits} misses=${misses} ` +
+        `write p50=${percentile(writes.map((w) => w.ms), 50).toFixed(1)}ms p99=${percentile(writes.map((w) => w.ms), 99).toFixed(1)}ms ` +
+        `max(not held by the stopped worker)=${Math.max(...running.map((w) => w.ms)).toFixed(0)}ms bound=max(T,L)=${bound}ms slow=${slow.map((w) => Math.round(w.ms)).join(',')}`,
+    );
+    expect(staleSamples).toEqual([]);
+    expect(stale).toBe(0);
+    expect(crossWorkerRounds).toBeGreaterThan(ROUNDS * 0.9);
+    expect(hits).toBeGreaterThan(ROUNDS / 2); // the cache really served, so staleness could have shown
+    expect(unexplained).toEqual([]);
+    // the stop really exercised the failure rule: some write waited for the stopped sibling
+    expect(writes.some((w) => w.ms >= T)).toBe(true);
+
+    // stats: summed over all 4 workers, and they add up to what this client saw
+    const s = await request('GET', `${c.base}/v1/api/cache/stats?details=true`);
+    const stats = s.json as { workerCount: number; hits: number; misses: number; entries: number; workers: { worker: string; hits: number; misses: number; entries: number; details: { key: string }[] }[] };
+    expect(stats.workerCount).toBe(4);
+    expect(new Set(stats.workers.map((w) => w.worker)).size).toBe(4);
+    expect(stats.hits).toBe(stats.workers.reduce((n, w) => n + w.hits, 0));
+    expect(stats.entries).toBe(stats.workers.reduce((n, w) => n + w.entries, 0));
+    expect(stats.hits).toBe(hits + warmHits);
+    expect(stats.workers.some((w) => w.details.some((d) => d.key === `id:${seg}`))).toBe(true);
+
+    // clear: every worker empty afterwards
+    expect((await request('POST', `${c.base}/v1/api/cache/clear`)).status).toBe(c.target === 'real' ? 401 : 200);
+    const cl = await request('POST', `${c.base}/v1/api/cache/clear`, { token: c.token });
+    expect(cl.status).toBe(200);
+    const s2 = (await request('GET', `${c.base}/v1/api/cache/stats`)).json as { entries: number; workers: { entries: number }[] };
+    expect(s2.entries).toBe(0);
+    expect(s2.workers.every((w) => w.entries === 0)).toBe(true);
+    for (let k = 0; k < 4; k++) expect((await request('GET', `${c.base}/v1/id/${seg}`)).headers['x-cache']).toBe('MISS');
+  });
+});

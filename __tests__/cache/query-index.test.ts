@@ -1,0 +1,175 @@
+import { Query } from 'mingo';
+import { CacheIndex, preparePlan } from '../../cache/invalidation';
+import { compileFilter } from '../../cache/matcher';
+import { indexTerms, QueryIndex, valuesAtPath, canonicalValue } from '../../cache/query-index';
+import { EntryStore } from '../../cache/store';
+
+/** Small deterministic PRNG (mulberry32). */
+function rng(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const SCALARS: unknown[] = [1, 2, 3, 'x', 'y', true, false, null, 0];
+const FIELDS = ['a', 'b', 'c', 'a.b', 'a.c', 'd.e', 'tags', 'a.0', 'n.m.k'];
+
+function gen(seed: number) {
+  const r = rng(seed);
+  const pick = <T>(xs: T[]): T => xs[Math.floor(r() * xs.length)];
+  const scalar = () => pick(SCALARS);
+  const value = (depth = 0): unknown => {
+    const k = r();
+    if (depth < 2 && k < 0.15) return [scalar(), scalar()];
+    if (depth < 2 && k < 0.25) return { b: scalar() };
+    if (depth < 2 && k < 0.3) return [{ b: scalar(), c: scalar() }, { b: scalar() }];
+    return scalar();
+  };
+  const cond = (depth: number): unknown => {
+    const k = r();
+    if (k < 0.3) return value();
+    if (k < 0.4) return { $eq: value() };
+    if (k < 0.52) return { $in: [scalar(), scalar(), ...(r() < 0.3 ? [[1, 2]] : [])] };
+    if (k < 0.58) return { $ne: scalar() };
+    if (k < 0.64) return { $gt: pick([0, 1, 2]) };
+    if (k < 0.7) return { $exists: r() < 0.5 };
+    if (k < 0.75) return { $all: [scalar()] };
+    if (k < 0.8) return { $nin: [scalar()] };
+    if (k < 0.85) return { $regex: pick(['x', '^y', '.']) };
+    if (k < 0.9 && depth < 2) return { $elemMatch: { b: scalar() } };
+    if (k < 0.95) return { $size: pick([0, 1, 2]) };
+    return { $eq: value(), $in: [scalar()] };
+  };
+  const filter = (depth = 0): Record<string, unknown> => {
+    const f: Record<string, unknown> = {};
+    const n = 1 + Math.floor(r() * 3);
+    for (let i = 0; i < n; i++) {
+      const k = r();
+      if (depth < 2 && k < 0.15) f.$or = [filter(depth + 1), filter(depth + 1)];
+      else if (depth < 2 && k < 0.22) f.$and = [filter(depth + 1), filter(depth + 1)];
+      else if (depth < 2 && k < 0.26) f.$nor = [filter(depth + 1)];
+      else f[pick(FIELDS)] = cond(depth);
+    }
+    return f;
+  };
+  const doc = (): Record<string, unknown> => {
+    const d: Record<string, unknown> = { _id: 'x' + Math.floor(r() * 1e9) };
+    for (const f of ['a', 'b', 'c', 'tags']) if (r() < 0.7) d[f] = value();
+    if (r() < 0.5) d.d = { e: value() };
+    if (r() < 0.3) d.d = [{ e: scalar() }, { e: value() }];
+    if (r() < 0.3) d.n = { m: [{ k: scalar() }, { k: [scalar()] }] };
+    return d;
+  };
+  return { filter, doc };
+}
+
+describe('query index', () => {
+  test('terms: equalities, $in, $or of equalities, AND picks one conjunct, the rest always-test', () => {
+    expect(indexTerms({ type: 'Annotation' })).toEqual([{ path: 'type', value: 's:Annotation' }]);
+    expect(indexTerms({ a: { $in: [1, 'x'] } })?.map((t) => t.value)).toEqual(['n:1', 's:x']);
+    expect(indexTerms({ $or: [{ a: 1 }, { 'b.c': 'z' }] })).toEqual([{ path: 'a', value: 'n:1' }, { path: 'b.c', value: 's:z' }]);
+    expect(indexTerms({ a: { $gt: 1 }, b: 2 })).toEqual([{ path: 'b', value: 'n:2' }]);
+    expect(indexTerms({ a: null })).toBeUndefined();
+    expect(indexTerms({ a: { $in: [1, null] } })).toBeUndefined();
+    expect(indexTerms({ $or: [{ a: 1 }, { b: { $gt: 1 } }] })).toBeUndefined();
+    expect(indexTerms({ a: { $ne: 1 } })).toBeUndefined();
+    expect(indexTerms({ $where: 'true' })).toBeUndefined();
+  });
+
+  test('document values: arrays, arrays of sub-documents, nested dotted paths, numeric components', () => {
+    const d = { a: [1, 2], s: [{ b: 'x' }, { b: ['y'] }], n: { m: { k: 3 } }, t: [[5]] };
+    expect(valuesAtPath(d, 'a')).toEqual(new Set([canonicalValue([1, 2]), 'n:1', 'n:2']));
+    const sb = valuesAtPath(d, 's.b');
+    for (const v of ['s:x', canonicalValue(['y']), 's:y']) expect(sb.has(v)).toBe(true);
+    expect(sb.has(canonicalValue(['x', ['y']]))).toBe(true); // mingo also compares the collected values
+    expect(valuesAtPath(d, 'n.m.k')).toEqual(new Set(['n:3']));
+    expect(valuesAtPath(d, 'missing').size).toBe(0);
+    expect(valuesAtPath(d, 'a.1').has('n:2')).toBe(true);
+    expect(valuesAtPath(d, 't').has('n:5')).toBe(true);
+  });
+
+  test('a matching document finds its filter through the index (array, sub-document, $in, $or cases)', () => {
+    const idx = new QueryIndex();
+    idx.add('f1', { a: 1 });
+    idx.add('f2', { 'a.b': 'x' });
+    idx.add('f3', { tags: { $in: ['p', 'q'] } });
+    idx.add('f4', { $or: [{ type: 'T' }, { kind: 'K' }] });
+    idx.add('f5', { a: { $gt: 0 } });
+    idx.add('unrelated', { type: 'Other' });
+    expect(idx.alwaysTestSize).toBe(1);
+    expect([...idx.candidates({ a: [1, 2] })].sort()).toEqual(['f1', 'f5']);
+    expect([...idx.candidates({ a: [{ b: 'z' }, { b: 'x' }] })].sort()).toEqual(['f2', 'f5']);
+    expect([...idx.candidates({ tags: ['q'] })].sort()).toEqual(['f3', 'f5']);
+    expect([...idx.candidates({ kind: 'K' })].sort()).toEqual(['f4', 'f5']);
+    idx.remove('f5');
+    expect([...idx.candidates({ type: 'Nope' })]).toEqual([]);
+  });
+
+  test('property: indexed invalidation drops exactly what brute-force mingo over all entries drops', () => {
+    const seed = Number(process.env.CACHE_PROPERTY_SEED ?? 20260124);
+    const rounds = Number(process.env.CACHE_PROPERTY_ROUNDS ?? 25);
+    const { filter, doc } = gen(seed);
+    for (let round = 0; round < rounds; round++) {
+      const store = new EntryStore({ maxEntries: 100000, maxBytes: 1e12, ttlSeconds: 0 });
+      const index = new CacheIndex(store);
+      const filters = new Map<string, Record<string, unknown>>();
+      const compiled = new Map<string, Query | undefined>();
+      for (let i = 0; i < 150; i++) {
+        const f = filter();
+        const key = `q${i}`;
+        filters.set(key, f);
+        let q: Query | undefined;
+        try {
+          q = new Query(f);
+        } catch {
+          q = undefined;
+        }
+        compiled.set(key, q);
+        store.set(key, 'query', 200, '[]', {});
+        index.track(key, { kind: 'query', filter: f, compiled: compileFilter(f) });
+      }
+      for (let j = 0; j < 30; j++) {
+        const docs = [doc(), doc()];
+        const plan = preparePlan({ all: false, docs });
+        const indexed = [...index.affectedKeys(plan)].sort();
+        const brute = [...compiled.entries()]
+          .filter(([, q]) =>
+            docs.some((d) => {
+              if (!q) return true; // mingo rejects the filter: the cache must drop it
+              try {
+                return q.test(d);
+              } catch {
+                return true;
+              }
+            }),
+          )
+          .map(([k]) => k)
+          .sort();
+        if (JSON.stringify(indexed) !== JSON.stringify(brute)) {
+          const missing = brute.filter((k) => !indexed.includes(k));
+          const extra = indexed.filter((k) => !brute.includes(k));
+          throw new Error(`mismatch: ${JSON.stringify({ missing: missing.map((k) => filters.get(k)), extra: extra.map((k) => filters.get(k)), docs })}`);
+        }
+      }
+      store.close();
+    }
+  });
+
+  test('cost: a write tests only candidates, not every cached query', () => {
+    const idx = new QueryIndex();
+    for (let i = 0; i < 10000; i++) idx.add(`q${i}`, { 'target.@id': `http://example.org/canvas/${i}`, type: 'Annotation', motivation: { $ne: 'x' } });
+    const d = { type: 'Annotation', target: { '@id': 'http://example.org/canvas/42' } };
+    // each filter is indexed under its most selective single term: equality on target.@id or type
+    const c = idx.candidates(d);
+    expect(c.has('q42')).toBe(true);
+    expect(c.size).toBeLessThanOrEqual(10000);
+    const idx2 = new QueryIndex();
+    for (let i = 0; i < 10000; i++) idx2.add(`q${i}`, { 'target.@id': `http://example.org/canvas/${i}` });
+    expect([...idx2.candidates(d)]).toEqual(['q42']);
+  });
+});
