@@ -1,0 +1,363 @@
+/**
+ * MongoDB conformance: drives the real `mongodb` driver against MONGO_TEST_URI only, so it runs
+ * unchanged against a real mongod (TEST_MONGO=uri TEST_MONGO_URI=mongodb://...).
+ */
+import { MongoServerError, ObjectId, type Collection, type Document } from 'mongodb';
+import { testDb, type TestDb } from '../support/mongo';
+
+let t: TestDb;
+beforeAll(async () => {
+  t = await testDb('conformance');
+});
+afterAll(async () => {
+  await t?.close();
+});
+
+const coll = (name: string): Collection<Document> => t.db.collection(name);
+const strip = (docs: Document[]): Document[] => docs.map(({ _id, ...rest }) => (void _id, rest));
+
+describe('CRUD', () => {
+  test('insertOne assigns an ObjectId and findOne returns it', async () => {
+    const c = coll('crud1');
+    const r = await c.insertOne({ a: 1 });
+    expect(r.insertedId).toBeInstanceOf(ObjectId);
+    const d = await c.findOne({ _id: r.insertedId });
+    expect(d).toEqual({ _id: r.insertedId, a: 1 });
+  });
+
+  test('string _id, insertMany, find by _id $in', async () => {
+    const c = coll('crud2');
+    await c.insertMany([{ _id: 'x' as unknown as ObjectId, v: 1 }, { _id: 'y' as unknown as ObjectId, v: 2 }, { _id: 'z' as unknown as ObjectId, v: 3 }]);
+    const docs = await c.find({ _id: { $in: ['x', 'z'] } } as Document).sort({ v: 1 }).toArray();
+    expect(docs.map((d) => d.v)).toEqual([1, 3]);
+    await expect(c.insertOne({ _id: 'x' as unknown as ObjectId })).rejects.toMatchObject({ code: 11000 });
+  });
+
+  test('returned documents are copies', async () => {
+    const c = coll('crud3');
+    await c.insertOne({ _id: 'k' as unknown as ObjectId, nested: { a: 1 }, arr: [1] });
+    const d = (await c.findOne({ _id: 'k' } as Document))!;
+    d.nested.a = 99;
+    d.arr.push(2);
+    expect(await c.findOne({ _id: 'k' } as Document)).toEqual({ _id: 'k', nested: { a: 1 }, arr: [1] });
+  });
+
+  test('cursor over several batches', async () => {
+    const c = coll('batches');
+    await c.insertMany(Array.from({ length: 10 }, (_, i) => ({ i })));
+    const cursor = c.find({}).sort({ i: 1 }).batchSize(2);
+    const seen: number[] = [];
+    for await (const d of cursor) seen.push(d.i);
+    expect(seen).toEqual([0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    const agg = await c.aggregate([{ $sort: { i: -1 } }], { batchSize: 3 }).toArray();
+    expect(agg.map((d) => d.i)).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
+    const early = c.find({}).batchSize(2);
+    await early.next();
+    await early.close();
+  });
+
+  test('sort / skip / limit (incl. negative limit)', async () => {
+    const c = coll('batches');
+    expect((await c.find({}).sort({ i: -1 }).skip(2).limit(3).toArray()).map((d) => d.i)).toEqual([7, 6, 5]);
+    expect((await c.find({}).sort({ i: 1 }).limit(-4).toArray()).map((d) => d.i)).toEqual([0, 1, 2, 3]);
+    expect((await c.find({}, { projection: { _id: 0, i: 1 } }).sort({ i: 1 }).limit(2).toArray())).toEqual([{ i: 0 }, { i: 1 }]);
+    expect((await c.find({ i: { $lt: 3 } }).sort({ $natural: -1 }).toArray()).map((d) => d.i)).toEqual([2, 1, 0]);
+  });
+});
+
+describe('filters', () => {
+  let c: Collection<Document>;
+  beforeAll(async () => {
+    c = coll('filters');
+    await c.insertMany([
+      { name: 'a', n: 1, tags: ['x', 'y'], sub: { k: 'p', deep: { v: 1 } }, '@id': 'http://e/1', items: [{ q: 1, w: 'a' }, { q: 5, w: 'b' }], __rerum: { history: { prime: 'root' } } },
+      { name: 'b', n: 2, tags: ['y'], sub: { k: 'q', deep: { v: 2 } }, id: 'http://e/2', items: [{ q: 2, w: 'c' }], __rerum: { history: { prime: 'http://e/1' } } },
+      { name: 'c', n: 3, tags: [], sub: { k: 'r' }, opt: null, items: [] },
+      { name: 'd', n: 4.5, s: 'Hello World', mixed: 'str' },
+      { name: 'e', n: -1, mixed: 7 },
+    ]);
+  });
+  const names = async (f: Document, sort: Document = { name: 1 }): Promise<string[]> =>
+    (await c.find(f).sort(sort).toArray()).map((d) => d.name);
+
+  test('nested and dotted', async () => {
+    expect(await names({ 'sub.k': 'q' })).toEqual(['b']);
+    expect(await names({ 'sub.deep.v': { $gte: 1 } })).toEqual(['a', 'b']);
+    expect(await names({ '__rerum.history.prime': 'root' })).toEqual(['a']);
+    expect(await names({ 'items.q': 5 })).toEqual(['a']);
+    expect(await names({ sub: { k: 'r' } })).toEqual(['c']);
+  });
+  test('$in/$nin/$or/$and/$ne/$gt', async () => {
+    expect(await names({ name: { $in: ['a', 'c', 'zz'] } })).toEqual(['a', 'c']);
+    expect(await names({ tags: { $in: ['x'] } })).toEqual(['a']);
+    expect(await names({ name: { $nin: ['a', 'b', 'c'] } })).toEqual(['d', 'e']);
+    expect(await names({ $or: [{ '@id': 'http://e/2' }, { id: 'http://e/2' }] })).toEqual(['b']);
+    expect(await names({ $or: [{ '@id': 'http://e/1' }, { id: 'http://e/1' }] })).toEqual(['a']);
+    expect(await names({ $and: [{ n: { $gt: 1 } }, { n: { $lt: 4 } }] })).toEqual(['b', 'c']);
+    expect(await names({ n: { $ne: 1 } })).toEqual(['b', 'c', 'd', 'e']);
+    expect(await names({ n: { $gt: 2 } })).toEqual(['c', 'd']);
+  });
+  test('$exists/$regex/$elemMatch/$size/$type', async () => {
+    expect(await names({ opt: { $exists: true } })).toEqual(['c']);
+    expect(await names({ opt: null })).toEqual(['a', 'b', 'c', 'd', 'e']);
+    expect(await names({ s: { $exists: false } })).toEqual(['a', 'b', 'c', 'e']);
+    expect(await names({ s: { $regex: '^hello', $options: 'i' } })).toEqual(['d']);
+    expect(await names({ s: /World$/ })).toEqual(['d']);
+    expect(await names({ items: { $elemMatch: { q: { $gt: 1 }, w: 'b' } } })).toEqual(['a']);
+    expect(await names({ tags: { $size: 0 } })).toEqual(['c']);
+    expect(await names({ tags: { $size: 2 } })).toEqual(['a']);
+    expect(await names({ mixed: { $type: 'string' } })).toEqual(['d']);
+    expect(await names({ mixed: { $type: 'number' } })).toEqual(['e']);
+    expect(await names({ n: { $type: 'double' } })).toEqual(['d']);
+  });
+  test('sort by nested field', async () => {
+    expect(await names({ 'sub.deep.v': { $exists: true } }, { 'sub.deep.v': -1 })).toEqual(['b', 'a']);
+  });
+});
+
+describe('ObjectId and Date', () => {
+  test('equality and ordering', async () => {
+    const c = coll('oid');
+    const ids = [new ObjectId('000000000000000000000001'), new ObjectId('000000000000000000000002'), new ObjectId('ffffffffffffffffffffff00')];
+    await c.insertMany([
+      { _id: ids[2], ref: ids[0], at: new Date('2024-03-01T00:00:00Z') },
+      { _id: ids[0], ref: ids[1], at: new Date('2024-01-01T00:00:00Z') },
+      { _id: ids[1], ref: ids[2], at: new Date('2024-02-01T00:00:00Z') },
+    ]);
+    expect((await c.findOne({ ref: new ObjectId(ids[1].toHexString()) }))?._id).toEqual(ids[0]);
+    expect(await c.findOne({ ref: ids[1].toHexString() })).toBeNull();
+    expect((await c.find({}).sort({ _id: -1 }).toArray()).map((d) => d._id.toHexString())).toEqual(ids.map((i) => i.toHexString()).reverse());
+    expect((await c.find({ _id: { $gt: ids[0] } }).sort({ _id: 1 }).toArray()).map((d) => d._id)).toEqual([ids[1], ids[2]]);
+    expect((await c.findOne({ at: new Date('2024-02-01T00:00:00Z') }))?._id).toEqual(ids[1]);
+    expect((await c.find({ at: { $lt: new Date('2024-02-15T00:00:00Z') } }).sort({ at: 1 }).toArray()).map((d) => d._id)).toEqual([ids[0], ids[1]]);
+    const d = await c.findOne({ _id: ids[2] });
+    expect(d?.at).toBeInstanceOf(Date);
+    expect(d?.ref).toBeInstanceOf(ObjectId);
+  });
+  test('mixed types sort in BSON order', async () => {
+    const c = coll('mixed');
+    await c.insertMany([
+      { k: 'd', v: new Date(0) },
+      { k: 'o', v: new ObjectId() },
+      { k: 's', v: 'str' },
+      { k: 'n', v: 5 },
+      { k: 'b', v: true },
+      { k: 'z', v: null },
+      { k: 'x', v: { a: 1 } },
+    ]);
+    expect((await c.find({}).sort({ v: 1 }).toArray()).map((d) => d.k).join('')).toBe('znsxobd');
+    expect((await c.aggregate([{ $sort: { v: -1 } }]).toArray()).map((d) => d.k).join('')).toBe('dboxsnz');
+    expect((await c.find({ v: { $type: 'objectId' } }).toArray()).map((d) => d.k)).toEqual(['o']);
+  });
+});
+
+describe('updates', () => {
+  test('$set (dotted creates subdocs) / $unset / $inc / $push / $pull / $addToSet', async () => {
+    const c = coll('upd');
+    const { insertedId } = await c.insertOne({ a: 1, list: [1, 2, 3], set: ['x'] });
+    const r = await c.updateOne({ _id: insertedId }, { $set: { 'x.y.z': 'deep', a: 2 }, $inc: { count: 3 }, $push: { list: 4 } } as Document);
+    expect(r).toMatchObject({ matchedCount: 1, modifiedCount: 1 });
+    await c.updateOne({ _id: insertedId }, { $pull: { list: { $gte: 3 } }, $addToSet: { set: { $each: ['x', 'y'] } }, $unset: { a: '' } } as Document);
+    expect(await c.findOne({ _id: insertedId }, { projection: { _id: 0 } })).toEqual({ list: [1, 2], set: ['x', 'y'], x: { y: { z: 'deep' } }, count: 3 });
+    const same = await c.updateOne({ _id: insertedId }, { $set: { count: 3 } });
+    expect(same).toMatchObject({ matchedCount: 1, modifiedCount: 0 });
+  });
+  test('updateMany, upsert, replaceOne', async () => {
+    const c = coll('upd2');
+    await c.insertMany([{ g: 1 }, { g: 1 }, { g: 2 }]);
+    expect(await c.updateMany({ g: 1 }, { $set: { hit: true } })).toMatchObject({ matchedCount: 2, modifiedCount: 2 });
+    const up = await c.updateOne({ key: 'new', 'sub.x': 1 }, { $set: { v: 1 }, $setOnInsert: { created: true } }, { upsert: true });
+    expect(up.upsertedCount).toBe(1);
+    expect(up.upsertedId).toBeInstanceOf(ObjectId);
+    expect(await c.findOne({ _id: up.upsertedId! }, { projection: { _id: 0 } })).toEqual({ key: 'new', sub: { x: 1 }, v: 1, created: true });
+    const again = await c.updateOne({ key: 'new' }, { $set: { v: 2 }, $setOnInsert: { created: false } }, { upsert: true });
+    expect(again).toMatchObject({ matchedCount: 1, modifiedCount: 1, upsertedCount: 0 });
+    const doc = (await c.findOne({ key: 'new' }))!;
+    expect(doc.created).toBe(true);
+    const rep = await c.replaceOne({ _id: doc._id }, { replaced: 1 });
+    expect(rep).toMatchObject({ matchedCount: 1, modifiedCount: 1 });
+    expect(await c.findOne({ _id: doc._id })).toEqual({ _id: doc._id, replaced: 1 });
+    await expect(c.updateOne({ _id: doc._id }, { $set: { _id: new ObjectId() } })).rejects.toBeInstanceOf(MongoServerError);
+  });
+  test('findOneAndUpdate / findOneAndDelete / deleteMany / counts', async () => {
+    const c = coll('fam');
+    await c.insertMany([{ k: 1, v: 'a' }, { k: 2, v: 'b' }, { k: 3, v: 'c' }]);
+    const after = await c.findOneAndUpdate({ k: 2 }, { $set: { v: 'B' } }, { returnDocument: 'after' });
+    expect(after?.v).toBe('B');
+    const before = await c.findOneAndUpdate({ k: 3 }, { $set: { v: 'C' } }, { returnDocument: 'before' });
+    expect(before?.v).toBe('c');
+    const ups = await c.findOneAndUpdate({ k: 9 }, { $set: { v: 'z' } }, { upsert: true, returnDocument: 'after', projection: { _id: 0 } });
+    expect(ups).toEqual({ k: 9, v: 'z' });
+    const none = await c.findOneAndUpdate({ k: 100 }, { $set: { v: 'z' } });
+    expect(none).toBeNull();
+    const first = await c.findOneAndDelete({}, { sort: { k: -1 } });
+    expect(first?.k).toBe(9);
+    expect(await c.countDocuments({})).toBe(3);
+    expect(await c.countDocuments({ k: { $gte: 2 } })).toBe(2);
+    expect(await c.estimatedDocumentCount()).toBe(3);
+    expect((await c.deleteMany({ k: { $lt: 3 } })).deletedCount).toBe(2);
+    expect((await c.deleteOne({ k: 3 })).deletedCount).toBe(1);
+    expect(await c.countDocuments()).toBe(0);
+  });
+  test('positional $, arrayFilters, $push with $each/$sort/$slice', async () => {
+    const c = coll('arrays');
+    const { insertedId } = await c.insertOne({ items: [{ q: 1, w: 'a' }, { q: 5, w: 'b' }], g: [1, 5, 9] });
+    await c.updateOne({ _id: insertedId, 'items.q': 5 }, { $set: { 'items.$.w': 'X' } });
+    await c.updateOne({ _id: insertedId }, { $set: { 'g.$[e]': 0 } }, { arrayFilters: [{ e: { $gt: 4 } }] });
+    await c.updateOne({ _id: insertedId }, { $push: { g: { $each: [3, 2], $sort: 1, $slice: -3 } } } as Document);
+    expect(await c.findOne({ _id: insertedId }, { projection: { _id: 0 } })).toEqual({ items: [{ q: 1, w: 'a' }, { q: 5, w: 'X' }], g: [1, 2, 3] });
+  });
+  test('distinct', async () => {
+    const c = coll('dist');
+    await c.insertMany([{ t: ['a', 'b'] }, { t: 'b' }, { t: 'c', x: 1 }, { u: 1 }]);
+    expect((await c.distinct('t')).sort()).toEqual(['a', 'b', 'c']);
+    expect(await c.distinct('t', { x: 1 })).toEqual(['c']);
+  });
+});
+
+describe('server', () => {
+  test('hello / ping / buildInfo', async () => {
+    const admin = t.client.db('admin');
+    expect(await admin.command({ ping: 1 })).toMatchObject({ ok: 1 });
+    const hello = await admin.command({ hello: 1 });
+    expect(hello).toMatchObject({ isWritablePrimary: true, ok: 1 });
+    expect(hello.maxWireVersion).toBeGreaterThanOrEqual(9);
+    expect((await admin.command({ buildInfo: 1 })).version).toMatch(/^\d+\.\d+/);
+    await expect(admin.command({ noSuchCommandHere: 1 })).rejects.toMatchObject({ code: 59 });
+  });
+});
+
+describe('indexes', () => {
+  test('unique index violation is MongoServerError 11000', async () => {
+    const c = coll('uniq');
+    await c.createIndex({ email: 1 }, { unique: true });
+    await c.insertOne({ email: 'a@x' });
+    const err = await c.insertOne({ email: 'a@x' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MongoServerError);
+    expect((err as MongoServerError).code).toBe(11000);
+    expect((err as MongoServerError).message).toMatch(/E11000 duplicate key error collection: .*uniq index: email_1 dup key/);
+    await c.insertOne({ email: 'b@x' });
+    await expect(c.updateOne({ email: 'b@x' }, { $set: { email: 'a@x' } })).rejects.toMatchObject({ code: 11000 });
+    const bulk = await c.insertMany([{ email: 'c@x' }, { email: 'a@x' }, { email: 'd@x' }], { ordered: false }).catch((e: unknown) => e);
+    expect((bulk as MongoServerError).code).toBe(11000);
+    expect(await c.countDocuments()).toBe(4);
+  });
+  test('queries answer the same with secondary indexes, across updates and deletes', async () => {
+    const c = coll('eqidx');
+    await c.createIndex({ '@id': 1 });
+    await c.createIndex({ id: 1 });
+    await c.createIndex({ '__rerum.history.prime': 1 });
+    await c.createIndex({ tags: 1, other: -1 });
+    await c.insertMany([
+      { n: 0, '@id': 'u0', tags: ['a', 'b'], __rerum: { history: { prime: 'root' } } },
+      { n: 1, id: 'u1', tags: 'a', __rerum: { history: { prime: 'u0' } } },
+      { n: 2, '@id': 'u2', tags: [], __rerum: { history: { prime: 'u0' } } },
+      { n: 3, '@id': 'u3', id: 'u3', tags: ['c'], __rerum: [{ history: { prime: 'u0' } }] },
+    ]);
+    const ns = async (f: Document): Promise<number[]> => (await c.find(f).toArray()).map((d) => d.n).sort();
+    expect(await ns({ '@id': 'u2' })).toEqual([2]);
+    expect(await ns({ $or: [{ '@id': 'u1' }, { id: 'u1' }] })).toEqual([1]);
+    expect(await ns({ $or: [{ '@id': 'u3' }, { id: 'u3' }] })).toEqual([3]);
+    expect(await ns({ '@id': { $in: ['u0', 'u3', 'zz'] } })).toEqual([0, 3]);
+    expect(await ns({ '__rerum.history.prime': 'u0' })).toEqual([1, 2, 3]);
+    expect(await ns({ '__rerum.history.prime': 'u0', n: { $gt: 1 } })).toEqual([2, 3]);
+    expect(await ns({ tags: 'a' })).toEqual([0, 1]);
+    expect(await ns({ tags: ['a', 'b'] })).toEqual([0]);
+    expect(await ns({ '@id': null })).toEqual([1]);
+    await c.updateOne({ n: 1 }, { $set: { '@id': 'moved', 'tags': ['z'] } });
+    expect(await ns({ '@id': 'moved' })).toEqual([1]);
+    expect(await ns({ tags: 'a' })).toEqual([0]);
+    await c.deleteOne({ '@id': 'u2' });
+    expect(await ns({ '__rerum.history.prime': 'u0' })).toEqual([1, 3]);
+    await c.dropIndex('tags_1_other_-1');
+    expect(await ns({ tags: 'z' })).toEqual([1]);
+  });
+  test('listIndexes / dropIndex / listCollections / drop', async () => {
+    const c = coll('idx');
+    await c.insertOne({ a: 1 });
+    await c.createIndex({ a: 1, b: -1 }, { name: 'ab' });
+    const idx = await c.listIndexes().toArray();
+    expect(idx.map((i) => i.name).sort()).toEqual(['_id_', 'ab']);
+    expect(idx.find((i) => i.name === 'ab')?.key).toEqual({ a: 1, b: -1 });
+    await c.dropIndex('ab');
+    expect((await c.listIndexes().toArray()).map((i) => i.name)).toEqual(['_id_']);
+    const names = (await t.db.listCollections({}, { nameOnly: true }).toArray()).map((x) => x.name);
+    expect(names).toContain('idx');
+    expect(await t.db.listCollections({ name: 'idx' }).toArray()).toHaveLength(1);
+    expect(await c.drop()).toBe(true);
+    expect((await t.db.listCollections({ name: 'idx' }).toArray())).toHaveLength(0);
+    await t.db.createCollection('made');
+    await expect(t.db.createCollection('made')).rejects.toMatchObject({ code: 48 });
+  });
+});
+
+describe('aggregation', () => {
+  test('$match/$group/$sort/$count/$addFields/$unwind/$lookup', async () => {
+    const orders = coll('orders');
+    const people = coll('people');
+    await people.insertMany([{ _id: 'p1' as unknown as ObjectId, name: 'Ann' }, { _id: 'p2' as unknown as ObjectId, name: 'Bob' }]);
+    await orders.insertMany([
+      { who: 'p1', amount: 5, items: ['a', 'b'] },
+      { who: 'p1', amount: 7, items: ['c'] },
+      { who: 'p2', amount: 1, items: [] },
+    ]);
+    const grouped = await orders.aggregate([{ $group: { _id: '$who', total: { $sum: '$amount' }, n: { $sum: 1 } } }, { $sort: { _id: 1 } }]).toArray();
+    expect(grouped).toEqual([{ _id: 'p1', total: 12, n: 2 }, { _id: 'p2', total: 1, n: 1 }]);
+    expect(await orders.aggregate([{ $match: { amount: { $gt: 2 } } }, { $count: 'c' }]).toArray()).toEqual([{ c: 2 }]);
+    const unwound = await orders.aggregate([{ $unwind: '$items' }, { $project: { _id: 0, items: 1 } }, { $sort: { items: 1 } }]).toArray();
+    expect(unwound).toEqual([{ items: 'a' }, { items: 'b' }, { items: 'c' }]);
+    const joined = await orders
+      .aggregate([
+        { $match: { amount: 7 } },
+        { $lookup: { from: 'people', localField: 'who', foreignField: '_id', as: 'person' } },
+        { $unwind: '$person' },
+        { $addFields: { double: { $multiply: ['$amount', 2] } } },
+        { $project: { _id: 0, name: '$person.name', double: 1 } },
+      ])
+      .toArray();
+    expect(joined).toEqual([{ double: 14, name: 'Ann' }]);
+    expect((await people.findOne({ _id: 'p1' } as Document))).toEqual({ _id: 'p1', name: 'Ann' });
+  });
+});
+
+describe('text search', () => {
+  test('$text with a text index, textScore projection and sort', async () => {
+    const c = coll('texts');
+    await expect(c.find({ $text: { $search: 'x' } }).toArray()).rejects.toMatchObject({ code: 27 });
+    await c.createIndex({ title: 'text', body: 'text' });
+    await c.insertMany([
+      { k: 1, title: 'Apple pie', body: 'An apple a day, apple apple' },
+      { k: 2, title: 'Banana bread', body: 'no fruit called apple here? well, one apple' },
+      { k: 3, title: 'Cherry', body: 'cherry tart' },
+      { k: 4, title: 'Durian', body: 'king of fruit' },
+    ]);
+    await c.createIndex({ title: 'text', body: 'text' });
+    const res = await c
+      .find({ $text: { $search: 'apple' } }, { projection: { _id: 0, k: 1, score: { $meta: 'textScore' } } })
+      .sort({ score: { $meta: 'textScore' } })
+      .toArray();
+    expect(res.map((d) => d.k)).toEqual([1, 2]);
+    expect(res[0].score).toBeGreaterThan(res[1].score);
+    const either = await c.find({ $text: { $search: 'cherry durian' } }).sort({ k: 1 }).toArray();
+    expect(either.map((d) => d.k)).toEqual([3, 4]);
+    const phrase = await c.find({ $text: { $search: '"king of fruit"' } }).toArray();
+    expect(phrase.map((d) => d.k)).toEqual([4]);
+    const agg = await c
+      .aggregate([
+        { $match: { $text: { $search: 'apple' } } },
+        { $addFields: { score: { $meta: 'textScore' } } },
+        { $sort: { score: -1 } },
+        { $project: { _id: 0, k: 1 } },
+      ])
+      .toArray();
+    expect(agg).toEqual([{ k: 1 }, { k: 2 }]);
+  });
+  test('wildcard text index covers nested strings', async () => {
+    const c = coll('texts_wild');
+    await c.createIndex({ '$**': 'text' });
+    await c.insertMany([{ k: 1, a: { b: ['needle in array'] } }, { k: 2, other: 'hay' }, { k: 3, deep: { x: { y: 'Needle' } } }]);
+    const res = await c.find({ $text: { $search: 'needle' } }).sort({ k: 1 }).toArray();
+    expect(res.map((d) => d.k)).toEqual([1, 3]);
+    expect(await c.countDocuments({ $text: { $search: 'hay' } })).toBe(1);
+  });
+});

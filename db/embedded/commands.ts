@@ -1,0 +1,758 @@
+/**
+ * Command dispatch. Every handler is synchronous over the in-memory storage; any thrown error
+ * becomes `{ok: 0, errmsg, code, codeName}` (CommandError carries code/codeName, mingo errors map
+ * to BadValue). Write commands report per-statement failures in `writeErrors` with ok: 1, as mongod.
+ */
+import { BSON, calculateObjectSize, ObjectId } from 'bson';
+import { CursorManager } from './cursors';
+import {
+  compareBson,
+  compileFilter,
+  compileProjection,
+  deepCopy,
+  isPlainObject,
+  mingoUpdate,
+  runPipeline,
+  sortDocs,
+  valuesAtPath,
+  type Doc,
+} from './mingo-boundary';
+import { CommandError, isOperatorObject, valueKey, type Collection, type IndexSpec, type Storage } from './storage';
+import { MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE } from './wire-protocol';
+
+export const MAX_WIRE_VERSION = 21; // MongoDB 7.0; mongodb@7.x requires >= 9
+export const SERVER_VERSION = '7.0.0';
+
+export interface CommandContext {
+  storage: Storage;
+  cursors: CursorManager;
+  connectionId: number;
+}
+
+type Handler = (cmd: Doc, db: string, seq: Record<string, Doc[]>, ctx: CommandContext) => Doc;
+
+const TEXT_SCORE_FIELD = '__embeddedTextScore';
+
+function str(v: unknown, what: string): string {
+  if (typeof v !== 'string' || !v) throw new CommandError(`${what} must be a non-empty string`, 2, 'BadValue');
+  return v;
+}
+
+function num(v: unknown): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  const n = Number(typeof v === 'object' ? String(v) : v);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+function optDoc(v: unknown, what: string): Doc | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isPlainObject(v)) throw new CommandError(`${what} must be an object`, 14, 'TypeMismatch');
+  return v;
+}
+
+function isMetaTextScore(v: unknown): boolean {
+  return isPlainObject(v) && v.$meta === 'textScore';
+}
+
+// ---------- projection with {$meta: 'textScore'} ----------
+
+function buildProjector(projection: Doc | undefined, scores?: Map<Doc, number>): ((d: Doc) => Doc) | undefined {
+  if (!projection) return undefined;
+  const meta: string[] = [];
+  const rest: Doc = {};
+  for (const [k, v] of Object.entries(projection)) {
+    if (isMetaTextScore(v)) meta.push(k);
+    else rest[k] = v;
+  }
+  const base = compileProjection(rest);
+  if (meta.length === 0) return base;
+  return (d) => {
+    const out = base ? base(d) : { ...d };
+    for (const k of meta) out[k] = scores?.get(d) ?? 0;
+    return out;
+  };
+}
+
+// ---------- updates ----------
+
+type UpdateKind = 'operator' | 'replacement' | 'pipeline';
+
+function updateKind(u: unknown): UpdateKind {
+  if (Array.isArray(u)) return 'pipeline';
+  if (!isPlainObject(u)) throw new CommandError('Update argument must be either an object or an array', 14, 'TypeMismatch');
+  const keys = Object.keys(u);
+  const ops = keys.filter((k) => k.startsWith('$'));
+  if (ops.length === 0) return 'replacement';
+  if (ops.length !== keys.length) {
+    const bad = keys.find((k) => !k.startsWith('$'));
+    throw new CommandError(`Unknown modifier: ${bad}. Expected a valid update modifier or pipeline-style update specified as an array`, 9, 'FailedToParse');
+  }
+  return 'operator';
+}
+
+function idFirst(doc: Doc): Doc {
+  if (Object.keys(doc)[0] === '_id') return doc;
+  const { _id, ...rest } = doc;
+  return { _id, ...rest };
+}
+
+/** Returns the new document, or undefined when nothing changed. */
+function applyUpdate(
+  doc: Doc,
+  u: unknown,
+  kind: UpdateKind,
+  arrayFilters: Doc[] | undefined,
+  isInsert: boolean,
+  query?: Doc,
+): Doc | undefined {
+  if (kind === 'replacement') {
+    const repl = u as Doc;
+    if ('_id' in repl && valueKey(repl._id) !== valueKey(doc._id)) {
+      throw new CommandError(
+        `After applying the update, the (immutable) field '_id' was found to have been altered to _id: ${String(repl._id)}`,
+        66,
+        'ImmutableField',
+      );
+    }
+    const { _id: _ignored, ...rest } = deepCopy(repl);
+    void _ignored;
+    const next = doc._id === undefined ? rest : { _id: doc._id, ...rest };
+    if (!isInsert && Buffer.compare(BSON.serialize(doc), BSON.serialize(next)) === 0) return undefined;
+    return next;
+  }
+  if (kind === 'pipeline') {
+    const out = runPipeline([deepCopy(doc)], u as Doc[])[0];
+    if (!out) throw new CommandError('pipeline update produced no document', 2, 'BadValue');
+    if (!isInsert && Buffer.compare(BSON.serialize(doc), BSON.serialize(out)) === 0) return undefined;
+    return out;
+  }
+  const mods = { ...(u as Doc) };
+  const setOnInsert = mods.$setOnInsert as Doc | undefined;
+  delete mods.$setOnInsert;
+  const copy = deepCopy(doc);
+  let changed: string[] = [];
+  try {
+    // The query is only needed to resolve the positional `$` operator.
+    let condition: Doc | undefined;
+    if (query && !isInsert && Object.values(mods).some((m) => isPlainObject(m) && Object.keys(m).some((k) => /\.\$(\.|$)/.test(k)))) {
+      condition = { ...query };
+      delete condition.$text;
+    }
+    if (Object.keys(mods).length) changed = mingoUpdate(copy, mods as never, arrayFilters, condition, { cloneMode: 'deep' });
+    if (isInsert && setOnInsert && Object.keys(setOnInsert).length) {
+      changed = changed.concat(mingoUpdate(copy, { $set: setOnInsert } as never, undefined, undefined, { cloneMode: 'deep' }));
+    }
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (/immutable field '_id'/.test(msg)) throw new CommandError(msg, 66, 'ImmutableField');
+    throw new CommandError(msg, /Unknown update operator/.test(msg) ? 9 : 2, /Unknown update operator/.test(msg) ? 'FailedToParse' : 'BadValue');
+  }
+  if (!isInsert && changed.length === 0) return undefined;
+  return copy;
+}
+
+function setPath(doc: Doc, path: string, value: unknown): void {
+  const parts = path.split('.');
+  let cur: Doc = doc;
+  for (let i = 0; i < parts.length - 1; i++) {
+    const next = cur[parts[i]];
+    if (!isPlainObject(next)) cur[parts[i]] = {};
+    cur = cur[parts[i]] as Doc;
+  }
+  cur[parts[parts.length - 1]] = deepCopy(value);
+}
+
+/** Equality fields of a query, as mongod seeds an upserted document. */
+function upsertSeed(q: Doc | undefined, out: Doc = {}): Doc {
+  for (const [k, v] of Object.entries(q ?? {})) {
+    if (k === '$and' && Array.isArray(v)) {
+      for (const sub of v) if (isPlainObject(sub)) upsertSeed(sub, out);
+      continue;
+    }
+    if (k.startsWith('$')) continue;
+    if (isOperatorObject(v)) {
+      if ('$eq' in v) setPath(out, k, v.$eq);
+      continue;
+    }
+    if (v instanceof RegExp) continue;
+    setPath(out, k, v);
+  }
+  return out;
+}
+
+function buildUpsert(q: Doc | undefined, u: unknown, kind: UpdateKind, arrayFilters: Doc[] | undefined): Doc {
+  const seed = upsertSeed(q);
+  let doc: Doc;
+  if (kind === 'replacement') {
+    doc = deepCopy(u as Doc);
+    if (doc._id === undefined && seed._id !== undefined) doc._id = seed._id;
+  } else {
+    doc = applyUpdate(seed, u, kind, arrayFilters, true) ?? seed;
+  }
+  if (doc._id === undefined) doc._id = new ObjectId();
+  return idFirst(doc);
+}
+
+function writeError(index: number, e: unknown): Doc {
+  if (e instanceof CommandError) return { index, code: e.code, errmsg: e.message, ...e.extra };
+  return { index, code: 2, errmsg: (e as Error)?.message ?? String(e) };
+}
+
+function checkDocSize(doc: Doc): void {
+  const size = calculateObjectSize(doc);
+  if (size > MAX_BSON_OBJECT_SIZE) {
+    throw new CommandError(`object to insert too large. size in bytes: ${size}, max size: ${MAX_BSON_OBJECT_SIZE}`, 10334, 'BSONObjectTooLarge');
+  }
+}
+
+// ---------- handlers ----------
+
+function hello(legacy: boolean): Handler {
+  return (cmd, _db, _seq, ctx) => ({
+    ...(cmd.helloOk ? { helloOk: true } : {}),
+    ...(legacy ? { ismaster: true } : { isWritablePrimary: true }),
+    // No topologyVersion: without it the driver polls hello every heartbeatFrequencyMS instead of
+    // using the streaming (awaitable hello / exhaust) protocol, which this server does not implement.
+    maxBsonObjectSize: MAX_BSON_OBJECT_SIZE,
+    maxMessageSizeBytes: MAX_MESSAGE_SIZE,
+    maxWriteBatchSize: 100000,
+    localTime: new Date(),
+    logicalSessionTimeoutMinutes: 30,
+    connectionId: ctx.connectionId,
+    minWireVersion: 0,
+    maxWireVersion: MAX_WIRE_VERSION,
+    readOnly: false,
+    ok: 1,
+  });
+}
+
+function collName(cmd: Doc, name: string): string {
+  return str(cmd[name], `collection name (${name})`);
+}
+
+const insert: Handler = (cmd, db, seq, { storage }) => {
+  const name = collName(cmd, 'insert');
+  const docs = (cmd.documents as Doc[] | undefined) ?? seq.documents ?? [];
+  if (!Array.isArray(docs)) throw new CommandError('documents must be an array', 14, 'TypeMismatch');
+  const ordered = cmd.ordered !== false;
+  const coll = storage.collection(db, name);
+  let n = 0;
+  const writeErrors: Doc[] = [];
+  for (let i = 0; i < docs.length; i++) {
+    try {
+      let d = docs[i];
+      if (!isPlainObject(d)) throw new CommandError('document must be an object', 14, 'TypeMismatch');
+      if (d._id === undefined) d = { _id: new ObjectId(), ...d };
+      else if (Array.isArray(d._id)) throw new CommandError("can't use an array for _id", 2, 'BadValue');
+      else d = idFirst(d);
+      checkDocSize(d);
+      coll.insert(d);
+      n++;
+    } catch (e) {
+      writeErrors.push(writeError(i, e));
+      if (ordered) break;
+    }
+  }
+  return writeErrors.length ? { n, writeErrors, ok: 1 } : { n, ok: 1 };
+};
+
+const find: Handler = (cmd, db, _seq, { storage, cursors }) => {
+  const name = collName(cmd, 'find');
+  const ns = `${db}.${name}`;
+  const filter = optDoc(cmd.filter, 'filter');
+  const sort = optDoc(cmd.sort, 'sort');
+  const projection = optDoc(cmd.projection, 'projection');
+  const skip = num(cmd.skip) ?? 0;
+  let limit = num(cmd.limit) ?? 0;
+  let singleBatch = cmd.singleBatch === true;
+  if (limit < 0) {
+    limit = -limit;
+    singleBatch = true;
+  }
+  if (skip < 0) throw new CommandError('skip value must be non-negative', 51024, 'BadValue');
+  const coll = storage.getCollection(db, name);
+  if (!coll) {
+    if (filter && '$text' in filter) throw new CommandError('text index required for $text query', 27, 'IndexNotFound');
+    return cursors.open(ns, [], { singleBatch: true });
+  }
+  const { docs: matched, scores } = coll.match(filter);
+  let docs = matched;
+  if (sort && Object.keys(sort).length) docs = sortDocs(docs, sort, scores ? (d) => scores.get(d) ?? 0 : undefined);
+  if (skip) docs = docs.slice(skip);
+  if (limit) docs = docs.slice(0, limit);
+  let batchSize = num(cmd.batchSize);
+  if (limit && (batchSize === undefined || batchSize > limit)) batchSize = limit;
+  return cursors.open(ns, docs, { batchSize, singleBatch: singleBatch || (limit > 0 && docs.length <= (batchSize ?? 101)), map: buildProjector(projection, scores) });
+};
+
+const getMore: Handler = (cmd, db, _seq, { cursors }) => {
+  const r = cursors.getMore(cmd.getMore, String(cmd.collection), num(cmd.batchSize));
+  if (!r) throw new CommandError(`cursor id ${String(cmd.getMore)} not found`, 43, 'CursorNotFound');
+  void db;
+  return r;
+};
+
+const killCursors: Handler = (cmd, _db, _seq, { cursors }) => {
+  const ids = Array.isArray(cmd.cursors) ? cmd.cursors : [];
+  const { killed, notFound } = cursors.kill(ids);
+  return { cursorsKilled: killed, cursorsNotFound: notFound, cursorsAlive: [], cursorsUnknown: [], ok: 1 };
+};
+
+const update: Handler = (cmd, db, seq, { storage }) => {
+  const name = collName(cmd, 'update');
+  const stmts = (cmd.updates as Doc[] | undefined) ?? seq.updates ?? [];
+  const ordered = cmd.ordered !== false;
+  let n = 0;
+  let nModified = 0;
+  const upserted: Doc[] = [];
+  const writeErrors: Doc[] = [];
+  for (let i = 0; i < stmts.length; i++) {
+    const s = stmts[i];
+    try {
+      const q = optDoc(s.q, 'q') ?? {};
+      const kind = updateKind(s.u);
+      const arrayFilters = s.arrayFilters as Doc[] | undefined;
+      if (kind === 'replacement' && s.multi) throw new CommandError('multi update is not supported for replacement-style update', 9, 'FailedToParse');
+      const coll = storage.getCollection(db, name);
+      let matched = coll ? coll.match(q).docs : [];
+      if (s.sort && isPlainObject(s.sort)) matched = sortDocs(matched, s.sort);
+      if (!s.multi) matched = matched.slice(0, 1);
+      for (const doc of matched) {
+        const next = applyUpdate(doc, s.u, kind, arrayFilters, false, q);
+        n++;
+        if (next) {
+          checkDocSize(next);
+          coll!.replace(doc, next);
+          nModified++;
+        }
+      }
+      if (matched.length === 0 && s.upsert) {
+        const doc = buildUpsert(q, s.u, kind, arrayFilters);
+        checkDocSize(doc);
+        storage.collection(db, name).insert(doc);
+        n++;
+        upserted.push({ index: i, _id: doc._id });
+      }
+    } catch (e) {
+      writeErrors.push(writeError(i, e));
+      if (ordered) break;
+    }
+  }
+  const out: Doc = { n, nModified };
+  if (upserted.length) out.upserted = upserted;
+  if (writeErrors.length) out.writeErrors = writeErrors;
+  out.ok = 1;
+  return out;
+};
+
+const del: Handler = (cmd, db, seq, { storage }) => {
+  const name = collName(cmd, 'delete');
+  const stmts = (cmd.deletes as Doc[] | undefined) ?? seq.deletes ?? [];
+  const ordered = cmd.ordered !== false;
+  let n = 0;
+  const writeErrors: Doc[] = [];
+  for (let i = 0; i < stmts.length; i++) {
+    try {
+      const s = stmts[i];
+      const coll = storage.getCollection(db, name);
+      if (!coll) continue;
+      let matched = coll.match(optDoc(s.q, 'q') ?? {}).docs;
+      if (Number(s.limit) === 1) matched = matched.slice(0, 1);
+      for (const d of matched) {
+        coll.remove(d);
+        n++;
+      }
+    } catch (e) {
+      writeErrors.push(writeError(i, e));
+      if (ordered) break;
+    }
+  }
+  return writeErrors.length ? { n, writeErrors, ok: 1 } : { n, ok: 1 };
+};
+
+const findAndModify: Handler = (cmd, db, _seq, { storage }) => {
+  const name = str(cmd.findAndModify ?? cmd.findandmodify, 'collection name');
+  const query = optDoc(cmd.query, 'query') ?? {};
+  const sort = optDoc(cmd.sort, 'sort');
+  const fields = optDoc(cmd.fields, 'fields');
+  const project = buildProjector(fields);
+  const out = (d: Doc | null): Doc | null => (d && project ? project(d) : d);
+  const coll = storage.getCollection(db, name);
+  let matched = coll ? coll.match(query).docs : [];
+  if (sort && Object.keys(sort).length) matched = sortDocs(matched, sort);
+  const doc = matched[0];
+  if (cmd.remove) {
+    if (cmd.update !== undefined) throw new CommandError('Cannot specify both an update and remove=true', 9, 'FailedToParse');
+    if (doc) coll!.remove(doc);
+    return { lastErrorObject: { n: doc ? 1 : 0 }, value: out(doc ?? null), ok: 1 };
+  }
+  if (cmd.update === undefined) throw new CommandError('Either an update or remove=true must be specified', 9, 'FailedToParse');
+  const kind = updateKind(cmd.update);
+  const arrayFilters = cmd.arrayFilters as Doc[] | undefined;
+  if (doc) {
+    const next = applyUpdate(doc, cmd.update, kind, arrayFilters, false, query);
+    if (next) {
+      checkDocSize(next);
+      coll!.replace(doc, next);
+    }
+    return { lastErrorObject: { n: 1, updatedExisting: true }, value: out(cmd.new ? (next ?? doc) : doc), ok: 1 };
+  }
+  if (cmd.upsert) {
+    const created = buildUpsert(query, cmd.update, kind, arrayFilters);
+    checkDocSize(created);
+    storage.collection(db, name).insert(created);
+    return {
+      lastErrorObject: { n: 1, updatedExisting: false, upserted: created._id },
+      value: cmd.new ? out(created) : null,
+      ok: 1,
+    };
+  }
+  return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
+};
+
+const count: Handler = (cmd, db, _seq, { storage }) => {
+  const name = collName(cmd, 'count');
+  const coll = storage.getCollection(db, name);
+  const query = optDoc(cmd.query, 'query');
+  let n = coll ? (query && Object.keys(query).length ? coll.match(query).docs.length : coll.docs.size) : 0;
+  const skip = num(cmd.skip) ?? 0;
+  const limit = Math.abs(num(cmd.limit) ?? 0);
+  n = Math.max(0, n - skip);
+  if (limit) n = Math.min(n, limit);
+  return { n, ok: 1 };
+};
+
+function replaceMetaTextScore(v: unknown): unknown {
+  if (isMetaTextScore(v)) return `$${TEXT_SCORE_FIELD}`;
+  if (Array.isArray(v)) return v.map(replaceMetaTextScore);
+  if (isPlainObject(v)) {
+    const o: Doc = {};
+    for (const [k, x] of Object.entries(v)) o[k] = replaceMetaTextScore(x);
+    return o;
+  }
+  return v;
+}
+
+function rewriteStage(stage: Doc): Doc {
+  const [op] = Object.keys(stage);
+  if (op === '$sort' && isPlainObject(stage.$sort)) {
+    const spec: Doc = {};
+    for (const [k, v] of Object.entries(stage.$sort)) {
+      if (isMetaTextScore(v)) spec[TEXT_SCORE_FIELD] = -1;
+      else spec[k] = v;
+    }
+    return { $sort: spec };
+  }
+  if (op === '$match' && isPlainObject(stage.$match) && '$text' in stage.$match) {
+    throw new CommandError('$match with $text is only allowed as the first pipeline stage', 17313, 'Location17313');
+  }
+  return replaceMetaTextScore(stage) as Doc;
+}
+
+const aggregate: Handler = (cmd, db, _seq, { storage, cursors }) => {
+  const pipeline = cmd.pipeline;
+  if (!Array.isArray(pipeline)) throw new CommandError("'pipeline' option must be specified as an array", 14, 'TypeMismatch');
+  if (cmd.explain) throw new CommandError('explain is not supported by the embedded server', 115, 'CommandNotSupported');
+  const collection = cmd.aggregate === 1 ? undefined : str(cmd.aggregate, 'aggregate');
+  const ns = `${db}.${collection ?? '$cmd.aggregate'}`;
+  let stages = pipeline as Doc[];
+  let input: Doc[] = [];
+  const coll = collection ? storage.getCollection(db, collection) : undefined;
+  let scores: Map<Doc, number> | undefined;
+  if (collection) {
+    const first = stages[0];
+    if (first && isPlainObject(first.$match)) {
+      if (!coll && '$text' in first.$match) throw new CommandError('text index required for $text query', 27, 'IndexNotFound');
+      const r = coll ? coll.match(first.$match) : { docs: [] as Doc[], scores: undefined };
+      input = r.docs;
+      scores = r.scores;
+      stages = stages.slice(1);
+    } else if (coll) input = [...coll.docs.values()];
+  }
+  let outTarget: { db: string; coll: string } | undefined;
+  const last = stages[stages.length - 1];
+  if (last && '$out' in last) {
+    const o = last.$out;
+    outTarget = typeof o === 'string' ? { db, coll: o } : { db: String((o as Doc).db ?? db), coll: String((o as Doc).coll) };
+    stages = stages.slice(0, -1);
+  }
+  if (stages.some((s) => isPlainObject(s) && '$merge' in s)) throw new CommandError('$merge is not supported by the embedded server', 115, 'CommandNotSupported');
+  const copies = input.map((d) => {
+    const c = deepCopy(d);
+    if (scores) c[TEXT_SCORE_FIELD] = scores.get(d) ?? 0;
+    return c;
+  });
+  const resolver = (name: string): Doc[] => {
+    const c = storage.getCollection(db, name);
+    return c ? [...c.docs.values()].map(deepCopy) : [];
+  };
+  let results = runPipeline(copies, stages.map((s) => (isPlainObject(s) ? rewriteStage(s) : s)), resolver);
+  if (scores) {
+    results = results.map((r) => {
+      if (r && TEXT_SCORE_FIELD in r) {
+        const { [TEXT_SCORE_FIELD]: _s, ...rest } = r;
+        void _s;
+        return rest;
+      }
+      return r;
+    });
+  }
+  if (outTarget) {
+    storage.dropCollection(outTarget.db, outTarget.coll);
+    const target = storage.collection(outTarget.db, outTarget.coll);
+    for (const r of results) target.insert(idFirst(r._id === undefined ? { _id: new ObjectId(), ...r } : r));
+    results = [];
+  }
+  const batchSize = num(isPlainObject(cmd.cursor) ? cmd.cursor.batchSize : undefined);
+  return cursors.open(ns, results, { batchSize });
+};
+
+const distinct: Handler = (cmd, db, _seq, { storage }) => {
+  const name = collName(cmd, 'distinct');
+  const key = str(cmd.key, 'key');
+  const coll = storage.getCollection(db, name);
+  const values: unknown[] = [];
+  const seen = new Set<string>();
+  if (coll) {
+    for (const d of coll.match(optDoc(cmd.query, 'query')).docs) {
+      for (const v of valuesAtPath(d, key.split('.'))) {
+        for (const x of Array.isArray(v) ? v : [v]) {
+          if (x === undefined) continue;
+          const k = valueKey(x);
+          if (!seen.has(k)) {
+            seen.add(k);
+            values.push(deepCopy(x));
+          }
+        }
+      }
+    }
+  }
+  values.sort(compareBson);
+  return { values, ok: 1 };
+};
+
+function collectionInfo(c: Collection): Doc {
+  return {
+    name: c.name,
+    type: 'collection',
+    options: c.options,
+    info: { readOnly: false },
+    idIndex: { v: 2, key: { _id: 1 }, name: '_id_' },
+  };
+}
+
+const listCollections: Handler = (cmd, db, _seq, { storage, cursors }) => {
+  const d = storage.dbs.get(db);
+  let infos = d ? [...d.collections.values()].map(collectionInfo) : [];
+  const filter = optDoc(cmd.filter, 'filter');
+  if (filter && Object.keys(filter).length) {
+    const test = compileFilter(filter);
+    infos = infos.filter(test);
+  }
+  if (cmd.nameOnly) infos = infos.map((i) => ({ name: i.name, type: i.type }));
+  const batchSize = num(isPlainObject(cmd.cursor) ? cmd.cursor.batchSize : undefined);
+  return cursors.open(`${db}.$cmd.listCollections`, infos, { batchSize });
+};
+
+const listDatabases: Handler = (cmd, _db, _seq, { storage }) => {
+  const databases = [...storage.dbs.values()]
+    .filter((d) => d.collections.size > 0)
+    .map((d) => {
+      let size = 0;
+      for (const c of d.collections.values()) for (const doc of c.docs.values()) size += calculateObjectSize(doc);
+      return cmd.nameOnly ? { name: d.name } : { name: d.name, sizeOnDisk: size, empty: size === 0 };
+    });
+  const totalSize = databases.reduce((s, d) => s + Number((d as Doc).sizeOnDisk ?? 0), 0);
+  return cmd.nameOnly ? { databases, ok: 1 } : { databases, totalSize, totalSizeMb: Math.floor(totalSize / 1048576), ok: 1 };
+};
+
+const create: Handler = (cmd, db, _seq, { storage }) => {
+  const name = collName(cmd, 'create');
+  if (cmd.viewOn) throw new CommandError('views are not supported by the embedded server', 115, 'CommandNotSupported');
+  if (storage.getCollection(db, name)) throw new CommandError(`Collection ${db}.${name} already exists.`, 48, 'NamespaceExists');
+  const options: Doc = {};
+  for (const [k, v] of Object.entries(cmd)) if (k !== 'create' && !k.startsWith('$') && k !== 'lsid' && k !== 'writeConcern') options[k] = v;
+  storage.collection(db, name, options);
+  return { ok: 1 };
+};
+
+const drop: Handler = (cmd, db, _seq, { storage }) => {
+  const name = collName(cmd, 'drop');
+  const c = storage.getCollection(db, name);
+  const nIndexesWas = c?.indexes.length ?? 0;
+  storage.dropCollection(db, name);
+  return c ? { nIndexesWas, ns: `${db}.${name}`, ok: 1 } : { ok: 1 };
+};
+
+const dropDatabase: Handler = (_cmd, db, _seq, { storage }) => {
+  storage.dropDatabase(db);
+  return { dropped: db, ok: 1 };
+};
+
+function nsNotFound(db: string, name: string): CommandError {
+  return new CommandError(`ns does not exist: ${db}.${name}`, 26, 'NamespaceNotFound');
+}
+
+const createIndexes: Handler = (cmd, db, _seq, { storage }) => {
+  const name = collName(cmd, 'createIndexes');
+  const specs = cmd.indexes;
+  if (!Array.isArray(specs) || specs.length === 0) throw new CommandError('Must specify at least one index to create', 2, 'BadValue');
+  const existed = !!storage.getCollection(db, name);
+  const coll = storage.collection(db, name);
+  const before = coll.indexes.length;
+  let created = 0;
+  for (const raw of specs as Doc[]) {
+    if (!isPlainObject(raw) || !isPlainObject(raw.key) || Object.keys(raw.key).length === 0) {
+      throw new CommandError("The 'key' field is a required property of an index specification", 9, 'FailedToParse');
+    }
+    if (typeof raw.name !== 'string' || !raw.name) throw new CommandError("The 'name' field is a required property of an index specification", 9, 'FailedToParse');
+    const spec: IndexSpec = { v: 2, key: raw.key, name: raw.name };
+    for (const [k, v] of Object.entries(raw)) if (k !== 'key' && k !== 'name' && k !== 'v' && k !== 'ns' && k !== 'background') spec[k] = v;
+    if (Object.values(raw.key).includes('text')) {
+      const weights: Doc = { ...((raw.weights as Doc | undefined) ?? {}) };
+      for (const [k, v] of Object.entries(raw.key)) if (v === 'text' && weights[k] === undefined) weights[k] = 1;
+      spec.weights = weights;
+      spec.default_language = raw.default_language ?? 'english';
+      spec.language_override = raw.language_override ?? 'language';
+      spec.textIndexVersion = 3;
+    }
+    if (coll.createIndex(spec)) created++;
+  }
+  const out: Doc = { numIndexesBefore: before, numIndexesAfter: coll.indexes.length, createdCollectionAutomatically: !existed };
+  if (!created) out.note = 'all indexes already exist';
+  out.ok = 1;
+  return out;
+};
+
+const listIndexes: Handler = (cmd, db, _seq, { storage, cursors }) => {
+  const name = collName(cmd, 'listIndexes');
+  const coll = storage.getCollection(db, name);
+  if (!coll) throw nsNotFound(db, name);
+  const batchSize = num(isPlainObject(cmd.cursor) ? cmd.cursor.batchSize : undefined);
+  return cursors.open(`${db}.${name}`, coll.indexes.map((i) => deepCopy(i)), { batchSize });
+};
+
+const dropIndexes: Handler = (cmd, db, _seq, { storage }) => {
+  const name = collName(cmd, 'dropIndexes');
+  const coll = storage.getCollection(db, name);
+  if (!coll) throw nsNotFound(db, name);
+  const nIndexesWas = coll.indexes.length;
+  const which = cmd.index;
+  if (which === '*') {
+    for (const i of coll.indexes.slice(1)) coll.dropIndex(i.name);
+  } else if (typeof which === 'string') {
+    coll.dropIndex(which);
+  } else if (Array.isArray(which)) {
+    for (const n of which) coll.dropIndex(String(n));
+  } else if (isPlainObject(which)) {
+    const key = BSON.serialize(which);
+    const i = coll.indexes.find((x) => Buffer.compare(BSON.serialize(x.key), key) === 0);
+    if (!i) throw new CommandError(`can't find index with key: ${JSON.stringify(which)}`, 27, 'IndexNotFound');
+    coll.dropIndex(i.name);
+  } else throw new CommandError('invalid index specification', 14, 'TypeMismatch');
+  return { nIndexesWas, ok: 1 };
+};
+
+const renameCollection: Handler = (cmd, _db, _seq, { storage }) => {
+  const from = str(cmd.renameCollection, 'renameCollection');
+  const to = str(cmd.to, 'to');
+  const [fdb, ...fr] = from.split('.');
+  const [tdb, ...tr] = to.split('.');
+  const src = storage.getCollection(fdb, fr.join('.'));
+  if (!src) throw new CommandError('source namespace does not exist', 26, 'NamespaceNotFound');
+  if (storage.getCollection(tdb, tr.join('.'))) {
+    if (!cmd.dropTarget) throw new CommandError('target namespace exists', 48, 'NamespaceExists');
+    storage.dropCollection(tdb, tr.join('.'));
+  }
+  const dst = storage.collection(tdb, tr.join('.'), src.options);
+  for (const i of src.indexes.slice(1)) dst.createIndex(deepCopy(i));
+  for (const d of src.docs.values()) dst.insert(d);
+  storage.dropCollection(fdb, fr.join('.'));
+  return { ok: 1 };
+};
+
+const dbStats: Handler = (_cmd, db, _seq, { storage }) => {
+  const d = storage.dbs.get(db);
+  let objects = 0;
+  let indexes = 0;
+  for (const c of d?.collections.values() ?? []) {
+    objects += c.docs.size;
+    indexes += c.indexes.length;
+  }
+  return { db, collections: d?.collections.size ?? 0, views: 0, objects, dataSize: 0, storageSize: 0, indexes, indexSize: 0, ok: 1 };
+};
+
+const ok: Handler = () => ({ ok: 1 });
+
+const HANDLERS: Record<string, Handler> = {
+  hello: hello(false),
+  ismaster: hello(true),
+  ping: ok,
+  buildinfo: () => ({
+    version: SERVER_VERSION,
+    gitVersion: 'embedded',
+    versionArray: [7, 0, 0, 0],
+    bits: 64,
+    debug: false,
+    maxBsonObjectSize: MAX_BSON_OBJECT_SIZE,
+    storageEngines: ['embedded'],
+    modules: [],
+    ok: 1,
+  }),
+  insert,
+  find,
+  getmore: getMore,
+  killcursors: killCursors,
+  update,
+  delete: del,
+  findandmodify: findAndModify,
+  count,
+  aggregate,
+  distinct,
+  createindexes: createIndexes,
+  listindexes: listIndexes,
+  dropindexes: dropIndexes,
+  deleteindexes: dropIndexes,
+  listcollections: listCollections,
+  listdatabases: listDatabases,
+  create,
+  drop,
+  dropdatabase: dropDatabase,
+  renamecollection: renameCollection,
+  endsessions: ok,
+  killallsessions: ok,
+  killsessions: ok,
+  refreshsessions: ok,
+  committransaction: ok,
+  aborttransaction: ok,
+  getparameter: () => ({ featureCompatibilityVersion: { version: '7.0' }, ok: 1 }),
+  getlog: () => ({ totalLinesWritten: 0, log: [], ok: 1 }),
+  connectionstatus: () => ({ authInfo: { authenticatedUsers: [], authenticatedUserRoles: [] }, ok: 1 }),
+  whatsmyuri: () => ({ you: '127.0.0.1:0', ok: 1 }),
+  hostinfo: () => ({ system: { hostname: 'embedded' }, os: {}, extra: {}, ok: 1 }),
+  serverstatus: () => ({ host: 'embedded', version: SERVER_VERSION, process: 'embedded-mongo', uptime: process.uptime(), localTime: new Date(), ok: 1 }),
+  dbstats: dbStats,
+  getcmdlineopts: () => ({ argv: [], parsed: {}, ok: 1 }),
+  getfreemonitoringstatus: () => ({ state: 'disabled', ok: 1 }),
+};
+
+function errorReply(e: unknown): Doc {
+  if (e instanceof CommandError) return { ok: 0, errmsg: e.message, code: e.code, codeName: e.codeName, ...e.extra };
+  const err = e as { message?: string; code?: unknown };
+  const code = typeof err?.code === 'number' ? err.code : 2;
+  return { ok: 0, errmsg: err?.message ?? String(e), code, codeName: code === 2 ? 'BadValue' : `Location${code}` };
+}
+
+/** Runs one command document; never throws. */
+export function runCommand(body: Doc, seq: Record<string, Doc[]>, ctx: CommandContext, defaultDb = 'admin'): Doc {
+  const name = Object.keys(body)[0];
+  if (!name) return { ok: 0, errmsg: 'no command specified', code: 59, codeName: 'CommandNotFound' };
+  const handler = HANDLERS[name.toLowerCase()];
+  if (!handler) return { ok: 0, errmsg: `no such command: '${name}'`, code: 59, codeName: 'CommandNotFound' };
+  const db = typeof body.$db === 'string' && body.$db ? body.$db : defaultDb;
+  try {
+    return handler(body, db, seq, ctx);
+  } catch (e) {
+    return errorReply(e);
+  }
+}
