@@ -55,3 +55,19 @@ export interface RerumDocument {
 
 /** A document as sent to clients: no `_id`. */
 export type RerumResponseObject = Omit<RerumDocument, '_id'>;
+
+/** What a deleted object is replaced with in the collection: the original lives under `__deleted.object`. */
+export interface DeletedDocument {
+  _id: string;
+  '@id'?: string;
+  __deleted: DeletedMarker;
+}
+
+/** Anything the collection may hold: a live object or a deleted one's tombstone. */
+export type StoredDocument = RerumDocument | DeletedDocument;
+
+/** One stored document replaced by a write, old and new state (both with `_id`). */
+export interface Replacement {
+  before: StoredDocument;
+  after: StoredDocument;
+}
