@@ -1,0 +1,62 @@
+/** POST /v1/api/create and /v1/api/bulkCreate. */
+import type { RequestHandler } from 'express';
+import { badRequest, conflict } from '../middleware/http-error';
+import { changeOf } from '../db/objects';
+import { composeDocument, toResponse } from '../rerum/document';
+import { isValidId, newId, usesIdAlias } from '../rerum/ids';
+import { nowStamp, rootMetadata } from '../rerum/metadata';
+import type { RerumDocument } from '../types/rerum';
+import type { Body, Kit } from './kit';
+import { JSON_TYPE, sendWritten } from './respond';
+
+/** A `Slug` header names a new object's alternative id segment; it must be free. */
+export async function claimSlug(kit: Kit, slug: string | undefined): Promise<string | undefined> {
+  if (slug === undefined) return undefined;
+  const s = slug.trim();
+  if (!s || /[/?#\s]/.test(s)) throw badRequest('The Slug header must be a single URL path segment.');
+  if (await kit.store.exists(s)) throw conflict('The id provided already exists.  Please use a different _id or Slug.');
+  return s;
+}
+
+export function createHandler(kit: Kit): RequestHandler {
+  const { config } = kit.deps;
+  return async (req, res) => {
+    const body = kit.bodyOf(req);
+    const agent = kit.agentOf(req);
+    const slug = await claimSlug(kit, req.get('Slug'));
+    const _id = isValidId(body._id) ? body._id : newId();
+    const doc = composeDocument(body, _id, config.idPrefix + _id, rootMetadata(config, agent, nowStamp(), slug));
+    await kit.store.insert(doc);
+    await kit.invalidate([changeOf(null, doc)]);
+    sendWritten(res, config, doc, 201);
+  };
+}
+
+export function bulkCreateHandler(kit: Kit): RequestHandler {
+  const { config } = kit.deps;
+  return async (req, res) => {
+    const items = req.body as unknown[];
+    if (items.length === 0) throw badRequest('No action on an empty array.');
+    const invalid = items.some((d) => {
+      if (typeof d !== 'object' || d === null || Array.isArray(d)) return true;
+      const o = d as Body;
+      return usesIdAlias(o['@context']) ? (o.id ?? o['@id']) !== undefined : o['@id'] !== undefined;
+    });
+    if (invalid) {
+      throw badRequest('All objects in the body of a `/bulkCreate` must be JSON and must not contain a declared identifier property.');
+    }
+    const agent = kit.agentOf(req);
+    const now = nowStamp();
+    const docs: RerumDocument[] = (items as Body[])
+      .filter((d) => Object.keys(d).length > 0)
+      .map((d) => {
+        const _id = isValidId(d._id) ? d._id : newId();
+        return composeDocument(d, _id, config.idPrefix + _id, rootMetadata(config, agent, now));
+      });
+    await kit.store.insertAll(docs);
+    await kit.invalidate(docs.map((d) => changeOf(null, d)));
+    res.set('Content-Type', JSON_TYPE);
+    if (docs.length) res.set('Link', docs.map((d) => d['@id'] ?? ''));
+    res.status(201).json(docs.map((d) => toResponse(d, config.idPrefix)));
+  };
+}

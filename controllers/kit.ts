@@ -1,0 +1,63 @@
+/**
+ * What every /v1 controller needs, built once per app: the object store, the requesting agent,
+ * the lookups with the reference's 4xx answers, and the write epilogue (cache invalidation).
+ */
+import type { Request } from 'express';
+import { HttpError, badRequest, forbidden, unauthorized } from '../middleware/http-error';
+import { ObjectStore } from '../db/objects';
+import { declaredId } from '../rerum/ids';
+import { isDeleted, isReleased, mayModify } from '../rerum/metadata';
+import type { AppDeps, ObjectChange } from '../types/contracts';
+import type { RerumDocument, StoredDocument } from '../types/rerum';
+
+export type Body = Record<string, unknown>;
+
+export interface Kit {
+  deps: AppDeps;
+  store: ObjectStore;
+  agentOf(req: Request): string;
+  /** The JSON object body of a request (routes already checked its shape). */
+  bodyOf(req: Request): Body;
+  /** The `@id`/`id` a write body declares; 400 when it has none. */
+  requireDeclaredId(body: Body, routeWords: string): string;
+  /** A live object by `@id`/`id` or id segment: 404 if missing, 403 if deleted. */
+  liveObject(found: StoredDocument | null, action: string, notFoundStatus?: number): RerumDocument;
+  /** The reference's checks before overwrite, release and delete: not released, and the agent's own. */
+  assertOwnedUnreleased(doc: RerumDocument, agent: string, action: string, releasedHint?: string): void;
+  /** Tell the cache what changed; awaited before answering. */
+  invalidate(changes: ObjectChange[]): Promise<void>;
+}
+
+export function createKit(deps: AppDeps): Kit {
+  const store = new ObjectStore(deps.collection);
+  return {
+    deps,
+    store,
+    agentOf: (req) => deps.auth.agentOf(req),
+    bodyOf: (req) => (req.body ?? {}) as Body,
+    requireDeclaredId(body, routeWords) {
+      const id = declaredId(body);
+      if (id === undefined || id === null || id === '') {
+        throw badRequest(`Object in request body must have the property '@id' or 'id' ${routeWords}.`);
+      }
+      if (typeof id !== 'string') throw badRequest(`The '@id' or 'id' must be a string URI.`);
+      return id;
+    },
+    liveObject(found, action, notFoundStatus = 404) {
+      if (!found) {
+        throw new HttpError(notFoundStatus, notFoundStatus === 501
+          ? 'This object is not from RERUM and will need imported. This is not automated yet. You can make a new object with create.'
+          : `No object with this id could be found in RERUM. Cannot ${action}.`);
+      }
+      if (isDeleted(found)) throw forbidden(`The object you are trying to ${action} is deleted.`);
+      return found;
+    },
+    assertOwnedUnreleased(doc, agent, action, releasedHint = '') {
+      if (isReleased(doc)) throw forbidden(`The object you are trying to ${action} is released.${releasedHint}`);
+      if (!mayModify(doc, agent, (a) => deps.auth.isBot(a))) {
+        throw unauthorized(`You are not the generating agent for this object and so are not authorized to ${action} it.`);
+      }
+    },
+    invalidate: (changes) => deps.cache.invalidate(changes),
+  };
+}

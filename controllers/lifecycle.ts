@@ -1,0 +1,108 @@
+/**
+ * Writes on an existing object that make no new version: PUT overwrite, PATCH release, DELETE.
+ * Only the generating agent (or the bot) may do these, and not on a released object.
+ */
+import type { RequestHandler } from 'express';
+import { HttpError, badRequest, forbidden } from '../middleware/http-error';
+import { changesOf } from '../db/objects';
+import { composeDocument, toResponse } from '../rerum/document';
+import { declaredId, segmentOf } from '../rerum/ids';
+import { isReleased, nowStamp } from '../rerum/metadata';
+import { BrokenTreeError, planDeleteHeal, planRelease } from '../rerum/tree';
+import type { DeletedDocument, Replacement, RerumDocument } from '../types/rerum';
+import { claimSlug } from './create';
+import type { Kit } from './kit';
+import { sendWritten } from './respond';
+
+/**
+ * PUT /v1/api/overwrite: replace the content in place, keeping `@id` and history; stamps
+ * `__rerum.isOverwritten`. Optimistic locking: an `If-Overwritten-Version` header (or the body's
+ * `__rerum.isOverwritten`) that is not the stored value → 409 with the current version.
+ */
+export function overwriteHandler(kit: Kit): RequestHandler {
+  const { config } = kit.deps;
+  return async (req, res) => {
+    const body = kit.bodyOf(req);
+    const declared = kit.requireDeclaredId(body, 'to overwrite');
+    const agent = kit.agentOf(req);
+    const original = kit.liveObject(await kit.store.findByUri(declared), 'overwrite');
+    kit.assertOwnedUnreleased(original, agent, 'overwrite', '  Fork with /update to make changes.');
+    const rerumBody = body.__rerum as { isOverwritten?: unknown } | undefined;
+    const expected = req.get('If-Overwritten-Version') ?? rerumBody?.isOverwritten;
+    const current = original.__rerum.isOverwritten ?? '';
+    if (expected !== undefined && expected !== current) {
+      res.status(409).json({
+        status: 409,
+        error: 'Conflict',
+        message: `The 'If-Overwritten-Version' '${String(expected)}' does not match the current version '${current}'.`,
+        currentVersion: toResponse(original, config.idPrefix),
+      });
+      return;
+    }
+    const stamp = nowStamp();
+    const after = composeDocument(body, original._id, original['@id'] ?? config.idPrefix + original._id, {
+      ...structuredClone(original.__rerum),
+      isOverwritten: stamp,
+    });
+    const replacements = [{ before: original, after }];
+    await kit.store.replaceAll(replacements);
+    await kit.invalidate(changesOf(replacements));
+    sendWritten(res, config, after, 200, { 'Current-Overwritten-Version': stamp });
+  };
+}
+
+/** PATCH /v1/api/release/:_id: release the object (optionally under a new Slug) and update the releases tree. */
+export function releaseHandler(kit: Kit): RequestHandler {
+  const { config } = kit.deps;
+  return async (req, res) => {
+    const id = String(req.params._id ?? '');
+    if (!id) throw badRequest('You must provide the id of an object to release.  Use /release/id-here.');
+    const agent = kit.agentOf(req);
+    const slugParam = typeof req.query.slug === 'string' ? req.query.slug : undefined;
+    const slug = await claimSlug(kit, req.get('Slug') ?? slugParam);
+    const doc = kit.liveObject(await kit.store.findBySegment(id), 'release');
+    if (isReleased(doc)) throw forbidden('The object you are trying to release is already released.');
+    kit.assertOwnedUnreleased(doc, agent, 'release');
+    const versions = await kit.store.versionsOf(doc);
+    const plan = planRelease(versions, doc, nowStamp(), slug);
+    await kit.store.replaceAll(plan.replacements);
+    await kit.invalidate(changesOf(plan.replacements));
+    sendWritten(res, config, plan.released, 200);
+  };
+}
+
+/** DELETE /v1/api/delete/:_id (or with the `@id` in the body): mend the history tree, then leave a tombstone. */
+export function deleteHandler(kit: Kit): RequestHandler {
+  const { config } = kit.deps;
+  return async (req, res) => {
+    let id = req.params._id ? String(req.params._id) : '';
+    if (!id) {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const declared = typeof body === 'object' && body !== null ? declaredId(body) : undefined;
+      if (declared === undefined) throw badRequest('You must provide the id of an object to delete.  Use /delete/id-here.');
+      id = segmentOf(declared);
+    }
+    const agent = kit.agentOf(req);
+    const found = await kit.store.findBySegment(id);
+    const doc = kit.liveObject(found, 'delete');
+    kit.assertOwnedUnreleased(doc, agent, 'delete', ' Fork to make changes.');
+    const versions = await kit.store.versionsOf(doc);
+    let heal: Replacement[];
+    try {
+      heal = planDeleteHeal(versions, doc, config.idPrefix);
+    } catch (err) {
+      if (err instanceof BrokenTreeError) throw new HttpError(500, `${err.message} Nothing was changed.`);
+      throw err;
+    }
+    const { _id, ...object } = structuredClone(doc);
+    const tombstone: DeletedDocument = {
+      '@id': doc['@id'],
+      __deleted: { object, deletor: agent, time: nowStamp() },
+      _id,
+    };
+    const replacements = [...heal, { before: doc as RerumDocument, after: tombstone }];
+    await kit.store.replaceAll(replacements);
+    await kit.invalidate(changesOf(replacements));
+    res.status(204).end();
+  };
+}

@@ -1,0 +1,94 @@
+/** Reads: GET /v1/id/:_id, POST /v1/api/query, GET /v1/history/:_id, GET /v1/since/:_id. */
+import type { RequestHandler } from 'express';
+import type { Filter } from 'mongodb';
+import { badRequest, notFound } from '../middleware/http-error';
+import { publicIdOf, toResponse } from '../rerum/document';
+import { isDeleted } from '../rerum/metadata';
+import { ancestorsOf, descendantsOf } from '../rerum/tree';
+import type { RerumDocument } from '../types/rerum';
+import type { Kit } from './kit';
+import { lastModified, limitSkip, objectHeaders, sendList } from './respond';
+
+/** GET (and HEAD) /v1/id/:_id, by `_id` or slug. A deleted object is 404 (see the README). */
+export function idHandler(kit: Kit): RequestHandler {
+  const { config } = kit.deps;
+  return async (req, res) => {
+    const id = String(req.params._id);
+    const found = await kit.store.findBySegment(id);
+    if (!found) throw notFound(`No RERUM object with id '${id}'`);
+    if (isDeleted(found)) throw notFound(`The RERUM object with id '${id}' has been deleted.`);
+    const obj = toResponse(found, config.idPrefix);
+    res.set(objectHeaders(obj));
+    res.set('Cache-Control', 'max-age=86400, must-revalidate');
+    const modified = lastModified(found);
+    if (modified) res.set('Last-Modified', modified);
+    res.set('Current-Overwritten-Version', found.__rerum?.isOverwritten ?? '');
+    const location = publicIdOf(obj);
+    if (location) res.location(location);
+    res.status(200).json(obj);
+  };
+}
+
+/** Database errors caused by the client's filter (bad operators, bad regex …) are 400s. */
+const CLIENT_QUERY_ERRORS = new Set([2, 9, 17287, 51091, 16810, 16020, 31253]);
+function asClientError(err: unknown): never {
+  const e = err as { code?: number; name?: string; message?: string };
+  if (e && typeof e.code === 'number' && CLIENT_QUERY_ERRORS.has(e.code)) {
+    throw badRequest(`The query could not be run: ${e.message ?? 'invalid query'}`);
+  }
+  throw err;
+}
+
+/** The client's filter, exactly as sent, with deleted objects left out. */
+const liveOnly = (filter: Record<string, unknown>): Filter<RerumDocument> =>
+  ({ $and: [filter, { __deleted: { $exists: false } }] }) as Filter<RerumDocument>;
+
+/** POST /v1/api/query: objects matching the JSON filter in the body; `?limit=` (100) and `?skip=` (0). */
+export function queryHandler(kit: Kit): RequestHandler {
+  const { config, collection } = kit.deps;
+  return async (req, res) => {
+    const filter = kit.bodyOf(req);
+    if (Object.keys(filter).length === 0) {
+      throw badRequest('Detected empty JSON object.  You must provide at least one property in the /query request body JSON.');
+    }
+    const { limit, skip } = limitSkip(req);
+    const matches = await collection.find(liveOnly(filter)).skip(skip).limit(limit).toArray().catch(asClientError);
+    sendList(res, config, matches);
+  };
+}
+
+/** HEAD /v1/api/query: the size the POST answer would have; 404 when nothing matches. */
+export function queryHeadHandler(kit: Kit): RequestHandler {
+  const { config, collection } = kit.deps;
+  return async (req, res) => {
+    const filter = kit.bodyOf(req);
+    if (typeof filter !== 'object' || Array.isArray(filter) || Object.keys(filter).length === 0) {
+      throw badRequest('Detected empty JSON object.  You must provide at least one property in the query.');
+    }
+    const matches = await collection.find(liveOnly(filter)).toArray().catch(asClientError);
+    if (!matches.length) throw notFound('There are no objects in the database matching the query. Check the request body.');
+    const size = Buffer.byteLength(JSON.stringify(matches.map((m) => toResponse(m, config.idPrefix))));
+    res.set('Content-Type', 'application/json; charset=utf-8').set('Content-Length', String(size)).status(200).end();
+  };
+}
+
+type TreeWalk = (versions: RerumDocument[], key: RerumDocument) => RerumDocument[];
+
+function treeHandler(kit: Kit, walk: TreeWalk): RequestHandler {
+  const { config } = kit.deps;
+  return async (req, res) => {
+    const id = String(req.params._id);
+    const found = await kit.store.findBySegment(id);
+    if (!found) throw notFound(`Cannot produce a history. There is no object in the database with id '${id}'.  Check the URL.`);
+    if (isDeleted(found)) {
+      sendList(res, config, []);
+      return;
+    }
+    sendList(res, config, walk(await kit.store.versionsOf(found), found));
+  };
+}
+
+/** GET /v1/history/:_id: every version upstream, nearest first, to the root. */
+export const historyHandler = (kit: Kit) => treeHandler(kit, ancestorsOf);
+/** GET /v1/since/:_id: every version downstream. */
+export const sinceHandler = (kit: Kit) => treeHandler(kit, descendantsOf);
