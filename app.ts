@@ -1,0 +1,48 @@
+/**
+ * The Express application. Everything it needs comes in as AppDeps (types/contracts.ts), so
+ * server.ts and the tests build the same app over real parts.
+ *
+ * Order: CORS → request log → maintenance (DOWN) → health → body parsers → local-issuer JWKS →
+ * /v1 API → static pages → 404 → JSON error handler.
+ */
+import path from 'node:path';
+import express, { type Express } from 'express';
+import { cors } from './middleware/cors';
+import { errorHandler, notFoundHandler } from './middleware/error-handler';
+import { HttpError } from './middleware/http-error';
+import { requestLog } from './middleware/request-log';
+import { healthRouter } from './routes/health';
+import { createV1Router } from './routes/v1';
+import type { AppDeps } from './types/contracts';
+
+export const DOWN_MESSAGE = 'RERUM v1 is down for updates or maintenance at this time.  We apologize for the inconvenience.  Try again later.';
+
+/** Static files (API page, context.json) live in public/ at the project root, also when run from dist/. */
+export const publicDir = path.resolve(__dirname, path.basename(__dirname) === 'dist' ? '..' : '.', 'public');
+
+export function createApp(deps: AppDeps): Express {
+  const { config } = deps;
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('trust proxy', true);
+  app.set('json spaces', 0);
+
+  app.use(cors);
+  app.use(requestLog(deps.logger));
+  app.use(healthRouter(deps));
+  if (config.down) {
+    app.use((_req, _res, next) => next(new HttpError(503, DOWN_MESSAGE)));
+  }
+
+  const limit = config.maxBodyBytes;
+  app.use(express.json({ type: ['application/json', 'application/ld+json'], limit, strict: false }));
+  app.use(express.text({ type: 'text/plain', limit }));
+
+  app.use(deps.auth.router);
+  app.use('/v1', createV1Router(deps));
+  app.use(express.static(publicDir, { index: ['index.html'], fallthrough: true }));
+
+  app.use(notFoundHandler);
+  app.use(errorHandler(deps.logger));
+  return app;
+}

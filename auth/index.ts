@@ -1,0 +1,87 @@
+/**
+ * Bearer-token auth for write routes (AuthLayer in types/contracts.ts).
+ *
+ * Both modes check tokens with express-oauth2-jwt-bearer and nothing else:
+ * - ISSUER_BASE_URL set (production, Auth0): keys from the issuer's discovery document / JWKS.
+ * - unset (offline default): this server is its own issuer (local-issuer.ts); the middleware gets
+ *   the local public key, and the JWKS is also served at /.well-known/jwks.json.
+ * Then the agent claim (RERUM_AGENT_CLAIM) must be present: it becomes `__rerum.generatedBy`.
+ * READONLY=true answers every token-guarded route with 503 before the token is looked at, as the
+ * reference does.
+ */
+import { Router, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
+import { auth } from 'express-oauth2-jwt-bearer';
+import type { Logger } from 'pino';
+import type { Config } from '../config';
+import { HttpError, unauthorized } from '../middleware/http-error';
+import type { AuthLayer } from '../types/contracts';
+import { loadOrCreateIssuerKey, type IssuerKey } from './issuer-key';
+import { jwksOf, localIssuer, signLocalToken, type TokenRequest } from './local-issuer';
+
+type AuthOptions = NonNullable<Parameters<typeof auth>[0]>;
+
+export interface AuthLayerWithIssuer extends AuthLayer {
+  /** Present in local-issuer mode: signs a token this server accepts. */
+  issueToken?(req: TokenRequest): Promise<string>;
+}
+
+export const READONLY_MESSAGE = 'RERUM v1 is read only at this time.  We apologize for the inconvenience.  Try again later.';
+
+const NO_TOKEN_HINT =
+  'The request does not contain a valid "Authorization: Bearer <token>" header, so it is unauthorized. Include a token with your request.';
+
+/** express-oauth2-jwt-bearer errors carry status 400/401 and a WWW-Authenticate header; keep both, as JSON. */
+function tokenError(err: unknown): HttpError | unknown {
+  const e = err as { status?: number; statusCode?: number; message?: string; headers?: Record<string, string> };
+  const status = e.status ?? e.statusCode;
+  if (typeof status !== 'number' || status >= 500) return err;
+  const headers: Record<string, string> = {};
+  const challenge = e.headers?.['WWW-Authenticate'];
+  if (challenge) headers['WWW-Authenticate'] = challenge;
+  // Malformed Authorization headers (400 from the library) are still "no usable token": 401, as the reference.
+  const message = e.message && e.message !== 'Unauthorized' ? `The token was rejected: ${e.message}.` : NO_TOKEN_HINT;
+  return new HttpError(401, message, headers);
+}
+
+export function createAuthLayer(config: Config, logger: Logger, issuerKey?: IssuerKey): AuthLayerWithIssuer {
+  const log = logger.child({ component: 'auth' });
+  const router = Router();
+  let verify: RequestHandler;
+  let issueToken: AuthLayerWithIssuer['issueToken'];
+
+  if (config.issuerBaseUrl) {
+    verify = auth({ audience: config.audience, issuerBaseURL: config.issuerBaseUrl, tokenSigningAlg: 'RS256' });
+    log.info({ issuer: config.issuerBaseUrl, audience: config.audience }, 'auth: tokens from external issuer');
+  } else {
+    const key = issuerKey ?? loadOrCreateIssuerKey(config.dataDir);
+    const jwks = jwksOf(key);
+    verify = auth({ audience: config.audience, issuer: localIssuer(config), publicKey: jwks as unknown as AuthOptions['publicKey'], tokenSigningAlg: 'RS256' });
+    router.get('/.well-known/jwks.json', (_req, res) => {
+      res.json(jwks);
+    });
+    issueToken = (req) => signLocalToken(config, key, req);
+    log.info({ issuer: localIssuer(config), audience: config.audience }, 'auth: local issuer (mint tokens with `npm run token -- --agent <url>`)');
+  }
+
+  const agentOf = (req: Request): string => {
+    const agent = req.auth?.payload?.[config.agentClaim];
+    return typeof agent === 'string' ? agent : '';
+  };
+
+  const requireToken: RequestHandler = (req: Request, res: Response, next: NextFunction) => {
+    if (config.readonly) return next(new HttpError(503, READONLY_MESSAGE));
+    verify(req, res, (err?: unknown) => {
+      if (err) return next(tokenError(err));
+      if (!agentOf(req)) return next(unauthorized(`This token did not contain a known RERUM agent (claim "${config.agentClaim}").`));
+      next();
+    });
+  };
+
+  return {
+    requireToken,
+    agentOf,
+    isBot: (agent) => config.botAgent !== undefined && agent === config.botAgent,
+    router,
+    ...(issueToken ? { issueToken } : {}),
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * Request-body guards for write and query routes. app.ts parses JSON (application/json and
+ * application/ld+json) and text/plain bodies; these check that what arrived is what the route takes:
+ * the wrong Content-Type → 415, a body of the wrong JSON shape → 400, both as JSON errors.
+ */
+import type { Request, RequestHandler } from 'express';
+import { HttpError, badRequest } from './http-error';
+
+type BodyKind = 'json' | 'text';
+
+const MEDIA_TYPES: Record<BodyKind, string[]> = {
+  json: ['application/json', 'application/ld+json'],
+  text: ['text/plain'],
+};
+
+/** 415 unless the request's single Content-Type is one of the given kinds. */
+export function requireContentType(...kinds: BodyKind[]): RequestHandler {
+  const accepted = kinds.flatMap((k) => MEDIA_TYPES[k]);
+  const wanted = accepted.join(', ');
+  return (req, _res, next) => {
+    const raw = (req.get('Content-Type') ?? '').toLowerCase();
+    const mime = raw.split(';')[0].trim();
+    if (!mime) return next(new HttpError(415, `Missing or empty Content-Type header. This endpoint requires ${wanted}.`));
+    if (accepted.includes(mime)) return next();
+    if (raw.includes(',')) {
+      return next(new HttpError(415, 'Multiple Content-Type values are not allowed. Provide exactly one Content-Type header.'));
+    }
+    return next(new HttpError(415, `Unsupported Content-Type: ${raw}. This endpoint requires ${wanted}.`));
+  };
+}
+
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function shapeGuard(check: (body: unknown) => boolean, expected: string): RequestHandler {
+  const contentType = requireContentType('json');
+  return (req, res, next) => {
+    contentType(req, res, (err?: unknown) => {
+      if (err) return next(err);
+      if (!hasBody(req) || !check(req.body)) {
+        return next(badRequest(`The body of your request was invalid: expected ${expected}.`));
+      }
+      next();
+    });
+  };
+}
+
+/** True when the client sent a body at all (the parsers leave `req.body` undefined otherwise). */
+export const hasBody = (req: Request): boolean => req.body !== undefined;
+
+/** JSON Content-Type and a JSON object body. */
+export const requireJsonObject = shapeGuard(isPlainObject, 'a JSON object');
+/** JSON Content-Type and a JSON array body. */
+export const requireJsonArray = shapeGuard((b) => Array.isArray(b), 'a JSON array');
+/** JSON Content-Type and a JSON object or array body. */
+export const requireJsonBody = shapeGuard((b) => isPlainObject(b) || Array.isArray(b), 'a JSON object or array');
+/** JSON or text/plain Content-Type (search routes take either). */
+export const requireJsonOrText = requireContentType('json', 'text');
