@@ -107,17 +107,17 @@ d('cache over HTTP (real app)', () => {
     expect(gb.body.v).toBe('over');
     await unrelated();
 
-    // patch / set / unset
+    // patch / set / unset, each on the newest version (each makes a new version)
+    let newest = b['@id'];
     for (const [route, body] of [
-      ['patch', { '@id': b['@id'], v: 'patched' }],
-      ['set', { '@id': b['@id'], extra: 1 }],
-      ['unset', { '@id': b['@id'], extra: null }],
+      ['patch', { v: 'patched' }],
+      ['set', { extra: 1 }],
+      ['unset', { extra: null }],
     ] as const) {
-      const cur = objOf((await get(`/v1/id/${seg(b)}`)).body);
-      void cur;
       expect(await cachedQuery({ tag, type: 'HttpCacheTest' })).toBe('HIT');
-      const r = await auth(request(srv.app).patch(`/v1/api/${route}`)).send(body);
+      const r = await auth(request(srv.app).patch(`/v1/api/${route}`)).send({ '@id': newest, ...body });
       expect(r.status).toBeLessThan(300);
+      newest = objOf(r.body)['@id'];
       expect((await query({ tag, type: 'HttpCacheTest' })).headers['x-cache']).toBe('MISS');
     }
     await unrelated();

@@ -1,0 +1,79 @@
+/** Shared helpers for the /v1 route tests (not a test file). */
+import request from 'supertest';
+import { createTestServer, DEFAULT_AGENT, type TestServer } from '../support/app';
+import type { RerumDocument } from '../../types/rerum';
+
+export type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+
+export const OTHER_AGENT = 'http://rerum.test/v1/id/agent-other';
+export { DEFAULT_AGENT };
+
+export interface Harness {
+  srv: TestServer;
+  token: string;
+  otherToken: string;
+  prefix: string;
+  get(url: string): request.Test;
+  /** An authorised request (default agent unless `tok` given). */
+  authed(method: 'post' | 'put' | 'patch' | 'delete', url: string, tok?: string): request.Test;
+  create(body: Obj, tok?: string): Promise<Obj>;
+  update(body: Obj, tok?: string): Promise<Obj>;
+  /** The stored document, `_id` included (straight from the collection). */
+  stored(idOrUri: string): Promise<RerumDocument | null>;
+  count(): Promise<number>;
+  seg(o: Obj | string): string;
+}
+
+export async function startHarness(opts: { caching?: boolean; env?: Record<string, string> } = {}): Promise<Harness> {
+  const srv = await createTestServer(opts);
+  const token = await srv.token();
+  const otherToken = await srv.token(OTHER_AGENT);
+  const prefix = srv.config.idPrefix;
+  const seg = (o: Obj | string) => {
+    const s = typeof o === 'string' ? o : (o['@id'] ?? o.id);
+    return String(s).split('/').pop()!;
+  };
+  const h: Harness = {
+    srv,
+    token,
+    otherToken,
+    prefix,
+    seg,
+    get: (url) => request(srv.app).get(url),
+    authed: (method, url, tok = token) => request(srv.app)[method](url).set('Authorization', `Bearer ${tok}`),
+    async create(body, tok) {
+      const r = await h.authed('post', '/v1/api/create', tok).send(body);
+      if (r.status !== 201) throw new Error(`create failed: ${r.status} ${r.text}`);
+      return r.body.new_obj_state;
+    },
+    async update(body, tok) {
+      const r = await h.authed('put', '/v1/api/update', tok).send(body);
+      if (r.status !== 200) throw new Error(`update failed: ${r.status} ${r.text}`);
+      return r.body.new_obj_state;
+    },
+    stored: (idOrUri) => srv.collection.findOne({ _id: seg(idOrUri) }),
+    count: () => srv.collection.countDocuments({}),
+  };
+  return h;
+}
+
+/** Every __rerum field of a fresh version/object, checked exactly. */
+export function expectRerum(r: Obj, expected: { generatedBy: string; prime: string; previous: string; next?: string[] }) {
+  expect(Object.keys(r).sort()).toEqual(
+    ['@context', 'alpha', 'APIversion', 'createdAt', 'generatedBy', 'isOverwritten', 'isReleased', 'releases', 'history', ...(r.slug ? ['slug'] : [])].sort(),
+  );
+  expect(r['@context']).toBe('http://store.rerum.io/v1/context.json');
+  expect(r.alpha).toBe(true);
+  expect(r.APIversion).toBe('1.1.0');
+  expect(r.createdAt).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}$/);
+  expect(r.generatedBy).toBe(expected.generatedBy);
+  expect(r.isOverwritten).toBe('');
+  expect(r.isReleased).toBe('');
+  expect(r.history).toEqual({ prime: expected.prime, previous: expected.previous, next: expected.next ?? [] });
+  expect(r.releases).toEqual({ previous: '', next: [], replaces: '' });
+}
+
+/** No `_id` anywhere in a response body. */
+export function expectNoUnderscoreId(body: unknown) {
+  expect(JSON.stringify(body)).not.toMatch(/"_id"/);
+}

@@ -1,0 +1,88 @@
+/**
+ * The real app for route tests: real Express app, real `mongodb` driver over TCP to the database
+ * jest's global setup selected (MONGO_TEST_URI), a fresh database per server, real RS256 tokens
+ * from the local issuer checked by express-oauth2-jwt-bearer.
+ */
+import type { Express } from 'express';
+import { MongoClient, type Collection } from 'mongodb';
+import pino from 'pino';
+import { createApp } from '../../app';
+import { createAuthLayer, type AuthLayerWithIssuer } from '../../auth';
+import { generateIssuerKey, type IssuerKey } from '../../auth/issuer-key';
+import { createEnabledCache } from '../../cache';
+import { createDisabledCache } from '../../cache/disabled';
+import { loadConfig, type Config } from '../../config';
+import { ensureIndexes } from '../../db/indexes';
+import type { AppDeps } from '../../types/contracts';
+import type { RerumDocument } from '../../types/rerum';
+
+export const TEST_BASE = 'http://rerum.test';
+export const DEFAULT_AGENT = `${TEST_BASE}/v1/id/agent-default`;
+
+export interface TestServer {
+  app: Express;
+  deps: AppDeps;
+  config: Config;
+  collection: Collection<RerumDocument>;
+  /** The local issuer's key (to forge bad tokens in auth tests). */
+  key: IssuerKey;
+  /** A valid token for `agent` (default DEFAULT_AGENT); `claims` override or add claims. */
+  token(agent?: string, claims?: Record<string, unknown>, expiresInSeconds?: number): Promise<string>;
+  close(): Promise<void>;
+}
+
+let sharedKey: IssuerKey | undefined;
+let dbCounter = 0;
+
+export function testMongoUri(): string {
+  const uri = process.env.MONGO_TEST_URI;
+  if (!uri) throw new Error('MONGO_TEST_URI is not set: run the tests through jest (its global setup starts the database)');
+  return uri;
+}
+
+export async function createTestServer(opts: { caching?: boolean; env?: Record<string, string> } = {}): Promise<TestServer> {
+  const dbName = `t${process.pid}_${Date.now().toString(36)}_${++dbCounter}`;
+  const config = loadConfig({
+    RERUM_BASE: TEST_BASE,
+    MONGODBNAME: dbName,
+    CACHING: opts.caching ? 'true' : 'false',
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    DATA_DIR: '/nonexistent-test-data-dir',
+    ...opts.env,
+  });
+  const logger = pino({ level: config.logLevel });
+  const client = new MongoClient(testMongoUri());
+  await client.connect();
+  const db = client.db(config.mongoDbName);
+  const collection = db.collection<RerumDocument>(config.mongoCollection);
+  await ensureIndexes(collection, config);
+  const cache = opts.caching ? createEnabledCache(config, logger) : createDisabledCache();
+  sharedKey ??= generateIssuerKey();
+  const key = sharedKey;
+  const auth: AuthLayerWithIssuer = createAuthLayer(config, logger, key);
+  const deps: AppDeps = {
+    config,
+    collection,
+    cache,
+    auth,
+    logger,
+    pingDatabase: async () => {
+      await db.command({ ping: 1 });
+    },
+  };
+  const app = createApp(deps);
+  return {
+    app,
+    deps,
+    config,
+    collection,
+    key,
+    token: (agent = DEFAULT_AGENT, claims, expiresInSeconds) =>
+      auth.issueToken!({ agent, claims: claims as Record<string, never> | undefined, expiresInSeconds }),
+    async close() {
+      await cache.close();
+      await db.dropDatabase().catch(() => {});
+      await client.close();
+    },
+  };
+}
