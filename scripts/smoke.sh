@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# Smoke test as a new user would do it: `npm start` on the embedded default (no MongoDB, no Auth0),
+# mint a token with `npm run token`, then create → read → update → history → since → query →
+# delete with curl, checking every answer. Stops the server with SIGTERM and checks it shuts down
+# cleanly. Exits non-zero on the first mismatch.
+#
+#   bash scripts/smoke.sh            (uses a free port and a temporary DATA_DIR)
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+PORT="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
+DATA_DIR="$(mktemp -d "${TMPDIR:-/tmp}/rerum-smoke.XXXXXX")"
+LOG="$DATA_DIR/server.log"
+BASE="http://127.0.0.1:$PORT"
+export PORT DATA_DIR RERUM_BASE="$BASE" LOG_LEVEL=info
+unset MONGO_CONNECTION_STRING ISSUER_BASE_URL DOWN READONLY
+SERVER_PID=""
+
+fail() {
+  echo "SMOKE FAIL: $*" >&2
+  [[ -f "$LOG" ]] && { echo "--- server log (last 30 lines)" >&2; tail -n 30 "$LOG" >&2; }
+  exit 1
+}
+cleanup() {
+  if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -TERM -- "-$SERVER_PID" 2>/dev/null || true; sleep 1; kill -KILL -- "-$SERVER_PID" 2>/dev/null || true; fi
+  rm -rf "$DATA_DIR"
+}
+trap cleanup EXIT
+
+# call METHOD PATH [BODY] → sets STATUS, BODY, HEADERS
+call() {
+  local method="$1" path="$2" data="${3:-}" hdr="$DATA_DIR/headers"
+  local args=(-sS --max-time 30 -X "$method" -D "$hdr" -o "$DATA_DIR/body" -w '%{http_code}')
+  [[ -n "${TOKEN:-}" ]] && args+=(-H "Authorization: Bearer $TOKEN")
+  [[ -n "$data" ]] && args+=(-H 'Content-Type: application/json' --data "$data")
+  STATUS="$(curl "${args[@]}" "$BASE$path")" || fail "$method $path: curl failed"
+  BODY="$(cat "$DATA_DIR/body")"
+  HEADERS="$(tr -d '\r' <"$hdr")"
+}
+expect_status() { [[ "$STATUS" == "$1" ]] || fail "$2: expected HTTP $1, got $STATUS: $BODY"; }
+# jqcheck FILTER MESSAGE: the jq filter must print true for BODY
+jqcheck() { [[ "$(jq -r "$1" <<<"$BODY" 2>/dev/null)" == "true" ]] || fail "$2 (jq: $1) in: $BODY"; }
+objof() { jq -c '.new_obj_state // .' <<<"$BODY"; }
+
+echo "== npm start (port $PORT, data in $DATA_DIR)"
+setsid npm start >"$LOG" 2>&1 &
+SERVER_PID=$!
+for _ in $(seq 1 240); do
+  if curl -fsS "$BASE/health" >/dev/null 2>&1; then break; fi
+  kill -0 "$SERVER_PID" 2>/dev/null || fail "server exited during start"
+  sleep 0.5
+done
+curl -fsS "$BASE/health" >/dev/null || fail "server did not become healthy"
+echo "   up: $(curl -sS "$BASE/health")"
+
+echo "== token"
+TOKEN="$(npm run -s token -- --agent "$BASE/v1/id/smoke-agent" 2>/dev/null | tail -n 1)"
+[[ "$TOKEN" == *.*.* ]] || fail "npm run token did not print a JWT"
+
+RID="smoke-$(date +%s)-$$"
+echo "== create"
+call POST /v1/api/create "{\"type\":\"SmokeTest\",\"rid\":\"$RID\",\"label\":\"first\"}"
+expect_status 201 create
+V1="$(objof | jq -r '."@id"')"
+[[ "$V1" == "$BASE/v1/id/"* ]] || fail "create: @id $V1 does not start with $BASE/v1/id/"
+grep -qi "^location: $V1\$" <<<"$HEADERS" || fail "create: Location header is not $V1"
+BODY="$(objof)"
+jqcheck '.__rerum.generatedBy == "'"$BASE"'/v1/id/smoke-agent" and .__rerum.history.prime == "root" and (has("_id") | not)' "create: __rerum"
+
+echo "== read"
+TOKEN_SAVED="$TOKEN"; TOKEN=""
+call GET "/v1/id/${V1##*/}"
+expect_status 200 "GET /v1/id"
+jqcheck '.label == "first" and (has("_id") | not)' "read"
+TOKEN="$TOKEN_SAVED"
+
+echo "== update"
+call PUT /v1/api/update "{\"@id\":\"$V1\",\"type\":\"SmokeTest\",\"rid\":\"$RID\",\"label\":\"second\"}"
+expect_status 200 update
+BODY="$(objof)"
+V2="$(jq -r '."@id"' <<<"$BODY")"
+[[ "$V2" != "$V1" ]] || fail "update: the new version has the old @id"
+jqcheck '.label == "second" and .__rerum.history.previous == "'"$V1"'" and .__rerum.history.prime == "'"$V1"'"' "update: history links"
+
+echo "== history and since"
+call GET "/v1/history/${V2##*/}"
+expect_status 200 history
+jqcheck 'length == 1 and .[0]."@id" == "'"$V1"'"' "history of the new version lists the first"
+call GET "/v1/since/${V1##*/}"
+expect_status 200 since
+jqcheck 'length == 1 and .[0]."@id" == "'"$V2"'"' "since of the first version lists the new one"
+
+echo "== query"
+call POST /v1/api/query "{\"rid\":\"$RID\"}"
+expect_status 200 query
+jqcheck 'length == 2 and ([.[].label] | sort) == ["first","second"]' "query finds both versions"
+
+echo "== delete"
+call DELETE "/v1/api/delete/${V2##*/}"
+expect_status 204 delete
+call POST /v1/api/query "{\"rid\":\"$RID\",\"label\":\"second\"}"
+expect_status 200 "query after delete"
+jqcheck 'length == 0' "the deleted version no longer matches a query"
+
+echo "== graceful shutdown"
+kill -TERM -- "-$SERVER_PID"
+for _ in $(seq 1 30); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.5; done
+kill -0 "$SERVER_PID" 2>/dev/null && fail "server still running 15 s after SIGTERM"
+grep -q '"msg":"stopped"' "$LOG" || fail "server did not log a clean stop"
+SERVER_PID=""
+echo "SMOKE OK"
