@@ -5,20 +5,16 @@
  * Order: CORS → request log → maintenance (DOWN) → health → body parsers → local-issuer JWKS →
  * /v1 API → static pages → 404 → JSON error handler.
  */
-import path from 'node:path';
 import express, { type Express } from 'express';
 import { cors } from './middleware/cors';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
 import { HttpError } from './middleware/http-error';
 import { requestLog } from './middleware/request-log';
 import { healthRouter } from './routes/health';
-import { createV1Router } from './routes/v1';
+import { createV1Router, publicDir } from './routes/v1';
 import type { AppDeps } from './types/contracts';
 
 export const DOWN_MESSAGE = 'RERUM v1 is down for updates or maintenance at this time.  We apologize for the inconvenience.  Try again later.';
-
-/** Static files (API page, context.json) live in public/ at the project root, also when run from dist/. */
-export const publicDir = path.resolve(__dirname, path.basename(__dirname) === 'dist' ? '..' : '.', 'public');
 
 export function createApp(deps: AppDeps): Express {
   const { config } = deps;

@@ -8,14 +8,11 @@
 import type { Server } from 'node:http';
 import { config as loadDotEnv } from 'dotenv';
 import { createApp } from './app';
-import { createAuthLayer } from './auth';
-import { createReadCache } from './cache';
 import { ConfigError, loadConfig, type Config } from './config';
 import { connectWithRetry, redactUri } from './db/connect';
-import { ensureIndexes } from './db/indexes';
 import { selectDatabase } from './db/select';
+import { createAppDeps } from './deps';
 import { createLogger } from './logger';
-import type { RerumDocument } from './types/rerum';
 
 const DRAIN_MS = 10_000;
 
@@ -40,21 +37,9 @@ async function main(): Promise<void> {
   const database = await selectDatabase({ purpose: 'server', dataDir: config.dataDir, logger });
   const client = await connectWithRetry(database.uri, logger);
   logger.info({ uri: redactUri(database.uri), db: config.mongoDbName, collection: config.mongoCollection }, 'database connected');
-  const collection = client.db(config.mongoDbName).collection<RerumDocument>(config.mongoCollection);
-  await ensureIndexes(collection, config);
-
-  const cache = createReadCache(config, logger);
-  const auth = createAuthLayer(config, logger);
-  const app = createApp({
-    config,
-    collection,
-    cache,
-    auth,
-    logger,
-    pingDatabase: async () => {
-      await client.db(config.mongoDbName).command({ ping: 1 });
-    },
-  });
+  const deps = await createAppDeps(config, logger, client);
+  const { cache } = deps;
+  const app = createApp(deps);
 
   const server: Server = app.listen(config.port);
   await new Promise<void>((resolve, reject) => {

@@ -7,12 +7,9 @@ import type { Express } from 'express';
 import { MongoClient, type Collection } from 'mongodb';
 import pino from 'pino';
 import { createApp } from '../../app';
-import { createAuthLayer, type AuthLayerWithIssuer } from '../../auth';
 import { generateIssuerKey, type IssuerKey } from '../../auth/issuer-key';
-import { createEnabledCache } from '../../cache';
-import { createDisabledCache } from '../../cache/disabled';
 import { loadConfig, type Config } from '../../config';
-import { ensureIndexes } from '../../db/indexes';
+import { createAppDeps } from '../../deps';
 import type { AppDeps } from '../../types/contracts';
 import type { RerumDocument } from '../../types/rerum';
 
@@ -53,23 +50,10 @@ export async function createTestServer(opts: { caching?: boolean; env?: Record<s
   const logger = pino({ level: config.logLevel });
   const client = new MongoClient(testMongoUri());
   await client.connect();
-  const db = client.db(config.mongoDbName);
-  const collection = db.collection<RerumDocument>(config.mongoCollection);
-  await ensureIndexes(collection, config);
-  const cache = opts.caching ? createEnabledCache(config, logger) : createDisabledCache();
   sharedKey ??= generateIssuerKey();
   const key = sharedKey;
-  const auth: AuthLayerWithIssuer = createAuthLayer(config, logger, key);
-  const deps: AppDeps = {
-    config,
-    collection,
-    cache,
-    auth,
-    logger,
-    pingDatabase: async () => {
-      await db.command({ ping: 1 });
-    },
-  };
+  const deps = await createAppDeps(config, logger, client, { issuerKey: key });
+  const { cache, auth, collection } = deps;
   const app = createApp(deps);
   return {
     app,
@@ -81,7 +65,7 @@ export async function createTestServer(opts: { caching?: boolean; env?: Record<s
       auth.issueToken!({ agent, claims: claims as Record<string, never> | undefined, expiresInSeconds }),
     async close() {
       await cache.close();
-      await db.dropDatabase().catch(() => {});
+      await client.db(config.mongoDbName).dropDatabase().catch(() => {});
       await client.close();
     },
   };
