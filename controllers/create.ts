@@ -3,17 +3,17 @@ import type { RequestHandler } from 'express';
 import { badRequest, conflict } from '../middleware/http-error';
 import { changeOf } from '../db/objects';
 import { composeDocument, toResponse } from '../rerum/document';
-import { isValidId, newId, usesIdAlias } from '../rerum/ids';
+import { isValidId, newId } from '../rerum/ids';
 import { nowStamp, rootMetadata } from '../rerum/metadata';
 import type { RerumDocument } from '../types/rerum';
-import type { Body, Kit } from './kit';
+import { bulkItems, type Kit } from './kit';
 import { JSON_TYPE, sendWritten } from './respond';
 
-/** A `Slug` header names a new object's alternative id segment; it must be free. */
+/** A `Slug` header names a new object's alternative id segment; it must be free. An empty one is no slug (as the reference). */
 export async function claimSlug(kit: Kit, slug: string | undefined): Promise<string | undefined> {
-  if (slug === undefined) return undefined;
-  const s = slug.trim();
-  if (!s || /[/?#\s]/.test(s)) throw badRequest('The Slug header must be a single URL path segment.');
+  const s = slug?.trim();
+  if (!s) return undefined;
+  if (/[/?#\s]/.test(s)) throw badRequest('The Slug header must be a single URL path segment.');
   if (await kit.store.exists(s)) throw conflict('The id provided already exists.  Please use a different _id or Slug.');
   return s;
 }
@@ -35,19 +35,10 @@ export function createHandler(kit: Kit): RequestHandler {
 export function bulkCreateHandler(kit: Kit): RequestHandler {
   const { config } = kit.deps;
   return async (req, res) => {
-    const items = req.body as unknown[];
-    if (items.length === 0) throw badRequest('No action on an empty array.');
-    const invalid = items.some((d) => {
-      if (typeof d !== 'object' || d === null || Array.isArray(d)) return true;
-      const o = d as Body;
-      return usesIdAlias(o['@context']) ? (o.id ?? o['@id']) !== undefined : o['@id'] !== undefined;
-    });
-    if (invalid) {
-      throw badRequest('All objects in the body of a `/bulkCreate` must be JSON and must not contain a declared identifier property.');
-    }
+    const items = bulkItems(req.body, 'bulkCreate');
     const agent = kit.agentOf(req);
     const now = nowStamp();
-    const docs: RerumDocument[] = (items as Body[])
+    const docs: RerumDocument[] = items
       .filter((d) => Object.keys(d).length > 0)
       .map((d) => {
         const _id = isValidId(d._id) ? d._id : newId();

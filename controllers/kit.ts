@@ -5,12 +5,34 @@
 import type { Request } from 'express';
 import { HttpError, badRequest, forbidden, unauthorized } from '../middleware/http-error';
 import { ObjectStore } from '../db/objects';
-import { declaredId } from '../rerum/ids';
+import { declaredId, usesIdAlias } from '../rerum/ids';
 import { isDeleted, isReleased, mayModify } from '../rerum/metadata';
 import type { AppDeps, ObjectChange } from '../types/contracts';
 import type { RerumDocument, StoredDocument } from '../types/rerum';
 
 export type Body = Record<string, unknown>;
+
+/**
+ * The items of a `/bulkCreate` or `/bulkUpdate` body (the route checked it is an array), checked as
+ * the reference does before anything is written: not empty; every item a JSON object; its declared
+ * identifier (`@id`, or `id` under an id-aliasing context) absent or empty for bulkCreate, and a
+ * non-empty string for bulkUpdate. Any bad item → 400 for the whole request.
+ */
+export function bulkItems(body: unknown, route: 'bulkCreate' | 'bulkUpdate'): Body[] {
+  const items = body as unknown[];
+  if (items.length === 0) throw badRequest('No action on an empty array.');
+  const needsId = route === 'bulkUpdate';
+  const invalid = items.some((d) => {
+    if (typeof d !== 'object' || d === null || Array.isArray(d)) return true;
+    const o = d as Body;
+    const id = usesIdAlias(o['@context']) ? (o.id ?? o['@id']) : o['@id'];
+    return needsId ? typeof id !== 'string' || id === '' : Boolean(id);
+  });
+  if (invalid) {
+    throw badRequest(`All objects in the body of a \`/${route}\` must be JSON and must ${needsId ? '' : 'not '}contain a declared identifier property.`);
+  }
+  return items as Body[];
+}
 
 export interface Kit {
   deps: AppDeps;

@@ -59,7 +59,7 @@ export function releaseHandler(kit: Kit): RequestHandler {
     if (!id) throw badRequest('You must provide the id of an object to release.  Use /release/id-here.');
     const agent = kit.agentOf(req);
     const slugParam = typeof req.query.slug === 'string' ? req.query.slug : undefined;
-    const slug = await claimSlug(kit, req.get('Slug') ?? slugParam);
+    const slug = await claimSlug(kit, req.get('Slug') || slugParam);
     const doc = kit.liveObject(await kit.store.findBySegment(id), 'release');
     if (isReleased(doc)) throw forbidden('The object you are trying to release is already released.');
     kit.assertOwnedUnreleased(doc, agent, 'release');

@@ -1,14 +1,16 @@
 /**
- * POST /v1/api/search and /v1/api/search/phrase. Body: `{"searchText": "..."}` or the text itself
- * (text/plain or a JSON string). `?limit=` (100) and `?skip=` (0). Answers an array of objects, best
- * match first, each with its relevance `score` (as the reference).
+ * POST /v1/api/search and /v1/api/search/phrase. Body: `{"searchText": "...", "options": {...}}` or
+ * the text itself (text/plain or a JSON string). `?limit=` (100) and `?skip=` (0). Answers an array
+ * of objects, best match first, each with its relevance in `__rerum.score` (as the reference).
  *
  * With ATLAS_SEARCH the reference's two Atlas Search queries run (IIIF Presentation 3 and 2.1
- * indexes) and are merged; otherwise a MongoDB `$text` query over the same fields (text index made
- * by db/indexes.ts). Phrase search without Atlas matches the exact phrase (no `slop`).
+ * indexes) and are merged; `options` are the Atlas operator's options (defaults: none for words,
+ * `{"slop": 2}` for phrase), as the reference. Otherwise a MongoDB `$text` query over the same fields
+ * (text index made by db/indexes.ts); `options` are then ignored, and phrase search matches the
+ * exact phrase (no `slop`).
  */
 import type { RequestHandler } from 'express';
-import type { Collection, Document, Filter } from 'mongodb';
+import { MongoServerError, type Collection, type Document, type Filter } from 'mongodb';
 import { badRequest } from '../middleware/http-error';
 import { ensureTextIndex } from '../db/indexes';
 import type { RerumDocument } from '../types/rerum';
@@ -17,11 +19,21 @@ import { limitSkip, sendList } from './respond';
 
 type Mode = 'words' | 'phrase';
 
-function searchTextOf(body: unknown): string {
-  const raw = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as { searchText?: unknown }).searchText : body;
+type Options = Record<string, unknown>;
+const DEFAULT_OPTIONS: Record<Mode, Options> = { words: {}, phrase: { slop: 2 } };
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The text to search for and the Atlas operator options, from either request shape. */
+export function searchRequestOf(body: unknown, mode: Mode): { text: string; options: Options } {
+  const raw = isPlainObject(body) ? body.searchText : body;
   if (typeof raw !== 'string' || raw.trim() === '') throw badRequest('You did not provide text to search for in the search request.');
-  return raw;
+  const given = isPlainObject(body) ? body.options : undefined;
+  if (given !== undefined && !isPlainObject(given)) throw badRequest("The search 'options' must be a JSON object.");
+  return { text: raw, options: given ?? DEFAULT_OPTIONS[mode] };
 }
+
+type Scored = RerumDocument & { __rerum?: { score?: number } };
+const scoreOf = (d: Scored): number => d.__rerum?.score ?? 0;
 
 const PRESI3_FIELDS: Array<[string | undefined, string[]]> = [
   [undefined, ['body.value', 'bodyValue']],
@@ -41,26 +53,37 @@ const PRESI2_FIELDS: Array<[string | undefined, string[]]> = [
 ];
 
 /** One Atlas Search pipeline: a compound `should` over the index's fields (embedded documents where nested). */
-function atlasPipeline(index: string, fields: Array<[string | undefined, string[]]>, text: string, mode: Mode, upTo: number): Document[] {
+function atlasPipeline(index: string, fields: Array<[string | undefined, string[]]>, text: string, mode: Mode, options: Options, upTo: number): Document[] {
   const op = mode === 'phrase' ? 'phrase' : 'text';
-  const options = mode === 'phrase' ? { slop: 2 } : {};
   const should = fields.map(([embedded, path]) => {
     const clause = { [op]: { query: text, path, ...options } };
     return embedded ? { embeddedDocument: { path: embedded, operator: clause } } : clause;
   });
   return [
     { $search: { index, compound: { should, minimumShouldMatch: 1 } } },
-    { $addFields: { score: { $meta: 'searchScore' } } },
+    { $addFields: { '__rerum.score': { $meta: 'searchScore' } } },
     { $limit: upTo },
   ];
 }
 
-async function atlasSearch(collection: Collection<RerumDocument>, text: string, mode: Mode, limit: number, skip: number) {
-  const run = (p: Document[]) => collection.aggregate<RerumDocument & { score?: number }>(p).toArray().catch(() => []);
-  const [p3, p2] = await Promise.all([
-    run(atlasPipeline('presi3AnnotationText', PRESI3_FIELDS, text, mode, limit + skip)),
-    run(atlasPipeline('presi2AnnotationText', PRESI2_FIELDS, text, mode, limit + skip)),
-  ]);
+export const atlasPipelines = (text: string, mode: Mode, options: Options, upTo: number): [Document[], Document[]] => [
+  atlasPipeline('presi3AnnotationText', PRESI3_FIELDS, text, mode, options, upTo),
+  atlasPipeline('presi2AnnotationText', PRESI2_FIELDS, text, mode, options, upTo),
+];
+
+async function atlasSearch(collection: Collection<RerumDocument>, text: string, mode: Mode, options: Options, limit: number, skip: number) {
+  // Atlas answers a missing search index with no results; a server error here comes from the query
+  // itself (e.g. client `options` the operator rejects): a 400 naming it. Network errors stay 500s.
+  const run = (p: Document[]) =>
+    collection
+      .aggregate<Scored>(p)
+      .toArray()
+      .catch((err: unknown) => {
+        if (err instanceof MongoServerError) throw badRequest(`Atlas Search refused this search: ${err.message}`);
+        throw err;
+      });
+  const [q3, q2] = atlasPipelines(text, mode, options, limit + skip);
+  const [p3, p2] = await Promise.all([run(q3), run(q2)]);
   const seen = new Set<string>();
   const merged = [...p3, ...p2].filter((d) => {
     const key = String(d._id);
@@ -68,21 +91,29 @@ async function atlasSearch(collection: Collection<RerumDocument>, text: string, 
     seen.add(key);
     return true;
   });
-  merged.sort((a, b) => (b.score ?? 0) - (a.score ?? 0));
+  merged.sort((a, b) => scoreOf(b) - scoreOf(a));
   return merged.slice(skip, skip + limit);
 }
 
-async function textIndexSearch(collection: Collection<RerumDocument>, text: string, mode: Mode, limit: number, skip: number) {
+/** Where the text score is projected before it moves into `__rerum.score` (a client's own `score` stays untouched). */
+const TEXT_SCORE = '__rerumTextScore';
+
+async function textIndexSearch(collection: Collection<RerumDocument>, text: string, mode: Mode, limit: number, skip: number): Promise<Scored[]> {
   const search = mode === 'phrase' ? `"${text.replace(/"/g, ' ').trim()}"` : text;
-  const run = () =>
-    collection
+  const run = async () => {
+    const found = await collection
       .find({ $text: { $search: search }, __deleted: { $exists: false } } as Filter<RerumDocument>, {
-        projection: { score: { $meta: 'textScore' } },
-        sort: { score: { $meta: 'textScore' } },
+        projection: { [TEXT_SCORE]: { $meta: 'textScore' } },
+        sort: { [TEXT_SCORE]: { $meta: 'textScore' } },
       })
       .skip(skip)
       .limit(limit)
       .toArray();
+    return found.map((d) => {
+      const { [TEXT_SCORE]: score, ...doc } = d as RerumDocument & Record<string, unknown>;
+      return { ...doc, __rerum: { ...doc.__rerum, score } } as Scored;
+    });
+  };
   try {
     return await run();
   } catch (err) {
@@ -96,10 +127,10 @@ async function textIndexSearch(collection: Collection<RerumDocument>, text: stri
 function searchHandler(kit: Kit, mode: Mode): RequestHandler {
   const { config, collection } = kit.deps;
   return async (req, res) => {
-    const text = searchTextOf(req.body);
+    const { text, options } = searchRequestOf(req.body, mode);
     const { limit, skip } = limitSkip(req);
     const results = config.atlasSearch
-      ? await atlasSearch(collection, text, mode, limit, skip)
+      ? await atlasSearch(collection, text, mode, options, limit, skip)
       : await textIndexSearch(collection, text, mode, limit, skip);
     sendList(res, config, results);
   };

@@ -3,14 +3,13 @@
  * PATCH patch / set / unset, PUT bulkUpdate. All go through `createVersion`.
  */
 import type { RequestHandler } from 'express';
-import { badRequest } from '../middleware/http-error';
 import { changeOf } from '../db/objects';
 import { applyPatch, applySet, applyUnset, composeDocument, toResponse, type PatchResult } from '../rerum/document';
-import { newId, usesIdAlias } from '../rerum/ids';
+import { newId } from '../rerum/ids';
 import { importMetadata, isDeleted, nowStamp, versionMetadata } from '../rerum/metadata';
 import type { ObjectChange } from '../types/contracts';
 import type { RerumDocument } from '../types/rerum';
-import type { Body, Kit } from './kit';
+import { bulkItems, type Body, type Kit } from './kit';
 import { JSON_TYPE, sendWritten } from './respond';
 
 interface Versioned {
@@ -83,22 +82,12 @@ export const unsetHandler = (kit: Kit) => patchingHandler(kit, applyUnset);
 export function bulkUpdateHandler(kit: Kit): RequestHandler {
   const { config } = kit.deps;
   return async (req, res) => {
-    const items = req.body as unknown[];
-    if (items.length === 0) throw badRequest('No action on an empty array.');
-    const invalid = items.some((d) => {
-      if (typeof d !== 'object' || d === null || Array.isArray(d)) return true;
-      const o = d as Body;
-      const id = usesIdAlias(o['@context']) ? (o.id ?? o['@id']) : o['@id'];
-      return typeof id !== 'string' || id === '';
-    });
-    if (invalid) {
-      throw badRequest('All objects in the body of a `/bulkUpdate` must be JSON and must contain a declared identifier property.');
-    }
+    const items = bulkItems(req.body, 'bulkUpdate');
     const agent = kit.agentOf(req);
     const now = nowStamp();
     const made: Versioned[] = [];
     try {
-      for (const item of items as Body[]) {
+      for (const item of items) {
         const declared = (item['@id'] ?? item.id) as string;
         if (!declared.includes(config.idPrefix)) continue;
         const original = await kit.store.findByUri(declared);

@@ -113,6 +113,8 @@ export function createV1Router(deps: AppDeps): Router {
   route(router, '/api', { GET: [(_req, res) => void res.json(API_INDEX)] });
   router.use('/api/cache', cache.router(auth));
   router.all(/^\/api\/([A-Za-z_]+)\.action$/, compatibility);
+  // As the reference's rewrites, these two old names also work without `.action`.
+  router.all(/^\/api\/(getByProperties|batch_create)$/, compatibility);
   route(router, '/api/query', {
     POST: [requireJsonObject, cache.read('query'), queryHandler(kit)],
     HEAD: [queryHeadHandler(kit)],
@@ -130,7 +132,8 @@ export function createV1Router(deps: AppDeps): Router {
     const h = handler(kit);
     route(router, `/api/${name}`, {
       PATCH: [auth, requireJsonObject, h],
-      POST: [patchOverride, auth, requireJsonObject, h],
+      // The reference's order: token, then Content-Type, then the override header.
+      POST: [auth, requireJsonObject, patchOverride, h],
     }, ['PATCH', 'OPTIONS']);
   }
   route(router, '/api/release/:_id', { PATCH: [auth, releaseHandler(kit)] });
