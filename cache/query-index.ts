@@ -10,15 +10,21 @@
  * - `{a: v}` / `{a: {$eq: v}}` → (a, v)   (v not null: `{a: null}` also matches a missing field)
  * - `{a: {$in: [v1, v2]}}`     → (a, v1), (a, v2)   (no null among them)
  * - `{a: {$all: [v1, …]}}`     → (a, v1)
- * - implicit/explicit AND      → the terms of ONE indexable conjunct (the one with fewest terms)
+ * - a condition that can only hold when `a` is present — `$exists: true`, `$gt/$gte/$lt/$lte` with a
+ *   non-null operand, `$regex`, `$size`, `$mod`, `$elemMatch`, `$type` (not null/undefined/missing)
+ *   — → (a, PRESENT): D holds some value (null and [] included) at `a`
+ * - implicit/explicit AND      → the terms of ONE indexable conjunct (value terms before presence
+ *   terms, then the one with fewest terms)
  * - `$or: [...]`               → the union of its branches' terms, only if every branch is indexable
- * - anything else (ranges, $ne, $exists, $regex, $elemMatch, $nor, $not, $where, …) is not indexable.
+ * - anything else ($ne, $nin, $not, $exists: false, `{a: null}`, $nor, $where, …) is not indexable.
  * A filter without any indexable conjunct goes to the always-test bucket.
  *
  * On a write, for each changed document we read its values at every indexed path (walking arrays,
  * including whole arrays and their elements, nested dotted paths and numeric components) and look
- * up those (path, value) buckets. Candidates = those buckets + the always-test bucket; each candidate
- * is then tested with mingo (matcher.ts). Values are compared by a canonical encoding (type tag +
+ * up those (path, value) buckets, plus the path's PRESENT bucket when it holds any value.
+ * Candidates = those buckets + the always-test bucket; each candidate is then tested with mingo
+ * (matcher.ts). The cost of a write is therefore (indexed paths) lookups + the candidates' mingo
+ * tests: it does not grow with the number of cached filters that merely share an indexed path. Values are compared by a canonical encoding (type tag +
  * JSON with sorted keys), which is at least as permissive as MongoDB's and mingo's equality; a
  * superset of candidates is always safe.
  */
@@ -26,7 +32,49 @@ import { stableStringify } from './keys';
 
 export interface Term {
   path: string;
+  /** A canonical value, or PRESENT (the path holds any value). */
   value: string;
+}
+
+/** The term value meaning "the document holds some value at this path". */
+export const PRESENT = '\u0000present';
+
+/** Operators that can only be satisfied by a value present at the path (given their operand). */
+function impliesPresence(op: string, operand: unknown): boolean {
+  switch (op) {
+    case '$exists':
+      return operand === true;
+    case '$gt':
+    case '$gte':
+    case '$lt':
+    case '$lte':
+      return operand !== null && operand !== undefined; // {$gte: null} / {$lte: null} match a missing field
+    case '$regex':
+    case '$mod':
+    case '$elemMatch':
+      return true;
+    case '$size':
+      return typeof operand === 'number';
+    case '$type': {
+      const types = Array.isArray(operand) ? operand : [operand];
+      return types.length > 0 && types.every((t) => (typeof t === 'string' && !['null', 'undefined', 'missing'].includes(t)) || (typeof t === 'number' && t !== 6 && t !== 10));
+    }
+    default:
+      return false;
+  }
+}
+
+/** Estimated number of filters a write would test through these terms (lower is better). */
+export type TermCost = (terms: Term[]) => number;
+const termCount: TermCost = (terms) => terms.length;
+
+/** Value terms are more selective than presence terms; among equals, the lower cost wins. */
+function better(a: Term[], b: Term[] | undefined, cost: TermCost): boolean {
+  if (!b) return true;
+  const pa = a.some((t) => t.value === PRESENT);
+  const pb = b.some((t) => t.value === PRESENT);
+  if (pa !== pb) return pb;
+  return cost(a) < cost(b);
 }
 
 /** Canonical encoding of a value for equality lookups. */
@@ -62,7 +110,7 @@ function indexableLiteral(v: unknown): boolean {
 }
 
 /** Terms for a field condition, or undefined when not indexable. */
-function fieldTerms(path: string, cond: unknown): Term[] | undefined {
+function fieldTerms(path: string, cond: unknown, cost: TermCost): Term[] | undefined {
   if (path.startsWith('$') || path.split('.').some((p) => p === '' || p.startsWith('$'))) return undefined;
   if (isPlainObject(cond)) {
     const keys = Object.keys(cond);
@@ -73,7 +121,9 @@ function fieldTerms(path: string, cond: unknown): Term[] | undefined {
     for (const op of ops) {
       let terms: Term[] | undefined;
       const operand = cond[op];
-      if (op === '$eq') {
+      if (impliesPresence(op, operand)) {
+        terms = [{ path, value: PRESENT }];
+      } else if (op === '$eq') {
         terms = indexableLiteral(operand) ? [{ path, value: canonicalValue(operand) }] : undefined;
       } else if (op === '$in') {
         if (Array.isArray(operand) && operand.length > 0 && operand.every(indexableLiteral)) {
@@ -84,7 +134,7 @@ function fieldTerms(path: string, cond: unknown): Term[] | undefined {
           terms = [{ path, value: canonicalValue(operand[0]) }];
         }
       }
-      if (terms && (!best || terms.length < best.length)) best = terms;
+      if (terms && better(terms, best, cost)) best = terms;
     }
     return best;
   }
@@ -92,22 +142,27 @@ function fieldTerms(path: string, cond: unknown): Term[] | undefined {
   return [{ path, value: canonicalValue(cond) }];
 }
 
-/** Terms for a query document (implicit AND), or undefined when not indexable. */
-export function indexTerms(filter: unknown): Term[] | undefined {
+/**
+ * Terms for a query document (implicit AND), or undefined when not indexable. Among the conjuncts,
+ * `cost` picks the one through which the fewest filters would be tested (QueryIndex passes the
+ * current bucket sizes, so `{type: 'Annotation', target: X}` is filed under its target, not under
+ * the type every other annotation query shares).
+ */
+export function indexTerms(filter: unknown, cost: TermCost = termCount): Term[] | undefined {
   if (!isPlainObject(filter)) return undefined;
   let best: Term[] | undefined;
   const consider = (terms: Term[] | undefined) => {
-    if (terms && terms.length > 0 && (!best || terms.length < best.length)) best = terms;
+    if (terms && terms.length > 0 && better(terms, best, cost)) best = terms;
   };
   for (const [k, v] of Object.entries(filter)) {
     if (k === '$and') {
-      if (Array.isArray(v)) for (const sub of v) consider(indexTerms(sub));
+      if (Array.isArray(v)) for (const sub of v) consider(indexTerms(sub, cost));
     } else if (k === '$or') {
       if (Array.isArray(v) && v.length > 0) {
         const all: Term[] = [];
         let ok = true;
         for (const sub of v) {
-          const t = indexTerms(sub);
+          const t = indexTerms(sub, cost);
           if (!t) {
             ok = false;
             break;
@@ -119,7 +174,7 @@ export function indexTerms(filter: unknown): Term[] | undefined {
     } else if (k.startsWith('$')) {
       continue; // $nor, $where, $expr, $text, $comment…: not a usable conjunct
     } else {
-      consider(fieldTerms(k, v));
+      consider(fieldTerms(k, v, cost));
     }
   }
   return best;
@@ -182,6 +237,13 @@ export class QueryIndex {
   private readonly alwaysTest = new Set<string>();
   private readonly termsOf = new Map<string, Term[] | undefined>();
 
+  /** Filters a write holding these terms' values would reach (plus one per term, so ties favour fewer terms). */
+  private readonly cost: TermCost = (terms) => {
+    let n = terms.length;
+    for (const t of terms) n += this.buckets.get(t.path)?.get(t.value)?.size ?? 0;
+    return n;
+  };
+
   get size(): number {
     return this.termsOf.size;
   }
@@ -196,7 +258,7 @@ export class QueryIndex {
 
   add(key: string, filter: unknown): void {
     if (this.termsOf.has(key)) this.remove(key);
-    const terms = indexTerms(filter);
+    const terms = indexTerms(filter, this.cost);
     this.termsOf.set(key, terms);
     if (!terms) {
       this.alwaysTest.add(key);
@@ -239,7 +301,11 @@ export class QueryIndex {
   candidates(doc: unknown, into: Set<string> = new Set()): Set<string> {
     for (const k of this.alwaysTest) into.add(k);
     for (const [path, byValue] of this.buckets) {
-      for (const v of valuesAtPath(doc, path)) {
+      const values = valuesAtPath(doc, path);
+      if (values.size === 0) continue;
+      const present = byValue.get(PRESENT);
+      if (present) for (const k of present) into.add(k);
+      for (const v of values) {
         const keys = byValue.get(v);
         if (keys) for (const k of keys) into.add(k);
       }

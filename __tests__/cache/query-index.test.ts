@@ -1,7 +1,7 @@
 import { Query } from 'mingo';
 import { CacheIndex, preparePlan } from '../../cache/invalidation';
 import { compileFilter } from '../../cache/matcher';
-import { indexTerms, QueryIndex, valuesAtPath, canonicalValue } from '../../cache/query-index';
+import { indexTerms, PRESENT, QueryIndex, valuesAtPath, canonicalValue } from '../../cache/query-index';
 import { EntryStore } from '../../cache/store';
 
 /** Small deterministic PRNG (mulberry32). */
@@ -42,7 +42,10 @@ function gen(seed: number) {
     if (k < 0.8) return { $nin: [scalar()] };
     if (k < 0.85) return { $regex: pick(['x', '^y', '.']) };
     if (k < 0.9 && depth < 2) return { $elemMatch: { b: scalar() } };
-    if (k < 0.95) return { $size: pick([0, 1, 2]) };
+    if (k < 0.93) return { $size: pick([0, 1, 2]) };
+    if (k < 0.95) return pick<unknown>([{ $lt: pick([1, 'y']) }, { $lte: null }, { $gte: null }, { $gt: null }, { $lt: 2, $ne: 1 }]);
+    if (k < 0.97) return pick<unknown>([{ $type: pick(['string', 'number', 'array', 'null', 'bool', 'object']) }, { $type: ['null', 'string'] }, { $mod: [2, 0] }]);
+    if (k < 0.98) return { $regex: 'x', $options: 'i' };
     return { $eq: value(), $in: [scalar()] };
   };
   const filter = (depth = 0): Record<string, unknown> => {
@@ -76,9 +79,44 @@ describe('query index', () => {
     expect(indexTerms({ a: { $gt: 1 }, b: 2 })).toEqual([{ path: 'b', value: 'n:2' }]);
     expect(indexTerms({ a: null })).toBeUndefined();
     expect(indexTerms({ a: { $in: [1, null] } })).toBeUndefined();
-    expect(indexTerms({ $or: [{ a: 1 }, { b: { $gt: 1 } }] })).toBeUndefined();
+    expect(indexTerms({ $or: [{ a: 1 }, { b: { $ne: 1 } }] })).toBeUndefined();
     expect(indexTerms({ a: { $ne: 1 } })).toBeUndefined();
     expect(indexTerms({ $where: 'true' })).toBeUndefined();
+  });
+
+  test('presence terms: $exists: true, ranges, $regex, $size… index their path; value terms win over them', () => {
+    for (const cond of [{ $exists: true }, { $gt: 1 }, { $lt: 'm' }, { $regex: '^A', $options: 'i' }, { $size: 0 }, { $mod: [2, 0] }, { $elemMatch: { b: 1 } }, { $type: 'string' }]) {
+      expect(indexTerms({ a: cond })).toEqual([{ path: 'a', value: PRESENT }]);
+    }
+    for (const cond of [{ $exists: false }, { $gte: null }, { $lte: null }, { $type: 'null' }, { $nin: [1] }, { $not: { $gt: 1 } }]) {
+      expect(indexTerms({ a: cond })).toBeUndefined();
+    }
+    expect(indexTerms({ a: { $gt: 1 }, b: 2 })).toEqual([{ path: 'b', value: 'n:2' }]);
+    expect(indexTerms({ $or: [{ a: 1 }, { b: { $gt: 1 } }] })).toEqual([{ path: 'a', value: 'n:1' }, { path: 'b', value: PRESENT }]);
+    const idx = new QueryIndex();
+    idx.add('range', { 'target.@id': { $regex: '^http' } });
+    idx.add('exists', { 'body.value': { $exists: true } });
+    idx.add('absent', { 'body.value': { $exists: false } });
+    expect(idx.alwaysTestSize).toBe(1);
+    expect([...idx.candidates({ target: { '@id': 'x' } })].sort()).toEqual(['absent', 'range']);
+    expect([...idx.candidates({ body: [{ value: null }] })].sort()).toEqual(['absent', 'exists']);
+    expect([...idx.candidates({ type: 'Other' })]).toEqual(['absent']);
+  });
+
+  test('cost: non-equality filters on unrelated paths are not tested, and equality entries add no tests', () => {
+    const idx = new QueryIndex();
+    for (let i = 0; i < 5000; i++) idx.add(`eq${i}`, { type: 'Annotation', target: `http://example.org/canvas/${i}` });
+    for (let i = 0; i < 500; i++) idx.add(`rx${i}`, { [`label${i % 5}`]: { $regex: `^${i}` } });
+    for (let i = 0; i < 500; i++) idx.add(`in${i}`, { motivation: { $in: [`m${i}`, `n${i}`] } });
+    for (let i = 0; i < 50; i++) idx.add(`ne${i}`, { label: { $ne: `x${i}` } }); // truly unindexable
+    expect(idx.alwaysTestSize).toBe(50);
+    const c = idx.candidates({ type: 'Annotation', target: 'http://example.org/canvas/7', motivation: 'n3', label1: 'z' });
+    // filed under target once the type bucket is the busier one (only the first went under type),
+    // the 100 label1 regexes, motivation n3 and the 50 unindexable ones
+    expect(c.size).toBe(2 + 100 + 1 + 50);
+    expect(c.has('eq0') && c.has('eq7') && c.has('rx1') && c.has('in3') && c.has('ne0')).toBe(true);
+    // no label*: no regex is tested; another canvas: still only eq0 + eq8
+    expect(idx.candidates({ type: 'Annotation', target: 'http://example.org/canvas/8' }).size).toBe(2 + 50);
   });
 
   test('document values: arrays, arrays of sub-documents, nested dotted paths, numeric components', () => {
@@ -99,7 +137,7 @@ describe('query index', () => {
     idx.add('f2', { 'a.b': 'x' });
     idx.add('f3', { tags: { $in: ['p', 'q'] } });
     idx.add('f4', { $or: [{ type: 'T' }, { kind: 'K' }] });
-    idx.add('f5', { a: { $gt: 0 } });
+    idx.add('f5', { a: { $ne: 0 } });
     idx.add('unrelated', { type: 'Other' });
     expect(idx.alwaysTestSize).toBe(1);
     expect([...idx.candidates({ a: [1, 2] })].sort()).toEqual(['f1', 'f5']);
@@ -167,7 +205,7 @@ describe('query index', () => {
     // each filter is indexed under its most selective single term: equality on target.@id or type
     const c = idx.candidates(d);
     expect(c.has('q42')).toBe(true);
-    expect(c.size).toBeLessThanOrEqual(10000);
+    expect(c.size).toBeLessThanOrEqual(2); // q42, and q0 (filed under type: the buckets were empty then)
     const idx2 = new QueryIndex();
     for (let i = 0; i < 10000; i++) idx2.add(`q${i}`, { 'target.@id': `http://example.org/canvas/${i}` });
     expect([...idx2.candidates(d)]).toEqual(['q42']);
