@@ -9,8 +9,18 @@
  *    requested segment, and looked up by the changed document's prime and own ids;
  *  - query entries whose filter could match the old or the new version: candidates come from the
  *    QueryIndex (equality terms + always-test bucket), each confirmed with mingo;
- *  - search / searchPhrase entries: their matching rules live in the database's text search, so every
- *    one of them is dropped on any write.
+ *  - search / searchPhrase entries: dropped by every write whose old or new version holds a value at
+ *    one of the searchable paths (SEARCHABLE_FIELDS, db/indexes.ts: the fields of the text index and
+ *    of the reference's Atlas Search indexes, and the only paths the search routes query); kept by
+ *    writes of documents without any (most metadata, people, manifests without text). A document
+ *    with no value at those paths cannot be a result, and cannot change any result's score (MongoDB
+ *    `$text` scores each document on its own; Atlas Search's BM25 statistics are per queried field).
+ *    Finer, per-term matching is deliberately not attempted: whether a word matches depends on the
+ *    server's analyzer — Snowball stemming in the document's own `language` (the text index's
+ *    language override, per document and per sub-document), MongoDB's Unicode delimiter tables, or
+ *    whatever analyzer the Atlas index defines, with BM25 scores that move when any document with
+ *    text in the queried field changes. A cache-side approximation that is guaranteed to be a
+ *    superset would match nearly everything, and one that is not would serve stale search pages.
  * The cost of a write is the number of candidate entries, not the number of cached entries.
  *
  * FillGuard closes the stale-fill hole: a read records the invalidation generation when it starts;
@@ -19,9 +29,10 @@
  */
 import type { ObjectChange } from '../types/contracts';
 import type { CachedRouteKind } from '../types/contracts';
+import { SEARCHABLE_FIELDS } from '../db/indexes';
 import { idKey } from './keys';
 import { compileFilter, type CompiledFilter } from './matcher';
-import { QueryIndex } from './query-index';
+import { QueryIndex, valuesAtPath } from './query-index';
 import { idSegmentsOf, treeSegmentsOf } from './rerum-ids';
 import type { EntryStore } from './store';
 
@@ -40,6 +51,17 @@ export interface InvalidationPlan {
 export interface PreparedPlan extends InvalidationPlan {
   ids: Set<string>;
   trees: Set<string>;
+  /** Some version holds a value at a searchable path: search / searchPhrase entries are stale. */
+  searchable: boolean;
+}
+
+/**
+ * Does this stored document hold a value at a path the search routes query? Any value but null counts
+ * (text or not, a superset); null is never indexed for text search.
+ */
+export function hasSearchableValue(doc: Loose): boolean {
+  for (const path of SEARCHABLE_FIELDS) for (const v of valuesAtPath(doc, path)) if (v !== 'null') return true;
+  return false;
 }
 
 export function planFromChanges(changes: ObjectChange[]): InvalidationPlan {
@@ -59,12 +81,14 @@ export function planFromChanges(changes: ObjectChange[]): InvalidationPlan {
 export function preparePlan(plan: InvalidationPlan): PreparedPlan {
   const ids = new Set<string>();
   const trees = new Set<string>();
+  let searchable = false;
   for (const d of plan.docs) {
     if (!d || typeof d !== 'object') continue;
     for (const s of idSegmentsOf(d)) ids.add(s);
     for (const s of treeSegmentsOf(d)) trees.add(s);
+    if (!searchable && hasSearchableValue(d)) searchable = true;
   }
-  return { all: plan.all, docs: plan.docs.filter((d) => d && typeof d === 'object'), ids, trees };
+  return { all: plan.all, docs: plan.docs.filter((d) => d && typeof d === 'object'), ids, trees, searchable };
 }
 
 /** What the index remembers about one cached entry. */
@@ -113,6 +137,9 @@ export function entryAffectedBy(info: TrackInfo, plan: PreparedPlan): boolean {
       return info.trees.some((t) => plan.trees.has(t));
     case 'query':
       return plan.docs.some((d) => info.compiled.test(d));
+    case 'search':
+    case 'searchPhrase':
+      return plan.searchable;
     default:
       return true;
   }
@@ -200,7 +227,7 @@ export class CacheIndex {
       const s = this.trees.get(t);
       if (s) for (const k of s) out.add(k);
     }
-    for (const k of this.searches) out.add(k);
+    if (plan.searchable) for (const k of this.searches) out.add(k);
     const candidates = new Set<string>();
     for (const d of plan.docs) this.queries.candidates(d, candidates);
     for (const k of candidates) {

@@ -29,7 +29,7 @@ function setup() {
   const putTree = (kind: 'history' | 'since', seg: string, docs: RerumDocument[]) => put({ kind, key: idKey(kind, seg), segment: seg }, docs.map(strip));
   const putQuery = (filter: Record<string, unknown>, result: RerumDocument[] = []) =>
     put({ kind: 'query', key: queryKey(filter, undefined, undefined), filter }, result.map(strip));
-  const putSearch = (text: string) => put({ kind: 'search', key: searchKey('search', { searchText: text }, undefined, undefined) }, []);
+  const putSearch = (text: string, kind: 'search' | 'searchPhrase' = 'search') => put({ kind, key: searchKey(kind, { searchText: text }, undefined, undefined) }, []);
   const keys = () => new Set([...cache.store.entriesByRecency()].map((e) => e.entry.key));
   const write = (changes: ObjectChange[]) => cache.apply(planFromChanges(changes));
   return { cache, putId, putTree, putQuery, putSearch, keys, write };
@@ -141,13 +141,77 @@ describe('invalidation per write type', () => {
     const k = w.keys();
     expect(k.has(queryKey({ type: 'Person' }, undefined, undefined))).toBe(false);
     expect(k.has(queryKey({ type: 'Annotation' }, undefined, undefined))).toBe(true);
-    expect(dropped).toBe(2); // the Person query and the search
+    expect(k.has(searchKey('search', { searchText: 'ada' }, undefined, undefined))).toBe(true); // no searchable text
+    expect(dropped).toBe(1); // the Person query
   });
 
   test('a change with neither before nor after drops everything', () => {
     const w = world();
     w.write([{ before: null, after: null }]);
     expect(w.keys().size).toBe(0);
+  });
+});
+
+describe('search entries: dropped only by writes with a value at a searchable path', () => {
+  const SEARCHES: Array<[string, 'search' | 'searchPhrase']> = [['ada', 'search'], ['lovelace notes', 'searchPhrase']];
+  function world() {
+    const s = setup();
+    const P = doc(hexId(), { type: 'Person', name: 'Ada', label: { en: ['Ada Lovelace'] } }); // no searchable path
+    const A = doc(hexId(), { type: 'Annotation', body: { type: 'TextualBody', value: 'old words' }, target: 'http://example.org/canvas/1' });
+    const U = doc(hexId(), { type: 'Place', name: 'Untouched' });
+    s.putId(P);
+    s.putId(A);
+    s.putId(U);
+    for (const [t, kind] of SEARCHES) s.putSearch(t, kind);
+    const searchKeys = SEARCHES.map(([t, kind]) => searchKey(kind, { searchText: t }, undefined, undefined));
+    const searchesKept = () => searchKeys.every((k) => s.keys().has(k));
+    const searchesGone = () => searchKeys.every((k) => !s.keys().has(k));
+    return { ...s, P, A, U, searchesKept, searchesGone };
+  }
+
+  test('create, update, overwrite, delete and release of a document without searchable text keep them', () => {
+    const steps: Array<(w: ReturnType<typeof world>) => ObjectChange[]> = [
+      () => createChange(doc(hexId(), { type: 'Place', name: 'Paris', bodyValue: null })),
+      (w) => updateChanges(w.P, { type: 'Person', name: 'Ada L.' }).changes,
+      (w) => overwriteChange(w.P, { type: 'Person', name: 'Grace' }).changes,
+      (w) => deleteChange(w.P).changes,
+      (w) => releaseChange(w.P).changes,
+    ];
+    for (const step of steps) {
+      const w = world();
+      w.write(step(w));
+      expect([steps.indexOf(step), w.searchesKept(), w.keys().has(idKey('id', w.A._id))]).toEqual([steps.indexOf(step), true, true]);
+    }
+  });
+
+  test('create, update, overwrite, delete and release of a document with searchable text drop them', () => {
+    const steps: Array<(w: ReturnType<typeof world>) => ObjectChange[]> = [
+      () => createChange(doc(hexId(), { type: 'Annotation', bodyValue: 'anything at all' })),
+      (w) => updateChanges(w.A, { type: 'Annotation', target: 'http://example.org/canvas/2' }).changes, // old version had text
+      (w) => overwriteChange(w.P, { type: 'Person', name: 'Ada', body: { value: 'now with text' } }).changes, // new version has text
+      (w) => deleteChange(w.A).changes,
+      (w) => releaseChange(w.A).changes,
+      // IIIF Presentation 2.1 and nested Presentation 3 shapes, arrays at every level
+      () => createChange(doc(hexId(), { '@type': 'oa:Annotation', resource: { '@type': 'cnt:ContentAsText', 'cnt:chars': 'x' } })),
+      () => createChange(doc(hexId(), { type: 'Manifest', sequences: [{ canvases: [{ otherContent: [{ resources: [{ resource: { chars: 'y' } }] }] }] }] })),
+      () => createChange(doc(hexId(), { type: 'Canvas', items: [{ annotations: [{ items: [{ body: [{ value: 'z' }] }] }] }] })),
+    ];
+    for (const step of steps) {
+      const w = world();
+      w.write(step(w));
+      expect([steps.indexOf(step), w.searchesGone(), w.keys().has(idKey('id', w.U._id))]).toEqual([steps.indexOf(step), true, true]);
+    }
+  });
+
+  test('an in-flight search read does not fill after a write with searchable text, and does after one without', () => {
+    const w = world();
+    const info = { kind: 'search' as const, key: searchKey('search', { searchText: 'later' }, undefined, undefined) };
+    let token = w.cache.beginRead(0);
+    w.write(createChange(doc(hexId(), { type: 'Place', name: 'Rome' })));
+    expect(w.cache.fill(token, 0, info, '[]', H)).toBe(true);
+    token = w.cache.beginRead(0);
+    w.write(createChange(doc(hexId(), { type: 'Annotation', bodyValue: 'later' })));
+    expect(w.cache.fill(token, 0, info, '[]', H)).toBe(false);
   });
 });
 
