@@ -9,8 +9,8 @@
  *    daemon's echo) acknowledges it. Once every worker in its view has acknowledged, the lease runs
  *    to s0 + L. A worker whose lease lapsed serves from the database and clears its whole cache before
  *    it uses the cache again.
- * 2. Writes. The writer drops its own stale entries, stamps t0 and broadcasts the invalidation.
- *    invalidate() resolves as soon as every sibling in its view has acknowledged (each applied it).
+ * 2. Writes. The writer stamps t0, broadcasts the invalidation and drops its own stale entries, all
+ *    before it answers (the local drop runs while the siblings apply theirs). invalidate() resolves as soon as every sibling in its view has acknowledged (each applied it).
  *    If some sibling has not acknowledged after T, the writer waits until t0 + L, then resolves.
  * 3. Why that is safe. Invalidations, heartbeats and heartbeat acks all pass through the PM2
  *    daemon, which relays them to every worker in one order (pm2-transport.ts). A sibling S that never
@@ -120,7 +120,6 @@ interface PendingHeartbeat {
 }
 
 interface Waiter {
-  need: Set<string>;
   onAck(from: string, msg: Msg): void;
   check(): void;
 }
@@ -362,66 +361,52 @@ export class ClusterSync implements CacheSync {
     const t0 = this.now();
     this.send({ t: 'inv', inc: this.inc, seq, plan });
     if (need.size === 0) return { acked: 0, dropped: 0, timedOut: [] };
-    const result = await new Promise<'acked' | 'timeout'>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const waiter: Waiter = {
-        need,
-        onAck: (from, msg) => {
-          if (msg.t === 'invAck' && msg.seq === seq && need.delete(from)) {
-            acked++;
-            dropped += msg.dropped;
-          }
-        },
-        check: () => {
-          for (const id of need) if (!this.members.has(id)) need.delete(id); // dropped: its lease is gone
-          if (need.size === 0 || this.closed) done('acked');
-        },
-      };
-      const done = (r: 'acked' | 'timeout') => {
-        if (!this.waiters.delete(waiter)) return;
-        if (timer) clearTimeout(timer);
-        resolve(r);
-      };
-      this.waiters.add(waiter);
-      timer = setTimeout(() => done('timeout'), this.T);
-      waiter.check();
-    });
-    if (result === 'acked') return { acked, dropped, timedOut: [] };
+    const onAck = (_from: string, msg: Msg) => {
+      if (msg.t !== 'invAck') return;
+      acked++;
+      dropped += msg.dropped;
+    };
+    if (await this.awaitReplies('invAck', seq, need, this.T, onAck)) return { acked, dropped, timedOut: [] };
     const timedOut = [...need];
     // Rule 2: a sibling that did not acknowledge cannot hold a lease past t0 + L.
     const remaining = t0 + this.L - this.now();
     this.logger.warn({ timedOut, waitMs: Math.max(0, Math.round(remaining)) }, 'cache sync: siblings did not acknowledge an invalidation in time; waiting out their lease');
     if (remaining > 0) {
       // finish early if they acknowledge (or drop out) meanwhile
-      await new Promise<void>((resolve) => {
-        let timer: NodeJS.Timeout | undefined;
-        const waiter: Waiter = {
-          need,
-          onAck: (from, msg) => {
-            if (msg.t === 'invAck' && msg.seq === seq && need.delete(from)) {
-            acked++;
-            dropped += msg.dropped;
-          }
-          },
-          check: () => {
-            for (const id of need) if (!this.members.has(id)) need.delete(id);
-            if (need.size === 0 || this.closed) finish();
-          },
-        };
-        const finish = () => {
-          if (!this.waiters.delete(waiter)) return;
-          if (timer) clearTimeout(timer);
-          resolve();
-        };
-        this.waiters.add(waiter);
-        timer = setTimeout(finish, Math.ceil(remaining) + 1);
-        waiter.check();
-      });
+      await this.awaitReplies('invAck', seq, need, Math.ceil(remaining) + 1, onAck);
       // setTimeout may fire a hair early relative to the monotonic clock
       const left = t0 + this.L - this.now();
       if (need.size > 0 && left > 0) await sleep(Math.ceil(left) + 1);
     }
     return { acked, dropped, timedOut };
+  }
+
+  /**
+   * Waits for the `type` replies to request `seq` from every worker in `need` (each removed from it
+   * and handed to onReply as it arrives; a worker that leaves the view is no longer waited for), or
+   * until this worker closes, or timeoutMs. True when nobody is left to wait for.
+   */
+  private awaitReplies(type: 'invAck' | 'statsRes', seq: number, need: Set<string>, timeoutMs: number, onReply: (from: string, msg: Msg) => void): Promise<boolean> {
+    return new Promise((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const finish = (allIn: boolean) => {
+        if (!this.waiters.delete(waiter)) return;
+        if (timer) clearTimeout(timer);
+        resolve(allIn);
+      };
+      const waiter: Waiter = {
+        onAck: (from, msg) => {
+          if (msg.t === type && msg.seq === seq && need.delete(from)) onReply(from, msg);
+        },
+        check: () => {
+          for (const id of need) if (!this.members.has(id)) need.delete(id); // dropped: its lease is gone
+          if (need.size === 0 || this.closed) finish(true);
+        },
+      };
+      this.waiters.add(waiter);
+      timer = setTimeout(() => finish(false), timeoutMs);
+      waiter.check();
+    });
   }
 
   async clusterStats(details: boolean): Promise<{ workers: Record<string, unknown>[]; missing: string[] }> {
@@ -433,26 +418,8 @@ export class ClusterSync implements CacheSync {
     const got: Record<string, unknown>[] = [];
     this.send({ t: 'statsReq', inc: this.inc, seq, details });
     if (need.size > 0) {
-      await new Promise<void>((resolve) => {
-        let timer: NodeJS.Timeout | undefined;
-        const waiter: Waiter = {
-          need,
-          onAck: (from, msg) => {
-            if (msg.t === 'statsRes' && msg.seq === seq && need.delete(from)) got.push({ worker: from, ...msg.stats });
-          },
-          check: () => {
-            for (const id of need) if (!this.members.has(id)) need.delete(id);
-            if (need.size === 0 || this.closed) finish();
-          },
-        };
-        const finish = () => {
-          if (!this.waiters.delete(waiter)) return;
-          if (timer) clearTimeout(timer);
-          resolve();
-        };
-        this.waiters.add(waiter);
-        timer = setTimeout(finish, this.T);
-        waiter.check();
+      await this.awaitReplies('statsRes', seq, need, this.T, (from, msg) => {
+        if (msg.t === 'statsRes') got.push({ worker: from, ...msg.stats });
       });
     }
     got.sort((a, b) => String(a.worker).localeCompare(String(b.worker), undefined, { numeric: true }));

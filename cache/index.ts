@@ -36,14 +36,24 @@ export function createReadCache(config: Config, logger: Logger): ReadCache {
 export function createEnabledCache(config: Config, logger: Logger, opts: ReadCacheOptions = {}): ReadCacheInternals {
   const log = logger.child({ component: 'cache' });
   const worker = new WorkerCache(config);
-  /** Durations of this worker's recent invalidate() calls (local drop + cluster acknowledgement). */
+  /** Durations of this worker's recent invalidate() calls (local drop + cluster acknowledgement), and of the local drop alone. */
   const writeTimes: number[] = [];
+  const localTimes: number[] = [];
   let writeCount = 0;
-  const writeTimeStats = () => {
-    const s = [...writeTimes].sort((a, b) => a - b);
+  const summary = (samples: number[]) => {
+    const s = [...samples].sort((a, b) => a - b);
     const at = (p: number) => (s.length ? Math.round(s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] * 1000) / 1000 : 0);
-    return { count: writeCount, p50: at(0.5), p99: at(0.99), max: s.length ? Math.round(s[s.length - 1] * 1000) / 1000 : 0 };
+    return { p50: at(0.5), p99: at(0.99), max: s.length ? Math.round(s[s.length - 1] * 1000) / 1000 : 0 };
   };
+  const writeTimeStats = () => ({ count: writeCount, ...summary(writeTimes), local: summary(localTimes) });
+  const round2 = (t: number) => Math.round(t * 100) / 100;
+  /**
+   * CACHE_SYNC_DISABLED_FOR_TEST=1: negative control for `scripts/race-condition.sh --cluster
+   * --broken-sync` (and cluster-sync.test.ts), never for production: the writer drops its own
+   * entries but does not tell its siblings, so they keep serving stale copies.
+   */
+  const syncDisabledForTest = process.env.CACHE_SYNC_DISABLED_FOR_TEST === '1';
+  if (syncDisabledForTest) log.error('cache: CACHE_SYNC_DISABLED_FOR_TEST=1 — invalidations are NOT broadcast; siblings will serve stale data (test only)');
   const handlers = {
     apply: (plan: Parameters<WorkerCache['apply']>[0]) => worker.apply(plan),
     clearAll: () => {
@@ -53,7 +63,7 @@ export function createEnabledCache(config: Config, logger: Logger, opts: ReadCac
       ...worker.stats(),
       leaseValid: sync.canServe(),
       invalidateMs: writeTimeStats(),
-      ...(details ? { details: worker.details(), invalidateSamplesMs: writeTimes.map((t) => Math.round(t * 100) / 100) } : {}),
+      ...(details ? { details: worker.details(), invalidateSamplesMs: writeTimes.map(round2), invalidateLocalSamplesMs: localTimes.map(round2) } : {}),
     }),
   };
   const transport = opts.transport ?? (runningUnderPm2() ? new Pm2Transport(log) : undefined);
@@ -74,13 +84,26 @@ export function createEnabledCache(config: Config, logger: Logger, opts: ReadCac
     const plan = planFromChanges(changes);
     if (!plan.all && plan.docs.length === 0) return;
     const started = monotonicMs();
+    let local = 0;
     try {
-      worker.apply(plan);
-      await sync.publish(plan);
+      // Broadcast first (publish sends synchronously once this worker has joined), then drop our own
+      // entries while the siblings do the same: the local drop is synchronous, so no request runs on
+      // this worker in between, and it no longer adds to the acknowledgement round trip.
+      const published = syncDisabledForTest ? undefined : sync.publish(plan);
+      void published?.catch(() => undefined); // awaited below; never left unhandled if apply throws
+      const dropStarted = monotonicMs();
+      try {
+        worker.apply(plan);
+      } finally {
+        local = monotonicMs() - dropStarted;
+      }
+      await published;
     } finally {
       writeCount++;
       writeTimes.push(monotonicMs() - started);
+      localTimes.push(local);
       if (writeTimes.length > 1024) writeTimes.shift();
+      if (localTimes.length > 1024) localTimes.shift();
     }
   };
 

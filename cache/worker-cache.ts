@@ -6,20 +6,14 @@ import type { Config } from '../config';
 import type { CachedRouteKind } from '../types/contracts';
 import { CacheIndex, FillGuard, preparePlan, trackInfoFor, type InvalidationPlan } from './invalidation';
 import type { KeyInfo } from './keys';
-import { EntryStore, type CacheEntry } from './store';
+import { EntryStore, type CacheEntry, type StoreCounters } from './store';
 
 export interface ReadToken {
   gen: number;
   epoch: number;
 }
 
-export interface WorkerStats {
-  hits: number;
-  misses: number;
-  sets: number;
-  evictions: number;
-  invalidations: number;
-  expirations: number;
+export interface WorkerStats extends StoreCounters {
   refusedFills: number;
   entries: number;
   bytes: number;
@@ -110,12 +104,7 @@ export class WorkerCache {
   stats(): WorkerStats {
     const c = this.store.counters;
     return {
-      hits: c.hits,
-      misses: c.misses,
-      sets: c.sets,
-      evictions: c.evictions,
-      invalidations: c.invalidations,
-      expirations: c.expirations,
+      ...c,
       refusedFills: this.refusedFills,
       entries: this.store.entries,
       bytes: this.store.bytes,

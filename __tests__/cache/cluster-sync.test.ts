@@ -134,4 +134,22 @@ describe('cluster sync', () => {
     for (const w of c.workers) expect(w.cache.worker.store.entries).toBe(0);
     await c.close();
   });
+
+  test('negative control: with CACHE_SYNC_DISABLED_FOR_TEST=1 the writer drops only its own entry, a sibling keeps serving the stale one', async () => {
+    process.env.CACHE_SYNC_DISABLED_FOR_TEST = '1';
+    let c: ReturnType<typeof cluster>;
+    try {
+      c = cluster(2);
+    } finally {
+      delete process.env.CACHE_SYNC_DISABLED_FOR_TEST;
+    }
+    await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+    const d = doc(hexId(), { n: 1 });
+    for (const w of c.workers) fillId(w.cache, d._id, '{"n":1}');
+    await c.workers[0].cache.invalidate(overwriteChange(d, { n: 2 }).changes);
+    expect(c.workers[0].cache.worker.store.has(idKey('id', d._id))).toBe(false);
+    expect(c.workers[1].cache.sync.canServe()).toBe(true);
+    expect(c.workers[1].cache.worker.get(idKey('id', d._id))?.body).toBe('{"n":1}');
+    await c.close();
+  });
 });
