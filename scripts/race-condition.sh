@@ -7,22 +7,38 @@
 # Or let it start its own 4-worker PM2 cluster on the embedded database (private PM2_HOME and
 # DATA_DIR, always stopped and removed on exit):
 #   bash scripts/race-condition.sh --cluster [ROUNDS]          (this is `npm run race`)
+# Negative control (the test must be able to fail): the same cluster with CACHE_SYNC_DISABLED_FOR_TEST=1
+# (honoured by cache/index.ts only: writers drop their own entries but never broadcast), expecting
+# stale reads; exits 0 only if it saw some:
+#   bash scripts/race-condition.sh --cluster --broken-sync [ROUNDS]
 #
-# It creates an object, caches it (GET twice), then for ROUNDS rounds (default 300):
-#   PUT /v1/api/overwrite with n=i, then immediately GET /v1/id/{id} (twice) and POST /v1/api/query
-#   that matches it, each on a new connection. Four requests a round: on a 4-worker cluster PM2's
-#   round robin then sends the writes to one worker and the reads to the three others, which keep
-#   their cached copies between rounds, so only the writer's broadcast can keep them fresh (with an
-#   odd request count every worker would also write once between its reads and clear its own copy,
-#   and the test could not fail),
-# counts fresh vs stale answers, prints the figures and exits 1 on any stale read.
+# It creates an object, caches it (GET twice), then for ROUNDS rounds (default 300), each request
+# on a new connection:
+#   1. PUT /v1/api/overwrite with n=i;
+#   2. right after the write: GET /v1/id/{id} twice and POST /v1/api/query that matches it — these
+#      must be fresh; with working sync they are MISSes (the write dropped every copy);
+#   3. between writes: GET /v1/id/{id} three times and the query once more — these fill and HIT
+#      the caches, so the workers that do not write hold copies the next write makes stale.
+# Eight requests a round: on a 4-worker cluster PM2's round robin sends every write to the same
+# worker and the step-2 reads to the three others, which answered (and cached) the same reads in
+# step 3 of the previous round; only the writer's broadcast can keep them fresh. (With a round
+# length not a multiple of 4 every worker would also write and clear its own copy, and the test
+# could not fail.) It counts fresh vs stale answers and HITs per step, prints the figures and exits 1
+# on any stale read.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 CLUSTER=0
+BROKEN=0
 if [[ "${1:-}" == "--cluster" ]]; then CLUSTER=1; shift; fi
+if [[ "${1:-}" == "--broken-sync" ]]; then
+  [[ "$CLUSTER" == 1 ]] || { echo "--broken-sync needs --cluster (it starts its own cluster with sync disabled)" >&2; exit 2; }
+  BROKEN=1; shift
+  export CACHE_SYNC_DISABLED_FOR_TEST=1
+  echo "NEGATIVE CONTROL: CACHE_SYNC_DISABLED_FOR_TEST=1 — invalidations are not broadcast; stale reads are expected"
+fi
 ROUNDS="${1:-${ROUNDS:-300}}"
 command -v curl >/dev/null || { echo "curl is required" >&2; exit 2; }
 
@@ -93,7 +109,33 @@ SEG="${ID##*/}"
 echo "object: $ID"
 "${CURL[@]}" -o /dev/null "$BASE_URL/v1/id/$SEG"; "${CURL[@]}" -o /dev/null "$BASE_URL/v1/id/$SEG"
 
-fresh=0; stale=0; hits=0; wsum=0; wmax=0
+fresh=0; stale=0; wsum=0; wmax=0
+after_reads=0; after_hits=0; between_reads=0; between_hits=0
+declare -A after_workers=()
+# one read, judged; $1 = round, $2 = id|query, $3 = after|between
+read_once() {
+  local resp verdict worker
+  if [[ "$2" == id ]]; then
+    resp="$("${CURL[@]}" -D /dev/stderr "$BASE_URL/v1/id/$SEG" 2>/tmp/race-hdr.$$)"
+  else
+    resp="$("${CURL[@]}" -D /dev/stderr -X POST "$BASE_URL/v1/api/query" -H 'Content-Type: application/json' -d "{\"rid\":\"$RID\"}" 2>/tmp/race-hdr.$$)"
+  fi
+  worker="$(grep -i '^x-worker' /tmp/race-hdr.$$ | tr -d '\r' | cut -d' ' -f2)"
+  if [[ "$3" == after ]]; then
+    after_reads=$((after_reads + 1)); after_workers[${worker:-?}]=1
+    grep -qi '^x-cache: HIT' /tmp/race-hdr.$$ && after_hits=$((after_hits + 1))
+  else
+    between_reads=$((between_reads + 1))
+    grep -qi '^x-cache: HIT' /tmp/race-hdr.$$ && between_hits=$((between_hits + 1))
+  fi
+  verdict="$(judge "$1" "$resp")"
+  if [[ "$verdict" == fresh ]]; then fresh=$((fresh + 1)); else
+    stale=$((stale + 1))
+    local when='between writes'; [[ "$3" == after ]] && when='right after the write'
+    (( stale <= 10 )) && echo "  round $1 $2 ($when): STALE (${verdict#stale }) from worker $worker"
+  fi
+  return 0
+}
 start=$(date +%s%N)
 for i in $(seq 1 "$ROUNDS"); do
   w0=$(date +%s%N)
@@ -101,30 +143,27 @@ for i in $(seq 1 "$ROUNDS"); do
     -d "{\"@id\":\"$ID\",\"type\":\"CacheRaceTest\",\"rid\":\"$RID\",\"n\":$i}")"
   w=$(( ($(date +%s%N) - w0) / 1000000 )); wsum=$((wsum + w)); (( w > wmax )) && wmax=$w
   [[ "$code" == 200 ]] || { echo "overwrite failed with HTTP $code" >&2; exit 2; }
-  for kind in id id query; do
-    if [[ "$kind" == id ]]; then
-      resp="$("${CURL[@]}" -D /dev/stderr "$BASE_URL/v1/id/$SEG" 2>/tmp/race-hdr.$$)"
-    else
-      resp="$("${CURL[@]}" -D /dev/stderr -X POST "$BASE_URL/v1/api/query" -H 'Content-Type: application/json' -d "{\"rid\":\"$RID\"}" 2>/tmp/race-hdr.$$)"
-    fi
-    grep -qi '^x-cache: HIT' /tmp/race-hdr.$$ && hits=$((hits + 1))
-    verdict="$(judge "$i" "$resp")"
-    if [[ "$verdict" == fresh ]]; then fresh=$((fresh + 1)); else
-      stale=$((stale + 1))
-      echo "  round $i $kind: STALE (${verdict#stale }) from worker $(grep -i '^x-worker' /tmp/race-hdr.$$ | tr -d '\r' | cut -d' ' -f2)"
-    fi
-  done
+  for kind in id id query; do read_once "$i" "$kind" after; done
+  for kind in id id id query; do read_once "$i" "$kind" between; done
 done
 rm -f /tmp/race-hdr.$$
 elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
 total=$((fresh + stale))
 echo
-echo "rounds:        $ROUNDS (PUT /v1/api/overwrite → GET /v1/id ×2 + POST /v1/api/query)"
-echo "reads:         $total   fresh: $fresh   stale: $stale   cache hits among reads: $hits"
-echo "               (reads land on workers that cached the object in earlier rounds and did not write:"
-echo "                'invalidations' below counts the cached copies the writes dropped on them)"
+echo "rounds:        $ROUNDS (PUT /v1/api/overwrite → GET /v1/id ×2 + POST /v1/api/query → GET /v1/id ×3 + POST /v1/api/query)"
+echo "reads:         $total   fresh: $fresh   stale: $stale"
+echo "right after a write: $after_reads reads on workers {${!after_workers[*]}}, cache HITs: $after_hits"
+echo "               (0 with working sync: each of those workers held a copy from the previous round, and the write dropped it)"
+echo "between writes:      $between_reads reads, cache HITs: $between_hits"
+echo "               (the copies the next write must drop on the workers that do not write; without the broadcast"
+echo "                the reads right after the write would be HITs on them: see --broken-sync)"
 echo "write latency: avg $((wsum / ROUNDS)) ms, max $wmax ms (curl included)"
 echo "elapsed:       ${elapsed} ms"
 "${CURL[@]}" "$BASE_URL/v1/api/cache/stats" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);console.log(`cache stats:   workers ${j.workerCount} hits ${j.hits} misses ${j.misses} invalidations ${j.invalidations} entries ${j.entries}`)}catch{}})' || true
+if [[ "$BROKEN" == 1 ]]; then
+  if (( stale > 0 )); then echo "PASS (negative control): sync disabled, $stale stale reads detected"; exit 0; fi
+  echo "FAIL (negative control): sync disabled but no stale read seen — this test cannot detect broken sync"; exit 1
+fi
 if (( stale > 0 )); then echo "FAIL: $stale stale reads"; exit 1; fi
+if (( between_hits == 0 )); then echo "FAIL: no read was ever served from a cache; the test could not have seen a stale one"; exit 1; fi
 echo "PASS: no stale reads"
