@@ -1,10 +1,11 @@
 /**
- * Could this query filter select this document? Decided by mingo (`new Query(filter).test(doc)`),
- * never by a hand-written matcher. Answers true whenever the answer is not certain: operators that
+ * Could this query filter select this document? Decided by mingo with the same operator set and
+ * BSON boundary fixes the embedded database matches with (db/embedded/mingo-boundary.ts), never by a
+ * hand-written matcher. Answers true whenever the answer is not certain: operators that
  * run code or need an index ($where, $expr, $function, $text, geo, …), filters mingo rejects, or any
  * error — a wrong "true" only costs a cache entry, a wrong "false" would serve stale data.
  */
-import { Query } from 'mingo';
+import { compileFilter as compileMongoFilter, type Doc } from '../db/embedded/mingo-boundary';
 
 const UNSURE_OPERATORS = new Set([
   '$where', '$expr', '$function', '$accumulator', '$text', '$jsonSchema',
@@ -33,16 +34,16 @@ const ALWAYS: CompiledFilter = { test: () => true };
 export function compileFilter(filter: unknown): CompiledFilter {
   if (!filter || typeof filter !== 'object' || Array.isArray(filter)) return ALWAYS;
   if (usesUnsureOperator(filter)) return ALWAYS;
-  let q: Query;
+  let matches: (doc: Doc) => boolean;
   try {
-    q = new Query(filter as Record<string, unknown>);
+    matches = compileMongoFilter(filter as Doc);
   } catch {
     return ALWAYS;
   }
   return {
     test(doc: unknown): boolean {
       try {
-        return q.test(doc as Record<string, unknown>);
+        return matches(doc as Doc);
       } catch {
         return true;
       }
