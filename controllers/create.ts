@@ -2,12 +2,12 @@
 import type { RequestHandler } from 'express';
 import { badRequest, conflict } from '../middleware/http-error';
 import { changeOf } from '../db/objects';
-import { composeDocument, toResponse } from '../rerum/document';
+import { composeDocument } from '../rerum/document';
 import { isValidId, newId } from '../rerum/ids';
 import { nowStamp, rootMetadata } from '../rerum/metadata';
 import type { RerumDocument } from '../types/rerum';
 import { bulkItems, type Kit } from './kit';
-import { JSON_TYPE, sendWritten } from './respond';
+import { sendBulkWritten, sendWritten } from './respond';
 
 /** A `Slug` header names a new object's alternative id segment; it must be free. An empty one is no slug (as the reference). */
 export async function claimSlug(kit: Kit, slug: string | undefined): Promise<string | undefined> {
@@ -26,8 +26,7 @@ export function createHandler(kit: Kit): RequestHandler {
     const slug = await claimSlug(kit, req.get('Slug'));
     const _id = isValidId(body._id) ? body._id : newId();
     const doc = composeDocument(body, _id, config.idPrefix + _id, rootMetadata(config, agent, nowStamp(), slug));
-    await kit.store.insert(doc);
-    await kit.invalidate([changeOf(null, doc)]);
+    await kit.write([changeOf(null, doc)], () => kit.store.insert(doc));
     sendWritten(res, config, doc, 201);
   };
 }
@@ -44,10 +43,7 @@ export function bulkCreateHandler(kit: Kit): RequestHandler {
         const _id = isValidId(d._id) ? d._id : newId();
         return composeDocument(d, _id, config.idPrefix + _id, rootMetadata(config, agent, now));
       });
-    await kit.store.insertAll(docs);
-    await kit.invalidate(docs.map((d) => changeOf(null, d)));
-    res.set('Content-Type', JSON_TYPE);
-    if (docs.length) res.set('Link', docs.map((d) => d['@id'] ?? ''));
-    res.status(201).json(docs.map((d) => toResponse(d, config.idPrefix)));
+    await kit.write(docs.map((d) => changeOf(null, d)), () => kit.store.insertAll(docs));
+    sendBulkWritten(res, config, docs, 201);
   };
 }

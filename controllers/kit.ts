@@ -4,11 +4,11 @@
  */
 import type { Request } from 'express';
 import { HttpError, badRequest, forbidden, unauthorized } from '../middleware/http-error';
-import { ObjectStore } from '../db/objects';
-import { declaredId, usesIdAlias } from '../rerum/ids';
+import { ObjectStore, changesOf } from '../db/objects';
+import { contextualDeclaredId, declaredId } from '../rerum/ids';
 import { isDeleted, isReleased, mayModify } from '../rerum/metadata';
 import type { AppDeps, ObjectChange } from '../types/contracts';
-import type { RerumDocument, StoredDocument } from '../types/rerum';
+import type { Replacement, RerumDocument, StoredDocument } from '../types/rerum';
 
 export type Body = Record<string, unknown>;
 
@@ -24,8 +24,7 @@ export function bulkItems(body: unknown, route: 'bulkCreate' | 'bulkUpdate'): Bo
   const needsId = route === 'bulkUpdate';
   const invalid = items.some((d) => {
     if (typeof d !== 'object' || d === null || Array.isArray(d)) return true;
-    const o = d as Body;
-    const id = usesIdAlias(o['@context']) ? (o.id ?? o['@id']) : o['@id'];
+    const id = contextualDeclaredId(d as Body);
     return needsId ? typeof id !== 'string' || id === '' : Boolean(id);
   });
   if (invalid) {
@@ -48,6 +47,14 @@ export interface Kit {
   assertOwnedUnreleased(doc: RerumDocument, agent: string, action: string, releasedHint?: string): void;
   /** Tell the cache what changed; awaited before answering. */
   invalidate(changes: ObjectChange[]): Promise<void>;
+  /**
+   * Run the database write `op`, then tell the cache `changes` (every document it touches, before
+   * and after). The cache is told even when the write fails and is undone: a partial state may have
+   * been read meanwhile.
+   */
+  write(changes: ObjectChange[], op: () => Promise<void>): Promise<void>;
+  /** Store the replacements (all or none), telling the cache as `write` does. */
+  replaceAll(replacements: Replacement[]): Promise<void>;
 }
 
 export function createKit(deps: AppDeps): Kit {
@@ -81,5 +88,17 @@ export function createKit(deps: AppDeps): Kit {
       }
     },
     invalidate: (changes) => deps.cache.invalidate(changes),
+    async write(changes, op) {
+      try {
+        await op();
+      } catch (err) {
+        await deps.cache.invalidate(changes).catch(() => {});
+        throw err;
+      }
+      await deps.cache.invalidate(changes);
+    },
+    replaceAll(replacements) {
+      return this.write(changesOf(replacements), () => store.replaceAll(replacements));
+    },
   };
 }

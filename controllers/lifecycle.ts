@@ -4,12 +4,11 @@
  */
 import type { RequestHandler } from 'express';
 import { HttpError, badRequest, forbidden } from '../middleware/http-error';
-import { changesOf } from '../db/objects';
-import { composeDocument, toResponse } from '../rerum/document';
+import { composeDocument, toResponse, tombstoneOf } from '../rerum/document';
 import { declaredId, segmentOf } from '../rerum/ids';
-import { isReleased, nowStamp } from '../rerum/metadata';
+import { isReleased, nowStamp, overwrittenMetadata } from '../rerum/metadata';
 import { BrokenTreeError, planDeleteHeal, planRelease } from '../rerum/tree';
-import type { DeletedDocument, Replacement, RerumDocument } from '../types/rerum';
+import type { Replacement } from '../types/rerum';
 import { claimSlug } from './create';
 import type { Kit } from './kit';
 import { sendWritten } from './respond';
@@ -40,13 +39,8 @@ export function overwriteHandler(kit: Kit): RequestHandler {
       return;
     }
     const stamp = nowStamp();
-    const after = composeDocument(body, original._id, original['@id'] ?? config.idPrefix + original._id, {
-      ...structuredClone(original.__rerum),
-      isOverwritten: stamp,
-    });
-    const replacements = [{ before: original, after }];
-    await kit.store.replaceAll(replacements);
-    await kit.invalidate(changesOf(replacements));
+    const after = composeDocument(body, original._id, original['@id'] ?? config.idPrefix + original._id, overwrittenMetadata(original, stamp));
+    await kit.replaceAll([{ before: original, after }]);
     sendWritten(res, config, after, 200, { 'Current-Overwritten-Version': stamp });
   };
 }
@@ -65,8 +59,7 @@ export function releaseHandler(kit: Kit): RequestHandler {
     kit.assertOwnedUnreleased(doc, agent, 'release');
     const versions = await kit.store.versionsOf(doc);
     const plan = planRelease(versions, doc, nowStamp(), slug);
-    await kit.store.replaceAll(plan.replacements);
-    await kit.invalidate(changesOf(plan.replacements));
+    await kit.replaceAll(plan.replacements);
     sendWritten(res, config, plan.released, 200);
   };
 }
@@ -94,15 +87,7 @@ export function deleteHandler(kit: Kit): RequestHandler {
       if (err instanceof BrokenTreeError) throw new HttpError(500, `${err.message} Nothing was changed.`);
       throw err;
     }
-    const { _id, ...object } = structuredClone(doc);
-    const tombstone: DeletedDocument = {
-      '@id': doc['@id'],
-      __deleted: { object, deletor: agent, time: nowStamp() },
-      _id,
-    };
-    const replacements = [...heal, { before: doc as RerumDocument, after: tombstone }];
-    await kit.store.replaceAll(replacements);
-    await kit.invalidate(changesOf(replacements));
+    await kit.replaceAll([...heal, { before: doc, after: tombstoneOf(doc, agent, nowStamp()) }]);
     res.status(204).end();
   };
 }

@@ -39,9 +39,23 @@ function asClientError(err: unknown): never {
   throw err;
 }
 
-/** The client's filter, exactly as sent, with deleted objects left out. */
-const liveOnly = (filter: Record<string, unknown>): Filter<RerumDocument> =>
-  ({ $and: [filter, { __deleted: { $exists: false } }] }) as Filter<RerumDocument>;
+/** Operators that would run JavaScript on the database server. */
+const SERVER_JS = new Set(['$where', '$function', '$accumulator']);
+const findServerJs = (v: unknown): string | undefined => {
+  if (typeof v !== 'object' || v === null) return undefined;
+  for (const [k, inner] of Object.entries(v)) {
+    const found = SERVER_JS.has(k) ? k : findServerJs(inner);
+    if (found) return found;
+  }
+  return undefined;
+};
+
+/** The client's filter, exactly as sent, with deleted objects left out; 400 for one that would run JavaScript. */
+function liveOnly(filter: Record<string, unknown>): Filter<RerumDocument> {
+  const js = findServerJs(filter);
+  if (js) throw badRequest(`The query could not be run: ${js} (server-side JavaScript) is not allowed.`);
+  return { $and: [filter, { __deleted: { $exists: false } }] } as Filter<RerumDocument>;
+}
 
 /** POST /v1/api/query: objects matching the JSON filter in the body; `?limit=` (100) and `?skip=` (0). */
 export function queryHandler(kit: Kit): RequestHandler {

@@ -6,7 +6,7 @@ import type { Request, Response } from 'express';
 import type { Config } from '../config';
 import { badRequest } from '../middleware/http-error';
 import { publicIdOf, toResponse, withNewState } from '../rerum/document';
-import type { RerumResponseObject, StoredDocument } from '../types/rerum';
+import type { RerumDocument, RerumResponseObject, StoredDocument } from '../types/rerum';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
 const ANNO_LD_TYPE = 'application/ld+json; charset=utf-8; profile="http://www.w3.org/ns/anno.jsonld"';
@@ -31,10 +31,9 @@ export function listHeaders(config: Config): Record<string, string> {
   };
 }
 
-/** Last-Modified from the last overwrite, else the creation (or the deletion of a tombstone). */
-export function lastModified(doc: StoredDocument): string | undefined {
-  const d = doc as { __rerum?: { isOverwritten?: string; createdAt?: string }; __deleted?: { time?: string } };
-  const stamp = d.__rerum ? d.__rerum.isOverwritten || d.__rerum.createdAt : d.__deleted?.time;
+/** Last-Modified from the last overwrite, else the creation. */
+export function lastModified(doc: RerumDocument): string | undefined {
+  const stamp = doc.__rerum?.isOverwritten || doc.__rerum?.createdAt;
   if (!stamp) return undefined;
   const date = new Date(`${stamp.split('.')[0]}Z`);
   return Number.isNaN(date.getTime()) ? undefined : date.toUTCString();
@@ -53,18 +52,26 @@ export function sendWritten(res: Response, config: Config, doc: StoredDocument, 
   res.status(status).json(withNewState(obj));
 }
 
+/** Answer a bulk write: the objects as stored, each `@id` in a Link header (as the reference). */
+export function sendBulkWritten(res: Response, config: Config, docs: RerumDocument[], status: number): void {
+  res.set('Content-Type', JSON_TYPE);
+  if (docs.length) res.set('Link', docs.map((d) => d['@id'] ?? ''));
+  res.status(status).json(docs.map((d) => toResponse(d, config.idPrefix)));
+}
+
 export function sendList(res: Response, config: Config, docs: StoredDocument[]): void {
   res.set(listHeaders(config));
   res.status(200).json(docs.map((d) => toResponse(d, config.idPrefix)));
 }
 
-/** `?limit=` and `?skip=` (defaults 100 and 0, as the reference); 400 for anything but whole numbers ≥ 0. */
+/** `?limit=` and `?skip=` (defaults 100 and 0, as the reference); 400 for anything but whole numbers ≥ 0
+ * (up to 2^53 - 1: larger ones are not exact, and the database refuses them). */
 export function limitSkip(req: Request): { limit: number; skip: number } {
   const read = (name: 'limit' | 'skip', dflt: number) => {
     const raw = req.query[name];
     if (raw === undefined || raw === '') return dflt;
     const n = typeof raw === 'string' ? Number(raw) : NaN;
-    if (!Number.isInteger(n) || n < 0) throw badRequest(`'${name}' must be a whole number of 0 or more.`);
+    if (!Number.isSafeInteger(n) || n < 0) throw badRequest(`'${name}' must be a whole number of 0 or more.`);
     return n;
   };
   return { limit: read('limit', 100), skip: read('skip', 0) };

@@ -1,31 +1,39 @@
 /**
  * Writes that make a new version of an object (history is tracked): PUT update (and import),
- * PATCH patch / set / unset, PUT bulkUpdate. All go through `createVersion`.
+ * PATCH patch / set / unset, PUT bulkUpdate. All go through `newVersion`.
  */
 import type { RequestHandler } from 'express';
 import { changeOf } from '../db/objects';
-import { applyPatch, applySet, applyUnset, composeDocument, toResponse, type PatchResult } from '../rerum/document';
-import { newId } from '../rerum/ids';
+import { applyPatch, applySet, applyUnset, composeDocument, type PatchResult } from '../rerum/document';
+import { contextualDeclaredId, newId } from '../rerum/ids';
 import { importMetadata, isDeleted, nowStamp, versionMetadata } from '../rerum/metadata';
 import type { ObjectChange } from '../types/contracts';
+import { withNextVersion } from '../rerum/tree';
 import type { RerumDocument } from '../types/rerum';
 import { bulkItems, type Body, type Kit } from './kit';
-import { JSON_TYPE, sendWritten } from './respond';
+import { sendBulkWritten, sendWritten } from './respond';
 
 interface Versioned {
   version: RerumDocument;
+  original: RerumDocument;
+  /** The original as it now is (the version listed in its `history.next`). */
   parentAfter: RerumDocument;
-  changes: ObjectChange[];
 }
 
-/** Store a new version of `original` with `content`, linked into its history tree. */
-export async function createVersion(kit: Kit, original: RerumDocument, content: Body, agent: string, now = nowStamp()): Promise<Versioned> {
+/** What the cache must hear of a new version: the version itself and its parent. */
+const versionChanges = (v: Versioned): ObjectChange[] => [changeOf(null, v.version), changeOf(v.original, v.parentAfter)];
+
+/** A new version of `original` with `content`, and the original as it is once linked to it (nothing stored yet). */
+function newVersion(kit: Kit, original: RerumDocument, content: Body, agent: string, now = nowStamp()): Versioned {
   const { config } = kit.deps;
   const _id = newId();
   const version = composeDocument(content, _id, config.idPrefix + _id, versionMetadata(config, agent, original, now));
-  const parentAfter = await kit.store.insertVersion(version, original);
-  return { version, parentAfter, changes: [changeOf(null, version), changeOf(original, parentAfter)] };
+  return { version, original, parentAfter: withNextVersion(original, version['@id'] ?? '') };
 }
+
+/** Store one new version (linked into its parent's history) and tell the cache. */
+const storeVersion = (kit: Kit, v: Versioned): Promise<void> =>
+  kit.write(versionChanges(v), () => kit.store.insertVersion(v.version, v.original));
 
 /** PUT /v1/api/update: a new version with the body as its content; a non-RERUM `@id` is imported. */
 export function updateHandler(kit: Kit): RequestHandler {
@@ -37,15 +45,14 @@ export function updateHandler(kit: Kit): RequestHandler {
     if (!declared.includes(config.idPrefix)) {
       const _id = newId();
       const doc = composeDocument(body, _id, config.idPrefix + _id, importMetadata(config, agent, declared));
-      await kit.store.insert(doc);
-      await kit.invalidate([changeOf(null, doc)]);
+      await kit.write([changeOf(null, doc)], () => kit.store.insert(doc));
       sendWritten(res, config, doc, 200);
       return;
     }
     const original = kit.liveObject(await kit.store.findByUri(declared), 'update');
-    const { version, changes } = await createVersion(kit, original, body, agent);
-    await kit.invalidate(changes);
-    sendWritten(res, config, version, 200);
+    const made = newVersion(kit, original, body, agent);
+    await storeVersion(kit, made);
+    sendWritten(res, config, made.version, 200);
   };
 }
 
@@ -64,9 +71,9 @@ function patchingHandler(kit: Kit, apply: Applier): RequestHandler {
       sendWritten(res, config, original, 200);
       return;
     }
-    const { version, changes } = await createVersion(kit, original, content, agent);
-    await kit.invalidate(changes);
-    sendWritten(res, config, version, 200);
+    const made = newVersion(kit, original, content, agent);
+    await storeVersion(kit, made);
+    sendWritten(res, config, made.version, 200);
   };
 }
 
@@ -77,7 +84,7 @@ export const unsetHandler = (kit: Kit) => patchingHandler(kit, applyUnset);
 /**
  * PUT /v1/api/bulkUpdate: a new version for each item naming a live RERUM object (others are
  * skipped, as the reference). The same object may appear more than once (history branches). If one
- * item fails, the versions already made are removed again.
+ * item fails, the versions already made are removed again (and the cache told).
  */
 export function bulkUpdateHandler(kit: Kit): RequestHandler {
   const { config } = kit.deps;
@@ -86,28 +93,31 @@ export function bulkUpdateHandler(kit: Kit): RequestHandler {
     const agent = kit.agentOf(req);
     const now = nowStamp();
     const made: Versioned[] = [];
+    let pending: Versioned | undefined;
     try {
       for (const item of items) {
-        const declared = (item['@id'] ?? item.id) as string;
+        const declared = contextualDeclaredId(item) as string; // bulkItems checked it is a non-empty string
         if (!declared.includes(config.idPrefix)) continue;
         const original = await kit.store.findByUri(declared);
         if (!original || isDeleted(original)) continue;
-        made.push(await createVersion(kit, original, item, agent, now));
+        pending = newVersion(kit, original, item, agent, now);
+        await kit.store.insertVersion(pending.version, pending.original);
+        made.push(pending);
+        pending = undefined;
       }
     } catch (err) {
-      for (const m of made.reverse()) await kit.store.removeVersion(m.version, m.parentAfter).catch(() => {});
+      for (const m of [...made].reverse()) await kit.store.removeVersion(m.version, m.parentAfter).catch(() => {});
+      // The versions were readable until removed (the failed one too): the cache must forget what it saw.
+      await kit.invalidate([...made, ...(pending ? [pending] : [])].flatMap(versionChanges)).catch(() => {});
       throw err;
     }
     // Several versions of one parent: the cache needs each parent's final state only once.
     const changes = new Map<string, ObjectChange>();
     for (const m of made) {
       changes.set(m.version._id, changeOf(null, m.version));
-      const prev = changes.get(m.parentAfter._id);
-      changes.set(m.parentAfter._id, changeOf(prev?.before ?? m.changes[1].before, m.parentAfter));
+      changes.set(m.parentAfter._id, changeOf(changes.get(m.parentAfter._id)?.before ?? m.original, m.parentAfter));
     }
     await kit.invalidate([...changes.values()]);
-    res.set('Content-Type', JSON_TYPE);
-    if (made.length) res.set('Link', made.map((m) => m.version['@id'] ?? ''));
-    res.status(200).json(made.map((m) => toResponse(m.version, config.idPrefix)));
+    sendBulkWritten(res, config, made.map((m) => m.version), 200);
   };
 }

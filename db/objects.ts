@@ -9,8 +9,7 @@ import type { Collection, Filter } from 'mongodb';
 import { HttpError, conflict } from '../middleware/http-error';
 import type { ObjectChange } from '../types/contracts';
 import type { Replacement, RerumDocument, StoredDocument } from '../types/rerum';
-import { isDeleted } from '../rerum/metadata';
-import { BrokenTreeError } from '../rerum/tree';
+import { isDeleted, treeRootOf } from '../rerum/metadata';
 import { segmentOf } from '../rerum/ids';
 
 type Stored = Collection<RerumDocument>;
@@ -46,14 +45,15 @@ export class ObjectStore {
     return (await this.findBySegment(segment)) !== null;
   }
 
-  /** Every version in the tree `doc` belongs to: its root first, then all that name the root as prime. */
-  async versionsOf(doc: RerumDocument): Promise<RerumDocument[]> {
-    const prime = doc.__rerum.history.prime;
-    let root: StoredDocument | null = doc;
-    if (prime !== 'root') root = await this.findByUri(prime).catch(() => null);
-    const rootId = prime === 'root' ? doc['@id'] : prime;
-    const rest = await this.collection.find({ '__rerum.history.prime': rootId } as Filter<RerumDocument>).toArray();
-    return root && !isDeleted(root) ? [root, ...rest] : rest;
+  /**
+   * Every live version in the tree `doc` belongs to, in one query: the root (by `@id`) and all that
+   * name it as their prime. Order is not meaningful.
+   */
+  versionsOf(doc: RerumDocument): Promise<RerumDocument[]> {
+    const rootId = treeRootOf(doc);
+    return this.collection
+      .find({ $or: [{ '@id': rootId }, { '__rerum.history.prime': rootId }], __deleted: { $exists: false } } as Filter<RerumDocument>)
+      .toArray();
   }
 
   async insert(doc: RerumDocument): Promise<void> {
@@ -80,9 +80,9 @@ export class ObjectStore {
   /**
    * Store `version` (a new document) and add it to `parent`'s `history.next`. The parent link
    * happens second and, if it fails, the inserted version is deleted again; either way the caller
-   * gets a 500 and nothing changed. Returns the parent as it now is.
+   * gets a 500 and nothing changed.
    */
-  async insertVersion(version: RerumDocument, parent: RerumDocument): Promise<RerumDocument> {
+  async insertVersion(version: RerumDocument, parent: RerumDocument): Promise<void> {
     await this.insert(version);
     const versionId = version['@id'] ?? '';
     let linked = false;
@@ -102,9 +102,6 @@ export class ObjectStore {
         `Unable to alter the history next of the originating object.  The history tree may be broken. See ${parent['@id']}.  Nothing was changed.`,
       );
     }
-    const after = structuredClone(parent);
-    if (!after.__rerum.history.next.includes(versionId)) after.__rerum.history.next.push(versionId);
-    return after;
   }
 
   /** Undo `insertVersion` (used when a later item of a bulk update fails). */
@@ -136,7 +133,6 @@ export class ObjectStore {
         await this.collection.replaceOne(unchanged(r.after), r.before as RerumDocument).catch(() => {});
       }
       if (err instanceof HttpError) throw err;
-      if (err instanceof BrokenTreeError) throw new HttpError(500, err.message);
       throw new HttpError(500, `The change could not be stored: ${(err as Error).message}. Nothing was changed.`);
     }
   }

@@ -2,7 +2,7 @@
  * Building stored documents from client content, the patch/set/unset rules, and turning stored
  * documents into what clients see (no `_id`; `id` or `@id` as the context asks).
  */
-import type { RerumDocument, RerumMetadata, RerumResponseObject, StoredDocument } from '../types/rerum';
+import type { DeletedDocument, RerumDocument, RerumMetadata, RerumResponseObject, StoredDocument } from '../types/rerum';
 import { usesIdAlias } from './ids';
 
 type Json = Record<string, unknown>;
@@ -19,14 +19,19 @@ export function composeDocument(content: Json, _id: string, atId: string, rerum:
   const rest = clone(content);
   const context = rest['@context'];
   const aliasing = usesIdAlias(context);
-  for (const k of ['__rerum', '_id', '@id', '@context']) delete rest[k];
-  if (aliasing) delete rest.id;
+  for (const k of Object.keys(rest)) if (k === '@context' || isProtectedKey(k, aliasing)) delete rest[k];
   const doc: Json = context !== undefined ? { '@context': context } : {};
   doc['@id'] = atId;
   Object.assign(doc, rest);
   doc.__rerum = rerum;
   doc._id = _id;
   return doc as RerumDocument;
+}
+
+/** What a deleted object is replaced with: its `@id` and `_id`, and the object itself (no `_id`) under `__deleted`. */
+export function tombstoneOf(doc: RerumDocument, deletor: string, time: string): DeletedDocument {
+  const { _id, ...object } = clone(doc);
+  return { '@id': doc['@id'], __deleted: { object, deletor, time }, _id };
 }
 
 /** What the client sees of a stored document: `_id` removed, `id` instead of `@id` under an aliasing context. */
@@ -56,46 +61,44 @@ export interface PatchResult {
   content: Json;
 }
 
-/** PATCH /patch: replace (or with null, remove) keys the original already has; other keys are ignored. */
-export function applyPatch(original: RerumDocument, body: Json): PatchResult {
+/** Keys a client can never write: they are RERUM's (`id` too, under an id-aliasing context). */
+const isProtectedKey = (k: string, aliasing: boolean): boolean =>
+  k === '__rerum' || k === '_id' || k === '@id' || (aliasing && k === 'id');
+
+/** Apply each unprotected key of `body` to a copy of `original`; `step` says whether the key applied. */
+function applyBody(original: RerumDocument, body: Json, aliasing: boolean, step: (content: Json, k: string, v: unknown) => boolean): PatchResult {
   const content: Json = clone(original);
   let changed = false;
-  const aliasing = usesIdAlias(body['@context']);
   for (const [k, v] of Object.entries(body)) {
-    if (k === '__rerum' || k === '_id' || k === '@id' || (aliasing && k === 'id')) continue;
-    if (!has(original, k)) continue;
-    changed = true;
-    if (v === null) delete content[k];
-    else content[k] = clone(v);
+    if (!isProtectedKey(k, aliasing) && step(content, k, v)) changed = true;
   }
   return { changed, content };
+}
+
+/** PATCH /patch: replace (or with null, remove) keys the original already has; other keys are ignored. */
+export function applyPatch(original: RerumDocument, body: Json): PatchResult {
+  return applyBody(original, body, usesIdAlias(body['@context']), (content, k, v) => {
+    if (!has(original, k)) return false;
+    if (v === null) delete content[k];
+    else content[k] = clone(v);
+    return true;
+  });
 }
 
 /** PATCH /set: add keys the original does not have; keys it has are ignored. */
 export function applySet(original: RerumDocument, body: Json): PatchResult {
-  const content: Json = clone(original);
-  let changed = false;
-  const aliasing = usesIdAlias(original['@context']);
-  if (aliasing) delete content.id;
-  for (const [k, v] of Object.entries(body)) {
-    if (k === '_id' || (aliasing && k === 'id')) continue;
-    if (has(original, k)) continue;
-    changed = true;
+  return applyBody(original, body, usesIdAlias(original['@context']), (content, k, v) => {
+    if (has(original, k)) return false;
     content[k] = clone(v);
-  }
-  return { changed, content };
+    return true;
+  });
 }
 
 /** PATCH /unset: remove the keys given as `key: null` that the original has; everything else is ignored. */
 export function applyUnset(original: RerumDocument, body: Json): PatchResult {
-  const content: Json = clone(original);
-  let changed = false;
-  const aliasing = usesIdAlias(original['@context']);
-  for (const [k, v] of Object.entries(body)) {
-    if (k === '__rerum' || k === '_id' || k === '@id' || (aliasing && k === 'id')) continue;
-    if (!has(original, k) || v !== null) continue;
-    changed = true;
+  return applyBody(original, body, usesIdAlias(original['@context']), (content, k, v) => {
+    if (!has(original, k) || v !== null) return false;
     delete content[k];
-  }
-  return { changed, content };
+    return true;
+  });
 }

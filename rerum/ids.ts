@@ -34,6 +34,14 @@ export function declaredId(body: Record<string, unknown>): unknown {
 }
 
 /**
+ * The identifier a bulk item declares, as the reference checks it: `id` (else `@id`) under an
+ * id-aliasing context, otherwise `@id` only.
+ */
+export function contextualDeclaredId(body: Record<string, unknown>): unknown {
+  return usesIdAlias(body['@context']) ? (body.id ?? body['@id']) : body['@id'];
+}
+
+/**
  * The `_id` (or slug) named by an `@id`/`id` URI: its last path segment. The URI must be an http(s)
  * URL, else 400 (the reference answered 500 here).
  */

@@ -38,14 +38,23 @@ export function rootMetadata(config: MetaConfig, generator: string, now = nowSta
  * its nearest released ancestor is the original if released, else the original's own.
  */
 export function versionMetadata(config: MetaConfig, generator: string, original: RerumDocument, now = nowStamp()): RerumMetadata {
-  const h = original.__rerum.history;
   const originalId = original['@id'] ?? '';
   return {
     ...base(config, generator, now),
     releases: { previous: isReleased(original) ? originalId : original.__rerum.releases.previous, next: [], replaces: '' },
-    history: { prime: h.prime === 'root' ? originalId : h.prime, previous: originalId, next: [] },
+    history: { prime: treeRootOf(original), previous: originalId, next: [] },
   };
 }
+
+/** The `@id` of the root of `doc`'s history tree: its own for the root, else its `history.prime`. */
+export const treeRootOf = (doc: RerumDocument): string =>
+  doc.__rerum.history.prime === 'root' ? (doc['@id'] ?? '') : doc.__rerum.history.prime;
+
+/** `__rerum` after an overwrite at `stamp`: the same, with `isOverwritten` stamped. */
+export const overwrittenMetadata = (original: RerumDocument, stamp: string): RerumMetadata => ({
+  ...structuredClone(original.__rerum),
+  isOverwritten: stamp,
+});
 
 /** An object imported by an update naming a non-RERUM `@id`: a new root that remembers its origin. */
 export function importMetadata(config: MetaConfig, generator: string, externalId: string, now = nowStamp()): RerumMetadata {

@@ -48,6 +48,13 @@ export function descendantsOf(versions: RerumDocument[], key: RerumDocument): Re
   return out;
 }
 
+/** `parent` once `versionId` is linked in as one of its next versions (the database's `$addToSet`). */
+export function withNextVersion(parent: RerumDocument, versionId: string): RerumDocument {
+  const after = structuredClone(parent);
+  if (!after.__rerum.history.next.includes(versionId)) after.__rerum.history.next.push(versionId);
+  return after;
+}
+
 /** Copy-on-write edits of several documents; each document yields at most one replacement. */
 class Draft {
   private readonly edits = new Map<string, Replacement & { after: RerumDocument }>();
