@@ -139,21 +139,23 @@ async function tryMemoryServer(opts: SelectOptions, dataDir: string, forced: boo
     const { MongoMemoryServer } = await import('mongodb-memory-server-core');
     const dbPath = opts.purpose === 'server' ? path.join(dataDir, 'memory-server') : undefined;
     if (dbPath) fs.mkdirSync(dbPath, { recursive: true });
-    const server = await withTimeout(
-      MongoMemoryServer.create({
-        instance: dbPath ? { dbPath, storageEngine: 'wiredTiger' } : {},
-        ...(process.env.MONGOMS_SYSTEM_BINARY ? { binary: { systemBinary: process.env.MONGOMS_SYSTEM_BINARY } } : {}),
-      }),
-      canDownload ? 180_000 : 30_000,
-      'mongodb-memory-server start',
-    );
+    const starting = MongoMemoryServer.create({
+      instance: dbPath ? { dbPath, storageEngine: 'wiredTiger' } : {},
+      ...(process.env.MONGOMS_SYSTEM_BINARY ? { binary: { systemBinary: process.env.MONGOMS_SYSTEM_BINARY } } : {}),
+    });
+    const stop = async (s: InstanceType<typeof MongoMemoryServer>): Promise<void> => {
+      await s.stop({ doCleanup: opts.purpose === 'test', force: false });
+    };
+    const server = await withTimeout(starting, canDownload ? 180_000 : 30_000, 'mongodb-memory-server start').catch((e: unknown) => {
+      // Given up on, not cancelled: stop the mongod if it does come up, rather than leak it.
+      starting.then(stop, () => undefined).catch(() => undefined);
+      throw e;
+    });
     const uri = server.getUri();
     return {
       uri: uri.includes('?') ? uri : `${uri}?directConnection=true`,
       kind: 'memory-server',
-      stop: async () => {
-        await server.stop({ doCleanup: opts.purpose === 'test', force: false });
-      },
+      stop: () => stop(server),
     };
   } catch (e) {
     return { error: `mongodb-memory-server failed: ${(e as Error).message}` };

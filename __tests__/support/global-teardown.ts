@@ -2,9 +2,10 @@
 import type { SelectedDatabase } from '../../db/select';
 
 export default async function globalTeardown(): Promise<void> {
-  const db = (globalThis as { __RERUM_TEST_DB__?: SelectedDatabase }).__RERUM_TEST_DB__;
+  const g = globalThis as { __RERUM_TEST_DB__?: SelectedDatabase };
+  const db = g.__RERUM_TEST_DB__;
   if (db) {
     await db.stop();
-    (globalThis as { __RERUM_TEST_DB__?: SelectedDatabase }).__RERUM_TEST_DB__ = undefined;
+    g.__RERUM_TEST_DB__ = undefined;
   }
 }

@@ -50,6 +50,11 @@ function optDoc(v: unknown, what: string): Doc | undefined {
   return v;
 }
 
+/** Byte-identical BSON (field order and numeric types included). */
+function sameBson(a: Doc, b: Doc): boolean {
+  return Buffer.compare(BSON.serialize(a), BSON.serialize(b)) === 0;
+}
+
 function isMetaTextScore(v: unknown): boolean {
   return isPlainObject(v) && v.$meta === 'textScore';
 }
@@ -114,16 +119,18 @@ function applyUpdate(
         'ImmutableField',
       );
     }
-    const { _id: _ignored, ...rest } = deepCopy(repl);
+    // No deep copy: the replacement comes from this request's freshly decoded body and is used once
+    // (replacement updates cannot be multi), so the stored document may share its subdocuments.
+    const { _id: _ignored, ...rest } = repl;
     void _ignored;
     const next = doc._id === undefined ? rest : { _id: doc._id, ...rest };
-    if (!isInsert && Buffer.compare(BSON.serialize(doc), BSON.serialize(next)) === 0) return undefined;
+    if (!isInsert && sameBson(doc, next)) return undefined;
     return next;
   }
   if (kind === 'pipeline') {
     const out = runPipeline([deepCopy(doc)], u as Doc[])[0];
     if (!out) throw new CommandError('pipeline update produced no document', 2, 'BadValue');
-    if (!isInsert && Buffer.compare(BSON.serialize(doc), BSON.serialize(out)) === 0) return undefined;
+    if (!isInsert && sameBson(doc, out)) return undefined;
     return out;
   }
   const mods = { ...(u as Doc) };
@@ -184,7 +191,7 @@ function buildUpsert(q: Doc | undefined, u: unknown, kind: UpdateKind, arrayFilt
   const seed = upsertSeed(q);
   let doc: Doc;
   if (kind === 'replacement') {
-    doc = deepCopy(u as Doc);
+    doc = { ...(u as Doc) }; // used once, like applyUpdate's replacement
     if (doc._id === undefined && seed._id !== undefined) doc._id = seed._id;
   } else {
     doc = applyUpdate(seed, u, kind, arrayFilters, true) ?? seed;
@@ -196,6 +203,32 @@ function buildUpsert(q: Doc | undefined, u: unknown, kind: UpdateKind, arrayFilt
 function writeError(index: number, e: unknown): Doc {
   if (e instanceof CommandError) return { index, code: e.code, errmsg: e.message, ...e.extra };
   return { index, code: 2, errmsg: (e as Error)?.message ?? String(e) };
+}
+
+/** A write command's statements: the command's own array, or its OP_MSG document sequence. */
+function statements(cmd: Doc, seq: Record<string, Doc[]>, field: string): Doc[] {
+  const v = cmd[field] ?? seq[field] ?? [];
+  if (!Array.isArray(v)) throw new CommandError(`${field} must be an array`, 14, 'TypeMismatch');
+  return v as Doc[];
+}
+
+/** Runs each statement; a failure becomes a writeError (reply still ok: 1) and ends an ordered batch. */
+function eachStatement(cmd: Doc, stmts: Doc[], run: (s: Doc, i: number) => void): Doc[] {
+  const ordered = cmd.ordered !== false;
+  const writeErrors: Doc[] = [];
+  for (let i = 0; i < stmts.length; i++) {
+    try {
+      run(stmts[i], i);
+    } catch (e) {
+      writeErrors.push(writeError(i, e));
+      if (ordered) break;
+    }
+  }
+  return writeErrors;
+}
+
+function writeReply(fields: Doc, writeErrors: Doc[]): Doc {
+  return writeErrors.length ? { ...fields, writeErrors, ok: 1 } : { ...fields, ok: 1 };
 }
 
 function checkDocSize(doc: Doc): void {
@@ -232,28 +265,19 @@ function collName(cmd: Doc, name: string): string {
 
 const insert: Handler = (cmd, db, seq, { storage }) => {
   const name = collName(cmd, 'insert');
-  const docs = (cmd.documents as Doc[] | undefined) ?? seq.documents ?? [];
-  if (!Array.isArray(docs)) throw new CommandError('documents must be an array', 14, 'TypeMismatch');
-  const ordered = cmd.ordered !== false;
+  const docs = statements(cmd, seq, 'documents');
   const coll = storage.collection(db, name);
   let n = 0;
-  const writeErrors: Doc[] = [];
-  for (let i = 0; i < docs.length; i++) {
-    try {
-      let d = docs[i];
-      if (!isPlainObject(d)) throw new CommandError('document must be an object', 14, 'TypeMismatch');
-      if (d._id === undefined) d = { _id: new ObjectId(), ...d };
-      else if (Array.isArray(d._id)) throw new CommandError("can't use an array for _id", 2, 'BadValue');
-      else d = idFirst(d);
-      checkDocSize(d);
-      coll.insert(d);
-      n++;
-    } catch (e) {
-      writeErrors.push(writeError(i, e));
-      if (ordered) break;
-    }
-  }
-  return writeErrors.length ? { n, writeErrors, ok: 1 } : { n, ok: 1 };
+  const writeErrors = eachStatement(cmd, docs, (d) => {
+    if (!isPlainObject(d)) throw new CommandError('document must be an object', 14, 'TypeMismatch');
+    if (d._id === undefined) d = { _id: new ObjectId(), ...d };
+    else if (Array.isArray(d._id)) throw new CommandError("can't use an array for _id", 2, 'BadValue');
+    else d = idFirst(d);
+    checkDocSize(d);
+    coll.insert(d);
+    n++;
+  });
+  return writeReply({ n }, writeErrors);
 };
 
 const find: Handler = (cmd, db, _seq, { storage, cursors }) => {
@@ -275,9 +299,11 @@ const find: Handler = (cmd, db, _seq, { storage, cursors }) => {
     if (filter && '$text' in filter) throw new CommandError('text index required for $text query', 27, 'IndexNotFound');
     return cursors.open(ns, [], { singleBatch: true });
   }
-  const { docs: matched, scores } = coll.match(filter);
+  const sorted = !!sort && Object.keys(sort).length > 0;
+  // Unsorted: natural order, so matching can stop once skip + limit documents are found.
+  const { docs: matched, scores } = coll.match(filter, !sorted && limit ? skip + limit : Infinity);
   let docs = matched;
-  if (sort && Object.keys(sort).length) docs = sortDocs(docs, sort, scores ? (d) => scores.get(d) ?? 0 : undefined);
+  if (sorted) docs = sortDocs(docs, sort, scores ? (d) => scores.get(d) ?? 0 : undefined);
   if (skip) docs = docs.slice(skip);
   if (limit) docs = docs.slice(0, limit);
   let batchSize = num(cmd.batchSize);
@@ -285,10 +311,9 @@ const find: Handler = (cmd, db, _seq, { storage, cursors }) => {
   return cursors.open(ns, docs, { batchSize, singleBatch: singleBatch || (limit > 0 && docs.length <= (batchSize ?? 101)), map: buildProjector(projection, scores) });
 };
 
-const getMore: Handler = (cmd, db, _seq, { cursors }) => {
-  const r = cursors.getMore(cmd.getMore, String(cmd.collection), num(cmd.batchSize));
+const getMore: Handler = (cmd, _db, _seq, { cursors }) => {
+  const r = cursors.getMore(cmd.getMore, num(cmd.batchSize));
   if (!r) throw new CommandError(`cursor id ${String(cmd.getMore)} not found`, 43, 'CursorNotFound');
-  void db;
   return r;
 };
 
@@ -300,74 +325,53 @@ const killCursors: Handler = (cmd, _db, _seq, { cursors }) => {
 
 const update: Handler = (cmd, db, seq, { storage }) => {
   const name = collName(cmd, 'update');
-  const stmts = (cmd.updates as Doc[] | undefined) ?? seq.updates ?? [];
-  const ordered = cmd.ordered !== false;
+  const stmts = statements(cmd, seq, 'updates');
   let n = 0;
   let nModified = 0;
   const upserted: Doc[] = [];
-  const writeErrors: Doc[] = [];
-  for (let i = 0; i < stmts.length; i++) {
-    const s = stmts[i];
-    try {
-      const q = optDoc(s.q, 'q') ?? {};
-      const kind = updateKind(s.u);
-      const arrayFilters = s.arrayFilters as Doc[] | undefined;
-      if (kind === 'replacement' && s.multi) throw new CommandError('multi update is not supported for replacement-style update', 9, 'FailedToParse');
-      const coll = storage.getCollection(db, name);
-      let matched = coll ? coll.match(q).docs : [];
-      if (s.sort && isPlainObject(s.sort)) matched = sortDocs(matched, s.sort);
-      if (!s.multi) matched = matched.slice(0, 1);
-      for (const doc of matched) {
-        const next = applyUpdate(doc, s.u, kind, arrayFilters, false, q);
-        n++;
-        if (next) {
-          checkDocSize(next);
-          coll!.replace(doc, next);
-          nModified++;
-        }
+  const writeErrors = eachStatement(cmd, stmts, (s, i) => {
+    const q = optDoc(s.q, 'q') ?? {};
+    const kind = updateKind(s.u);
+    const arrayFilters = s.arrayFilters as Doc[] | undefined;
+    if (kind === 'replacement' && s.multi) throw new CommandError('multi update is not supported for replacement-style update', 9, 'FailedToParse');
+    const coll = storage.getCollection(db, name);
+    const sort = isPlainObject(s.sort) ? s.sort : undefined;
+    let matched = coll ? coll.match(q, s.multi || sort ? Infinity : 1).docs : [];
+    if (sort) matched = sortDocs(matched, sort);
+    if (!s.multi) matched = matched.slice(0, 1);
+    for (const doc of matched) {
+      const next = applyUpdate(doc, s.u, kind, arrayFilters, false, q);
+      n++;
+      if (next) {
+        checkDocSize(next);
+        coll!.replace(doc, next);
+        nModified++;
       }
-      if (matched.length === 0 && s.upsert) {
-        const doc = buildUpsert(q, s.u, kind, arrayFilters);
-        checkDocSize(doc);
-        storage.collection(db, name).insert(doc);
-        n++;
-        upserted.push({ index: i, _id: doc._id });
-      }
-    } catch (e) {
-      writeErrors.push(writeError(i, e));
-      if (ordered) break;
     }
-  }
-  const out: Doc = { n, nModified };
-  if (upserted.length) out.upserted = upserted;
-  if (writeErrors.length) out.writeErrors = writeErrors;
-  out.ok = 1;
-  return out;
+    if (matched.length === 0 && s.upsert) {
+      const doc = buildUpsert(q, s.u, kind, arrayFilters);
+      checkDocSize(doc);
+      storage.collection(db, name).insert(doc);
+      n++;
+      upserted.push({ index: i, _id: doc._id });
+    }
+  });
+  return writeReply(upserted.length ? { n, nModified, upserted } : { n, nModified }, writeErrors);
 };
 
 const del: Handler = (cmd, db, seq, { storage }) => {
   const name = collName(cmd, 'delete');
-  const stmts = (cmd.deletes as Doc[] | undefined) ?? seq.deletes ?? [];
-  const ordered = cmd.ordered !== false;
+  const stmts = statements(cmd, seq, 'deletes');
   let n = 0;
-  const writeErrors: Doc[] = [];
-  for (let i = 0; i < stmts.length; i++) {
-    try {
-      const s = stmts[i];
-      const coll = storage.getCollection(db, name);
-      if (!coll) continue;
-      let matched = coll.match(optDoc(s.q, 'q') ?? {}).docs;
-      if (Number(s.limit) === 1) matched = matched.slice(0, 1);
-      for (const d of matched) {
-        coll.remove(d);
-        n++;
-      }
-    } catch (e) {
-      writeErrors.push(writeError(i, e));
-      if (ordered) break;
+  const writeErrors = eachStatement(cmd, stmts, (s) => {
+    const coll = storage.getCollection(db, name);
+    if (!coll) return;
+    for (const d of coll.match(optDoc(s.q, 'q') ?? {}, Number(s.limit) === 1 ? 1 : Infinity).docs) {
+      coll.remove(d);
+      n++;
     }
-  }
-  return writeErrors.length ? { n, writeErrors, ok: 1 } : { n, ok: 1 };
+  });
+  return writeReply({ n }, writeErrors);
 };
 
 const findAndModify: Handler = (cmd, db, _seq, { storage }) => {
@@ -378,8 +382,9 @@ const findAndModify: Handler = (cmd, db, _seq, { storage }) => {
   const project = buildProjector(fields);
   const out = (d: Doc | null): Doc | null => (d && project ? project(d) : d);
   const coll = storage.getCollection(db, name);
-  let matched = coll ? coll.match(query).docs : [];
-  if (sort && Object.keys(sort).length) matched = sortDocs(matched, sort);
+  const sorted = !!sort && Object.keys(sort).length > 0;
+  let matched = coll ? coll.match(query, sorted ? Infinity : 1).docs : [];
+  if (sorted) matched = sortDocs(matched, sort);
   const doc = matched[0];
   if (cmd.remove) {
     if (cmd.update !== undefined) throw new CommandError('Cannot specify both an update and remove=true', 9, 'FailedToParse');
@@ -414,9 +419,9 @@ const count: Handler = (cmd, db, _seq, { storage }) => {
   const name = collName(cmd, 'count');
   const coll = storage.getCollection(db, name);
   const query = optDoc(cmd.query, 'query');
-  let n = coll ? (query && Object.keys(query).length ? coll.match(query).docs.length : coll.docs.size) : 0;
   const skip = num(cmd.skip) ?? 0;
   const limit = Math.abs(num(cmd.limit) ?? 0);
+  let n = coll ? (query && Object.keys(query).length ? coll.match(query, limit ? skip + limit : Infinity).docs.length : coll.docs.size) : 0;
   n = Math.max(0, n - skip);
   if (limit) n = Math.min(n, limit);
   return { n, ok: 1 };
@@ -645,29 +650,36 @@ const dropIndexes: Handler = (cmd, db, _seq, { storage }) => {
   } else if (Array.isArray(which)) {
     for (const n of which) coll.dropIndex(String(n));
   } else if (isPlainObject(which)) {
-    const key = BSON.serialize(which);
-    const i = coll.indexes.find((x) => Buffer.compare(BSON.serialize(x.key), key) === 0);
+    const i = coll.indexes.find((x) => sameBson(x.key, which));
     if (!i) throw new CommandError(`can't find index with key: ${JSON.stringify(which)}`, 27, 'IndexNotFound');
     coll.dropIndex(i.name);
   } else throw new CommandError('invalid index specification', 14, 'TypeMismatch');
   return { nIndexesWas, ok: 1 };
 };
 
+/** 'db.coll.with.dots' → ['db', 'coll.with.dots']. */
+function splitNamespace(ns: string): [string, string] {
+  const [db, ...rest] = ns.split('.');
+  return [db, rest.join('.')];
+}
+
 const renameCollection: Handler = (cmd, _db, _seq, { storage }) => {
   const from = str(cmd.renameCollection, 'renameCollection');
   const to = str(cmd.to, 'to');
-  const [fdb, ...fr] = from.split('.');
-  const [tdb, ...tr] = to.split('.');
-  const src = storage.getCollection(fdb, fr.join('.'));
+  const [fdb, fname] = splitNamespace(from);
+  const [tdb, tname] = splitNamespace(to);
+  const src = storage.getCollection(fdb, fname);
   if (!src) throw new CommandError('source namespace does not exist', 26, 'NamespaceNotFound');
-  if (storage.getCollection(tdb, tr.join('.'))) {
+  // Without this, dropTarget would drop the source and the final drop would remove the copy.
+  if (fdb === tdb && fname === tname) throw new CommandError("Can't rename a collection to itself", 20, 'IllegalOperation');
+  if (storage.getCollection(tdb, tname)) {
     if (!cmd.dropTarget) throw new CommandError('target namespace exists', 48, 'NamespaceExists');
-    storage.dropCollection(tdb, tr.join('.'));
+    storage.dropCollection(tdb, tname);
   }
-  const dst = storage.collection(tdb, tr.join('.'), src.options);
+  const dst = storage.collection(tdb, tname, src.options);
   for (const i of src.indexes.slice(1)) dst.createIndex(deepCopy(i));
   for (const d of src.docs.values()) dst.insert(d);
-  storage.dropCollection(fdb, fr.join('.'));
+  storage.dropCollection(fdb, fname);
   return { ok: 1 };
 };
 

@@ -27,7 +27,7 @@ export class CursorManager {
   open(ns: string, docs: Doc[], opts: { batchSize?: number; singleBatch?: boolean; map?: (d: Doc) => Doc }): Doc {
     this.reap();
     const map = opts.map ?? ((d: Doc) => d);
-    const batchSize = opts.batchSize !== undefined && opts.batchSize > 0 ? opts.batchSize : opts.batchSize === 0 ? 0 : DEFAULT_FIRST_BATCH;
+    const batchSize = opts.batchSize === undefined || opts.batchSize < 0 ? DEFAULT_FIRST_BATCH : opts.batchSize;
     const c: Cursor = { id: Long.ZERO, ns, docs, pos: 0, map, lastUsed: Date.now() };
     const firstBatch = this.take(c, opts.singleBatch ? Number.MAX_SAFE_INTEGER : batchSize);
     if (!opts.singleBatch && c.pos < docs.length) {
@@ -37,7 +37,7 @@ export class CursorManager {
     return { cursor: { firstBatch, id: c.id, ns }, ok: 1 };
   }
 
-  getMore(id: unknown, collection: string, batchSize: number | undefined): Doc | undefined {
+  getMore(id: unknown, batchSize: number | undefined): Doc | undefined {
     const key = String(id);
     const c = this.cursors.get(key);
     if (!c) return undefined;
@@ -48,7 +48,6 @@ export class CursorManager {
       this.cursors.delete(key);
       outId = Long.ZERO;
     }
-    void collection;
     return { cursor: { nextBatch, id: outId, ns: c.ns }, ok: 1 };
   }
 

@@ -28,7 +28,8 @@ type Options = NonNullable<ConstructorParameters<typeof Query>[1]>;
 export type Doc = Record<string, unknown>;
 
 type BsonLike = { _bsontype?: string };
-const bsonType = (v: unknown): string | undefined =>
+/** The `_bsontype` of a bson value class instance (ObjectId, Long, …), else undefined. */
+export const bsonType = (v: unknown): string | undefined =>
   v !== null && typeof v === 'object' ? (v as BsonLike)._bsontype : undefined;
 
 export function isPlainObject(v: unknown): v is Doc {
@@ -331,11 +332,6 @@ export function compileFilter(filter: Doc): (doc: Doc) => boolean {
   if (Object.keys(filter).length === 0) return () => true;
   const q = new BaseQuery(filter, baseOptions);
   return (doc) => q.test(doc);
-}
-
-export function projectDocs(docs: Doc[], projection: Doc | undefined): Doc[] {
-  if (!projection || Object.keys(projection).length === 0) return docs;
-  return new BaseQuery({}, baseOptions).find(docs, projection).all() as Doc[];
 }
 
 export function runPipeline(docs: Doc[], pipeline: Doc[], resolver?: CollectionResolver): Doc[] {

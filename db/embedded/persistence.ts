@@ -13,9 +13,10 @@
  *
  * Recovery: load snapshot.bson, then replay journal-<gen>.bson; a torn trailing record (short
  * length or invalid BSON, e.g. from a crash mid-append) ends replay and is truncated away.
- * Compaction (clean stop, or journal > 64 MiB): write snapshot.tmp with gen+1, fsync, rename over
- * snapshot.bson (atomic), then start journal-<gen+1> and delete the old journal. A crash at any
- * point leaves either the old (snapshot, journal) pair or the new one, never a mix.
+ * Compaction (clean stop, or journal > 64 MiB): write snapshot.tmp with gen+1, fsync, create the empty
+ * journal-<gen+1>, rename snapshot.tmp over snapshot.bson (atomic), fsync the directory, then delete
+ * the old journal. A crash at any point leaves either the old (snapshot, journal) pair or the new
+ * one, never a mix (recovery deletes journals of any other generation).
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
@@ -29,6 +30,19 @@ const COMPACT_AT_BYTES = 64 * 1024 * 1024;
 export interface PersistenceLogger {
   info(obj: unknown, msg?: string): void;
   warn(obj: unknown, msg?: string): void;
+}
+
+/** Makes renames and file creations in `dir` durable (where the platform supports it). */
+function fsyncDir(dir: string): void {
+  let fd = -1;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    /* directory fsync unsupported on this platform */
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
+  }
 }
 
 function readRecords(file: string, onRecord: (d: Document) => void): { validBytes: number; torn: boolean } {
@@ -110,13 +124,16 @@ export class Persistence {
 
   private recover(): void {
     let docs = 0;
-    readRecords(this.file('snapshot.bson'), (d) => {
+    const snapshot = this.file('snapshot.bson');
+    const s = readRecords(snapshot, (d) => {
       if (d.op === 'meta') this.gen = Number(d.gen) || 0;
       else {
         this.storage.apply(d as JournalEntry);
         docs++;
       }
     });
+    // The snapshot is only ever replaced whole (fsync + rename), so this is corruption, not a crash.
+    if (s.torn) this.logger?.warn({ file: snapshot, validBytes: s.validBytes }, 'embedded-mongo: snapshot is damaged; records after validBytes are lost');
     const jf = this.journalFile();
     let replayed = 0;
     const r = readRecords(jf, (d) => {
@@ -133,6 +150,7 @@ export class Persistence {
       const m = /^journal-(\d+)\.bson$/.exec(f);
       if (m && Number(m[1]) !== this.gen) fs.rmSync(this.file(f), { force: true });
     }
+    fsyncDir(this.dbPath); // the journal may have just been created
     if (docs || replayed) this.logger?.info({ dbPath: this.dbPath, snapshotRecords: docs, journalRecords: replayed }, 'embedded-mongo: recovered');
   }
 
@@ -165,7 +183,8 @@ export class Persistence {
     const fd = this.fd;
     fs.fsync(fd, (err) => {
       this.syncing = false;
-      if (err && !this.closed) this.logger?.warn({ err: err.message }, 'embedded-mongo: journal fsync failed');
+      // A compaction may have closed fd meanwhile; its data is in the fsynced snapshot.
+      if (err && !this.closed && fd === this.fd) this.logger?.warn({ err: err.message }, 'embedded-mongo: journal fsync failed');
     });
   }
 
@@ -173,47 +192,63 @@ export class Persistence {
   compact(): void {
     const nextGen = this.gen + 1;
     const tmp = this.file('snapshot.tmp');
-    const fd = fs.openSync(tmp, 'w');
-    let pending: Uint8Array[] = [];
-    let pendingBytes = 0;
-    const flush = (): void => {
-      if (pending.length) fs.writeSync(fd, Buffer.concat(pending, pendingBytes));
-      pending = [];
-      pendingBytes = 0;
-    };
-    const put = (d: Document): void => {
-      const b = Buffer.from(BSON.serialize(d));
-      pending.push(b);
-      pendingBytes += b.length;
-      if (pendingBytes > 4 * 1024 * 1024) flush();
-    };
-    put({ op: 'meta', gen: nextGen, createdAt: new Date() });
-    for (const db of this.storage.dbs.values()) {
-      for (const c of db.collections.values()) {
-        put({ op: 'createCollection', db: db.name, c: c.name, options: c.options });
-        for (const spec of c.indexes.slice(1)) put({ op: 'createIndex', db: db.name, c: c.name, spec });
-        for (const doc of c.docs.values()) put({ op: 'put', db: db.name, c: c.name, doc });
-      }
-    }
-    flush();
-    fs.fsyncSync(fd);
-    fs.closeSync(fd);
-    fs.renameSync(tmp, this.file('snapshot.bson'));
+    this.writeSnapshot(tmp, nextGen);
+    // Opened before the rename: once the new snapshot is in place, nothing is left that can fail
+    // and strand writes in a journal that recovery would discard as another generation's.
+    let newFd = -1;
     try {
-      const dfd = fs.openSync(this.dbPath, 'r');
-      fs.fsyncSync(dfd);
-      fs.closeSync(dfd);
-    } catch {
-      /* directory fsync unsupported on this platform */
+      newFd = fs.openSync(this.journalFile(nextGen), 'w');
+      fs.renameSync(tmp, this.file('snapshot.bson'));
+    } catch (e) {
+      if (newFd >= 0) fs.closeSync(newFd);
+      fs.rmSync(this.journalFile(nextGen), { force: true });
+      fs.rmSync(tmp, { force: true });
+      throw e;
     }
+    fsyncDir(this.dbPath);
     const oldFd = this.fd;
     const oldFile = this.journalFile();
     this.gen = nextGen;
-    this.fd = fs.openSync(this.journalFile(), 'a');
+    this.fd = newFd;
     this.journalBytes = 0;
     this.dirty = false;
     if (oldFd >= 0) fs.closeSync(oldFd);
     fs.rmSync(oldFile, { force: true });
+  }
+
+  /** Writes the whole state to `file` and fsyncs it; on failure the partial file is removed. */
+  private writeSnapshot(file: string, gen: number): void {
+    const fd = fs.openSync(file, 'w');
+    try {
+      let pending: Uint8Array[] = [];
+      let pendingBytes = 0;
+      const flush = (): void => {
+        if (pending.length) fs.writeSync(fd, Buffer.concat(pending, pendingBytes));
+        pending = [];
+        pendingBytes = 0;
+      };
+      const put = (d: Document): void => {
+        const b = BSON.serialize(d);
+        pending.push(b);
+        pendingBytes += b.length;
+        if (pendingBytes > 4 * 1024 * 1024) flush();
+      };
+      put({ op: 'meta', gen, createdAt: new Date() });
+      for (const db of this.storage.dbs.values()) {
+        for (const c of db.collections.values()) {
+          put({ op: 'createCollection', db: db.name, c: c.name, options: c.options });
+          for (const spec of c.indexes.slice(1)) put({ op: 'createIndex', db: db.name, c: c.name, spec });
+          for (const doc of c.docs.values()) put({ op: 'put', db: db.name, c: c.name, doc });
+        }
+      }
+      flush();
+      fs.fsyncSync(fd);
+    } catch (e) {
+      fs.closeSync(fd);
+      fs.rmSync(file, { force: true });
+      throw e;
+    }
+    fs.closeSync(fd);
   }
 
   /** Flush and compact; called on clean stop. */

@@ -77,6 +77,15 @@ export class WireServer {
       chunks = [];
     });
     socket.on('data', (chunk: Buffer) => {
+      try {
+        onData(chunk);
+      } catch (e) {
+        // handle() turns every command/parse failure into a reply or a drop; this is the last guard
+        // so that nothing can escape an event handler and take the process down.
+        drop('internal error', { err: (e as Error)?.message });
+      }
+    });
+    const onData = (chunk: Buffer): void => {
       chunks.push(chunk);
       buffered += chunk.length;
       for (;;) {
@@ -104,7 +113,7 @@ export class WireServer {
         partialTimer = setTimeout(() => drop('incomplete message timed out', { buffered }), PARTIAL_MESSAGE_TIMEOUT_MS);
         partialTimer.unref();
       }
-    });
+    };
   }
 
   /** Returns false when the connection was closed. */
@@ -148,7 +157,13 @@ export class WireServer {
       const err = { ok: 0, errmsg: `reply could not be encoded: ${(e as Error).message}`, code: 10334, codeName: 'BSONObjectTooLarge' };
       out = legacy ? encodeOpReply(header.requestID, err) : encodeOpMsg(header.requestID, err);
     }
-    if (!socket.destroyed) socket.write(out);
+    if (socket.destroyed) return false;
+    // Backpressure: a client that sends without reading gets no further replies queued in memory
+    // beyond this batch until its socket drains.
+    if (!socket.write(out) && !socket.isPaused()) {
+      socket.pause();
+      socket.once('drain', () => socket.resume());
+    }
     return true;
   }
 }

@@ -8,9 +8,9 @@
  * Unique indexes are maintained as Map<key string, _id key>; other indexes are metadata only.
  * Every mutation is reported to an optional journal hook (see persistence.ts).
  */
-import { EJSON, ObjectId } from 'bson';
-import { compileFilter, isPlainObject, valuesAtPath, type Doc } from './mingo-boundary';
-import { compileText, type TextIndexInfo, type TextQuery } from './text-search';
+import { EJSON, type ObjectId } from 'bson';
+import { bsonType as bsonTypeOf, compileFilter, isPlainObject, valuesAtPath, type Doc } from './mingo-boundary';
+import { compileText, type CompiledText, type TextIndexInfo, type TextQuery } from './text-search';
 
 export class CommandError extends Error {
   constructor(message: string, readonly code: number, readonly codeName: string, readonly extra: Doc = {}) {
@@ -35,9 +35,6 @@ export type JournalEntry =
   | { op: 'dropDatabase'; db: string }
   | { op: 'createIndex'; db: string; c: string; spec: IndexSpec }
   | { op: 'dropIndex'; db: string; c: string; name: string };
-
-const bsonTypeOf = (v: unknown): string | undefined =>
-  v !== null && typeof v === 'object' ? (v as { _bsontype?: string })._bsontype : undefined;
 
 /** Canonical string for an _id (or index key component): equal BSON values ⇒ equal strings. */
 export function valueKey(v: unknown): string {
@@ -116,8 +113,11 @@ export class Collection {
     return this.docs.get(valueKey(id));
   }
 
-  /** Stored documents matching a filter (references: callers must not mutate), plus $text scores. */
-  match(filter: Doc | undefined): { docs: Doc[]; scores?: Map<Doc, number> } {
+  /**
+   * Stored documents matching a filter (references: callers must not mutate), plus $text scores.
+   * Stops after `limit` matches (natural order), for callers that need only the first few.
+   */
+  match(filter: Doc | undefined, limit = Infinity): { docs: Doc[]; scores?: Map<Doc, number> } {
     const f = filter ?? {};
     const keys = Object.keys(f);
     if (keys.length === 1 && keys[0] === '_id') {
@@ -136,6 +136,7 @@ export class Collection {
           const seen = new Set<string>();
           const out: Doc[] = [];
           for (const x of op.$in) {
+            if (out.length >= limit) break;
             const k = valueKey(x);
             const d = seen.has(k) ? undefined : this.docs.get(k);
             seen.add(k);
@@ -146,14 +147,11 @@ export class Collection {
       }
     }
     let rest = f;
-    let scores: Map<Doc, number> | undefined;
-    let textScore: ((d: Doc) => number | undefined) | undefined;
+    let text: CompiledText | undefined;
     if ('$text' in f) {
       const idx = this.textIndex();
       if (!idx) throw new CommandError('text index required for $text query', 27, 'IndexNotFound');
-      const compiled = compileText(f.$text as TextQuery, idx);
-      textScore = (d) => compiled.score(d);
-      scores = new Map();
+      text = compileText(f.$text as TextQuery, idx);
       rest = { ...f };
       delete rest.$text;
     }
@@ -161,14 +159,13 @@ export class Collection {
     const planned = this.plan(rest);
     const source: Iterable<Doc> = planned ? this.inNaturalOrder(planned) : this.docs.values();
     const out: Doc[] = [];
+    const scores = text ? new Map<Doc, number>() : undefined;
     for (const d of source) {
-      if (textScore) {
-        const s = textScore(d);
-        if (s === undefined) continue;
-        if (!test(d)) continue;
-        scores!.set(d, s);
-        out.push(d);
-      } else if (test(d)) out.push(d);
+      if (out.length >= limit) break;
+      const score = text?.score(d);
+      if ((text && score === undefined) || !test(d)) continue;
+      if (scores) scores.set(d, score!);
+      out.push(d);
     }
     return { docs: out, scores };
   }
@@ -243,27 +240,14 @@ export class Collection {
     return keys;
   }
 
-  private eqAdd(doc: Doc, id: string): void {
-    for (const idx of this.eqIndexes.values()) {
-      for (const k of this.eqKeys(doc, idx.field)) {
-        let set = idx.map.get(k);
-        if (!set) idx.map.set(k, (set = new Set()));
-        set.add(id);
-      }
+  private eqAddTo(idx: EqIndex, doc: Doc, id: string): void {
+    for (const k of this.eqKeys(doc, idx.field)) {
+      let set = idx.map.get(k);
+      if (!set) idx.map.set(k, (set = new Set()));
+      set.add(id);
     }
   }
 
-  private eqRemove(doc: Doc, id: string): void {
-    for (const idx of this.eqIndexes.values()) {
-      for (const k of this.eqKeys(doc, idx.field)) {
-        const set = idx.map.get(k);
-        if (set) {
-          set.delete(id);
-          if (set.size === 0) idx.map.delete(k);
-        }
-      }
-    }
-  }
 
   private rebuildEqIndexes(): void {
     const fields = new Set<string>();
@@ -276,13 +260,7 @@ export class Collection {
       if (this.eqIndexes.has(f)) continue;
       const idx: EqIndex = { field: f, map: new Map() };
       this.eqIndexes.set(f, idx);
-      for (const [id, d] of this.docs) {
-        for (const k of this.eqKeys(d, f)) {
-          let set = idx.map.get(k);
-          if (!set) idx.map.set(k, (set = new Set()));
-          set.add(id);
-        }
-      }
+      for (const [id, d] of this.docs) this.eqAddTo(idx, d, id);
     }
   }
 
@@ -326,38 +304,63 @@ export class Collection {
     );
   }
 
-  private checkUnique(doc: Doc, selfId?: string): void {
-    const id = valueKey(doc._id);
-    if (selfId === undefined && this.docs.has(id)) {
+  /** Throws DuplicateKey if `doc` (stored under `id`; `replacing` an existing one or new) collides. */
+  private checkUnique(doc: Doc, id: string, replacing: boolean): void {
+    if (!replacing && this.docs.has(id)) {
       const u: UniqueIndex = { spec: this.indexes[0], fields: ['_id'], keys: new Map() };
       throw this.dupError(u, doc);
     }
     for (const u of this.uniques) {
       for (const k of this.indexKeys(u, doc)) {
         const owner = u.keys.get(k);
-        if (owner !== undefined && owner !== selfId) throw this.dupError(u, doc);
+        if (owner !== undefined && owner !== id) throw this.dupError(u, doc);
       }
     }
   }
 
-  private addKeys(doc: Doc, id: string): void {
+  /** Adds a document's entries to the unique and equality indexes. */
+  private indexDoc(doc: Doc, id: string): void {
     for (const u of this.uniques) for (const k of this.indexKeys(u, doc)) u.keys.set(k, id);
+    for (const idx of this.eqIndexes.values()) this.eqAddTo(idx, doc, id);
   }
 
-  private removeKeys(doc: Doc, id: string): void {
+  private unindexDoc(doc: Doc, id: string): void {
     for (const u of this.uniques) for (const k of this.indexKeys(u, doc)) if (u.keys.get(k) === id) u.keys.delete(k);
+    for (const idx of this.eqIndexes.values()) {
+      for (const k of this.eqKeys(doc, idx.field)) {
+        const set = idx.map.get(k);
+        if (set) {
+          set.delete(id);
+          if (set.size === 0) idx.map.delete(k);
+        }
+      }
+    }
   }
 
-  // ----- mutations -----
+  /** Stores `doc` under `id` (new, or replacing in place), keeping the indexes in step. No checks, no journal. */
+  private put(id: string, doc: Doc): void {
+    const old = this.docs.get(id);
+    if (old) this.unindexDoc(old, id);
+    else this.seq.set(id, this.nextSeq++);
+    this.docs.set(id, doc);
+    this.indexDoc(doc, id);
+  }
+
+  private delete(id: string): void {
+    const old = this.docs.get(id);
+    if (!old) return;
+    this.unindexDoc(old, id);
+    this.docs.delete(id);
+    this.seq.delete(id);
+  }
+
+  // ----- mutations: check, then journal (a failed append changes nothing), then apply -----
 
   insert(doc: Doc): void {
-    this.checkUnique(doc);
     const id = valueKey(doc._id);
-    this.journal({ op: 'put', db: this.dbName, c: this.name, doc }); // first: a failed append changes nothing
-    this.docs.set(id, doc);
-    this.seq.set(id, this.nextSeq++);
-    this.addKeys(doc, id);
-    this.eqAdd(doc, id);
+    this.checkUnique(doc, id, false);
+    this.journal({ op: 'put', db: this.dbName, c: this.name, doc });
+    this.put(id, doc);
   }
 
   /** Replace the stored document whose _id equals newDoc._id (which must not change). */
@@ -370,56 +373,34 @@ export class Collection {
         'ImmutableField',
       );
     }
-    this.checkUnique(newDoc, id);
+    this.checkUnique(newDoc, id, true);
     this.journal({ op: 'put', db: this.dbName, c: this.name, doc: newDoc });
-    this.removeKeys(oldDoc, id);
-    this.eqRemove(oldDoc, id);
-    this.docs.set(id, newDoc);
-    this.addKeys(newDoc, id);
-    this.eqAdd(newDoc, id);
+    this.put(id, newDoc);
   }
 
   remove(doc: Doc): void {
     const id = valueKey(doc._id);
-    const stored = this.docs.get(id);
-    if (!stored) return;
+    if (!this.docs.has(id)) return;
     this.journal({ op: 'del', db: this.dbName, c: this.name, id: doc._id });
-    this.removeKeys(stored, id);
-    this.eqRemove(stored, id);
-    this.docs.delete(id);
-    this.seq.delete(id);
+    this.delete(id);
   }
 
   /** Used by journal replay: upsert without uniqueness checks. */
   restorePut(doc: Doc): void {
-    const id = valueKey(doc._id);
-    const old = this.docs.get(id);
-    if (old) {
-      this.removeKeys(old, id);
-      this.eqRemove(old, id);
-    } else this.seq.set(id, this.nextSeq++);
-    this.docs.set(id, doc);
-    this.addKeys(doc, id);
-    this.eqAdd(doc, id);
+    this.put(valueKey(doc._id), doc);
   }
 
   restoreDel(idValue: unknown): void {
-    const id = valueKey(idValue);
-    const old = this.docs.get(id);
-    if (old) {
-      this.removeKeys(old, id);
-      this.eqRemove(old, id);
-    }
-    this.docs.delete(id);
-    this.seq.delete(id);
+    this.delete(valueKey(idValue));
   }
 
   /** Returns false when an identical index already exists. */
   createIndex(spec: IndexSpec, journal = true): boolean {
+    const keyString = EJSON.stringify(spec.key);
     const sameName = this.indexes.find((i) => i.name === spec.name);
-    const sameKey = this.indexes.find((i) => EJSON.stringify(i.key) === EJSON.stringify(spec.key));
+    const sameKey = this.indexes.find((i) => EJSON.stringify(i.key) === keyString);
     if (sameName) {
-      if (EJSON.stringify(sameName.key) !== EJSON.stringify(spec.key)) {
+      if (EJSON.stringify(sameName.key) !== keyString) {
         throw new CommandError(
           `An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: ${EJSON.stringify(spec)}, existing index: ${EJSON.stringify(sameName)}`,
           86,
@@ -446,6 +427,7 @@ export class Collection {
         'IndexOptionsConflict',
       );
     }
+    let unique: UniqueIndex | undefined;
     if (spec.unique && !isText) {
       const u: UniqueIndex = {
         spec,
@@ -460,11 +442,12 @@ export class Collection {
           u.keys.set(k, id);
         }
       }
-      this.uniques.push(u);
+      unique = u;
     }
+    if (journal) this.journal({ op: 'createIndex', db: this.dbName, c: this.name, spec });
+    if (unique) this.uniques.push(unique);
     this.indexes.push(spec);
     this.rebuildEqIndexes();
-    if (journal) this.journal({ op: 'createIndex', db: this.dbName, c: this.name, spec });
     return true;
   }
 
@@ -472,10 +455,10 @@ export class Collection {
     if (name === '_id_') throw new CommandError('cannot drop _id index', 72, 'InvalidOptions');
     const i = this.indexes.findIndex((x) => x.name === name);
     if (i < 0) throw new CommandError(`index not found with name [${name}]`, 27, 'IndexNotFound');
+    if (journal) this.journal({ op: 'dropIndex', db: this.dbName, c: this.name, name });
     this.indexes.splice(i, 1);
     this.uniques = this.uniques.filter((u) => u.spec.name !== name);
     this.rebuildEqIndexes();
-    if (journal) this.journal({ op: 'dropIndex', db: this.dbName, c: this.name, name });
   }
 }
 
@@ -509,28 +492,28 @@ export class Storage {
 
   /** Returns the collection, creating it (implicitly, like mongod on first write). */
   collection(db: string, name: string, options: Doc = {}, journal = true): Collection {
-    const d = this.db(db);
-    let c = d.collections.get(name);
+    let c = this.getCollection(db, name);
     if (!c) {
       validateCollectionName(name);
-      c = new Collection(this, db, name, options);
-      d.collections.set(name, c);
       if (journal) this.journal?.({ op: 'createCollection', db, c: name, options });
+      c = new Collection(this, db, name, options);
+      this.db(db).collections.set(name, c);
     }
     return c;
   }
 
   dropCollection(db: string, name: string, journal = true): boolean {
     const d = this.dbs.get(db);
-    if (!d || !d.collections.delete(name)) return false;
-    if (d.collections.size === 0) this.dbs.delete(db);
+    if (!d?.collections.has(name)) return false;
     if (journal) this.journal?.({ op: 'dropCollection', db, c: name });
+    d.collections.delete(name);
+    if (d.collections.size === 0) this.dbs.delete(db);
     return true;
   }
 
   dropDatabase(db: string, journal = true): void {
-    this.dbs.delete(db);
     if (journal) this.journal?.({ op: 'dropDatabase', db });
+    this.dbs.delete(db);
   }
 
   /** Apply one journal entry without re-journaling it. */
@@ -575,8 +558,4 @@ export function validateCollectionName(name: string): void {
   if (typeof name !== 'string' || name.length === 0 || name.includes('\0') || name.startsWith('.') || name.includes('$')) {
     throw new CommandError(`Invalid collection name: ${String(name)}`, 73, 'InvalidNamespace');
   }
-}
-
-export function newObjectId(): ObjectId {
-  return new ObjectId();
 }

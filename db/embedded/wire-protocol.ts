@@ -144,14 +144,14 @@ function parseOpMsg(buf: Buffer, header: MessageHeader): OpMsgRequest {
       const seqEnd = offset + size;
       if (size < 5 || seqEnd > end) throw new WireError('invalid document sequence size');
       const id = readCString(buf, offset + 4, seqEnd);
+      // Pushed one by one: a spread of millions of tiny documents would overflow the call stack.
+      const docs = (sequences[id.value] ??= []);
       let p = id.next;
-      const docs: Document[] = [];
       while (p < seqEnd) {
         const r = readDocument(buf, p, seqEnd, MAX_BSON_OBJECT_SIZE);
         docs.push(r.doc);
         p += r.size;
       }
-      (sequences[id.value] ??= []).push(...docs);
       offset = seqEnd;
     } else {
       throw new WireError(`unknown OP_MSG section kind ${kind}`);
@@ -179,32 +179,27 @@ function newRequestId(): number {
   return nextRequestId;
 }
 
-export function encodeOpMsg(responseTo: number, doc: Document): Buffer {
-  const payload = BSON.serialize(doc, { ignoreUndefined: false });
-  const len = HEADER_SIZE + 4 + 1 + payload.length;
+/** Header + `fieldBytes` of zeroed op-specific fields (the caller sets non-zero ones) + `doc` as BSON. */
+function frame(opCode: number, responseTo: number, fieldBytes: number, doc: Document): Buffer {
+  const payload = BSON.serialize(doc);
+  const len = HEADER_SIZE + fieldBytes + payload.length;
   const out = Buffer.allocUnsafe(len);
   out.writeInt32LE(len, 0);
   out.writeInt32LE(newRequestId(), 4);
   out.writeInt32LE(responseTo, 8);
-  out.writeInt32LE(OP_MSG, 12);
-  out.writeUInt32LE(0, 16);
-  out[20] = 0;
-  out.set(payload, 21);
+  out.writeInt32LE(opCode, 12);
+  out.fill(0, HEADER_SIZE, HEADER_SIZE + fieldBytes);
+  out.set(payload, HEADER_SIZE + fieldBytes);
   return out;
 }
 
+export function encodeOpMsg(responseTo: number, doc: Document): Buffer {
+  return frame(OP_MSG, responseTo, 5, doc); // flagBits 0, one kind-0 section
+}
+
 export function encodeOpReply(responseTo: number, doc: Document): Buffer {
-  const payload = BSON.serialize(doc);
-  const len = HEADER_SIZE + 20 + payload.length;
-  const out = Buffer.allocUnsafe(len);
-  out.writeInt32LE(len, 0);
-  out.writeInt32LE(newRequestId(), 4);
-  out.writeInt32LE(responseTo, 8);
-  out.writeInt32LE(OP_REPLY, 12);
+  const out = frame(OP_REPLY, responseTo, 20, doc); // cursorID 0, startingFrom 0
   out.writeInt32LE(8, 16); // responseFlags: AwaitCapable
-  out.writeBigInt64LE(0n, 20); // cursorID
-  out.writeInt32LE(0, 28); // startingFrom
   out.writeInt32LE(1, 32); // numberReturned
-  out.set(payload, 36);
   return out;
 }
