@@ -381,3 +381,18 @@ describe('selectDatabase', () => {
     await db.stop();
   });
 });
+
+describe('dbPath lock', () => {
+  test('a dbPath locked by another live process is refused; a lock left by a dead one is taken over', async () => {
+    const dbPath = tmpDir('lock');
+    fs.writeFileSync(path.join(dbPath, 'mongod.lock'), String(process.ppid));
+    await expect(startEmbeddedMongo({ dbPath })).rejects.toThrow(/in use by process/);
+
+    const dead = spawn(process.execPath, ['-e', '0']);
+    await new Promise((r) => dead.once('exit', r));
+    fs.writeFileSync(path.join(dbPath, 'mongod.lock'), String(dead.pid));
+    const h = await startEmbeddedMongo({ dbPath });
+    expect(fs.readFileSync(path.join(dbPath, 'mongod.lock'), 'utf8')).toBe(String(process.pid));
+    await h.stop();
+  });
+});

@@ -102,24 +102,21 @@ export class Persistence {
     return this.file(`journal-${gen}.bson`);
   }
 
+  /** Takes mongod.lock with an exclusive create; a lock left by a dead process is taken over. */
   private lock(): void {
     const lockFile = this.file('mongod.lock');
-    try {
-      const pid = Number(fs.readFileSync(lockFile, 'utf8').trim());
-      if (pid && pid !== process.pid) {
-        let alive = false;
-        try {
-          process.kill(pid, 0);
-          alive = true;
-        } catch {
-          alive = false;
-        }
-        if (alive) throw new Error(`dbPath ${this.dbPath} is in use by process ${pid}`);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        fs.writeFileSync(lockFile, String(process.pid), { flag: 'wx' });
+        return;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
       }
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      const pid = Number(fs.readFileSync(lockFile, 'utf8').trim());
+      if (pid === process.pid) return;
+      if (pid && processAlive(pid)) throw new Error(`dbPath ${this.dbPath} is in use by process ${pid}`);
+      fs.rmSync(lockFile, { force: true }); // stale: its owner is gone
     }
-    fs.writeFileSync(lockFile, String(process.pid));
   }
 
   private recover(): void {
@@ -270,5 +267,14 @@ export class Persistence {
     fs.closeSync(this.fd);
     this.fd = -1;
     fs.rmSync(this.file('mongod.lock'), { force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
