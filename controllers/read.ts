@@ -1,5 +1,5 @@
 /** Reads: GET /v1/id/:_id, POST /v1/api/query, GET /v1/history/:_id, GET /v1/since/:_id. */
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import type { Filter } from 'mongodb';
 import { badRequest, notFound } from '../middleware/http-error';
 import { publicIdOf, toResponse } from '../rerum/document';
@@ -57,29 +57,28 @@ function liveOnly(filter: Record<string, unknown>): Filter<RerumDocument> {
   return { $and: [filter, { __deleted: { $exists: false } }] } as Filter<RerumDocument>;
 }
 
-/** POST /v1/api/query: objects matching the JSON filter in the body; `?limit=` (100) and `?skip=` (0). */
+/** The page of live objects the query in the body selects; `?limit=` (100) and `?skip=` (0). */
+async function runQuery(kit: Kit, req: Request): Promise<RerumDocument[]> {
+  const filter = kit.bodyOf(req);
+  if (typeof filter !== 'object' || Array.isArray(filter) || Object.keys(filter).length === 0) {
+    throw badRequest('Detected empty JSON object.  You must provide at least one property in the /query request body JSON.');
+  }
+  const { limit, skip } = limitSkip(req);
+  return kit.deps.collection.find(liveOnly(filter)).skip(skip).limit(limit).toArray().catch(asClientError);
+}
+
+/** POST /v1/api/query: objects matching the JSON filter in the body. */
 export function queryHandler(kit: Kit): RequestHandler {
-  const { config, collection } = kit.deps;
   return async (req, res) => {
-    const filter = kit.bodyOf(req);
-    if (Object.keys(filter).length === 0) {
-      throw badRequest('Detected empty JSON object.  You must provide at least one property in the /query request body JSON.');
-    }
-    const { limit, skip } = limitSkip(req);
-    const matches = await collection.find(liveOnly(filter)).skip(skip).limit(limit).toArray().catch(asClientError);
-    sendList(res, config, matches);
+    sendList(res, kit.deps.config, await runQuery(kit, req));
   };
 }
 
-/** HEAD /v1/api/query: the size the POST answer would have; 404 when nothing matches. */
+/** HEAD /v1/api/query: the size the POST answer (same limit and skip) would have; 404 when nothing matches. */
 export function queryHeadHandler(kit: Kit): RequestHandler {
-  const { config, collection } = kit.deps;
+  const { config } = kit.deps;
   return async (req, res) => {
-    const filter = kit.bodyOf(req);
-    if (typeof filter !== 'object' || Array.isArray(filter) || Object.keys(filter).length === 0) {
-      throw badRequest('Detected empty JSON object.  You must provide at least one property in the query.');
-    }
-    const matches = await collection.find(liveOnly(filter)).toArray().catch(asClientError);
+    const matches = await runQuery(kit, req);
     if (!matches.length) throw notFound('There are no objects in the database matching the query. Check the request body.');
     const size = Buffer.byteLength(JSON.stringify(matches.map((m) => toResponse(m, config.idPrefix))));
     res.set('Content-Type', 'application/json; charset=utf-8').set('Content-Length', String(size)).status(200).end();
