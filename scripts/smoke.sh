@@ -109,4 +109,11 @@ for _ in $(seq 1 30); do kill -0 "$SERVER_PID" 2>/dev/null || break; sleep 0.5; 
 kill -0 "$SERVER_PID" 2>/dev/null && fail "server still running 15 s after SIGTERM"
 grep -q '"msg":"stopped"' "$LOG" || fail "server did not log a clean stop"
 SERVER_PID=""
+
+echo "== a bad setting stops the start with a clear message"
+set +e
+out="$(PORT=eighty MONGO_CONNECTION_STRING=postgres://x node dist/server.js 2>&1)"; code=$?
+set -e
+[[ "$code" == 2 ]] || fail "bad configuration: expected exit code 2, got $code: $out"
+grep -q "PORT must be" <<<"$out" && grep -q "MONGO_CONNECTION_STRING must" <<<"$out" || fail "bad configuration: message does not name PORT and MONGO_CONNECTION_STRING: $out"
 echo "SMOKE OK"
