@@ -2,8 +2,8 @@
  * The Express application. Everything it needs comes in as AppDeps (types/contracts.ts), so
  * server.ts and the tests build the same app over real parts.
  *
- * Order: CORS → request log → maintenance (DOWN) → health → body parsers → local-issuer JWKS →
- * /v1 API → static pages → 404 → JSON error handler.
+ * Order: CORS → request log → health → maintenance (DOWN) → body parsers → local-issuer JWKS →
+ * /v1 API → site root and static pages → 404 → JSON error handler.
  */
 import express, { type Express } from 'express';
 import { cors } from './middleware/cors';
@@ -20,7 +20,7 @@ export function createApp(deps: AppDeps): Express {
   const { config } = deps;
   const app = express();
   app.disable('x-powered-by');
-  app.set('trust proxy', true);
+  app.set('trust proxy', 'loopback, linklocal, uniquelocal'); // X-Forwarded-* only from a proxy on this host or network
   app.set('json spaces', 0);
 
   app.use(cors);
@@ -36,7 +36,8 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(deps.auth.router);
   app.use('/v1', createV1Router(deps));
-  app.use(express.static(publicDir, { index: ['index.html'], fallthrough: true }));
+  app.get('/', (_req, res) => res.redirect(302, '/v1/API.html'));
+  app.use(express.static(publicDir, { index: false }));
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));

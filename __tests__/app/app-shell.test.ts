@@ -23,6 +23,15 @@ describe('app shell', () => {
     }
   });
 
+  it('sends the site root to the API page', async () => {
+    const res = await request(srv.app).get('/');
+    expect(res.status).toBe(302);
+    expect(res.headers.location).toBe('/v1/API.html');
+    const page = await request(srv.app).get('/v1/API.html');
+    expect(page.status).toBe(200);
+    expect(page.headers['content-type']).toMatch(/text\/html/);
+  });
+
   it('answers an unknown route with 404 JSON', async () => {
     const res = await request(srv.app).get('/v1/no/such/route');
     expect(res.status).toBe(404);
