@@ -22,5 +22,5 @@ export async function connectWithRetry(uri: string, logger: Logger, totalMs = 30
   }
 }
 
-/** The URI with any password masked, for logs. */
-export const redactUri = (uri: string) => uri.replace(/(\/\/[^:/@]+:)[^@]*@/, '$1***@');
+/** The URI with its credentials (everything between the scheme and the first `@`) masked, for logs. */
+export const redactUri = (uri: string) => uri.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@]*@/i, '$1***@');

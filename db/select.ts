@@ -18,6 +18,7 @@ import * as https from 'node:https';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { redactUri } from './connect';
 import { startEmbeddedMongo } from './embedded';
 
 export type DatabaseKind = 'uri' | 'memory-server' | 'embedded';
@@ -40,10 +41,6 @@ export interface SelectedDatabase {
 }
 
 const noop = async (): Promise<void> => {};
-
-function redact(uri: string): string {
-  return uri.replace(/\/\/[^@/]*@/, '//***@');
-}
 
 function cachedBinaryExists(): boolean {
   const sys = process.env.MONGOMS_SYSTEM_BINARY;
@@ -187,7 +184,7 @@ async function embedded(opts: SelectOptions, dataDir: string): Promise<SelectedD
 export async function selectDatabase(opts: SelectOptions): Promise<SelectedDatabase> {
   const dataDir = path.resolve(opts.dataDir ?? (process.env.DATA_DIR || 'data'));
   const log = (db: SelectedDatabase, why: string): SelectedDatabase => {
-    opts.logger?.info({ kind: db.kind, uri: redact(db.uri), purpose: opts.purpose }, `database: ${db.kind} (${why})`);
+    opts.logger?.info({ kind: db.kind, uri: redactUri(db.uri), purpose: opts.purpose }, `database: ${db.kind} (${why})`);
     return db;
   };
   const envUri = (opts.purpose === 'server' ? process.env.MONGO_CONNECTION_STRING : process.env.TEST_MONGO_URI)?.trim();
