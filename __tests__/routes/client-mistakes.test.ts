@@ -2,7 +2,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import request from 'supertest';
-import { startHarness, type Harness } from './helpers';
+import { failNthCall, startHarness, type Harness } from './helpers';
 import type { ObjectChange } from '../../types/contracts';
 
 let h: Harness;
@@ -93,13 +93,7 @@ describe('a write that fails part-way still invalidates what was visible', () =>
   test('bulkUpdate: the versions made before the failure', async () => {
     const a = await h.create({ n: 'a' });
     const b = await h.create({ n: 'b' });
-    const coll = h.srv.collection;
-    const real = coll.updateOne.bind(coll);
-    let calls = 0;
-    const link = jest.spyOn(coll, 'updateOne').mockImplementation(((...args: Parameters<typeof real>) => {
-      calls += 1;
-      return calls === 2 ? Promise.reject(new Error('second link fails')) : real(...args);
-    }) as never);
+    const link = failNthCall(h.srv.collection, 'updateOne', 2, 'second link fails');
     const inv = jest.spyOn(h.srv.deps.cache, 'invalidate');
     try {
       const r = await h.authed('put', '/v1/api/bulkUpdate').send([{ '@id': a['@id'], n: 'a2' }, { '@id': b['@id'], n: 'b2' }]);
@@ -149,13 +143,7 @@ describe('a write that fails part-way still invalidates what was visible', () =>
     const a = await h.create({ v: 'a' });
     const b = await h.update({ '@id': a['@id'], v: 'b' });
     const c = await h.update({ '@id': b['@id'], v: 'c' });
-    const coll = h.srv.collection;
-    const real = coll.replaceOne.bind(coll);
-    let calls = 0;
-    const rep = jest.spyOn(coll, 'replaceOne').mockImplementation(((...args: Parameters<typeof real>) => {
-      calls += 1;
-      return calls === 2 ? Promise.reject(new Error('second replacement fails')) : real(...args);
-    }) as never);
+    const rep = failNthCall(h.srv.collection, 'replaceOne', 2, 'second replacement fails');
     const inv = jest.spyOn(h.srv.deps.cache, 'invalidate');
     try {
       const r = await h.authed('delete', `/v1/api/delete/${h.seg(b)}`);

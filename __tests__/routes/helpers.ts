@@ -77,3 +77,16 @@ export function expectRerum(r: Obj, expected: { generatedBy: string; prime: stri
 export function expectNoUnderscoreId(body: unknown) {
   expect(JSON.stringify(body)).not.toMatch(/"_id"/);
 }
+
+/**
+ * Makes the `nth` call of `collection[method]` reject with `message` (the others go through), to
+ * drive a write's failure path against the real database. Restore the returned spy when done.
+ */
+export function failNthCall<M extends 'updateOne' | 'replaceOne'>(collection: Harness['srv']['collection'], method: M, nth: number, message: string): jest.SpyInstance {
+  const real = (collection[method] as (...a: unknown[]) => Promise<unknown>).bind(collection);
+  let calls = 0;
+  return jest.spyOn(collection, method).mockImplementation(((...args: unknown[]) => {
+    calls += 1;
+    return calls === nth ? Promise.reject(new Error(message)) : real(...args);
+  }) as never);
+}

@@ -1,6 +1,6 @@
 /** overwrite, release, delete: ownership, released/deleted refusals, and the trees after chains of them. */
 import request from 'supertest';
-import { DEFAULT_AGENT, expectNoUnderscoreId, startHarness, type Harness, type Obj } from './helpers';
+import { DEFAULT_AGENT, expectNoUnderscoreId, failNthCall, startHarness, type Harness, type Obj } from './helpers';
 
 const BOT = 'http://rerum.test/v1/id/the-bot';
 let h: Harness;
@@ -193,13 +193,7 @@ describe('DELETE /v1/api/delete/:id', () => {
     const b = await h.update({ '@id': a['@id'], v: 'b' });
     const c = await h.update({ '@id': b['@id'], v: 'c' });
     const snapshot = JSON.stringify(await h.srv.collection.find({}).sort({ _id: 1 }).toArray());
-    const coll = h.srv.collection;
-    const real = coll.replaceOne.bind(coll);
-    let calls = 0;
-    const spy = jest.spyOn(coll, 'replaceOne').mockImplementation(((...args: Parameters<typeof real>) => {
-      calls += 1;
-      return calls === 2 ? Promise.reject(new Error('write failed')) : real(...args);
-    }) as never);
+    const spy = failNthCall(h.srv.collection, 'replaceOne', 2, 'write failed');
     try {
       const r = await h.authed('delete', `/v1/api/delete/${h.seg(b)}`);
       expect(r.status).toBe(500);

@@ -1,6 +1,6 @@
 /** update (and import), patch, set, unset, bulkUpdate, history, since; write failures leave nothing behind. */
 import request from 'supertest';
-import { DEFAULT_AGENT, OTHER_AGENT, expectNoUnderscoreId, expectRerum, startHarness, type Harness, type Obj } from './helpers';
+import { DEFAULT_AGENT, OTHER_AGENT, expectNoUnderscoreId, expectRerum, failNthCall, startHarness, type Harness, type Obj } from './helpers';
 
 let h: Harness;
 beforeAll(async () => {
@@ -163,13 +163,7 @@ describe('PUT /v1/api/bulkUpdate', () => {
     const a = await h.create({ n: 'a' });
     const b = await h.create({ n: 'b' });
     const before = await h.count();
-    const coll = h.srv.collection;
-    const real = coll.updateOne.bind(coll);
-    let calls = 0;
-    const spy = jest.spyOn(coll, 'updateOne').mockImplementation(((...args: Parameters<typeof real>) => {
-      calls += 1;
-      return calls === 2 ? Promise.reject(new Error('second link fails')) : real(...args);
-    }) as never);
+    const spy = failNthCall(h.srv.collection, 'updateOne', 2, 'second link fails');
     try {
       const r = await h.authed('put', '/v1/api/bulkUpdate').send([{ '@id': a['@id'], n: 'a2' }, { '@id': b['@id'], n: 'b2' }]);
       expect(r.status).toBe(500);
