@@ -16,7 +16,7 @@
  */
 import type { Request } from 'express';
 import type { CachedRouteKind } from '../types/contracts';
-import { idSegment } from './rerum-ids';
+import { exactSegment } from '../rerum/ids';
 
 /** JSON with object keys sorted at every level. */
 export function stableStringify(value: unknown): string {
@@ -85,12 +85,14 @@ function pageValue(v: unknown): number | string | null {
   return /^\d{1,15}$/.test(s) ? Number(s) : s;
 }
 
-/** The id route parameter, whatever the route names it; falls back to the last path segment. */
+/**
+ * The id route parameter exactly as the controller looks it up, or undefined when it is not a plain
+ * segment (`nope/S`, `S#x`, ` S` …): such a request is never answered from, nor stored under, the
+ * entry of another id — lookup and store use this one key.
+ */
 function routeId(req: Request): string | undefined {
   const params = (req.params ?? {}) as Record<string, string | undefined>;
-  const raw = params.id ?? params._id ?? Object.values(params).find((v) => typeof v === 'string');
-  if (typeof raw === 'string' && raw !== '') return idSegment(raw) ?? raw;
-  return idSegment(req.path);
+  return exactSegment(params._id ?? params.id);
 }
 
 export function idKey(kind: 'id' | 'history' | 'since', segment: string): string {

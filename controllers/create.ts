@@ -1,7 +1,6 @@
 /** POST /v1/api/create and /v1/api/bulkCreate. */
 import type { RequestHandler } from 'express';
 import { badRequest, conflict } from '../middleware/http-error';
-import { changeOf } from '../db/objects';
 import { composeDocument } from '../rerum/document';
 import { isValidId, newId } from '../rerum/ids';
 import { nowStamp, rootMetadata } from '../rerum/metadata';
@@ -26,7 +25,7 @@ export function createHandler(kit: Kit): RequestHandler {
     const slug = await claimSlug(kit, req.get('Slug'));
     const _id = isValidId(body._id) ? body._id : newId();
     const doc = composeDocument(body, _id, config.idPrefix + _id, rootMetadata(config, agent, nowStamp(), slug));
-    await kit.write([changeOf(null, doc)], () => kit.store.insert(doc));
+    await kit.store.insert(doc);
     sendWritten(res, config, doc, 201);
   };
 }
@@ -43,7 +42,7 @@ export function bulkCreateHandler(kit: Kit): RequestHandler {
         const _id = isValidId(d._id) ? d._id : newId();
         return composeDocument(d, _id, config.idPrefix + _id, rootMetadata(config, agent, now));
       });
-    await kit.write(docs.map((d) => changeOf(null, d)), () => kit.store.insertAll(docs));
+    await kit.store.insertAll(docs);
     sendBulkWritten(res, config, docs, 201);
   };
 }

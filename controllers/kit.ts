@@ -1,14 +1,15 @@
 /**
- * What every /v1 controller needs, built once per app: the object store, the requesting agent,
- * the lookups with the reference's 4xx answers, and the write epilogue (cache invalidation).
+ * What every /v1 controller needs, built once per app: the object store (which also keeps the read
+ * cache right: controllers never name the cache), the requesting agent, and the lookups with the
+ * reference's 4xx answers.
  */
 import type { Request } from 'express';
 import { HttpError, badRequest, forbidden, unauthorized } from '../middleware/http-error';
-import { ObjectStore, changesOf } from '../db/objects';
+import type { ObjectStore } from '../db/objects';
 import { contextualDeclaredId, declaredId } from '../rerum/ids';
 import { isDeleted, isReleased, mayModify } from '../rerum/metadata';
-import type { AppDeps, ObjectChange } from '../types/contracts';
-import type { Replacement, RerumDocument, StoredDocument } from '../types/rerum';
+import type { AppDeps } from '../types/contracts';
+import type { RerumDocument, StoredDocument } from '../types/rerum';
 
 export type Body = Record<string, unknown>;
 
@@ -45,20 +46,10 @@ export interface Kit {
   liveObject(found: StoredDocument | null, action: string, notFoundStatus?: number): RerumDocument;
   /** The reference's checks before overwrite, release and delete: not released, and the agent's own. */
   assertOwnedUnreleased(doc: RerumDocument, agent: string, action: string, releasedHint?: string): void;
-  /** Tell the cache what changed; awaited before answering. */
-  invalidate(changes: ObjectChange[]): Promise<void>;
-  /**
-   * Run the database write `op`, then tell the cache `changes` (every document it touches, before
-   * and after). The cache is told even when the write fails and is undone: a partial state may have
-   * been read meanwhile.
-   */
-  write(changes: ObjectChange[], op: () => Promise<void>): Promise<void>;
-  /** Store the replacements (all or none), telling the cache as `write` does. */
-  replaceAll(replacements: Replacement[]): Promise<void>;
 }
 
 export function createKit(deps: AppDeps): Kit {
-  const store = new ObjectStore(deps.collection);
+  const { store } = deps;
   return {
     deps,
     store,
@@ -86,19 +77,6 @@ export function createKit(deps: AppDeps): Kit {
       if (!mayModify(doc, agent, (a) => deps.auth.isBot(a))) {
         throw unauthorized(`You are not the generating agent for this object and so are not authorized to ${action} it.`);
       }
-    },
-    invalidate: (changes) => deps.cache.invalidate(changes),
-    async write(changes, op) {
-      try {
-        await op();
-      } catch (err) {
-        await deps.cache.invalidate(changes).catch(() => {});
-        throw err;
-      }
-      await deps.cache.invalidate(changes);
-    },
-    replaceAll(replacements) {
-      return this.write(changesOf(replacements), () => store.replaceAll(replacements));
     },
   };
 }

@@ -3,12 +3,12 @@
  * Only the generating agent (or the bot) may do these, and not on a released object.
  */
 import type { RequestHandler } from 'express';
-import { HttpError, badRequest, forbidden } from '../middleware/http-error';
+import { badRequest, forbidden } from '../middleware/http-error';
 import { composeDocument, toResponse, tombstoneOf } from '../rerum/document';
 import { declaredId, segmentOf } from '../rerum/ids';
 import { isReleased, nowStamp, overwrittenMetadata } from '../rerum/metadata';
-import { BrokenTreeError, planDeleteHeal, planRelease } from '../rerum/tree';
-import type { Replacement } from '../types/rerum';
+import { DomainError } from '../rerum/errors';
+import { planDeleteHeal, planRelease } from '../rerum/tree';
 import { claimSlug } from './create';
 import type { Kit } from './kit';
 import { sendWritten } from './respond';
@@ -40,7 +40,7 @@ export function overwriteHandler(kit: Kit): RequestHandler {
     }
     const stamp = nowStamp();
     const after = composeDocument(body, original._id, original['@id'] ?? config.idPrefix + original._id, overwrittenMetadata(original, stamp));
-    await kit.replaceAll([{ before: original, after }]);
+    await kit.store.replaceAll([{ before: original, after }]);
     sendWritten(res, config, after, 200, { 'Current-Overwritten-Version': stamp });
   };
 }
@@ -59,7 +59,7 @@ export function releaseHandler(kit: Kit): RequestHandler {
     kit.assertOwnedUnreleased(doc, agent, 'release');
     const versions = await kit.store.versionsOf(doc);
     const plan = planRelease(versions, doc, nowStamp(), slug);
-    await kit.replaceAll(plan.replacements);
+    await kit.store.replaceAll(plan.replacements);
     sendWritten(res, config, plan.released, 200);
   };
 }
@@ -80,14 +80,14 @@ export function deleteHandler(kit: Kit): RequestHandler {
     const doc = kit.liveObject(found, 'delete');
     kit.assertOwnedUnreleased(doc, agent, 'delete', ' Fork to make changes.');
     const versions = await kit.store.versionsOf(doc);
-    let heal: Replacement[];
+    const heal = planDeleteHeal(versions, doc, config.idPrefix); // a BrokenTree error is a 500, nothing changed
     try {
-      heal = planDeleteHeal(versions, doc, config.idPrefix);
+      await kit.store.replaceAll([...heal, { before: doc, after: tombstoneOf(doc, agent, nowStamp()) }]);
     } catch (err) {
-      if (err instanceof BrokenTreeError) throw new HttpError(500, `${err.message} Nothing was changed.`);
+      // Lost a race with another DELETE of the same object: answer what a late DELETE gets (403).
+      if (err instanceof DomainError && err.kind === 'ConcurrentChange') kit.liveObject(await kit.store.findBySegment(id), 'delete');
       throw err;
     }
-    await kit.replaceAll([...heal, { before: doc, after: tombstoneOf(doc, agent, nowStamp()) }]);
     res.status(204).end();
   };
 }

@@ -64,7 +64,7 @@ async function runQuery(kit: Kit, req: Request): Promise<RerumDocument[]> {
     throw badRequest('Detected empty JSON object.  You must provide at least one property in the /query request body JSON.');
   }
   const { limit, skip } = limitSkip(req);
-  return kit.deps.collection.find(liveOnly(filter)).skip(skip).limit(limit).toArray().catch(asClientError);
+  return kit.store.find(liveOnly(filter), { skip, limit }).catch(asClientError);
 }
 
 /** POST /v1/api/query: objects matching the JSON filter in the body. */

@@ -10,9 +10,9 @@
  * exact phrase (no `slop`).
  */
 import type { RequestHandler } from 'express';
-import { MongoServerError, type Collection, type Document, type Filter } from 'mongodb';
+import { MongoServerError, type Document, type Filter } from 'mongodb';
+import type { ObjectStore } from '../db/objects';
 import { badRequest } from '../middleware/http-error';
-import { ensureTextIndex } from '../db/indexes';
 import type { RerumDocument } from '../types/rerum';
 import type { Kit } from './kit';
 import { limitSkip, sendList } from './respond';
@@ -71,14 +71,11 @@ export const atlasPipelines = (text: string, mode: Mode, options: Options, upTo:
   atlasPipeline('presi2AnnotationText', PRESI2_FIELDS, text, mode, options, upTo),
 ];
 
-async function atlasSearch(collection: Collection<RerumDocument>, text: string, mode: Mode, options: Options, limit: number, skip: number) {
+async function atlasSearch(store: ObjectStore, text: string, mode: Mode, options: Options, limit: number, skip: number) {
   // Atlas answers a missing search index with no results; a server error here comes from the query
   // itself (e.g. client `options` the operator rejects): a 400 naming it. Network errors stay 500s.
   const run = (p: Document[]) =>
-    collection
-      .aggregate<Scored>(p)
-      .toArray()
-      .catch((err: unknown) => {
+    store.aggregate<Scored>(p).catch((err: unknown) => {
         if (err instanceof MongoServerError) throw badRequest(`Atlas Search refused this search: ${err.message}`);
         throw err;
       });
@@ -98,17 +95,15 @@ async function atlasSearch(collection: Collection<RerumDocument>, text: string, 
 /** Where the text score is projected before it moves into `__rerum.score` (a client's own `score` stays untouched). */
 const TEXT_SCORE = '__rerumTextScore';
 
-async function textIndexSearch(collection: Collection<RerumDocument>, text: string, mode: Mode, limit: number, skip: number): Promise<Scored[]> {
+async function textIndexSearch(store: ObjectStore, text: string, mode: Mode, limit: number, skip: number): Promise<Scored[]> {
   const search = mode === 'phrase' ? `"${text.replace(/"/g, ' ').trim()}"` : text;
   const run = async () => {
-    const found = await collection
-      .find({ $text: { $search: search }, __deleted: { $exists: false } } as Filter<RerumDocument>, {
-        projection: { [TEXT_SCORE]: { $meta: 'textScore' } },
-        sort: { [TEXT_SCORE]: { $meta: 'textScore' } },
-      })
-      .skip(skip)
-      .limit(limit)
-      .toArray();
+    const found = await store.find({ $text: { $search: search }, __deleted: { $exists: false } } as Filter<RerumDocument>, {
+      projection: { [TEXT_SCORE]: { $meta: 'textScore' } },
+      sort: { [TEXT_SCORE]: { $meta: 'textScore' } },
+      skip,
+      limit,
+    });
     return found.map((d) => {
       const { [TEXT_SCORE]: score, ...doc } = d as RerumDocument & Record<string, unknown>;
       return { ...doc, __rerum: { ...doc.__rerum, score } } as Scored;
@@ -119,19 +114,19 @@ async function textIndexSearch(collection: Collection<RerumDocument>, text: stri
   } catch (err) {
     // No text index yet (e.g. a collection created outside this server): make it and try once more.
     if ((err as { code?: number }).code !== 27) throw err;
-    await ensureTextIndex(collection);
+    await store.ensureTextIndex();
     return run();
   }
 }
 
 function searchHandler(kit: Kit, mode: Mode): RequestHandler {
-  const { config, collection } = kit.deps;
+  const { config, store } = kit.deps;
   return async (req, res) => {
     const { text, options } = searchRequestOf(req.body, mode);
     const { limit, skip } = limitSkip(req);
     const results = config.atlasSearch
-      ? await atlasSearch(collection, text, mode, options, limit, skip)
-      : await textIndexSearch(collection, text, mode, limit, skip);
+      ? await atlasSearch(store, text, mode, options, limit, skip)
+      : await textIndexSearch(store, text, mode, limit, skip);
     sendList(res, config, results);
   };
 }

@@ -3,37 +3,24 @@
  * PATCH patch / set / unset, PUT bulkUpdate. All go through `newVersion`.
  */
 import type { RequestHandler } from 'express';
-import { changeOf } from '../db/objects';
+import type { NewVersion } from '../db/objects';
 import { applyPatch, applySet, applyUnset, composeDocument, type PatchResult } from '../rerum/document';
-import { contextualDeclaredId, newId } from '../rerum/ids';
+import { contextualDeclaredId, newId, segmentOf } from '../rerum/ids';
 import { importMetadata, isDeleted, nowStamp, versionMetadata } from '../rerum/metadata';
-import type { ObjectChange } from '../types/contracts';
-import { withNextVersion } from '../rerum/tree';
-import type { RerumDocument } from '../types/rerum';
+import type { RerumDocument, StoredDocument } from '../types/rerum';
 import { bulkItems, type Body, type Kit } from './kit';
 import { sendBulkWritten, sendWritten } from './respond';
 
-interface Versioned {
-  version: RerumDocument;
-  original: RerumDocument;
-  /** The original as it now is (the version listed in its `history.next`). */
-  parentAfter: RerumDocument;
-}
-
-/** What the cache must hear of a new version: the version itself and its parent. */
-const versionChanges = (v: Versioned): ObjectChange[] => [changeOf(null, v.version), changeOf(v.original, v.parentAfter)];
-
-/** A new version of `original` with `content`, and the original as it is once linked to it (nothing stored yet). */
-function newVersion(kit: Kit, original: RerumDocument, content: Body, agent: string, now = nowStamp()): Versioned {
+/** A new version of `original` with `content` (nothing stored yet). */
+function newVersion(kit: Kit, original: RerumDocument, content: Body, agent: string, now = nowStamp()): NewVersion {
   const { config } = kit.deps;
   const _id = newId();
   const version = composeDocument(content, _id, config.idPrefix + _id, versionMetadata(config, agent, original, now));
-  return { version, original, parentAfter: withNextVersion(original, version['@id'] ?? '') };
+  return { version, parent: original };
 }
 
-/** Store one new version (linked into its parent's history) and tell the cache. */
-const storeVersion = (kit: Kit, v: Versioned): Promise<void> =>
-  kit.write(versionChanges(v), () => kit.store.insertVersion(v.version, v.original));
+/** Store one new version, linked into its parent's history. */
+const storeVersion = (kit: Kit, v: NewVersion): Promise<void> => kit.store.insertVersions([v]);
 
 /** PUT /v1/api/update: a new version with the body as its content; a non-RERUM `@id` is imported. */
 export function updateHandler(kit: Kit): RequestHandler {
@@ -45,7 +32,7 @@ export function updateHandler(kit: Kit): RequestHandler {
     if (!declared.includes(config.idPrefix)) {
       const _id = newId();
       const doc = composeDocument(body, _id, config.idPrefix + _id, importMetadata(config, agent, declared));
-      await kit.write([changeOf(null, doc)], () => kit.store.insert(doc));
+      await kit.store.insert(doc);
       sendWritten(res, config, doc, 200);
       return;
     }
@@ -83,8 +70,9 @@ export const unsetHandler = (kit: Kit) => patchingHandler(kit, applyUnset);
 
 /**
  * PUT /v1/api/bulkUpdate: a new version for each item naming a live RERUM object (others are
- * skipped, as the reference). The same object may appear more than once (history branches). If one
- * item fails, the versions already made are removed again (and the cache told).
+ * skipped, as the reference). The same object may appear more than once (history branches): each
+ * such item makes its own version of the object as it was read, and all are linked into its
+ * `history.next` in one step. All or nothing: if one fails, none is kept.
  */
 export function bulkUpdateHandler(kit: Kit): RequestHandler {
   const { config } = kit.deps;
@@ -92,32 +80,19 @@ export function bulkUpdateHandler(kit: Kit): RequestHandler {
     const items = bulkItems(req.body, 'bulkUpdate');
     const agent = kit.agentOf(req);
     const now = nowStamp();
-    const made: Versioned[] = [];
-    let pending: Versioned | undefined;
-    try {
-      for (const item of items) {
-        const declared = contextualDeclaredId(item) as string; // bulkItems checked it is a non-empty string
-        if (!declared.includes(config.idPrefix)) continue;
-        const original = await kit.store.findByUri(declared);
-        if (!original || isDeleted(original)) continue;
-        pending = newVersion(kit, original, item, agent, now);
-        await kit.store.insertVersion(pending.version, pending.original);
-        made.push(pending);
-        pending = undefined;
-      }
-    } catch (err) {
-      for (const m of [...made].reverse()) await kit.store.removeVersion(m.version, m.parentAfter).catch(() => {});
-      // The versions were readable until removed (the failed one too): the cache must forget what it saw.
-      await kit.invalidate([...made, ...(pending ? [pending] : [])].flatMap(versionChanges)).catch(() => {});
-      throw err;
+    const originals = new Map<string, Promise<StoredDocument | null>>();
+    const made: NewVersion[] = [];
+    for (const item of items) {
+      const declared = contextualDeclaredId(item) as string; // bulkItems checked it is a non-empty string
+      if (!declared.includes(config.idPrefix)) continue;
+      const segment = segmentOf(declared);
+      let lookup = originals.get(segment);
+      if (!lookup) originals.set(segment, (lookup = kit.store.findBySegment(segment)));
+      const original = await lookup;
+      if (!original || isDeleted(original)) continue;
+      made.push(newVersion(kit, original, item, agent, now));
     }
-    // Several versions of one parent: the cache needs each parent's final state only once.
-    const changes = new Map<string, ObjectChange>();
-    for (const m of made) {
-      changes.set(m.version._id, changeOf(null, m.version));
-      changes.set(m.parentAfter._id, changeOf(changes.get(m.parentAfter._id)?.before ?? m.original, m.parentAfter));
-    }
-    await kit.invalidate([...changes.values()]);
+    await kit.store.insertVersions(made);
     sendBulkWritten(res, config, made.map((m) => m.version), 200);
   };
 }

@@ -1,26 +1,44 @@
 /**
- * Collection access for the /v1 controllers. Writes are ordered so that a failure never leaves a
- * half-made change behind: a new version is inserted before its parent links to it (and removed
- * again if the link fails); a set of replacements is applied in order and undone if one fails.
- * Every replacement is conditional on the document's `__rerum` (or tombstone) being what was read,
- * so a concurrent change to the same document is detected instead of silently overwritten.
+ * The object store: the only way the server reads and writes RERUM documents, and the one owner of
+ * cache invalidation.
+ *
+ * Writes. Every write method runs its database steps through `WriteSteps`, which is the only holder
+ * of a writable collection: each step records the document exactly as the database held it before
+ * the step (the pre-image the database returns: `findOneAndUpdate` / `findOneAndReplace` /
+ * `findOneAndDelete`) and exactly as it holds it after (for inserts and replacements the document
+ * written, for `$addToSet` / `$pull` / `$set` the pre-image with that operator applied). When the
+ * write ends — acknowledged, refused or undone — every recorded state is handed to the change sink
+ * (the read cache's `invalidate`) and awaited before the caller can answer. So a cache entry made
+ * from ANY state a document held during the write, intermediate and undo states included, and any
+ * entry that a new state makes wrong (a cached empty query page, say), is dropped; a concurrent
+ * writer's changes are described as the database applied them, not as this request imagined them.
+ * A write method cannot skip this: `WriteSteps` is only reachable through `write()`.
+ *
+ * Ordering rules (a failure never leaves a half-made change): a new version is inserted before its
+ * parent links to it (and removed again if the link fails); each document is linked once per write
+ * (all of a write's new versions of one parent in one `$addToSet`), so a multi-version write has no
+ * intermediate parent states to leak; replacements are conditional on the document's `__rerum` (or
+ * tombstone) being what was read, and undone in reverse order if one fails. Metadata-only changes
+ * (tree mending, release) are `$set` of `__rerum`, never a rewrite of the client's content, so they
+ * work whatever keys the content holds.
  */
-import type { Collection, Filter } from 'mongodb';
-import { HttpError, conflict } from '../middleware/http-error';
+import type { AggregateOptions, Collection, Document, Filter, FindOptions } from 'mongodb';
 import type { ObjectChange } from '../types/contracts';
 import type { Replacement, RerumDocument, StoredDocument } from '../types/rerum';
+import { DomainError, concurrentChange, idTaken, writeFailed } from '../rerum/errors';
 import { isDeleted, treeRootOf } from '../rerum/metadata';
 import { segmentOf } from '../rerum/ids';
+import { ensureTextIndex } from './indexes';
+
+/** Told every stored state a write touched; awaited before the write's caller may answer. */
+export type ChangeSink = (changes: ObjectChange[]) => Promise<void>;
 
 type Stored = Collection<RerumDocument>;
+/** What reads may do with the collection. */
+type ReadView = Pick<Stored, 'find' | 'findOne' | 'aggregate' | 'countDocuments'>;
 
-/** A cache change for a stored document (tombstones included: the cache reads `__deleted.object`). */
-export const changeOf = (before: StoredDocument | null, after: StoredDocument | null): ObjectChange => ({
-  before: before as RerumDocument | null,
-  after: after as RerumDocument | null,
-});
-
-export const changesOf = (replacements: Replacement[]): ObjectChange[] => replacements.map((r) => changeOf(r.before, r.after));
+const DUPLICATE_KEY = 11000;
+const isDuplicateKey = (err: unknown) => (err as { code?: number } | null)?.code === DUPLICATE_KEY;
 
 /** Matches `doc` only while it is still in the state it was read in. */
 function unchanged(doc: StoredDocument): Filter<RerumDocument> {
@@ -28,12 +46,150 @@ function unchanged(doc: StoredDocument): Filter<RerumDocument> {
   return { _id: doc._id, __rerum: doc.__rerum } as Filter<RerumDocument>;
 }
 
-export class ObjectStore {
+const withoutRerum = (doc: StoredDocument): string => {
+  const { __rerum: _ignored, ...rest } = doc as RerumDocument;
+  return JSON.stringify(rest);
+};
+
+/** Only `__rerum` differs between two live states: a metadata change. */
+const onlyMetadataChanged = (r: Replacement): boolean =>
+  !isDeleted(r.before) && !isDeleted(r.after) && withoutRerum(r.before) === withoutRerum(r.after);
+
+/** `doc` with `ids` added to (or removed from) its `history.next`, as `$addToSet`/`$pull` do. */
+function withNext(doc: RerumDocument, ids: string[], add: boolean): RerumDocument {
+  const next = doc.__rerum?.history?.next ?? [];
+  const changed = add ? [...next, ...ids.filter((id, i) => !next.includes(id) && ids.indexOf(id) === i)] : next.filter((id) => !ids.includes(id));
+  return { ...doc, __rerum: { ...doc.__rerum, history: { ...doc.__rerum.history, next: changed } } };
+}
+
+/**
+ * The steps of one write, each recording the states it saw and made. Holds the only writable
+ * handle on the collection.
+ */
+class WriteSteps {
+  readonly changes: ObjectChange[] = [];
+
   constructor(private readonly collection: Stored) {}
+
+  private note(before: StoredDocument | null, after: StoredDocument | null): void {
+    if (before || after) this.changes.push({ before: before as RerumDocument | null, after: after as RerumDocument | null });
+  }
+
+  /** Insert new documents (in order). Recorded first: an insert whose answer was lost may still have landed. */
+  async insert(docs: RerumDocument[]): Promise<void> {
+    for (const d of docs) this.note(null, d);
+    try {
+      if (docs.length === 1) await this.collection.insertOne(docs[0]);
+      else await this.collection.insertMany(docs, { ordered: true });
+    } catch (err) {
+      if (isDuplicateKey(err)) throw idTaken();
+      throw err;
+    }
+  }
+
+  /** Remove a document this write inserted, if it is still there (matched by `_id` and creation stamp). */
+  async removeInserted(doc: RerumDocument): Promise<void> {
+    const gone = await this.collection.findOneAndDelete({ _id: doc._id, '__rerum.createdAt': doc.__rerum.createdAt } as Filter<RerumDocument>);
+    this.note(gone as StoredDocument | null, null);
+  }
+
+  /**
+   * Run one step; if it fails without telling what the database did (a lost answer may hide an
+   * applied change), record the states it would have changed as well: telling the cache too much
+   * only drops an entry, too little serves a stale one.
+   */
+  private async step<T>(op: () => Promise<T>, mayHaveChanged: [StoredDocument, StoredDocument | null]): Promise<T> {
+    try {
+      return await op();
+    } catch (err) {
+      this.note(...mayHaveChanged);
+      throw err;
+    }
+  }
+
+  /** Add `ids` to the live parent's `history.next`; false when the parent is gone or deleted. */
+  async link(parent: RerumDocument, ids: string[]): Promise<boolean> {
+    const before = await this.step(
+      () =>
+        this.collection.findOneAndUpdate(
+          { _id: parent._id, __deleted: { $exists: false } } as Filter<RerumDocument>,
+          { $addToSet: { '__rerum.history.next': { $each: ids } } } as never,
+          { returnDocument: 'before' },
+        ),
+      [parent, withNext(parent, ids, true)],
+    );
+    if (!before) return false;
+    this.note(before, withNext(before, ids, true));
+    return true;
+  }
+
+  /** Take `ids` out of the parent's `history.next` again. */
+  async unlink(parentId: string, ids: string[]): Promise<void> {
+    const before = await this.collection.findOneAndUpdate(
+      { _id: parentId } as Filter<RerumDocument>,
+      { $pullAll: { '__rerum.history.next': ids } } as never,
+      { returnDocument: 'before' },
+    );
+    if (before && !isDeleted(before)) this.note(before, withNext(before, ids, false));
+  }
+
+  /** Replace `r.before` by `r.after` if it is unchanged since read; false when it was changed meanwhile. */
+  async replace(r: Replacement): Promise<boolean> {
+    if (onlyMetadataChanged(r)) {
+      const after = r.after as RerumDocument;
+      const before = await this.step(
+        () => this.collection.findOneAndUpdate(unchanged(r.before), { $set: { __rerum: after.__rerum } } as never, { returnDocument: 'before' }),
+        [r.before, r.after],
+      );
+      if (!before) return false;
+      this.note(before, { ...before, __rerum: after.__rerum } as RerumDocument);
+      return true;
+    }
+    const before = await this.step(
+      () => this.collection.findOneAndReplace(unchanged(r.before), r.after as RerumDocument, { returnDocument: 'before' }),
+      [r.before, r.after],
+    );
+    if (!before) return false;
+    this.note(before, r.after);
+    return true;
+  }
+}
+
+/** A new version and the live parent (as read) it is linked into. */
+export interface NewVersion {
+  version: RerumDocument;
+  parent: RerumDocument;
+}
+
+export class ObjectStore {
+  private readonly reads: ReadView;
+  /** Make the text index the search routes need (db/indexes.ts). */
+  readonly ensureTextIndex: () => Promise<void>;
+  private readonly write: <T>(steps: (w: WriteSteps) => Promise<T>) => Promise<T>;
+
+  constructor(collection: Stored, onChange: ChangeSink) {
+    this.reads = collection;
+    this.ensureTextIndex = () => ensureTextIndex(collection);
+    this.write = async (steps) => {
+      const w = new WriteSteps(collection);
+      let result;
+      try {
+        result = await steps(w);
+      } catch (err) {
+        // A refused or undone write was readable part of the way: the cache must forget what it saw.
+        if (w.changes.length) await onChange(w.changes).catch(() => undefined);
+        throw err;
+      }
+      if (w.changes.length) await onChange(w.changes);
+      return result;
+    };
+  }
+
+  // ---- reads ----
 
   /** The document whose `_id` or `__rerum.slug` is `segment`. */
   async findBySegment(segment: string): Promise<StoredDocument | null> {
-    return (await this.collection.findOne({ $or: [{ _id: segment }, { '__rerum.slug': segment }] } as Filter<RerumDocument>)) as StoredDocument | null;
+    return (await this.reads.findOne({ $or: [{ _id: segment }, { '__rerum.slug': segment }] } as Filter<RerumDocument>)) as StoredDocument | null;
   }
 
   /** The document an `@id`/`id` URI names. */
@@ -51,89 +207,104 @@ export class ObjectStore {
    */
   versionsOf(doc: RerumDocument): Promise<RerumDocument[]> {
     const rootId = treeRootOf(doc);
-    return this.collection
+    return this.reads
       .find({ $or: [{ '@id': rootId }, { '__rerum.history.prime': rootId }], __deleted: { $exists: false } } as Filter<RerumDocument>)
       .toArray();
   }
 
-  async insert(doc: RerumDocument): Promise<void> {
-    try {
-      await this.collection.insertOne(doc);
-    } catch (err) {
-      if ((err as { code?: number }).code === 11000) throw conflict('The id provided already exists.  Please use a different _id or Slug.');
-      throw err;
-    }
+  /** A client query's page (the caller shapes the filter). */
+  find(filter: Filter<RerumDocument>, options: FindOptions & { skip?: number; limit?: number } = {}): Promise<RerumDocument[]> {
+    return this.reads.find(filter, options).toArray();
   }
 
-  /** Insert many new documents; if any fails, the ones that went in are removed again. */
-  async insertAll(docs: RerumDocument[]): Promise<void> {
-    if (docs.length === 0) return;
-    try {
-      await this.collection.insertMany(docs, { ordered: true });
-    } catch (err) {
-      await this.collection.deleteMany({ _id: { $in: docs.map((d) => d._id) }, '__rerum.createdAt': docs[0].__rerum.createdAt } as Filter<RerumDocument>).catch(() => {});
-      if ((err as { code?: number }).code === 11000) throw conflict('The id provided already exists.  Please use a different _id or Slug.');
-      throw err;
-    }
+  /** A server-built aggregation (search). */
+  aggregate<T extends Document>(pipeline: Document[], options?: AggregateOptions): Promise<T[]> {
+    return this.reads.aggregate<T>(pipeline, options).toArray();
+  }
+
+  // ---- writes ----
+
+  /** Store a new document; 'IdTaken' when its `_id` (or slug) is in use. */
+  insert(doc: RerumDocument): Promise<void> {
+    return this.write((w) => w.insert([doc]));
+  }
+
+  /** Store new documents, all or none: if one fails, those that went in are removed again. */
+  insertAll(docs: RerumDocument[]): Promise<void> {
+    if (docs.length === 0) return Promise.resolve();
+    return this.write(async (w) => {
+      try {
+        await w.insert(docs);
+      } catch (err) {
+        for (const d of docs) await w.removeInserted(d).catch(() => undefined);
+        throw err;
+      }
+    });
   }
 
   /**
-   * Store `version` (a new document) and add it to `parent`'s `history.next`. The parent link
-   * happens second and, if it fails, the inserted version is deleted again; either way the caller
-   * gets a 500 and nothing changed.
+   * Store new versions and link each into its parent's `history.next` (all versions of one parent in
+   * one step, in the order given). Versions go in first; if a parent cannot be linked (deleted or
+   * gone meanwhile) or a step fails, the links made are taken out and the versions removed again,
+   * and 'WriteFailed' (or the step's error) is thrown: nothing changed.
    */
-  async insertVersion(version: RerumDocument, parent: RerumDocument): Promise<void> {
-    await this.insert(version);
-    const versionId = version['@id'] ?? '';
-    let linked = false;
-    try {
-      const r = await this.collection.updateOne(
-        { _id: parent._id, __deleted: { $exists: false } } as Filter<RerumDocument>,
-        { $addToSet: { '__rerum.history.next': versionId } } as never,
-      );
-      linked = r.matchedCount === 1;
-    } catch {
-      linked = false;
-    }
-    if (!linked) {
-      await this.collection.deleteOne({ _id: version._id } as Filter<RerumDocument>).catch(() => {});
-      throw new HttpError(
-        500,
-        `Unable to alter the history next of the originating object.  The history tree may be broken. See ${parent['@id']}.  Nothing was changed.`,
-      );
-    }
-  }
-
-  /** Undo `insertVersion` (used when a later item of a bulk update fails). */
-  async removeVersion(version: RerumDocument, parent: RerumDocument): Promise<void> {
-    await this.collection.updateOne(
-      { _id: parent._id } as Filter<RerumDocument>,
-      { $pull: { '__rerum.history.next': version['@id'] } } as never,
-    );
-    await this.collection.deleteOne({ _id: version._id } as Filter<RerumDocument>);
+  insertVersions(made: NewVersion[]): Promise<void> {
+    if (made.length === 0) return Promise.resolve();
+    return this.write(async (w) => {
+      const byParent = new Map<string, { parent: RerumDocument; ids: string[] }>();
+      for (const m of made) {
+        const entry = byParent.get(m.parent._id) ?? { parent: m.parent, ids: [] };
+        entry.ids.push(m.version['@id'] ?? '');
+        byParent.set(m.parent._id, entry);
+      }
+      const linked: [string, string[]][] = [];
+      const undo = async () => {
+        for (const [parentId, ids] of linked.reverse()) await w.unlink(parentId, ids).catch(() => undefined);
+        for (const m of made) await w.removeInserted(m.version).catch(() => undefined);
+      };
+      const versions = made.map((m) => m.version);
+      try {
+        await w.insert(versions);
+      } catch (err) {
+        await undo();
+        throw err;
+      }
+      for (const { parent, ids } of byParent.values()) {
+        let ok = false;
+        try {
+          ok = await w.link(parent, ids);
+        } catch {
+          ok = false;
+        }
+        if (!ok) {
+          await undo();
+          throw writeFailed(
+            `Unable to alter the history next of the originating object.  The history tree may be broken. See ${parent['@id']}.  Nothing was changed.`,
+          );
+        }
+        linked.push([parent._id, ids]);
+      }
+    });
   }
 
   /**
    * Apply replacements in order, each only if its document is unchanged since it was read. If one
-   * fails, those already applied are put back and the error is thrown: 409 for a concurrent change,
-   * 500 otherwise.
+   * fails, those already applied are put back and the error is thrown: 'ConcurrentChange' when a
+   * document was changed meanwhile, 'WriteFailed' otherwise.
    */
-  async replaceAll(replacements: Replacement[]): Promise<void> {
-    const done: Replacement[] = [];
-    try {
-      for (const r of replacements) {
-        const res = await this.collection.replaceOne(unchanged(r.before), r.after as RerumDocument);
-        if (res.matchedCount !== 1) {
-          throw conflict(`${r.before['@id'] ?? r.before._id} was changed by another request while this one was in progress. Nothing was changed; try again.`);
+  replaceAll(replacements: Replacement[]): Promise<void> {
+    return this.write(async (w) => {
+      const done: Replacement[] = [];
+      try {
+        for (const r of replacements) {
+          if (!(await w.replace(r))) throw concurrentChange(String(r.before['@id'] ?? r.before._id));
+          done.push(r);
         }
-        done.push(r);
+      } catch (err) {
+        for (const r of done.reverse()) await w.replace({ before: r.after, after: r.before }).catch(() => undefined);
+        if (err instanceof DomainError && err.kind === 'ConcurrentChange') throw err;
+        throw writeFailed(`The change could not be stored: ${(err as Error).message}. Nothing was changed.`);
       }
-    } catch (err) {
-      for (const r of done.reverse()) {
-        await this.collection.replaceOne(unchanged(r.after), r.before as RerumDocument).catch(() => {});
-      }
-      if (err instanceof HttpError) throw err;
-      throw new HttpError(500, `The change could not be stored: ${(err as Error).message}. Nothing was changed.`);
-    }
+    });
   }
 }

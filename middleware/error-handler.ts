@@ -6,7 +6,22 @@
  */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from 'pino';
+import { DomainError, type DomainErrorKind } from '../rerum/errors';
 import { HttpError, notFound } from './http-error';
+
+/** The one place domain errors (rerum/errors.ts) get their HTTP status. */
+const DOMAIN_STATUS: Record<DomainErrorKind, number> = {
+  InvalidId: 400,
+  IdTaken: 409,
+  ConcurrentChange: 409,
+  BrokenTree: 500,
+  WriteFailed: 500,
+};
+
+function fromDomainError(err: DomainError): HttpError {
+  const message = err.kind === 'BrokenTree' ? `${err.message} Nothing was changed.` : err.message;
+  return new HttpError(DOMAIN_STATUS[err.kind], message);
+}
 
 export const notFoundHandler: RequestHandler = (req, _res, next) => {
   next(notFound(`There is no ${req.method} ${req.path} on this server. See /v1/api for the routes.`));
@@ -44,7 +59,8 @@ function fromParserError(err: ParserError): HttpError | undefined {
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   const log = logger.child({ component: 'http' });
   return (err, req, res, _next) => {
-    const httpError = err instanceof HttpError ? err : fromParserError(err as ParserError);
+    const httpError =
+      err instanceof HttpError ? err : err instanceof DomainError ? fromDomainError(err) : fromParserError(err as ParserError);
     if (res.headersSent) {
       log.error({ err, url: req.originalUrl }, 'error after the response started');
       res.destroy();
@@ -55,6 +71,7 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       res.status(500).json(new HttpError(500, 'RERUM experienced a server issue while performing this action. It may not have completed.'));
       return;
     }
+    if (httpError.status >= 500) log.error({ err, method: req.method, url: req.originalUrl }, httpError.message);
     for (const [name, value] of Object.entries(httpError.headers)) res.setHeader(name, value);
     res.status(httpError.status);
     if (req.method === 'HEAD') {

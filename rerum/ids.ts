@@ -3,13 +3,22 @@
  * an object is shown with `id` (contexts that alias `id` to `@id`) or with `@id`.
  */
 import { ObjectId } from 'bson';
-import { badRequest } from '../middleware/http-error';
+import { invalidId } from './errors';
 
 /** A fresh `_id`: ObjectId hex. */
 export const newId = (): string => new ObjectId().toHexString();
 
 /** True for a 24-hex ObjectId string, the only client-suggested `_id` create accepts. */
 export const isValidId = (value: unknown): value is string => typeof value === 'string' && /^[0-9a-f]{24}$/i.test(value);
+
+/**
+ * The id segment a `/v1/id/:id` (history, since) request names, when it can name one exactly as
+ * given: the route looks up `_id` or slug equal to the decoded path parameter, and only a value with
+ * no path, query, fragment, percent or white-space characters is one the cache may key on. Anything
+ * else is answered by the database as it stands (undefined).
+ */
+export const exactSegment = (value: unknown): string | undefined =>
+  typeof value === 'string' && value !== '' && !/[/?#%\s\u0000-\u001f\u007f]/.test(value) ? value : undefined;
 
 /**
  * Contexts under which `id` means `@id` (IIIF Presentation 3, Web Annotation, the RERUM context).
@@ -46,9 +55,9 @@ export function contextualDeclaredId(body: Record<string, unknown>): unknown {
  * URL, else 400 (the reference answered 500 here).
  */
 export function segmentOf(uri: unknown): string {
-  if (typeof uri !== 'string') throw badRequest(`The '@id' or 'id' must be a string URI.`);
-  if (!/^https?:\/\//.test(uri)) throw badRequest(`The '@id' or 'id' must be an http(s) URI. Please check: ${uri}`);
+  if (typeof uri !== 'string') throw invalidId(`The '@id' or 'id' must be a string URI.`);
+  if (!/^https?:\/\//.test(uri)) throw invalidId(`The '@id' or 'id' must be an http(s) URI. Please check: ${uri}`);
   const seg = uri.replace(/[?#].*$/, '').split('/').pop() ?? '';
-  if (!seg) throw badRequest(`The '@id' or 'id' does not name an object: ${uri}`);
+  if (!seg) throw invalidId(`The '@id' or 'id' does not name an object: ${uri}`);
   return seg;
 }

@@ -3,3 +3,4 @@ export * from './ids';
 export * from './metadata';
 export * from './document';
 export * from './tree';
+export * from './errors';

@@ -4,15 +4,10 @@
  * them, invalidate the cache with them, and undo them.
  */
 import type { RerumDocument, Replacement } from '../types/rerum';
+import { BrokenTreeError } from './errors';
 import { isReleased } from './metadata';
 
-/** A tree could not be mended: an `@id` it links to is missing. Becomes a 500. */
-export class BrokenTreeError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'BrokenTreeError';
-  }
-}
+export { BrokenTreeError };
 
 const byAtId = (versions: RerumDocument[], atId: string) => versions.find((v) => v['@id'] === atId);
 

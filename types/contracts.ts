@@ -2,10 +2,10 @@
  * The seams between the parts of the server. app.ts wires concrete implementations of these
  * together; controllers, the cache and auth only know each other through these types.
  */
-import type { Collection } from 'mongodb';
 import type { Request, RequestHandler, Router } from 'express';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
+import type { ObjectStore } from '../db/objects';
 import type { RerumDocument } from './rerum';
 
 /** Read routes whose responses the cache keeps. */
@@ -46,7 +46,8 @@ export interface AuthLayer {
 
 export interface AppDeps {
   config: Config;
-  collection: Collection<RerumDocument>;
+  /** Every read and write of RERUM documents; tells `cache` what each write changed. */
+  store: ObjectStore;
   cache: ReadCache;
   auth: AuthLayer;
   logger: Logger;

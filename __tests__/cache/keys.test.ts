@@ -11,8 +11,14 @@ describe('cache key scheme', () => {
   test('id, history and since keys use the id path segment', () => {
     expect(keyForRequest('id', req('GET', { id: 'abc123' }))?.key).toBe('id:abc123');
     expect(keyForRequest('history', req('GET', { _id: 'abc123' }))?.key).toBe('history:abc123');
-    expect(keyForRequest('since', req('HEAD', {}, undefined, {}, '/v1/since/abc123'))?.key).toBe('since:abc123');
+    expect(keyForRequest('since', req('HEAD', { _id: 'abc123' }))?.key).toBe('since:abc123');
     expect(keyForRequest('id', req('POST', { id: 'abc' }))).toBeUndefined();
+  });
+
+  test('an id that is not a plain segment gets no key (never another id\'s entry)', () => {
+    for (const alias of ['nope/S', 'S#x', 'S?x', 'S ', ' S', 'S\t', 'a%2Fb', '']) {
+      expect(keyForRequest('id', req('GET', { _id: alias }))).toBeUndefined();
+    }
   });
 
   test('query key: filter with order-free keys sorted, plus limit and skip', () => {

@@ -45,11 +45,11 @@ describe('ids', () => {
     expect(usesIdAlias('http://iiif.io/api/presentation/2/context.json')).toBe(false);
     expect(usesIdAlias(undefined)).toBe(false);
   });
-  test('segmentOf takes the last segment of an http(s) URI, else 400', () => {
+  test('segmentOf takes the last segment of an http(s) URI, else an InvalidId error', () => {
     expect(segmentOf(`${P}abc`)).toBe('abc');
     expect(segmentOf(`${P}abc?x=1`)).toBe('abc');
-    expect(() => segmentOf('abc')).toThrow(expect.objectContaining({ status: 400 }));
-    expect(() => segmentOf(12)).toThrow(expect.objectContaining({ status: 400 }));
+    expect(() => segmentOf('abc')).toThrow(expect.objectContaining({ kind: 'InvalidId' }));
+    expect(() => segmentOf(12)).toThrow(expect.objectContaining({ kind: 'InvalidId' }));
   });
 });
 

@@ -93,7 +93,7 @@ describe('a write that fails part-way still invalidates what was visible', () =>
   test('bulkUpdate: the versions made before the failure', async () => {
     const a = await h.create({ n: 'a' });
     const b = await h.create({ n: 'b' });
-    const link = failNthCall(h.srv.collection, 'updateOne', 2, 'second link fails');
+    const link = failNthCall(h.srv.collection, 'findOneAndUpdate', 2, 'second link fails');
     const inv = jest.spyOn(h.srv.deps.cache, 'invalidate');
     try {
       const r = await h.authed('put', '/v1/api/bulkUpdate').send([{ '@id': a['@id'], n: 'a2' }, { '@id': b['@id'], n: 'b2' }]);
@@ -109,7 +109,7 @@ describe('a write that fails part-way still invalidates what was visible', () =>
   test('update: the version that was briefly in the database, and its parent', async () => {
     const a = await h.create({ n: 'a' });
     const coll = h.srv.collection;
-    const link = jest.spyOn(coll, 'updateOne').mockRejectedValueOnce(new Error('link fails') as never);
+    const link = jest.spyOn(coll, 'findOneAndUpdate').mockRejectedValueOnce(new Error('link fails') as never);
     const inv = jest.spyOn(h.srv.deps.cache, 'invalidate');
     const before = await h.count();
     try {
@@ -117,7 +117,7 @@ describe('a write that fails part-way still invalidates what was visible', () =>
       expect(r.status).toBe(500);
       const ids = touched(inv);
       expect(ids).toContain(h.seg(a));
-      expect(ids.filter((id) => id && id !== h.seg(a))).toHaveLength(1);
+      expect(new Set(ids.filter((id) => id && id !== h.seg(a))).size).toBe(1); // the version: inserted, then removed
     } finally {
       link.mockRestore();
       inv.mockRestore();
@@ -139,16 +139,17 @@ describe('a write that fails part-way still invalidates what was visible', () =>
     expect(await h.stored(fresh)).toBeNull();
   });
 
-  test('delete: the healed neighbours and the object, when a later replacement fails', async () => {
+  test('delete: the healed neighbours whose stored state changed (or may have), when a later replacement fails', async () => {
     const a = await h.create({ v: 'a' });
     const b = await h.update({ '@id': a['@id'], v: 'b' });
     const c = await h.update({ '@id': b['@id'], v: 'c' });
-    const rep = failNthCall(h.srv.collection, 'replaceOne', 2, 'second replacement fails');
+    const rep = failNthCall(h.srv.collection, 'findOneAndUpdate', 2, 'second replacement fails');
     const inv = jest.spyOn(h.srv.deps.cache, 'invalidate');
     try {
       const r = await h.authed('delete', `/v1/api/delete/${h.seg(b)}`);
       expect(r.status).toBe(500);
-      expect(new Set(touched(inv))).toEqual(new Set([h.seg(a), h.seg(b), h.seg(c)]));
+      // c was mended and put back, a's step failed (it may have landed); b was never written to
+      expect(new Set(touched(inv))).toEqual(new Set([h.seg(a), h.seg(c)]));
     } finally {
       rep.mockRestore();
       inv.mockRestore();

@@ -82,7 +82,7 @@ export function expectNoUnderscoreId(body: unknown) {
  * Makes the `nth` call of `collection[method]` reject with `message` (the others go through), to
  * drive a write's failure path against the real database. Restore the returned spy when done.
  */
-export function failNthCall<M extends 'updateOne' | 'replaceOne'>(collection: Harness['srv']['collection'], method: M, nth: number, message: string): jest.SpyInstance {
+export function failNthCall<M extends 'findOneAndUpdate' | 'findOneAndReplace'>(collection: Harness['srv']['collection'], method: M, nth: number, message: string): jest.SpyInstance {
   const real = (collection[method] as (...a: unknown[]) => Promise<unknown>).bind(collection);
   let calls = 0;
   return jest.spyOn(collection, method).mockImplementation(((...args: unknown[]) => {

@@ -193,7 +193,7 @@ describe('DELETE /v1/api/delete/:id', () => {
     const b = await h.update({ '@id': a['@id'], v: 'b' });
     const c = await h.update({ '@id': b['@id'], v: 'c' });
     const snapshot = JSON.stringify(await h.srv.collection.find({}).sort({ _id: 1 }).toArray());
-    const spy = failNthCall(h.srv.collection, 'replaceOne', 2, 'write failed');
+    const spy = failNthCall(h.srv.collection, 'findOneAndUpdate', 2, 'write failed');
     try {
       const r = await h.authed('delete', `/v1/api/delete/${h.seg(b)}`);
       expect(r.status).toBe(500);

@@ -54,7 +54,7 @@ describe('PUT /v1/api/update', () => {
     const a = await h.create({ v: 1 });
     const before = await h.count();
     const coll = h.srv.collection;
-    const spy = jest.spyOn(coll, 'updateOne').mockImplementation((() => Promise.reject(new Error('link failed'))) as never);
+    const spy = jest.spyOn(coll, 'findOneAndUpdate').mockImplementation((() => Promise.reject(new Error('link failed'))) as never);
     try {
       const r = await h.authed('put', '/v1/api/update').send({ '@id': a['@id'], v: 2 });
       expect(r.status).toBe(500);
@@ -163,7 +163,7 @@ describe('PUT /v1/api/bulkUpdate', () => {
     const a = await h.create({ n: 'a' });
     const b = await h.create({ n: 'b' });
     const before = await h.count();
-    const spy = failNthCall(h.srv.collection, 'updateOne', 2, 'second link fails');
+    const spy = failNthCall(h.srv.collection, 'findOneAndUpdate', 2, 'second link fails');
     try {
       const r = await h.authed('put', '/v1/api/bulkUpdate').send([{ '@id': a['@id'], n: 'a2' }, { '@id': b['@id'], n: 'b2' }]);
       expect(r.status).toBe(500);
