@@ -132,7 +132,7 @@ function searchHandler(kit: Kit, mode: Mode): RequestHandler {
     const results = config.atlasSearch
       ? await atlasSearch(collection, text, mode, options, limit, skip)
       : await textIndexSearch(collection, text, mode, limit, skip);
-    sendList(res, config, results);
+    sendList(req, res, config, results);
   };
 }
 
