@@ -11,6 +11,7 @@ import type { ObjectChange } from '../types/contracts';
 import { withNextVersion } from '../rerum/tree';
 import type { RerumDocument } from '../types/rerum';
 import { bulkItems, type Body, type Kit } from './kit';
+import { assertIfMatch, assertIfMatchEach } from './preconditions';
 import { sendBulkWritten, sendWritten } from './respond';
 
 interface Versioned {
@@ -50,6 +51,7 @@ export function updateHandler(kit: Kit): RequestHandler {
       return;
     }
     const original = kit.liveObject(await kit.store.findByUri(declared), 'update');
+    assertIfMatch(req, original, config);
     const made = newVersion(kit, original, body, agent);
     await storeVersion(kit, made);
     sendWritten(res, config, made.version, 200);
@@ -66,6 +68,7 @@ function patchingHandler(kit: Kit, apply: Applier): RequestHandler {
     const declared = kit.requireDeclaredId(body, 'to update');
     const agent = kit.agentOf(req);
     const original = kit.liveObject(await kit.store.findByUri(declared), 'update', 501);
+    assertIfMatch(req, original, config);
     const { changed, content } = apply(original, body);
     if (!changed) {
       sendWritten(res, config, original, 200);
@@ -91,6 +94,7 @@ export function bulkUpdateHandler(kit: Kit): RequestHandler {
   return async (req, res) => {
     const items = bulkItems(req.body, 'bulkUpdate');
     const agent = kit.agentOf(req);
+    await assertIfMatchEach(req, items, kit);
     const now = nowStamp();
     const made: Versioned[] = [];
     let pending: Versioned | undefined;

@@ -238,3 +238,71 @@ describe('CORS', () => {
     expect(asked.headers.vary).toMatch(/Access-Control-Request-Headers/);
   });
 });
+
+describe('If-Match on writes: 412 with the current version unless the ETag matches', () => {
+  const writeKinds: Array<[string, (o: Obj) => request.Test]> = [
+    ['update', (o) => h.authed('put', '/v1/api/update').send({ '@id': o['@id'], v: 'u' })],
+    ['patch', (o) => h.authed('patch', '/v1/api/patch').send({ '@id': o['@id'], v: 'p' })],
+    ['patch (POST override)', (o) => h.authed('post', '/v1/api/patch').set('X-HTTP-Method-Override', 'PATCH').send({ '@id': o['@id'], v: 'p' })],
+    ['set', (o) => h.authed('patch', '/v1/api/set').send({ '@id': o['@id'], added: 1 })],
+    ['unset', (o) => h.authed('patch', '/v1/api/unset').send({ '@id': o['@id'], v: null })],
+    ['overwrite', (o) => h.authed('put', '/v1/api/overwrite').send({ '@id': o['@id'], v: 'o' })],
+    ['release', (o) => h.authed('patch', `/v1/api/release/${h.seg(o)}`)],
+    ['delete', (o) => h.authed('delete', `/v1/api/delete/${h.seg(o)}`)],
+    ['bulkUpdate', (o) => h.authed('put', '/v1/api/bulkUpdate').send([{ '@id': o['@id'], v: 'b' }])],
+  ];
+
+  test.each(writeKinds)('%s: stale ETag → 412 and nothing written; current ETag, a list holding it, or * → done', async (_name, send) => {
+    const a = await h.create({ type: 'IfMatch', v: 1 });
+    const stale = await etagOf(h, a);
+    await h.update({ '@id': a['@id'], v: 'other client' }); // a's history.next changed: its ETag moved
+    const before = await h.stored(a['@id']);
+    const count = await h.count();
+
+    const refused = await send(a).set('If-Match', stale);
+    expect(refused.status).toBe(412);
+    expect(refused.body).toMatchObject({ status: 412, error: 'Precondition Failed' });
+    expect(refused.body.currentVersion.__rerum.history.next).toHaveLength(1);
+    expect(refused.body.currentVersion).not.toHaveProperty('_id');
+    const current = await etagOf(h, a);
+    expect(refused.headers.etag).toBe(current);
+    expect(await h.stored(a['@id'])).toEqual(before);
+    expect(await h.count()).toBe(count);
+    // a weak tag never matches in If-Match (strong comparison)
+    expect((await send(a).set('If-Match', `W/${current}`)).status).toBe(412);
+
+    const ok = await send(a).set('If-Match', `"not-it", ${current}`);
+    expect([200, 204]).toContain(ok.status);
+  });
+
+  test('If-Match: * and no If-Match keep today\'s behaviour', async () => {
+    const a = await h.create({ type: 'IfMatch', v: 1 });
+    expect((await h.authed('put', '/v1/api/overwrite').set('If-Match', '*').send({ '@id': a['@id'], v: 2 })).status).toBe(200);
+    expect((await h.authed('put', '/v1/api/overwrite').send({ '@id': a['@id'], v: 3 })).status).toBe(200);
+  });
+
+  test('refusals that come before the precondition keep their status (404, 403, 401)', async () => {
+    const a = await h.create({ type: 'IfMatch', v: 1 });
+    await h.authed('patch', `/v1/api/release/${h.seg(a)}`);
+    expect((await h.authed('put', '/v1/api/overwrite').set('If-Match', '"x"').send({ '@id': a['@id'], v: 2 })).status).toBe(403);
+    const b = await h.create({ type: 'IfMatch', v: 1 });
+    expect((await h.authed('put', '/v1/api/overwrite', h.otherToken).set('If-Match', '"x"').send({ '@id': b['@id'], v: 2 })).status).toBe(401);
+    expect((await h.authed('put', '/v1/api/update').set('If-Match', '"x"').send({ '@id': `${h.prefix}000000000000000000000000`, v: 2 })).status).toBe(404);
+  });
+
+  test('bulkUpdate: every named object must match; one stale → 412 before anything is written', async () => {
+    const a = await h.create({ type: 'IfMatch', v: 1 });
+    const b = await h.create({ type: 'IfMatch', v: 1 });
+    const tagA = await etagOf(h, a);
+    const tagB = await etagOf(h, b);
+    await h.update({ '@id': b['@id'], v: 2 });
+    const count = await h.count();
+    const stale = await h.authed('put', '/v1/api/bulkUpdate').set('If-Match', `${tagA}, ${tagB}`).send([{ '@id': a['@id'], v: 'x' }, { '@id': b['@id'], v: 'x' }]);
+    expect(stale.status).toBe(412);
+    expect(await h.count()).toBe(count);
+    const fresh = `${tagA}, ${await etagOf(h, b)}`;
+    const ok = await h.authed('put', '/v1/api/bulkUpdate').set('If-Match', fresh).send([{ '@id': a['@id'], v: 'x' }, { '@id': b['@id'], v: 'x' }, { '@id': a['@id'], v: 'y' }]);
+    expect(ok.status).toBe(200);
+    expect(ok.body).toHaveLength(3);
+  });
+});
