@@ -87,6 +87,9 @@ export function onRepresentation(res: Response, listener: Listener): void {
 /**
  * Send `rep`: its headers; 304 without a body when the request's If-None-Match names it, the body
  * otherwise (none for HEAD). Listeners registered with onRepresentation hear of it first.
+ *
+ * A 304 carries every header of the 200 except Content-Length: RFC 9110 allows it there, but HTTP
+ * clients that do not special-case 304 would wait for that many body bytes that never come.
  */
 export function sendRepresentation(req: Request, res: Response, rep: Representation): void {
   const listener = listeners.get(res);
@@ -94,12 +97,13 @@ export function sendRepresentation(req: Request, res: Response, rep: Representat
     listeners.delete(res);
     listener(rep);
   }
-  for (const [name, value] of rep.headers) res.setHeader(name, value);
   if (isNotModified(req, rep)) {
+    for (const [name, value] of rep.headers) if (name !== 'Content-Length') res.setHeader(name, value);
     res.statusCode = 304;
     res.end();
     return;
   }
+  for (const [name, value] of rep.headers) res.setHeader(name, value);
   res.statusCode = rep.status;
   if (req.method === 'HEAD') res.end();
   else res.end(rep.body);
