@@ -10,6 +10,8 @@
  *           a database read, serialization and a cache fill per request (rerum only).
  * Then the ratios rerum/bare. Targets: 304 at least as fast as a HIT; a HIT close to the bare app.
  *
+ * All targets run at once and are measured in turn for BENCH_ROUNDS rounds (default 3); the run
+ * with the median req/s is shown.
  * Environment: BENCH_SECONDS (default 5) per measurement, BENCH_CONNECTIONS (default 16),
  * BENCH_WORKERS (default "1,4"), BENCH_BASELINE_SCRIPT (optional: another build's dist/server.js,
  * e.g. of an older commit, measured the same way and printed beside, for before/after figures).
@@ -44,6 +46,7 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const WORKERS = (process.env.BENCH_WORKERS ?? '1,4').split(',').map(Number);
 const BASELINE = process.env.BENCH_BASELINE_SCRIPT;
 const MISS_IDS = 200;
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
 interface Figures {
   rps: number;
@@ -92,86 +95,119 @@ function describing(headers: Record<string, string | string[] | undefined>): Rec
 }
 
 type Row = Record<string, Figures>;
+type Scenario = 'hit' | 'notModified' | 'miss';
 
-async function rerumFigures(c: Cluster, label: string): Promise<{ row: Row; body: Buffer; headers: Record<string, string> }> {
-  const hitId = (await createObject(c, { type: 'BenchHttp', label: 'hit', body: { value: 'x'.repeat(300) } })).split('/').pop()!;
-  const missIds: string[] = [];
-  for (let i = 0; i < MISS_IDS; i++) missIds.push((await createObject(c, { type: 'BenchHttp', k: i, body: { value: 'y'.repeat(300) } })).split('/').pop()!);
-  const url = `${c.base}/v1/id/${hitId}`;
-  // warm: fill every worker's cache with the hit object (the last one read, CACHE_MAX_ENTRIES=1)
-  let first: Awaited<ReturnType<typeof request>> | undefined;
-  for (let i = 0; i < 8 * c.instances; i++) first = await request('GET', url);
-  if (!first || first.status !== 200) throw new Error(`GET ${url}: ${first?.status}`);
-  const etag = String(first.headers.etag);
-  const row: Row = {};
-  process.stdout.write(`  ${label}: HIT`);
-  await measure(url, { duration: 1 }); // warm-up
-  row.hit = await measure(url);
-  process.stdout.write(', 304');
-  row.notModified = await measure(url, { headers: { 'If-None-Match': etag } });
-  process.stdout.write(', MISS');
-  row.miss = await measure(c.base, { requests: missIds.map((id) => ({ method: 'GET', path: `/v1/id/${id}` })) });
-  process.stdout.write('\n');
-  return { row, body: Buffer.from(first.text, 'utf8'), headers: describing(first.headers as Record<string, string>) };
+/** A running target and how to measure each scenario on it (re-warming the cache before HIT/304). */
+interface Target {
+  name: string;
+  body: Buffer;
+  headers: Record<string, string>;
+  run(s: Scenario): Promise<Figures | undefined>;
+  stop(): Promise<void>;
 }
 
-async function bareFigures(workers: number, body: Buffer, headers: Record<string, string>): Promise<Row> {
-  const bare = await startBare(workers, body, headers);
+async function rerumTarget(name: string, workers: number, env: Record<string, string>): Promise<Target> {
+  const c = await startCluster({ instances: workers, noBuild: true, env });
   try {
-    const url = `${bare.base}/v1/id/x`;
-    const first = await request('GET', url);
-    process.stdout.write(`  bare express ×${workers}: 200`);
+    const hitId = (await createObject(c, { type: 'BenchHttp', label: 'hit', body: { value: 'x'.repeat(300) } })).split('/').pop()!;
+    const missIds: string[] = [];
+    for (let i = 0; i < MISS_IDS; i++) missIds.push((await createObject(c, { type: 'BenchHttp', k: i, body: { value: 'y'.repeat(300) } })).split('/').pop()!);
+    const url = `${c.base}/v1/id/${hitId}`;
+    // fill every worker's cache with the hit object (CACHE_MAX_ENTRIES=1: the MISS runs evict it)
+    const warm = async () => {
+      let r: Awaited<ReturnType<typeof request>> | undefined;
+      for (let i = 0; i < 8 * workers; i++) r = await request('GET', url);
+      if (!r || r.status !== 200) throw new Error(`GET ${url}: ${r?.status}`);
+      return r;
+    };
+    const first = await warm();
+    const etag = String(first.headers.etag);
     await measure(url, { duration: 1 });
-    const row: Row = { hit: await measure(url) };
-    process.stdout.write(', 304\n');
-    row.notModified = await measure(url, { headers: { 'If-None-Match': String(first.headers.etag) } });
-    return row;
-  } finally {
-    bare.stop();
+    return {
+      name,
+      body: Buffer.from(first.text, 'utf8'),
+      headers: describing(first.headers as Record<string, string>),
+      async run(s) {
+        if (s === 'miss') return measure(c.base, { requests: missIds.map((id) => ({ method: 'GET', path: `/v1/id/${id}` })) });
+        await warm();
+        return measure(url, s === 'notModified' ? { headers: { 'If-None-Match': etag } } : {});
+      },
+      stop: () => c.stop(),
+    };
+  } catch (e) {
+    await c.stop();
+    throw e;
   }
 }
+
+async function bareTarget(workers: number, body: Buffer, headers: Record<string, string>): Promise<Target> {
+  const bare = await startBare(workers, body, headers);
+  const url = `${bare.base}/v1/id/x`;
+  const first = await request('GET', url);
+  await measure(url, { duration: 1 });
+  return {
+    name: 'bare',
+    body,
+    headers,
+    async run(s) {
+      if (s === 'miss') return undefined;
+      return measure(url, s === 'notModified' ? { headers: { 'If-None-Match': String(first.headers.etag) } } : {});
+    },
+    stop: async () => bare.stop(),
+  };
+}
+
+/** The run with the median req/s of several. */
+const median = (xs: Figures[]): Figures => [...xs].sort((a, b) => a.rps - b.rps)[Math.floor(xs.length / 2)];
 
 const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '—');
 const line = (name: string, f: Figures | undefined) =>
   f ? `    ${name.padEnd(28)} ${fmt(f.rps, 0).padStart(8)} req/s   p50 ${fmt(f.p50).padStart(6)} ms   p99 ${fmt(f.p99).padStart(6)} ms   [${f.statuses}]` : '';
 
 async function main(): Promise<void> {
-  console.log(`bench:http — ${SECONDS}s per measurement, ${CONNECTIONS} connections, workers ${WORKERS.join(',')}${BASELINE ? `, baseline ${BASELINE}` : ''}`);
+  console.log(`bench:http — ${SECONDS}s per measurement, ${ROUNDS} interleaved rounds (median shown), ${CONNECTIONS} connections, workers ${WORKERS.join(',')}${BASELINE ? `, baseline ${BASELINE}` : ''}`);
   const summary: string[] = [];
   for (const workers of WORKERS) {
     console.log(`\n== ${workers} worker(s)`);
     const env = { CACHE_MAX_ENTRIES: '1', LOG_LEVEL: 'warn' };
-    const c = await startCluster({ instances: workers, noBuild: true, env });
-    let rerum: Awaited<ReturnType<typeof rerumFigures>>;
+    const targets: Target[] = [];
     try {
-      rerum = await rerumFigures(c, `rerum ×${workers}`);
-    } finally {
-      await c.stop();
-    }
-    let baseline: Row | undefined;
-    if (BASELINE) {
-      const b = await startCluster({ instances: workers, noBuild: true, env: { ...env, RERUM_SCRIPT: BASELINE } });
-      try {
-        baseline = (await rerumFigures(b, `baseline ×${workers}`)).row;
-      } finally {
-        await b.stop();
+      targets.push(await rerumTarget('rerum', workers, env));
+      if (BASELINE) targets.push(await rerumTarget('baseline', workers, { ...env, RERUM_SCRIPT: BASELINE }));
+      targets.push(await bareTarget(workers, targets[0].body, targets[0].headers));
+      // all targets up at once, measured in turn, round after round: drift on a shared machine hits all alike
+      const samples = new Map<string, Figures[]>();
+      for (let round = 0; round < ROUNDS; round++) {
+        for (const s of ['hit', 'notModified', 'miss'] as Scenario[]) {
+          for (const t of targets) {
+            const f = await t.run(s);
+            if (!f) continue;
+            const k = `${t.name}:${s}`;
+            samples.set(k, [...(samples.get(k) ?? []), f]);
+          }
+        }
+        process.stdout.write(`  round ${round + 1}/${ROUNDS} done\n`);
       }
+      const get = (t: string, s: Scenario) => (samples.has(`${t}:${s}`) ? median(samples.get(`${t}:${s}`)!) : undefined);
+      const r = { hit: get('rerum', 'hit')!, notModified: get('rerum', 'notModified')!, miss: get('rerum', 'miss')! };
+      const bare = { hit: get('bare', 'hit')!, notModified: get('bare', 'notModified')! };
+      const base = BASELINE ? { hit: get('baseline', 'hit')!, notModified: get('baseline', 'notModified')!, miss: get('baseline', 'miss')! } : undefined;
+      const out = [
+        `-- ${workers} worker(s), ${targets[0].body.length}-byte body`,
+        line('rerum HIT', r.hit),
+        line('rerum 304 (If-None-Match)', r.notModified),
+        line('rerum MISS (database read)', r.miss),
+        line('bare express 200', bare.hit),
+        line('bare express 304', bare.notModified),
+        ...(base ? [line('baseline HIT', base.hit), line('baseline 304', base.notModified), line('baseline MISS', base.miss)] : []),
+        `    ratios (req/s): HIT/bare ${fmt(r.hit.rps / bare.hit.rps)}   304/bare 304 ${fmt(r.notModified.rps / bare.notModified.rps)}   304/HIT ${fmt(r.notModified.rps / r.hit.rps)}   MISS/HIT ${fmt(r.miss.rps / r.hit.rps)}` +
+          (base ? `   HIT/baseline HIT ${fmt(r.hit.rps / base.hit.rps)}   304/baseline 304 ${fmt(r.notModified.rps / base.notModified.rps)}   MISS/baseline MISS ${fmt(r.miss.rps / base.miss.rps)}` : ''),
+      ].filter(Boolean);
+      console.log(out.join('\n'));
+      summary.push(...out);
+    } finally {
+      for (const t of targets) await t.stop();
     }
-    const bare = await bareFigures(workers, rerum.body, rerum.headers);
-    const r = rerum.row;
-    const out = [
-      `-- ${workers} worker(s), ${rerum.body.length}-byte body`,
-      line('rerum HIT', r.hit),
-      line('rerum 304 (If-None-Match)', r.notModified),
-      line('rerum MISS (database read)', r.miss),
-      line('bare express 200', bare.hit),
-      line('bare express 304', bare.notModified),
-      ...(baseline ? [line('baseline HIT', baseline.hit), line('baseline 304', baseline.notModified), line('baseline MISS', baseline.miss)] : []),
-      `    ratios (req/s): HIT/bare ${fmt(r.hit.rps / bare.hit.rps)}   304/bare 304 ${fmt(r.notModified.rps / bare.notModified.rps)}   304/HIT ${fmt(r.notModified.rps / r.hit.rps)}   MISS/HIT ${fmt(r.miss.rps / r.hit.rps)}` +
-        (baseline ? `   HIT/baseline HIT ${fmt(r.hit.rps / baseline.hit.rps)}   304/baseline 304 ${fmt(r.notModified.rps / baseline.notModified.rps)}` : ''),
-    ].filter(Boolean);
-    console.log(out.join('\n'));
-    summary.push(...out);
   }
   console.log(`\n== summary\n${summary.join('\n')}`);
 }
