@@ -8,7 +8,10 @@
  *   - 304:  the same GET with If-None-Match: <current ETag> (bare: with Express's own ETag);
  *   - MISS: GET /v1/id/:id of objects not in the cache (CACHE_MAX_ENTRIES=1, ids rotated), i.e.
  *           a database read, serialization and a cache fill per request (rerum only).
- * Then the ratios rerum/bare. Targets: 304 at least as fast as a HIT; a HIT close to the bare app.
+ * Then the ratios rerum/bare, of requests/s and of server CPU time per request (user + system time of
+ * the target's server processes from /proc, the embedded database not included): on a shared, loaded
+ * machine throughput follows whoever else is running, CPU time per request much less.
+ * Targets: 304 at least as fast as a HIT; a HIT close to the bare app.
  *
  * All targets run at once and are measured in turn for BENCH_ROUNDS rounds (default 3); the run
  * with the median req/s is shown.
@@ -53,18 +56,53 @@ interface Figures {
   p50: number;
   p99: number;
   statuses: string;
+  /** Server CPU time (user + system, all of the target's server processes) per answered request, µs. */
+  cpuUs: number;
 }
 
-async function measure(url: string, opts: Partial<AcOptions> = {}): Promise<Figures> {
+/** utime + stime of a process and its direct children, in clock ticks (Linux /proc). */
+function cpuTicks(pids: number[]): number {
+  const all = new Set(pids);
+  try {
+    for (const d of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+        if (pids.includes(ppid)) all.add(Number(d));
+      } catch {
+        /* gone */
+      }
+    }
+  } catch {
+    return NaN;
+  }
+  let ticks = 0;
+  for (const pid of all) {
+    try {
+      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      /* gone */
+    }
+  }
+  return ticks;
+}
+const TICK_US = 1e6 / 100; // USER_HZ
+
+async function measure(url: string, opts: Partial<AcOptions> = {}, pids: number[] = []): Promise<Figures> {
+  const before = cpuTicks(pids);
   const r = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS, ...opts });
+  const cpuUs = ((cpuTicks(pids) - before) * TICK_US) / Math.max(1, r.requests.total);
   const statuses = Object.entries(r.statusCodeStats ?? {})
     .map(([code, s]) => `${code}×${s.count}`)
     .join(' ');
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, statuses: r.errors ? `${statuses} errors×${r.errors}` : statuses };
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, statuses: r.errors ? `${statuses} errors×${r.errors}` : statuses, cpuUs };
 }
 
 /** A bare Express app (in its own process tree) answering `body` with `headers`. */
-async function startBare(workers: number, body: Buffer, headers: Record<string, string>): Promise<{ base: string; stop(): void }> {
+async function startBare(workers: number, body: Buffer, headers: Record<string, string>): Promise<{ base: string; pid: number; stop(): void }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-http-'));
   const file = path.join(dir, 'body');
   fs.writeFileSync(file, body);
@@ -79,6 +117,7 @@ async function startBare(workers: number, body: Buffer, headers: Record<string, 
   });
   return {
     base: `http://127.0.0.1:${port}`,
+    pid: child.pid ?? 0,
     stop() {
       child.kill('SIGTERM');
       fs.rmSync(dir, { recursive: true, force: true });
@@ -122,15 +161,16 @@ async function rerumTarget(name: string, workers: number, env: Record<string, st
     };
     const first = await warm();
     const etag = String(first.headers.etag);
+    const pids = [...(await c.pids()).values()];
     await measure(url, { duration: 1 });
     return {
       name,
       body: Buffer.from(first.text, 'utf8'),
       headers: describing(first.headers as Record<string, string>),
       async run(s) {
-        if (s === 'miss') return measure(c.base, { requests: missIds.map((id) => ({ method: 'GET', path: `/v1/id/${id}` })) });
+        if (s === 'miss') return measure(c.base, { requests: missIds.map((id) => ({ method: 'GET', path: `/v1/id/${id}` })) }, pids);
         await warm();
-        return measure(url, s === 'notModified' ? { headers: { 'If-None-Match': etag } } : {});
+        return measure(url, s === 'notModified' ? { headers: { 'If-None-Match': etag } } : {}, pids);
       },
       stop: () => c.stop(),
     };
@@ -151,7 +191,7 @@ async function bareTarget(workers: number, body: Buffer, headers: Record<string,
     headers,
     async run(s) {
       if (s === 'miss') return undefined;
-      return measure(url, s === 'notModified' ? { headers: { 'If-None-Match': String(first.headers.etag) } } : {});
+      return measure(url, s === 'notModified' ? { headers: { 'If-None-Match': String(first.headers.etag) } } : {}, [bare.pid]);
     },
     stop: async () => bare.stop(),
   };
@@ -162,7 +202,7 @@ const median = (xs: Figures[]): Figures => [...xs].sort((a, b) => a.rps - b.rps)
 
 const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '—');
 const line = (name: string, f: Figures | undefined) =>
-  f ? `    ${name.padEnd(28)} ${fmt(f.rps, 0).padStart(8)} req/s   p50 ${fmt(f.p50).padStart(6)} ms   p99 ${fmt(f.p99).padStart(6)} ms   [${f.statuses}]` : '';
+  f ? `    ${name.padEnd(28)} ${fmt(f.rps, 0).padStart(8)} req/s   p50 ${fmt(f.p50).padStart(6)} ms   p99 ${fmt(f.p99).padStart(6)} ms   server CPU ${fmt(f.cpuUs, 0).padStart(5)} µs/req   [${f.statuses}]` : '';
 
 async function main(): Promise<void> {
   console.log(`bench:http — ${SECONDS}s per measurement, ${ROUNDS} interleaved rounds (median shown), ${CONNECTIONS} connections, workers ${WORKERS.join(',')}${BASELINE ? `, baseline ${BASELINE}` : ''}`);
@@ -192,6 +232,7 @@ async function main(): Promise<void> {
       const r = { hit: get('rerum', 'hit')!, notModified: get('rerum', 'notModified')!, miss: get('rerum', 'miss')! };
       const bare = { hit: get('bare', 'hit')!, notModified: get('bare', 'notModified')! };
       const base = BASELINE ? { hit: get('baseline', 'hit')!, notModified: get('baseline', 'notModified')!, miss: get('baseline', 'miss')! } : undefined;
+      const cpu = (a?: Figures, b?: Figures) => (a && b ? fmt(a.cpuUs / b.cpuUs) : '—');
       const out = [
         `-- ${workers} worker(s), ${targets[0].body.length}-byte body`,
         line('rerum HIT', r.hit),
@@ -202,6 +243,8 @@ async function main(): Promise<void> {
         ...(base ? [line('baseline HIT', base.hit), line('baseline 304', base.notModified), line('baseline MISS', base.miss)] : []),
         `    ratios (req/s): HIT/bare ${fmt(r.hit.rps / bare.hit.rps)}   304/bare 304 ${fmt(r.notModified.rps / bare.notModified.rps)}   304/HIT ${fmt(r.notModified.rps / r.hit.rps)}   MISS/HIT ${fmt(r.miss.rps / r.hit.rps)}` +
           (base ? `   HIT/baseline HIT ${fmt(r.hit.rps / base.hit.rps)}   304/baseline 304 ${fmt(r.notModified.rps / base.notModified.rps)}   MISS/baseline MISS ${fmt(r.miss.rps / base.miss.rps)}` : ''),
+        `    ratios (server CPU per request, lower is cheaper): HIT/bare ${cpu(r.hit, bare.hit)}   304/bare 304 ${cpu(r.notModified, bare.notModified)}   304/HIT ${cpu(r.notModified, r.hit)}   MISS/HIT ${cpu(r.miss, r.hit)}` +
+          (base ? `   HIT/baseline HIT ${cpu(r.hit, base.hit)}   304/baseline 304 ${cpu(r.notModified, base.notModified)}   MISS/baseline MISS ${cpu(r.miss, base.miss)}` : ''),
       ].filter(Boolean);
       console.log(out.join('\n'));
       summary.push(...out);
