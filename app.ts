@@ -2,6 +2,10 @@
  * The Express application. Everything it needs comes in as AppDeps (types/contracts.ts), so
  * server.ts and the tests build the same app over real parts.
  *
+ * Express's own ETags are off: reads send strong ETags of their exact bytes (middleware/representation.ts),
+ * and every answer defaults to `Cache-Control: no-cache` (a route or static file may say otherwise), so
+ * no browser or shared cache reuses an answer without asking us first.
+ *
  * Order: CORS → request log → health → maintenance (DOWN) → body parsers → local-issuer JWKS →
  * /v1 API → site root and static pages → 404 → JSON error handler.
  */
@@ -9,6 +13,7 @@ import express, { type Express } from 'express';
 import { cors } from './middleware/cors';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
 import { HttpError } from './middleware/http-error';
+import { READ_CACHE_CONTROL } from './middleware/representation';
 import { requestLog } from './middleware/request-log';
 import { healthRouter } from './routes/health';
 import { createV1Router, publicDir } from './routes/v1';
@@ -22,8 +27,13 @@ export function createApp(deps: AppDeps): Express {
   app.disable('x-powered-by');
   app.set('trust proxy', 'loopback, linklocal, uniquelocal'); // X-Forwarded-* only from a proxy on this host or network
   app.set('json spaces', 0);
+  app.set('etag', false);
 
   app.use(cors);
+  app.use((_req, res, next) => {
+    res.setHeader('Cache-Control', READ_CACHE_CONTROL);
+    next();
+  });
   app.use(requestLog(deps.logger));
   app.use(healthRouter(deps));
   if (config.down) {

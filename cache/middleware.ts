@@ -2,27 +2,38 @@
  * The read-route middleware: answers a HIT from the cache, or lets the controller answer (MISS) and
  * stores a 200 answer unless a write that could affect it happened after the request started.
  *
- * Headers: `X-Cache: HIT|MISS` and `X-Worker: <pm_id or pid>` on every cached route. A HIT replays
- * the stored body (a string) with its Content-Type and the other stored headers; Express then adds
- * ETag / answers conditional requests and HEAD as usual. HEAD is served from the GET entry and never
- * fills. Responses are only stored while this worker holds its lease (cluster-sync.ts).
+ * An entry is the representation the controller sent (middleware/representation.ts): body bytes,
+ * all of its headers and its ETag. A HIT sends exactly that — the same headers as the MISS, only
+ * `X-Cache`, `X-Worker` and `Date` differ — and a conditional GET/HEAD whose If-None-Match names the
+ * ETag gets a 304 with those headers and no body. HEAD is served from the GET entry and never fills.
+ * Responses are only stored while this worker holds its lease (cluster-sync.ts).
+ *
+ * A controller that answers with res.send/res.json instead of a representation is still cached
+ * correctly: its 200 body and every header it set (not the per-request ones) become the
+ * representation, sent the same way.
  */
 import type { RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
+import { onRepresentation, representation, sendRepresentation, type Representation } from '../middleware/representation';
 import type { CachedRouteKind } from '../types/contracts';
 import type { CacheSync } from './cluster-sync';
 import { keyForRequest } from './keys';
 import type { WorkerCache } from './worker-cache';
 
-/** Response headers worth replaying on a HIT (ETag is recomputed by Express; CORS etc. are per request). */
-const STORED_HEADERS = ['content-type', 'cache-control', 'link', 'last-modified', 'content-language', 'location', 'allow', 'vary'];
+/** Headers that belong to one request/connection, never to a stored representation. */
+const PER_REQUEST = new Set([
+  'x-cache', 'x-worker', 'date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'etag',
+  'access-control-allow-origin', 'access-control-expose-headers', 'access-control-allow-credentials', 'set-cookie',
+]);
 
-function storedHeaders(res: Response): Record<string, string> {
+/** The headers a controller set on `res` that describe its answer. */
+function describingHeaders(res: Response): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const h of STORED_HEADERS) {
-    const v = res.getHeader(h);
+  for (const name of res.getHeaderNames()) {
+    if (PER_REQUEST.has(name)) continue;
+    const v = res.getHeader(name);
     if (v === undefined) continue;
-    out[h] = Array.isArray(v) ? v.join(', ') : String(v);
+    out[name] = Array.isArray(v) ? v.join(', ') : String(v);
   }
   return out;
 }
@@ -42,9 +53,8 @@ export function readMiddleware(kind: CachedRouteKind, cache: WorkerCache, sync: 
     if (sync.canServe()) {
       const hit = cache.get(info.key);
       if (hit) {
-        for (const [h, v] of Object.entries(hit.headers)) res.setHeader(h, v);
         res.setHeader('X-Cache', 'HIT');
-        res.status(hit.status).send(hit.body);
+        sendRepresentation(req, res, hit.rep);
         return;
       }
     } else {
@@ -55,20 +65,25 @@ export function readMiddleware(kind: CachedRouteKind, cache: WorkerCache, sync: 
 
     const token = cache.beginRead(sync.leaseEpoch());
     const keyInfo = info;
-    const originalSend = res.send.bind(res);
     let done = false;
+    const fill = (rep: Representation) => {
+      if (done || rep.status !== 200) return;
+      done = true;
+      try {
+        if (sync.canServe()) cache.fill(token, sync.leaseEpoch(), keyInfo, rep);
+      } catch (e) {
+        logger.warn({ err: e }, 'cache: could not store a response');
+      }
+    };
+    onRepresentation(res, fill);
+    const originalSend = res.send.bind(res);
     res.send = function sendAndFill(this: Response, body?: unknown) {
       // res.json() and res.send(object) come back here with the serialized string
       if (!done && res.statusCode === 200 && (typeof body === 'string' || Buffer.isBuffer(body))) {
-        done = true;
-        try {
-          if (sync.canServe()) {
-            const text = typeof body === 'string' ? body : body.toString('utf8');
-            cache.fill(token, sync.leaseEpoch(), keyInfo, text, storedHeaders(res));
-          }
-        } catch (e) {
-          logger.warn({ err: e }, 'cache: could not store a response');
-        }
+        const headers = describingHeaders(res);
+        if (!headers['content-type']) headers['Content-Type'] = typeof body === 'string' ? 'text/html; charset=utf-8' : 'application/octet-stream';
+        sendRepresentation(req, res, representation(200, body, headers));
+        return res;
       }
       return originalSend(body as never);
     } as Response['send'];

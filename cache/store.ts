@@ -2,21 +2,22 @@
  * The per-worker entry store: node-cache (useClones: false) holding frozen entries, with our own
  * LRU order (a Map re-inserted on every hit) and both an entry-count and a byte limit.
  *
- * An entry is the serialized response body (a string, immutable) plus the status and the few
- * headers needed to replay it; the entry and its header record are frozen, so nothing handed out can
- * be mutated by a caller. Every removal — explicit delete, eviction, TTL expiry inside node-cache —
+ * An entry is the response as it is sent (middleware/representation.ts): the serialized body
+ * bytes, every header that describes it (Content-Type, Link, Location, Cache-Control, ETag,
+ * Content-Length, Current-Overwritten-Version, …) and the ETag, so a HIT writes a buffer and a 304
+ * writes headers only. Size accounting is in bytes (body + header text + key). Entries are frozen;
+ * nobody may write into an entry's body buffer (it is sent as it is). Every removal — explicit delete, eviction, TTL expiry inside node-cache —
  * goes through node-cache's 'del' event, so the LRU order, byte count and the owner's indexes
  * (onRemove) stay in step with what is stored.
  */
 import NodeCache from 'node-cache';
+import type { Representation } from '../middleware/representation';
 import type { CachedRouteKind } from '../types/contracts';
 
 export interface CacheEntry {
   readonly key: string;
   readonly kind: CachedRouteKind;
-  readonly status: number;
-  readonly body: string;
-  readonly headers: Readonly<Record<string, string>>;
+  readonly rep: Representation;
   readonly bytes: number;
   readonly createdAt: number;
 }
@@ -40,9 +41,10 @@ export interface StoreOptions {
 
 export type RemovalReason = 'invalidate' | 'evict' | 'clear' | 'replace' | 'expire';
 
-export function entryBytes(key: string, body: string, headers: Record<string, string>): number {
-  let n = Buffer.byteLength(key) + Buffer.byteLength(body) + 64;
-  for (const [k, v] of Object.entries(headers)) n += k.length + Buffer.byteLength(v);
+/** What an entry costs: the body's bytes, the header names and values, the key, and a fixed overhead. */
+export function entryBytes(key: string, rep: Representation): number {
+  let n = Buffer.byteLength(key) + rep.body.length + 64;
+  for (const [k, v] of rep.headers) n += k.length + Buffer.byteLength(v);
   return n;
 }
 
@@ -134,9 +136,8 @@ export class EntryStore {
   }
 
   /** Stores an entry (evicting least recently used ones to make room); false if it can never fit. */
-  set(key: string, kind: CachedRouteKind, status: number, body: string, headers: Record<string, string>): CacheEntry | undefined {
-    const frozenHeaders = Object.freeze({ ...headers });
-    const bytes = entryBytes(key, body, frozenHeaders);
+  set(key: string, kind: CachedRouteKind, rep: Representation): CacheEntry | undefined {
+    const bytes = entryBytes(key, rep);
     if (bytes > this.opts.maxBytes || this.opts.maxEntries < 1) return undefined;
     this.remove(key, 'replace');
     while (this.lru.size >= this.opts.maxEntries || this.totalBytes + bytes > this.opts.maxBytes) {
@@ -145,7 +146,7 @@ export class EntryStore {
       this.remove(oldest.value, 'evict');
       this.counters.evictions++;
     }
-    const entry: CacheEntry = Object.freeze({ key, kind, status, body, headers: frozenHeaders, bytes, createdAt: Date.now() });
+    const entry: CacheEntry = Object.freeze({ key, kind, rep, bytes, createdAt: Date.now() });
     this.lru.set(key, entry);
     this.totalBytes += bytes;
     this.nc.set(key, entry);

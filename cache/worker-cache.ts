@@ -3,6 +3,7 @@
  * Knows nothing about other workers (cluster-sync.ts) or HTTP (middleware.ts).
  */
 import type { Config } from '../config';
+import { representation, type Representation } from '../middleware/representation';
 import type { CachedRouteKind } from '../types/contracts';
 import { CacheIndex, FillGuard, preparePlan, trackInfoFor, type InvalidationPlan } from './invalidation';
 import type { KeyInfo } from './keys';
@@ -62,18 +63,23 @@ export class WorkerCache {
     return { gen: this.guard.begin(), epoch };
   }
 
-  /** Stores a response unless an invalidation since `token` could have touched it. */
-  fill(token: ReadToken, currentEpoch: number, info: KeyInfo, body: string, headers: Record<string, string>): boolean {
+  /**
+   * Stores a response unless an invalidation since `token` could have touched it. `rep` is the
+   * representation as sent (a JSON text with its headers is turned into one, for tests).
+   */
+  fill(token: ReadToken, currentEpoch: number, info: KeyInfo, rep: Representation | string, headers: Record<string, string> = {}): boolean {
+    const sent = typeof rep === 'string' ? representation(200, rep, headers) : rep;
+    const needsBody = info.kind === 'history' || info.kind === 'since';
     const track = trackInfoFor(info.kind, {
       segment: 'segment' in info ? info.segment : undefined,
       filter: info.kind === 'query' ? info.filter : undefined,
-      body,
+      body: needsBody ? sent.body.toString('utf8') : undefined,
     });
     if (token.epoch !== currentEpoch || !this.guard.mayFill(token.gen, track)) {
       this.refusedFills++;
       return false;
     }
-    const entry = this.store.set(info.key, info.kind, 200, body, headers);
+    const entry = this.store.set(info.key, info.kind, sent);
     if (!entry) return false;
     this.index.track(info.key, track);
     return true;

@@ -11,6 +11,7 @@ import { DomainError } from '../rerum/errors';
 import { planDeleteHeal, planRelease } from '../rerum/tree';
 import { claimSlug } from './create';
 import type { Kit } from './kit';
+import { assertIfMatch } from './preconditions';
 import { sendWritten } from './respond';
 
 /**
@@ -26,6 +27,7 @@ export function overwriteHandler(kit: Kit): RequestHandler {
     const agent = kit.agentOf(req);
     const original = kit.liveObject(await kit.store.findByUri(declared), 'overwrite');
     kit.assertOwnedUnreleased(original, agent, 'overwrite', '  Fork with /update to make changes.');
+    assertIfMatch(req, original, config);
     const rerumBody = body.__rerum as { isOverwritten?: unknown } | undefined;
     const expected = req.get('If-Overwritten-Version') ?? rerumBody?.isOverwritten;
     const current = original.__rerum.isOverwritten ?? '';
@@ -57,6 +59,7 @@ export function releaseHandler(kit: Kit): RequestHandler {
     const doc = kit.liveObject(await kit.store.findBySegment(id), 'release');
     if (isReleased(doc)) throw forbidden('The object you are trying to release is already released.');
     kit.assertOwnedUnreleased(doc, agent, 'release');
+    assertIfMatch(req, doc, config);
     const versions = await kit.store.versionsOf(doc);
     const plan = planRelease(versions, doc, nowStamp(), slug);
     await kit.store.replaceAll(plan.replacements);
@@ -79,6 +82,7 @@ export function deleteHandler(kit: Kit): RequestHandler {
     const found = await kit.store.findBySegment(id);
     const doc = kit.liveObject(found, 'delete');
     kit.assertOwnedUnreleased(doc, agent, 'delete', ' Fork to make changes.');
+    assertIfMatch(req, doc, config);
     const versions = await kit.store.versionsOf(doc);
     const heal = planDeleteHeal(versions, doc, config.idPrefix); // a BrokenTree error is a 500, nothing changed
     try {

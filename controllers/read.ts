@@ -2,12 +2,13 @@
 import type { Request, RequestHandler } from 'express';
 import type { Filter } from 'mongodb';
 import { badRequest, notFound } from '../middleware/http-error';
-import { publicIdOf, toResponse } from '../rerum/document';
+import { sendRepresentation } from '../middleware/representation';
+import { toResponse } from '../rerum/document';
 import { isDeleted } from '../rerum/metadata';
 import { ancestorsOf, descendantsOf } from '../rerum/tree';
 import type { RerumDocument } from '../types/rerum';
 import type { Kit } from './kit';
-import { lastModified, limitSkip, objectHeaders, sendList } from './respond';
+import { idRepresentation, limitSkip, sendList } from './respond';
 
 /** GET (and HEAD) /v1/id/:_id, by `_id` or slug. A deleted object is 404 (see the README). */
 export function idHandler(kit: Kit): RequestHandler {
@@ -17,15 +18,7 @@ export function idHandler(kit: Kit): RequestHandler {
     const found = await kit.store.findBySegment(id);
     if (!found) throw notFound(`No RERUM object with id '${id}'`);
     if (isDeleted(found)) throw notFound(`The RERUM object with id '${id}' has been deleted.`);
-    const obj = toResponse(found, config.idPrefix);
-    res.set(objectHeaders(obj));
-    res.set('Cache-Control', 'max-age=86400, must-revalidate');
-    const modified = lastModified(found);
-    if (modified) res.set('Last-Modified', modified);
-    res.set('Current-Overwritten-Version', found.__rerum?.isOverwritten ?? '');
-    const location = publicIdOf(obj);
-    if (location) res.location(location);
-    res.status(200).json(obj);
+    sendRepresentation(req, res, idRepresentation(found, config));
   };
 }
 
@@ -70,7 +63,7 @@ async function runQuery(kit: Kit, req: Request): Promise<RerumDocument[]> {
 /** POST /v1/api/query: objects matching the JSON filter in the body. */
 export function queryHandler(kit: Kit): RequestHandler {
   return async (req, res) => {
-    sendList(res, kit.deps.config, await runQuery(kit, req));
+    sendList(req, res, kit.deps.config, await runQuery(kit, req));
   };
 }
 
@@ -94,10 +87,10 @@ function treeHandler(kit: Kit, walk: TreeWalk): RequestHandler {
     const found = await kit.store.findBySegment(id);
     if (!found) throw notFound(`Cannot produce a history. There is no object in the database with id '${id}'.  Check the URL.`);
     if (isDeleted(found)) {
-      sendList(res, config, []);
+      sendList(req, res, config, []);
       return;
     }
-    sendList(res, config, walk(await kit.store.versionsOf(found), found));
+    sendList(req, res, config, walk(await kit.store.versionsOf(found), found));
   };
 }
 

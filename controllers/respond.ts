@@ -1,10 +1,13 @@
 /**
  * Response helpers shared by the /v1 controllers: the reference's headers (Web Annotation / JSON-LD
- * Content-Type and Link, Location, Last-Modified) and `_id`-free bodies.
+ * Content-Type and Link, Location) and `_id`-free bodies. Reads are sent as representations
+ * (middleware/representation.ts): bytes, headers and a strong ETag computed once, answered 304 on a
+ * matching If-None-Match, stored as they are by the read cache.
  */
 import type { Request, Response } from 'express';
 import type { Config } from '../config';
 import { badRequest } from '../middleware/http-error';
+import { etagOf, representation, sendRepresentation, type Representation } from '../middleware/representation';
 import { publicIdOf, toResponse, withNewState } from '../rerum/document';
 import type { RerumDocument, RerumResponseObject, StoredDocument } from '../types/rerum';
 
@@ -31,12 +34,31 @@ export function listHeaders(config: Config): Record<string, string> {
   };
 }
 
-/** Last-Modified from the last overwrite, else the creation. */
-export function lastModified(doc: RerumDocument): string | undefined {
-  const stamp = doc.__rerum?.isOverwritten || doc.__rerum?.createdAt;
-  if (!stamp) return undefined;
-  const date = new Date(`${stamp.split('.')[0]}Z`);
-  return Number.isNaN(date.getTime()) ? undefined : date.toUTCString();
+/** A URL as a header value: characters outside printable ASCII percent-encoded (what res.location does). */
+const headerSafeUrl = (url: string): string => url.replace(/[^\x21-\x7E]+/g, (run) => encodeURI(run));
+
+/**
+ * What `GET /v1/id/:id` answers for a live stored document: the object without `_id`, its headers,
+ * Location and `Current-Overwritten-Version`. Its ETag is therefore a function of the stored document
+ * alone, which lets the write routes check If-Match (controllers/preconditions.ts).
+ */
+export function idRepresentation(doc: RerumDocument, config: Config): Representation {
+  const obj = toResponse(doc, config.idPrefix);
+  const headers = objectHeaders(obj);
+  const location = publicIdOf(obj);
+  if (location) headers.Location = headerSafeUrl(location);
+  headers['Current-Overwritten-Version'] = doc.__rerum?.isOverwritten ?? '';
+  return representation(200, JSON.stringify(obj), headers);
+}
+
+/** The ETag `GET /v1/id/:id` sends for this stored document. */
+export function documentEtag(doc: RerumDocument, config: Config): string {
+  return etagOf(JSON.stringify(toResponse(doc, config.idPrefix)));
+}
+
+/** Send a read answer (a 200 JSON body) as a representation. */
+export function sendRead(req: Request, res: Response, value: unknown, headers: Record<string, string>): void {
+  sendRepresentation(req, res, representation(200, JSON.stringify(value), headers));
 }
 
 /**
@@ -59,9 +81,9 @@ export function sendBulkWritten(res: Response, config: Config, docs: RerumDocume
   res.status(status).json(docs.map((d) => toResponse(d, config.idPrefix)));
 }
 
-export function sendList(res: Response, config: Config, docs: StoredDocument[]): void {
-  res.set(listHeaders(config));
-  res.status(200).json(docs.map((d) => toResponse(d, config.idPrefix)));
+/** A read answering a list of objects (query, search, history, since). */
+export function sendList(req: Request, res: Response, config: Config, docs: StoredDocument[]): void {
+  sendRead(req, res, docs.map((d) => toResponse(d, config.idPrefix)), listHeaders(config));
 }
 
 /** `?limit=` and `?skip=` (defaults 100 and 0, as the reference); 400 for anything but whole numbers ≥ 0

@@ -127,7 +127,7 @@ function searchHandler(kit: Kit, mode: Mode): RequestHandler {
     const results = config.atlasSearch
       ? await atlasSearch(store, text, mode, options, limit, skip)
       : await textIndexSearch(store, text, mode, limit, skip);
-    sendList(res, config, results);
+    sendList(req, res, config, results);
   };
 }
 

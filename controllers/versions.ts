@@ -9,6 +9,7 @@ import { contextualDeclaredId, newId, segmentOf } from '../rerum/ids';
 import { importMetadata, isDeleted, nowStamp, versionMetadata } from '../rerum/metadata';
 import type { RerumDocument, StoredDocument } from '../types/rerum';
 import { bulkItems, type Body, type Kit } from './kit';
+import { assertIfMatch, assertIfMatchEach } from './preconditions';
 import { sendBulkWritten, sendWritten } from './respond';
 
 /** A new version of `original` with `content` (nothing stored yet). */
@@ -37,6 +38,7 @@ export function updateHandler(kit: Kit): RequestHandler {
       return;
     }
     const original = kit.liveObject(await kit.store.findByUri(declared), 'update');
+    assertIfMatch(req, original, config);
     const made = newVersion(kit, original, body, agent);
     await storeVersion(kit, made);
     sendWritten(res, config, made.version, 200);
@@ -53,6 +55,7 @@ function patchingHandler(kit: Kit, apply: Applier): RequestHandler {
     const declared = kit.requireDeclaredId(body, 'to update');
     const agent = kit.agentOf(req);
     const original = kit.liveObject(await kit.store.findByUri(declared), 'update', 501);
+    assertIfMatch(req, original, config);
     const { changed, content } = apply(original, body);
     if (!changed) {
       sendWritten(res, config, original, 200);
@@ -79,6 +82,7 @@ export function bulkUpdateHandler(kit: Kit): RequestHandler {
   return async (req, res) => {
     const items = bulkItems(req.body, 'bulkUpdate');
     const agent = kit.agentOf(req);
+    await assertIfMatchEach(req, items, kit);
     const now = nowStamp();
     const originals = new Map<string, Promise<StoredDocument | null>>();
     const made: NewVersion[] = [];

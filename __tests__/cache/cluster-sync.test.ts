@@ -149,7 +149,7 @@ describe('cluster sync', () => {
     await c.workers[0].cache.invalidate(overwriteChange(d, { n: 2 }).changes);
     expect(c.workers[0].cache.worker.store.has(idKey('id', d._id))).toBe(false);
     expect(c.workers[1].cache.sync.canServe()).toBe(true);
-    expect(c.workers[1].cache.worker.get(idKey('id', d._id))?.body).toBe('{"n":1}');
+    expect(c.workers[1].cache.worker.get(idKey('id', d._id))?.rep.body.toString()).toBe('{"n":1}');
     await c.close();
   });
 });

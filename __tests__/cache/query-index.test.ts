@@ -3,6 +3,7 @@ import { CacheIndex, preparePlan } from '../../cache/invalidation';
 import { compileFilter } from '../../cache/matcher';
 import { indexTerms, PRESENT, QueryIndex, valuesAtPath, canonicalValue } from '../../cache/query-index';
 import { EntryStore } from '../../cache/store';
+import { representation } from '../../middleware/representation';
 
 /** Small deterministic PRNG (mulberry32). */
 function rng(seed: number) {
@@ -168,7 +169,7 @@ describe('query index', () => {
           q = undefined;
         }
         compiled.set(key, q);
-        store.set(key, 'query', 200, '[]', {});
+        store.set(key, 'query', representation(200, '[]', {}));
         index.track(key, { kind: 'query', filter: f, compiled: compileFilter(f) });
       }
       for (let j = 0; j < 30; j++) {

@@ -1,0 +1,29 @@
+/**
+ * The yardstick for `npm run bench:http`: a bare Express 5 app with default settings answering
+ * GET /v1/id/:id with one fixed body from memory (the bytes and headers the real server sent for
+ * the benchmarked object). Express computes its own ETag and answers If-None-Match with 304, as any
+ * plain Express app does. BARE_WORKERS > 1 runs that many node:cluster workers on one port.
+ * Not part of the product.
+ */
+import cluster from 'node:cluster';
+import fs from 'node:fs';
+import express from 'express';
+
+const port = Number(process.env.BARE_PORT);
+const workers = Number(process.env.BARE_WORKERS ?? 1);
+
+if (cluster.isPrimary && workers > 1) {
+  for (let i = 0; i < workers; i++) cluster.fork();
+  let up = 0;
+  cluster.on('message', () => {
+    if (++up === workers) process.send?.('ready');
+  });
+} else {
+  const body = fs.readFileSync(String(process.env.BARE_BODY_FILE));
+  const headers = JSON.parse(String(process.env.BARE_HEADERS ?? '{}')) as Record<string, string>;
+  const app = express();
+  app.get('/v1/id/:id', (_req, res) => {
+    res.set(headers).send(body);
+  });
+  app.listen(port, '127.0.0.1', () => process.send?.('ready'));
+}
