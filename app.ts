@@ -30,9 +30,9 @@ export function createApp(deps: AppDeps): Express {
     app.use((_req, _res, next) => next(new HttpError(503, DOWN_MESSAGE)));
   }
 
-  const limit = config.maxBodyBytes;
-  app.use(express.json({ type: ['application/json', 'application/ld+json'], limit, strict: false }));
-  app.use(express.text({ type: 'text/plain', limit }));
+  // The reference's limits: JSON 5 MB, text 4 KB (MAX_BODY_BYTES, MAX_TEXT_BODY_BYTES); above → 413.
+  app.use(express.json({ type: ['application/json', 'application/ld+json'], limit: config.maxBodyBytes, strict: false }));
+  app.use(express.text({ type: 'text/plain', limit: config.maxTextBodyBytes }));
 
   app.use(deps.auth.router);
   app.use('/v1', createV1Router(deps));

@@ -4,7 +4,6 @@
  */
 import type { Request, Response } from 'express';
 import type { Config } from '../config';
-import { badRequest } from '../middleware/http-error';
 import { publicIdOf, toResponse, withNewState } from '../rerum/document';
 import type { RerumDocument, RerumResponseObject, StoredDocument } from '../types/rerum';
 
@@ -64,15 +63,17 @@ export function sendList(res: Response, config: Config, docs: StoredDocument[]):
   res.status(200).json(docs.map((d) => toResponse(d, config.idPrefix)));
 }
 
-/** `?limit=` and `?skip=` (defaults 100 and 0, as the reference); 400 for anything but whole numbers ≥ 0
- * (up to 2^53 - 1: larger ones are not exact, and the database refuses them). */
-export function limitSkip(req: Request): { limit: number; skip: number } {
-  const read = (name: 'limit' | 'skip', dflt: number) => {
+/**
+ * `?limit=` and `?skip=` as the reference's getPagination: the leading whole number of the value
+ * (parseInt), capped at `maxQueryLimit` / `maxQuerySkip`; a missing, unreadable, zero or negative
+ * value falls back to the default (limit 100, skip 0).
+ */
+export function limitSkip(req: Request, caps: Pick<Config, 'maxQueryLimit' | 'maxQuerySkip'>, defaultLimit = 100): { limit: number; skip: number } {
+  const read = (name: 'limit' | 'skip', dflt: number, max: number) => {
     const raw = req.query[name];
-    if (raw === undefined || raw === '') return dflt;
-    const n = typeof raw === 'string' ? Number(raw) : NaN;
-    if (!Number.isSafeInteger(n) || n < 0) throw badRequest(`'${name}' must be a whole number of 0 or more.`);
-    return n;
+    const n = raw === undefined ? NaN : Number.parseInt(String(raw), 10);
+    if (!Number.isFinite(n) || n <= 0) return dflt;
+    return Math.min(n, max);
   };
-  return { limit: read('limit', 100), skip: read('skip', 0) };
+  return { limit: read('limit', defaultLimit, caps.maxQueryLimit), skip: read('skip', 0, caps.maxQuerySkip) };
 }

@@ -128,7 +128,7 @@ function searchHandler(kit: Kit, mode: Mode): RequestHandler {
   const { config, collection } = kit.deps;
   return async (req, res) => {
     const { text, options } = searchRequestOf(req.body, mode);
-    const { limit, skip } = limitSkip(req);
+    const { limit, skip } = limitSkip(req, config);
     const results = config.atlasSearch
       ? await atlasSearch(collection, text, mode, options, limit, skip)
       : await textIndexSearch(collection, text, mode, limit, skip);
