@@ -2,8 +2,8 @@
  * The Express application. Everything it needs comes in as AppDeps (types/contracts.ts), so
  * server.ts and the tests build the same app over real parts.
  *
- * Order: CORS → request log → health → maintenance (DOWN) → body parsers → local-issuer JWKS →
- * /v1 API → site root and static pages → 404 → JSON error handler.
+ * Order: CORS → request log → health → site pages (public/) → maintenance (DOWN) → body parsers →
+ * local-issuer JWKS → /v1 API (public/ again under /v1) → 404 → JSON error handler.
  */
 import express, { type Express } from 'express';
 import { cors } from './middleware/cors';
@@ -26,6 +26,9 @@ export function createApp(deps: AppDeps): Express {
   app.use(cors);
   app.use(requestLog(deps.logger));
   app.use(healthRouter(deps));
+  // The site's pages and files (index at `/`, API.html, terms, maintenance page, stylesheets, favicon,
+  // context.json) are served before the maintenance check, as the reference does: they stay up under DOWN.
+  app.use(express.static(publicDir));
   if (config.down) {
     app.use((_req, _res, next) => next(new HttpError(503, DOWN_MESSAGE)));
   }
@@ -36,8 +39,6 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(deps.auth.router);
   app.use('/v1', createV1Router(deps));
-  app.get('/', (_req, res) => res.redirect(302, '/v1/API.html'));
-  app.use(express.static(publicDir, { index: false }));
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));

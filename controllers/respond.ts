@@ -9,17 +9,26 @@ import type { RerumDocument, RerumResponseObject, StoredDocument } from '../type
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
 const ANNO_LD_TYPE = 'application/ld+json; charset=utf-8; profile="http://www.w3.org/ns/anno.jsonld"';
-const CONTAINER_TYPES = ['ItemList', 'AnnotationList', 'Collection', 'Sequence', 'Range', 'Canvas'];
+/** The reference's container types: a `@type`/`type` string containing one of these (so any `...List`), or an array naming one. */
+const CONTAINER_TYPES = ['ItemList', 'AnnotationPage', 'AnnotationList', 'AnnotationCollection', 'Sequence', 'Range', 'Canvas', 'List', 'Set', 'Collection'];
+/** The `Allow` the reference sends with every object and list it answers. */
+export const ALLOW_ALL = 'GET,OPTIONS,HEAD,PUT,PATCH,DELETE,POST';
 
-/** Headers the reference sets for a single object (configureWebAnnoHeadersFor). */
+const isContainer = (obj: RerumResponseObject): boolean => {
+  const t = (obj as Record<string, unknown>)['@type'] ?? obj.type ?? '';
+  if (typeof t === 'string') return CONTAINER_TYPES.some((c) => t.includes(c));
+  return Array.isArray(t) && CONTAINER_TYPES.some((c) => t.includes(c));
+};
+
+/** Headers the reference sets for a single object (configureWebAnnoHeadersFor); its container Link value is kept verbatim. */
 export function objectHeaders(obj: RerumResponseObject): Record<string, string> {
-  const headers: Record<string, string> = { 'Content-Type': obj['@context'] ? ANNO_LD_TYPE : JSON_TYPE };
-  const t = obj.type ?? obj['@type'];
-  const typeString = typeof t === 'string' ? t : '';
-  headers.Link = CONTAINER_TYPES.some((c) => typeString.includes(c))
-    ? 'application/ld+json;charset=utf-8;profile="http://www.w3.org/ns/anno.jsonld"'
-    : '<http://www.w3.org/ns/ldp#Resource>; rel="type"';
-  return headers;
+  return {
+    'Content-Type': obj['@context'] ? ANNO_LD_TYPE : JSON_TYPE,
+    Link: isContainer(obj)
+      ? 'application/ld+json;charset=utf-8;profile="http://www.w3.org/ns/anno.jsonld"'
+      : '<http://www.w3.org/ns/ldp#Resource>; rel="type"',
+    Allow: ALLOW_ALL,
+  };
 }
 
 /** Headers the reference sets for arrays of objects (query, history, since, search). */
@@ -27,6 +36,7 @@ export function listHeaders(config: Config): Record<string, string> {
   return {
     'Content-Type': ANNO_LD_TYPE,
     Link: `<${config.context}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"`,
+    Allow: ALLOW_ALL,
   };
 }
 
