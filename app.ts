@@ -10,6 +10,7 @@ import { cors } from './middleware/cors';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
 import { HttpError } from './middleware/http-error';
 import { requestLog } from './middleware/request-log';
+import { createClientRouter } from './routes/client';
 import { healthRouter } from './routes/health';
 import { createV1Router, publicDir } from './routes/v1';
 import type { AppDeps } from './types/contracts';
@@ -39,6 +40,7 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(deps.auth.router);
   app.use('/v1', createV1Router(deps));
+  app.use('/client', createClientRouter(deps));
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));

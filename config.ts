@@ -24,6 +24,9 @@ export interface Config {
   /** Set: tokens come from this OAuth2 issuer (Auth0). Unset: the server is its own local issuer. */
   issuerBaseUrl: string | undefined;
   botAgent: string | undefined;
+  /** The Auth0 application that /client/* proxies for (with ISSUER_BASE_URL as the tenant). */
+  clientId: string | undefined;
+  clientSecret: string | undefined;
   /** Where the embedded database and the local issuer key live. */
   dataDir: string;
   atlasSearch: boolean;
@@ -123,6 +126,8 @@ export function loadConfig(env: Env = process.env): Config {
     audience: str('AUDIENCE') ?? `${base}/v1`,
     issuerBaseUrl: url('ISSUER_BASE_URL', undefined),
     botAgent: str('BOT_AGENT'),
+    clientId: str('CLIENT_ID'),
+    clientSecret: str('CLIENT_SECRET'),
     dataDir: str('DATA_DIR') ?? 'data',
     atlasSearch: bool('ATLAS_SEARCH', false),
     caching: bool('CACHING', true),

@@ -6,7 +6,8 @@
 import path from 'node:path';
 import express, { Router, type RequestHandler } from 'express';
 import { HttpError, methodNotAllowed } from '../middleware/http-error';
-import { requireJsonArray, requireJsonObject, requireJsonOrText } from '../middleware/json-body';
+import { requireContentType, requireJsonArray, requireJsonObject, requireJsonOrText } from '../middleware/json-body';
+import { newAccessTokenHandler, newRefreshTokenHandler } from '../controllers/client';
 import { bulkCreateHandler, createHandler } from '../controllers/create';
 import { createKit } from '../controllers/kit';
 import { deleteHandler, overwriteHandler, releaseHandler } from '../controllers/lifecycle';
@@ -23,7 +24,7 @@ const projectRoot = path.resolve(__dirname, '..');
 export const publicDir = path.basename(projectRoot) === 'dist' ? path.resolve(projectRoot, '..', 'public') : path.resolve(projectRoot, 'public');
 
 /** Mount `handlers` on `path`; every other method → 405 with Allow, OPTIONS → 204 with Allow. */
-function route(router: Router, routePath: string, handlers: Handlers, allowedOverride?: string[]): void {
+export function route(router: Router, routePath: string, handlers: Handlers, allowedOverride?: string[]): void {
   const r = router.route(routePath);
   const methods = Object.keys(handlers) as Method[];
   const allowed = allowedOverride ?? [...methods, ...(handlers.GET && !handlers.HEAD ? ['HEAD'] : []), 'OPTIONS'];
@@ -106,6 +107,9 @@ export function createV1Router(deps: AppDeps): Router {
   route(router, '/api', { GET: [(_req, res) => void res.json(API_INDEX)] });
   router.use('/api/cache', cache.router(auth));
   router.use('/api', compatibility);
+  // The reference's old names for the /client token proxies.
+  route(router, '/api/accessToken', { POST: [requireContentType('json'), newAccessTokenHandler(deps.config)] });
+  route(router, '/api/refreshToken', { POST: [requireContentType('json'), newRefreshTokenHandler(deps.config)] });
   route(router, '/api/query', {
     POST: [requireJsonObject, cache.read('query'), queryHandler(kit)],
     HEAD: [queryHeadHandler(kit)],
