@@ -11,6 +11,7 @@ import { errorHandler, notFoundHandler } from './middleware/error-handler';
 import { HttpError } from './middleware/http-error';
 import { requestLog } from './middleware/request-log';
 import { createClientRouter } from './routes/client';
+import { createGogRouter } from './routes/gog';
 import { healthRouter } from './routes/health';
 import { createV1Router, publicDir } from './routes/v1';
 import type { AppDeps } from './types/contracts';
@@ -41,6 +42,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(deps.auth.router);
   app.use('/v1', createV1Router(deps));
   app.use('/client', createClientRouter(deps));
+  app.use('/gog', createGogRouter(deps));
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));
