@@ -6,8 +6,8 @@
  * and every answer defaults to `Cache-Control: no-cache` (a route or static file may say otherwise), so
  * no browser or shared cache reuses an answer without asking us first.
  *
- * Order: CORS → request log → health → maintenance (DOWN) → body parsers → local-issuer JWKS →
- * /v1 API → site root and static pages → 404 → JSON error handler.
+ * Order: CORS → request log → health → site pages (public/) → maintenance (DOWN) → body parsers →
+ * local-issuer JWKS → /v1 API (public/ again under /v1) → 404 → JSON error handler.
  */
 import express, { type Express } from 'express';
 import { cors } from './middleware/cors';
@@ -15,6 +15,8 @@ import { errorHandler, notFoundHandler } from './middleware/error-handler';
 import { HttpError } from './middleware/http-error';
 import { READ_CACHE_CONTROL } from './middleware/representation';
 import { requestLog } from './middleware/request-log';
+import { createClientRouter } from './routes/client';
+import { createGogRouter } from './routes/gog';
 import { healthRouter } from './routes/health';
 import { createV1Router, publicDir } from './routes/v1';
 import type { AppDeps } from './types/contracts';
@@ -36,18 +38,21 @@ export function createApp(deps: AppDeps): Express {
   });
   app.use(requestLog(deps.logger));
   app.use(healthRouter(deps));
+  // The site's pages and files (index at `/`, API.html, terms, maintenance page, stylesheets, favicon,
+  // context.json) are served before the maintenance check, as the reference does: they stay up under DOWN.
+  app.use(express.static(publicDir));
   if (config.down) {
     app.use((_req, _res, next) => next(new HttpError(503, DOWN_MESSAGE)));
   }
 
-  const limit = config.maxBodyBytes;
-  app.use(express.json({ type: ['application/json', 'application/ld+json'], limit, strict: false }));
-  app.use(express.text({ type: 'text/plain', limit }));
+  // The reference's limits: JSON 5 MB, text 4 KB (MAX_BODY_BYTES, MAX_TEXT_BODY_BYTES); above → 413.
+  app.use(express.json({ type: ['application/json', 'application/ld+json'], limit: config.maxBodyBytes, strict: false }));
+  app.use(express.text({ type: 'text/plain', limit: config.maxTextBodyBytes }));
 
   app.use(deps.auth.router);
   app.use('/v1', createV1Router(deps));
-  app.get('/', (_req, res) => res.redirect(302, '/v1/API.html'));
-  app.use(express.static(publicDir, { index: false }));
+  app.use('/client', createClientRouter(deps));
+  app.use('/gog', createGogRouter(deps));
 
   app.use(notFoundHandler);
   app.use(errorHandler(deps.logger));

@@ -24,6 +24,9 @@ export interface Config {
   /** Set: tokens come from this OAuth2 issuer (Auth0). Unset: the server is its own local issuer. */
   issuerBaseUrl: string | undefined;
   botAgent: string | undefined;
+  /** The Auth0 application that /client/* proxies for (with ISSUER_BASE_URL as the tenant). */
+  clientId: string | undefined;
+  clientSecret: string | undefined;
   /** Where the embedded database and the local issuer key live. */
   dataDir: string;
   atlasSearch: boolean;
@@ -35,7 +38,14 @@ export interface Config {
   cacheSyncTimeoutMs: number;
   /** How long a worker may serve from its cache after its last confirmed contact with the cluster. */
   cacheLeaseMs: number;
+  /** Largest JSON body (the reference: 5 MB). */
   maxBodyBytes: number;
+  /** Largest text/plain body (the reference: 4 KB). */
+  maxTextBodyBytes: number;
+  /** `?limit=` cap on query and search (the reference's RERUM_MAX_QUERY_LIMIT, 500). */
+  maxQueryLimit: number;
+  /** `?skip=` cap on query and search (the reference's RERUM_MAX_QUERY_SKIP, 100000). */
+  maxQuerySkip: number;
   logLevel: string;
 }
 
@@ -116,6 +126,8 @@ export function loadConfig(env: Env = process.env): Config {
     audience: str('AUDIENCE') ?? `${base}/v1`,
     issuerBaseUrl: url('ISSUER_BASE_URL', undefined),
     botAgent: str('BOT_AGENT'),
+    clientId: str('CLIENT_ID'),
+    clientSecret: str('CLIENT_SECRET'),
     dataDir: str('DATA_DIR') ?? 'data',
     atlasSearch: bool('ATLAS_SEARCH', false),
     caching: bool('CACHING', true),
@@ -124,7 +136,10 @@ export function loadConfig(env: Env = process.env): Config {
     cacheTtlSeconds: int('CACHE_TTL', 300, 0, 365 * 24 * 3600),
     cacheSyncTimeoutMs: int('CACHE_SYNC_TIMEOUT_MS', 500, 10, 60_000),
     cacheLeaseMs: int('CACHE_LEASE_MS', 1000, 50, 60_000),
-    maxBodyBytes: int('MAX_BODY_BYTES', 16 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    maxBodyBytes: int('MAX_BODY_BYTES', 5 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    maxTextBodyBytes: int('MAX_TEXT_BODY_BYTES', 4 * 1024, 64, 256 * 1024 * 1024),
+    maxQueryLimit: int('RERUM_MAX_QUERY_LIMIT', 500, 1, 1_000_000),
+    maxQuerySkip: int('RERUM_MAX_QUERY_SKIP', 100_000, 0, 1_000_000_000),
     logLevel: name('LOG_LEVEL', 'info', /^(fatal|error|warn|info|debug|trace|silent)$/, 'a pino level'),
   };
   if (problems.length) throw new ConfigError(problems);

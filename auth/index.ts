@@ -5,7 +5,9 @@
  * - ISSUER_BASE_URL set (production, Auth0): keys from the issuer's discovery document / JWKS.
  * - unset (offline default): this server is its own issuer (local-issuer.ts); the middleware gets
  *   the local public key, and the JWKS is also served at /.well-known/jwks.json.
- * Then the agent claim (RERUM_AGENT_CLAIM) must be present: it becomes `__rerum.generatedBy`.
+ * Then an agent claim must be present (RERUM_AGENT_CLAIM, else the reference's two fallback claims),
+ * or the request is 403: it becomes `__rerum.generatedBy`. BOT_AGENT grants nothing here: the
+ * reference uses it only to let invalid tokens through, which this server never does.
  * READONLY=true answers every token-guarded route with 503 before the token is looked at, as the
  * reference does.
  */
@@ -13,7 +15,7 @@ import { Router, type NextFunction, type Request, type RequestHandler, type Resp
 import { auth } from 'express-oauth2-jwt-bearer';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
-import { HttpError, unauthorized } from '../middleware/http-error';
+import { HttpError, forbidden } from '../middleware/http-error';
 import type { AuthLayer } from '../types/contracts';
 import { loadOrCreateIssuerKey, type IssuerKey } from './issuer-key';
 import { jwksOf, localIssuer, signLocalToken, type TokenRequest } from './local-issuer';
@@ -24,6 +26,11 @@ export interface AuthLayerWithIssuer extends AuthLayer {
   /** Present in local-issuer mode: signs a token this server accepts. */
   issueToken?(req: TokenRequest): Promise<string>;
 }
+
+/** Claims read after RERUM_AGENT_CLAIM, in this order (the reference's getAgentClaim). */
+export const FALLBACK_AGENT_CLAIMS = ['http://devstore.rerum.io/v1/agent', 'http://store.rerum.io/agent'];
+/** The reference's answer (403) to a valid token that names no agent. */
+export const NO_AGENT_MESSAGE = 'Could not get agent from req.user.  Have you registered with RERUM?';
 
 export const READONLY_MESSAGE = 'RERUM v1 is read only at this time.  We apologize for the inconvenience.  Try again later.';
 
@@ -63,16 +70,22 @@ export function createAuthLayer(config: Config, logger: Logger, issuerKey?: Issu
     log.info({ issuer: localIssuer(config), audience: config.audience }, 'auth: local issuer (mint tokens with `npm run token -- --agent <url>`)');
   }
 
+  // As the reference: the configured claim, then the two claims RERUM's own Auth0 tenant has used.
+  const claims = [...new Set([config.agentClaim, ...FALLBACK_AGENT_CLAIMS])];
   const agentOf = (req: Request): string => {
-    const agent = req.auth?.payload?.[config.agentClaim];
-    return typeof agent === 'string' ? agent : '';
+    for (const claim of claims) {
+      const agent = req.auth?.payload?.[claim];
+      if (typeof agent === 'string' && agent !== '') return agent;
+    }
+    return '';
   };
 
   const requireToken: RequestHandler = (req: Request, res: Response, next: NextFunction) => {
     if (config.readonly) return next(new HttpError(503, READONLY_MESSAGE));
     verify(req, res, (err?: unknown) => {
       if (err) return next(tokenError(err));
-      if (!agentOf(req)) return next(unauthorized(`This token did not contain a known RERUM agent (claim "${config.agentClaim}").`));
+      // A valid token without an agent is 403, not 401 (clients refresh their token on 401 and would loop).
+      if (!agentOf(req)) return next(forbidden(NO_AGENT_MESSAGE));
       next();
     });
   };
@@ -80,7 +93,6 @@ export function createAuthLayer(config: Config, logger: Logger, issuerKey?: Issu
   return {
     requireToken,
     agentOf,
-    isBot: (agent) => config.botAgent !== undefined && agent === config.botAgent,
     router,
     ...(issueToken ? { issueToken } : {}),
   };

@@ -1,7 +1,7 @@
 /** POST /v1/api/create and /v1/api/bulkCreate. */
 import type { RequestHandler } from 'express';
 import { badRequest, conflict } from '../middleware/http-error';
-import { composeDocument } from '../rerum/document';
+import { composeDocument, hasNoContent } from '../rerum/document';
 import { isValidId, newId } from '../rerum/ids';
 import { nowStamp, rootMetadata } from '../rerum/metadata';
 import type { RerumDocument } from '../types/rerum';
@@ -21,6 +21,9 @@ export function createHandler(kit: Kit): RequestHandler {
   const { config } = kit.deps;
   return async (req, res) => {
     const body = kit.bodyOf(req);
+    if (hasNoContent(body)) {
+      throw badRequest('Detected empty JSON object.  You must provide at least one property in the /create request body JSON.');
+    }
     const agent = kit.agentOf(req);
     const slug = await claimSlug(kit, req.get('Slug'));
     const _id = isValidId(body._id) ? body._id : newId();
@@ -34,10 +37,15 @@ export function bulkCreateHandler(kit: Kit): RequestHandler {
   const { config } = kit.deps;
   return async (req, res) => {
     const items = bulkItems(req.body, 'bulkCreate');
+    // The reference silently drops `{}` items (and answers 500 when nothing is left); refusing keeps
+    // the answer's items in step with the request's.
+    const empty = items.findIndex((d) => hasNoContent(d));
+    if (empty >= 0) {
+      throw badRequest(`Detected empty JSON object at index ${empty}.  You must provide at least one property in each object of the /bulkCreate request body JSON.`);
+    }
     const agent = kit.agentOf(req);
     const now = nowStamp();
     const docs: RerumDocument[] = items
-      .filter((d) => Object.keys(d).length > 0)
       .map((d) => {
         const _id = isValidId(d._id) ? d._id : newId();
         return composeDocument(d, _id, config.idPrefix + _id, rootMetadata(config, agent, now));

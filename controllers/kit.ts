@@ -74,7 +74,7 @@ export function createKit(deps: AppDeps): Kit {
     },
     assertOwnedUnreleased(doc, agent, action, releasedHint = '') {
       if (isReleased(doc)) throw forbidden(`The object you are trying to ${action} is released.${releasedHint}`);
-      if (!mayModify(doc, agent, (a) => deps.auth.isBot(a))) {
+      if (!mayModify(doc, agent)) {
         throw unauthorized(`You are not the generating agent for this object and so are not authorized to ${action} it.`);
       }
     },

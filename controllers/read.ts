@@ -50,13 +50,16 @@ function liveOnly(filter: Record<string, unknown>): Filter<RerumDocument> {
   return { $and: [filter, { __deleted: { $exists: false } }] } as Filter<RerumDocument>;
 }
 
-/** The page of live objects the query in the body selects; `?limit=` (100) and `?skip=` (0). */
-async function runQuery(kit: Kit, req: Request): Promise<RerumDocument[]> {
+/**
+ * The page of live objects the query in the body selects; `?limit=` (100) and `?skip=` (0).
+ * `{}` is refused on POST (as the reference); HEAD may have no body or `{}`, which matches everything.
+ */
+async function runQuery(kit: Kit, req: Request, allowEmpty = false): Promise<RerumDocument[]> {
   const filter = kit.bodyOf(req);
-  if (typeof filter !== 'object' || Array.isArray(filter) || Object.keys(filter).length === 0) {
+  if (typeof filter !== 'object' || Array.isArray(filter) || (!allowEmpty && Object.keys(filter).length === 0)) {
     throw badRequest('Detected empty JSON object.  You must provide at least one property in the /query request body JSON.');
   }
-  const { limit, skip } = limitSkip(req);
+  const { limit, skip } = limitSkip(req, kit.deps.config);
   return kit.store.find(liveOnly(filter), { skip, limit }).catch(asClientError);
 }
 
@@ -71,7 +74,7 @@ export function queryHandler(kit: Kit): RequestHandler {
 export function queryHeadHandler(kit: Kit): RequestHandler {
   const { config } = kit.deps;
   return async (req, res) => {
-    const matches = await runQuery(kit, req);
+    const matches = await runQuery(kit, req, true);
     if (!matches.length) throw notFound('There are no objects in the database matching the query. Check the request body.');
     const size = Buffer.byteLength(JSON.stringify(matches.map((m) => toResponse(m, config.idPrefix))));
     res.set('Content-Type', 'application/json; charset=utf-8').set('Content-Length', String(size)).status(200).end();

@@ -6,24 +6,32 @@
  */
 import type { Request, Response } from 'express';
 import type { Config } from '../config';
-import { badRequest } from '../middleware/http-error';
 import { etagOf, representation, sendRepresentation, type Representation } from '../middleware/representation';
 import { publicIdOf, toResponse, withNewState } from '../rerum/document';
 import type { RerumDocument, RerumResponseObject, StoredDocument } from '../types/rerum';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
 const ANNO_LD_TYPE = 'application/ld+json; charset=utf-8; profile="http://www.w3.org/ns/anno.jsonld"';
-const CONTAINER_TYPES = ['ItemList', 'AnnotationList', 'Collection', 'Sequence', 'Range', 'Canvas'];
+/** The reference's container types: a `@type`/`type` string containing one of these (so any `...List`), or an array naming one. */
+const CONTAINER_TYPES = ['ItemList', 'AnnotationPage', 'AnnotationList', 'AnnotationCollection', 'Sequence', 'Range', 'Canvas', 'List', 'Set', 'Collection'];
+/** The `Allow` the reference sends with every object and list it answers. */
+export const ALLOW_ALL = 'GET,OPTIONS,HEAD,PUT,PATCH,DELETE,POST';
 
-/** Headers the reference sets for a single object (configureWebAnnoHeadersFor). */
+const isContainer = (obj: RerumResponseObject): boolean => {
+  const t = (obj as Record<string, unknown>)['@type'] ?? obj.type ?? '';
+  if (typeof t === 'string') return CONTAINER_TYPES.some((c) => t.includes(c));
+  return Array.isArray(t) && CONTAINER_TYPES.some((c) => t.includes(c));
+};
+
+/** Headers the reference sets for a single object (configureWebAnnoHeadersFor); its container Link value is kept verbatim. */
 export function objectHeaders(obj: RerumResponseObject): Record<string, string> {
-  const headers: Record<string, string> = { 'Content-Type': obj['@context'] ? ANNO_LD_TYPE : JSON_TYPE };
-  const t = obj.type ?? obj['@type'];
-  const typeString = typeof t === 'string' ? t : '';
-  headers.Link = CONTAINER_TYPES.some((c) => typeString.includes(c))
-    ? 'application/ld+json;charset=utf-8;profile="http://www.w3.org/ns/anno.jsonld"'
-    : '<http://www.w3.org/ns/ldp#Resource>; rel="type"';
-  return headers;
+  return {
+    'Content-Type': obj['@context'] ? ANNO_LD_TYPE : JSON_TYPE,
+    Link: isContainer(obj)
+      ? 'application/ld+json;charset=utf-8;profile="http://www.w3.org/ns/anno.jsonld"'
+      : '<http://www.w3.org/ns/ldp#Resource>; rel="type"',
+    Allow: ALLOW_ALL,
+  };
 }
 
 /** Headers the reference sets for arrays of objects (query, history, since, search). */
@@ -31,6 +39,7 @@ export function listHeaders(config: Config): Record<string, string> {
   return {
     'Content-Type': ANNO_LD_TYPE,
     Link: `<${config.context}>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"`,
+    Allow: ALLOW_ALL,
   };
 }
 
@@ -86,15 +95,17 @@ export function sendList(req: Request, res: Response, config: Config, docs: Stor
   sendRead(req, res, docs.map((d) => toResponse(d, config.idPrefix)), listHeaders(config));
 }
 
-/** `?limit=` and `?skip=` (defaults 100 and 0, as the reference); 400 for anything but whole numbers ≥ 0
- * (up to 2^53 - 1: larger ones are not exact, and the database refuses them). */
-export function limitSkip(req: Request): { limit: number; skip: number } {
-  const read = (name: 'limit' | 'skip', dflt: number) => {
+/**
+ * `?limit=` and `?skip=` as the reference's getPagination: the leading whole number of the value
+ * (parseInt), capped at `maxQueryLimit` / `maxQuerySkip`; a missing, unreadable, zero or negative
+ * value falls back to the default (limit 100, skip 0).
+ */
+export function limitSkip(req: Request, caps: Pick<Config, 'maxQueryLimit' | 'maxQuerySkip'>, defaultLimit = 100): { limit: number; skip: number } {
+  const read = (name: 'limit' | 'skip', dflt: number, max: number) => {
     const raw = req.query[name];
-    if (raw === undefined || raw === '') return dflt;
-    const n = typeof raw === 'string' ? Number(raw) : NaN;
-    if (!Number.isSafeInteger(n) || n < 0) throw badRequest(`'${name}' must be a whole number of 0 or more.`);
-    return n;
+    const n = raw === undefined ? NaN : Number.parseInt(String(raw), 10);
+    if (!Number.isFinite(n) || n <= 0) return dflt;
+    return Math.min(n, max);
   };
-  return { limit: read('limit', 100), skip: read('skip', 0) };
+  return { limit: read('limit', defaultLimit, caps.maxQueryLimit), skip: read('skip', 0, caps.maxQuerySkip) };
 }

@@ -123,7 +123,7 @@ function searchHandler(kit: Kit, mode: Mode): RequestHandler {
   const { config, store } = kit.deps;
   return async (req, res) => {
     const { text, options } = searchRequestOf(req.body, mode);
-    const { limit, skip } = limitSkip(req);
+    const { limit, skip } = limitSkip(req, config);
     const results = config.atlasSearch
       ? await atlasSearch(store, text, mode, options, limit, skip)
       : await textIndexSearch(store, text, mode, limit, skip);

@@ -13,7 +13,21 @@ const MEDIA_TYPES: Record<BodyKind, string[]> = {
   text: ['text/plain'],
 };
 
-/** 415 unless the request's single Content-Type is one of the given kinds. */
+/**
+ * True when a Content-Type value is not exactly one media type with `name=value` parameters, as the
+ * reference judges it: a comma or space in the type, a parameter without `=` (so `application/json;`
+ * too), or a comma or space outside a quoted parameter value means a second type was smuggled in.
+ */
+export function hasSmuggledType(contentType: string): boolean {
+  const [type, ...params] = contentType.split(';');
+  if (/[ ,]/.test(type.trim())) return true;
+  return params.some((p) => {
+    const param = p.trim();
+    return !param.includes('=') || /[ ,]/.test(param.replace(/"[^"]*"/g, ''));
+  });
+}
+
+/** 415 unless the request's Content-Type is exactly one of the given kinds. */
 export function requireContentType(...kinds: BodyKind[]): RequestHandler {
   const accepted = kinds.flatMap((k) => MEDIA_TYPES[k]);
   const wanted = accepted.join(', ');
@@ -21,10 +35,10 @@ export function requireContentType(...kinds: BodyKind[]): RequestHandler {
     const raw = (req.get('Content-Type') ?? '').toLowerCase();
     const mime = raw.split(';')[0].trim();
     if (!mime) return next(new HttpError(415, `Missing or empty Content-Type header. This endpoint requires ${wanted}.`));
-    if (accepted.includes(mime)) return next();
-    if (raw.includes(',')) {
+    if (hasSmuggledType(raw)) {
       return next(new HttpError(415, 'Multiple Content-Type values are not allowed. Provide exactly one Content-Type header.'));
     }
+    if (accepted.includes(mime)) return next();
     return next(new HttpError(415, `Unsupported Content-Type: ${raw}. This endpoint requires ${wanted}.`));
   };
 }

@@ -62,6 +62,12 @@ export interface PatchResult {
 }
 
 /** Keys a client can never write: they are RERUM's (`id` too, under an id-aliasing context). */
+/** True when `body` has nothing a new object would keep: no key but `__rerum`, `_id`, `@id` (and `id` under an id-aliasing context). */
+export function hasNoContent(body: Json): boolean {
+  const aliasing = usesIdAlias(body['@context']);
+  return Object.keys(body).every((k) => isProtectedKey(k, aliasing));
+}
+
 const isProtectedKey = (k: string, aliasing: boolean): boolean =>
   k === '__rerum' || k === '_id' || k === '@id' || (aliasing && k === 'id');
 

@@ -73,7 +73,7 @@ export const isReleased = (doc: StoredDocument): boolean =>
  * Only the generating agent, or the configured bot, may overwrite, release or delete an object.
  * An object without a generator can be changed by anyone (as the reference).
  */
-export function mayModify(doc: RerumDocument, agent: string, isBot: (agent: string) => boolean): boolean {
+export function mayModify(doc: RerumDocument, agent: string): boolean {
   const generator = doc.__rerum?.generatedBy ?? agent;
-  return generator === agent || isBot(agent);
+  return generator === agent;
 }

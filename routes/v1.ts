@@ -6,7 +6,8 @@
 import path from 'node:path';
 import express, { Router, type RequestHandler } from 'express';
 import { HttpError, methodNotAllowed } from '../middleware/http-error';
-import { requireJsonArray, requireJsonObject, requireJsonOrText } from '../middleware/json-body';
+import { requireContentType, requireJsonArray, requireJsonObject, requireJsonOrText } from '../middleware/json-body';
+import { newAccessTokenHandler, newRefreshTokenHandler } from '../controllers/client';
 import { bulkCreateHandler, createHandler } from '../controllers/create';
 import { createKit } from '../controllers/kit';
 import { deleteHandler, overwriteHandler, releaseHandler } from '../controllers/lifecycle';
@@ -23,7 +24,7 @@ const projectRoot = path.resolve(__dirname, '..');
 export const publicDir = path.basename(projectRoot) === 'dist' ? path.resolve(projectRoot, '..', 'public') : path.resolve(projectRoot, 'public');
 
 /** Mount `handlers` on `path`; every other method → 405 with Allow, OPTIONS → 204 with Allow. */
-function route(router: Router, routePath: string, handlers: Handlers, allowedOverride?: string[]): void {
+export function route(router: Router, routePath: string, handlers: Handlers, allowedOverride?: string[]): void {
   const r = router.route(routePath);
   const methods = Object.keys(handlers) as Method[];
   const allowed = allowedOverride ?? [...methods, ...(handlers.GET && !handlers.HEAD ? ['HEAD'] : []), 'OPTIONS'];
@@ -53,45 +54,40 @@ const patchOverride: RequestHandler = (req, _res, next) => {
   next(new HttpError(405, `${e.message}. POST is accepted with the header 'X-HTTP-Method-Override: PATCH'.`, e.headers));
 };
 
-/** Old-style `/v1/api/<action>.action` names, redirected (307, method and body kept) to today's routes. */
-const COMPAT_ACTIONS: Record<string, string> = {
-  create: 'api/create', update: 'api/update', putUpdate: 'api/update', overwrite: 'api/overwrite',
-  patch: 'api/patch', patchUpdate: 'api/patch', set: 'api/set', patchSet: 'api/set', unset: 'api/unset', patchUnset: 'api/unset',
-  query: 'api/query', getByProperties: 'api/query', search: 'api/search', bulkCreate: 'api/bulkCreate', batch_create: 'api/bulkCreate',
-  bulkUpdate: 'api/bulkUpdate', batch_update: 'api/bulkUpdate', delete: 'api/delete', release: 'api/release',
-  getByID: 'id', history: 'history', since: 'since',
-};
-/** Actions whose target takes the object id as a path segment (`?_id=` in the old form). */
-const ID_IN_PATH = new Set(['id', 'history', 'since', 'api/release', 'api/delete']);
-
-const compatibility: RequestHandler = (req, res, next) => {
-  const action = String((req.params as Record<string, string>)[0] ?? '');
-  const target = COMPAT_ACTIONS[action];
-  if (!target) return next();
-  const query = new URLSearchParams(req.url.includes('?') ? req.url.slice(req.url.indexOf('?') + 1) : '');
-  let location = `${req.baseUrl}/${target}`;
-  const id = query.get('_id') ?? query.get('id');
-  if (ID_IN_PATH.has(target) && id) {
-    location += `/${encodeURIComponent(id)}`;
-    query.delete('_id');
-    query.delete('id');
-  }
-  const rest = query.toString();
-  res.redirect(307, rest ? `${location}?${rest}` : location);
+/**
+ * Old names, rewritten in place as the reference does (no redirect): `/api/<name>.action<rest>` →
+ * `/api/<name><rest>` (so `PATCH /api/release.action/:id` is a release), then `/api/getByProperties<rest>`
+ * → `/api/query<rest>` and `/api/batch_create<rest>` → `/api/bulkCreate<rest>`. The query string is kept.
+ * Mounted at /api, so `req.url` is relative to it; the routes after this one see the new URL.
+ */
+const OLD_ALIASES: [RegExp, string][] = [
+  [/^\/([^/?]+)\.action(?=[/?]|$)/, '/$1'],
+  [/^\/getByProperties(?=[/?.]|$)/, '/query'],
+  [/^\/batch_create(?=[/?.]|$)/, '/bulkCreate'],
+];
+const compatibility: RequestHandler = (req, _res, next) => {
+  let url = req.url;
+  for (const [pattern, replacement] of OLD_ALIASES) url = url.replace(pattern, replacement);
+  req.url = url;
+  next();
 };
 
+/** GET /v1/api: the reference's listing, word for word. */
 export const API_INDEX = {
   message: 'Welcome to v1 in nodeJS!  Below are the available endpoints, used like /v1/api/{endpoint}',
   endpoints: {
     '/create': 'POST - Create a new object.',
+    '/bulkCreate': 'POST - Create multiple new objects in one request.',
     '/update': 'PUT - Update the body an existing object.',
+    '/bulkUpdate': 'PUT - Update multiple existing objects in one request.',
     '/patch': 'PATCH - Update the properties of an existing object.',
     '/set': 'PATCH - Update the body an existing object by adding a new property.',
     '/unset': 'PATCH - Update the body an existing object by removing an existing property.',
     '/delete': 'DELETE - Mark an object as deleted.',
     '/query': 'POST - Supply a JSON object to match on, and query the db for an array of matches.',
-    '/release': 'POST - Lock a JSON object from changes and guarantee the content and URI.',
-    '/overwrite': 'POST - Update a specific document in place, overwriting the existing body.',
+    '/search': 'POST - Full-text search across stored objects.',
+    '/release': 'PATCH - Lock a JSON object from changes and guarantee the content and URI.',
+    '/overwrite': 'PUT - Update a specific document in place, overwriting the existing body.',
   },
 };
 
@@ -101,10 +97,8 @@ export function createV1Router(deps: AppDeps): Router {
   const auth = deps.auth.requireToken;
   const router = Router();
 
-  router.use(express.static(publicDir, { index: false }));
-  route(router, '/', {
-    GET: [(req, res) => res.redirect(301, `${req.baseUrl}/API.html`)],
-  });
+  // public/ is also served under /v1 (as the reference): /v1/ is the index page, /v1/API.html, /v1/context.json …
+  router.use(express.static(publicDir));
 
   // Reads
   route(router, '/id/:_id', { GET: [cache.read('id'), idHandler(kit)] });
@@ -112,9 +106,10 @@ export function createV1Router(deps: AppDeps): Router {
   route(router, '/since/:_id', { GET: [cache.read('since'), sinceHandler(kit)] });
   route(router, '/api', { GET: [(_req, res) => void res.json(API_INDEX)] });
   router.use('/api/cache', cache.router(auth));
-  router.all(/^\/api\/([A-Za-z_]+)\.action$/, compatibility);
-  // As the reference's rewrites, these two old names also work without `.action`.
-  router.all(/^\/api\/(getByProperties|batch_create)$/, compatibility);
+  router.use('/api', compatibility);
+  // The reference's old names for the /client token proxies.
+  route(router, '/api/accessToken', { POST: [requireContentType('json'), newAccessTokenHandler(deps.config)] });
+  route(router, '/api/refreshToken', { POST: [requireContentType('json'), newRefreshTokenHandler(deps.config)] });
   route(router, '/api/query', {
     POST: [requireJsonObject, cache.read('query'), queryHandler(kit)],
     HEAD: [queryHeadHandler(kit)],

@@ -38,8 +38,6 @@ export interface AuthLayer {
   requireToken: RequestHandler;
   /** The agent claim of a request that passed `requireToken`. */
   agentOf(req: Request): string;
-  /** True when this agent is the configured bot, which may act on any object. */
-  isBot(agent: string): boolean;
   /** Routes the auth layer serves itself (the local issuer's JWKS), mounted at the app root. */
   router: Router;
 }

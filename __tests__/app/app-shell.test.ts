@@ -23,10 +23,10 @@ describe('app shell', () => {
     }
   });
 
-  it('sends the site root to the API page', async () => {
+  it('answers the site root with the index page', async () => {
     const res = await request(srv.app).get('/');
-    expect(res.status).toBe(302);
-    expect(res.headers.location).toBe('/v1/API.html');
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/text\/html/);
     const page = await request(srv.app).get('/v1/API.html');
     expect(page.status).toBe(200);
     expect(page.headers['content-type']).toMatch(/text\/html/);

@@ -92,9 +92,36 @@ describe('bearer tokens', () => {
     await expectRefused(`Bearer ${head}.${body}.${sig}`, /rejected/);
   });
 
-  it('refuses a valid signature without the agent claim', async () => {
+  it('refuses a valid token naming no agent with 403 and the reference\'s message (401 would make clients refresh and loop)', async () => {
+    const before = await count();
     const token = await srv.token(DEFAULT_AGENT, { [srv.config.agentClaim]: undefined });
-    await expectRefused(`Bearer ${token}`, /agent/);
+    const res = await create(`Bearer ${token}`);
+    expect(res.status).toBe(403);
+    expect(res.body).toEqual({ status: 403, error: 'Forbidden', message: 'Could not get agent from req.user.  Have you registered with RERUM?' });
+    expect(await count()).toBe(before);
+  });
+
+  it('reads the agent from the configured claim, then http://devstore.rerum.io/v1/agent, then http://store.rerum.io/agent', async () => {
+    const custom = await createTestServer({ env: { RERUM_AGENT_CLAIM: 'https://example.org/claims/agent' } });
+    try {
+      const post = (token: string) => request(custom.app).post('/v1/api/create').set('Authorization', `Bearer ${token}`).send({ a: 1 });
+      const DEV = 'http://devstore.rerum.io/v1/agent';
+      const STORE = 'http://store.rerum.io/agent';
+      const cases: [Record<string, unknown>, string][] = [
+        [{ [DEV]: 'http://x/dev', [STORE]: 'http://x/store' }, 'http://x/configured'],
+        [{ 'https://example.org/claims/agent': undefined, [DEV]: 'http://x/dev', [STORE]: 'http://x/store' }, 'http://x/dev'],
+        [{ 'https://example.org/claims/agent': undefined, [STORE]: 'http://x/store' }, 'http://x/store'],
+      ];
+      for (const [claims, expected] of cases) {
+        const res = await post(await custom.token('http://x/configured', claims));
+        expect(res.status).toBe(201);
+        expect(res.body.__rerum.generatedBy).toBe(expected);
+      }
+      const none = await post(await custom.token('http://x/configured', { 'https://example.org/claims/agent': undefined }));
+      expect(none.status).toBe(403);
+    } finally {
+      await custom.close();
+    }
   });
 
   it('publishes only the public key as JWKS', async () => {

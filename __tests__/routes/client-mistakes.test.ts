@@ -75,14 +75,11 @@ describe('limit and skip', () => {
       expect(Number(head.headers['content-length'])).toBe(Buffer.byteLength(JSON.stringify(post.body)));
     }
   });
-  test.each(['limit=99999999999999999999', 'skip=1e20', 'limit=9007199254740992'])('beyond 2^53 - 1 is 400: %s', async (qs) => {
+  test.each(['limit=99999999999999999999', 'skip=1e20', 'limit=9007199254740992', 'skip=99999999999999999999'])('huge values are capped, never a database error: %s', async (qs) => {
     const q = await request(h.srv.app).post(`/v1/api/query?${qs}`).send({ a: 1 });
-    expect(q.status).toBe(400);
+    expect(q.status).toBe(200);
     const s = await request(h.srv.app).post(`/v1/api/search?${qs}`).send({ searchText: 'x' });
-    expect(s.status).toBe(400);
-  });
-  test('the largest exact whole number is accepted', async () => {
-    expect((await request(h.srv.app).post('/v1/api/query?limit=9007199254740991').send({ a: 1 })).status).toBe(200);
+    expect(s.status).toBe(200);
   });
 });
 

@@ -70,10 +70,25 @@ describe('PUT /v1/api/overwrite', () => {
     expect(post.headers.allow).toBe('PUT, OPTIONS');
   });
 
-  test('the bot may overwrite anyone\'s object', async () => {
+  test('BOT_AGENT has no ownership privilege (the reference compares the agent with generatedBy only)', async () => {
     const a = await h.create({ v: 1 });
     const botToken = await h.srv.token(BOT);
-    expect((await h.authed('put', '/v1/api/overwrite', botToken).send({ '@id': a['@id'], v: 'bot' })).status).toBe(200);
+    const before = JSON.stringify(await h.stored(a['@id']));
+    for (const [method, url, body] of [
+      ['put', '/v1/api/overwrite', { '@id': a['@id'], v: 'bot' }],
+      ['patch', `/v1/api/release/${h.seg(a)}`, undefined],
+      ['delete', `/v1/api/delete/${h.seg(a)}`, undefined],
+    ] as const) {
+      const r = await h.authed(method, url, botToken).send(body);
+      expect(r.status).toBe(401);
+      expect(r.body.message).toMatch(/not the generating agent/);
+    }
+    expect(JSON.stringify(await h.stored(a['@id']))).toBe(before);
+    // The bot's own objects are its to change; an expired bot token is refused like any other.
+    const mine = await h.create({ v: 1 }, botToken);
+    expect((await h.authed('put', '/v1/api/overwrite', botToken).send({ '@id': mine['@id'], v: 2 })).status).toBe(200);
+    const expired = await h.srv.token(BOT, {}, -60);
+    expect((await h.authed('put', '/v1/api/overwrite', expired).send({ '@id': mine['@id'], v: 3 })).status).toBe(401);
   });
 });
 
