@@ -15,6 +15,7 @@ import { errorHandler, notFoundHandler } from './middleware/error-handler';
 import { HttpError } from './middleware/http-error';
 import { READ_CACHE_CONTROL } from './middleware/representation';
 import { requestLog } from './middleware/request-log';
+import { siteFiles } from './middleware/site-files';
 import { createClientRouter } from './routes/client';
 import { createGogRouter } from './routes/gog';
 import { healthRouter } from './routes/health';
@@ -40,7 +41,7 @@ export function createApp(deps: AppDeps): Express {
   app.use(healthRouter(deps));
   // The site's pages and files (index at `/`, API.html, terms, maintenance page, stylesheets, favicon,
   // context.json) are served before the maintenance check, as the reference does: they stay up under DOWN.
-  app.use(express.static(publicDir));
+  app.use(siteFiles(publicDir));
   if (config.down) {
     app.use((_req, _res, next) => next(new HttpError(503, DOWN_MESSAGE)));
   }

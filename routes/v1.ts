@@ -4,8 +4,9 @@
  * Reads go through the read cache; writes need a token, and await cache invalidation themselves.
  */
 import path from 'node:path';
-import express, { Router, type RequestHandler } from 'express';
+import { Router, type RequestHandler } from 'express';
 import { HttpError, methodNotAllowed } from '../middleware/http-error';
+import { siteFiles } from '../middleware/site-files';
 import { requireContentType, requireJsonArray, requireJsonObject, requireJsonOrText } from '../middleware/json-body';
 import { newAccessTokenHandler, newRefreshTokenHandler } from '../controllers/client';
 import { bulkCreateHandler, createHandler } from '../controllers/create';
@@ -98,7 +99,7 @@ export function createV1Router(deps: AppDeps): Router {
   const router = Router();
 
   // public/ is also served under /v1 (as the reference): /v1/ is the index page, /v1/API.html, /v1/context.json …
-  router.use(express.static(publicDir));
+  router.use(siteFiles(publicDir));
 
   // Reads
   route(router, '/id/:_id', { GET: [cache.read('id'), idHandler(kit)] });
