@@ -124,7 +124,7 @@ export function loadConfig(env: Env = process.env): Config {
     cacheTtlSeconds: int('CACHE_TTL', 300, 0, 365 * 24 * 3600),
     cacheSyncTimeoutMs: int('CACHE_SYNC_TIMEOUT_MS', 500, 10, 60_000),
     cacheLeaseMs: int('CACHE_LEASE_MS', 1000, 50, 60_000),
-    maxBodyBytes: int('MAX_BODY_BYTES', 16 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    maxBodyBytes: int('MAX_BODY_BYTES', 15 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     logLevel: name('LOG_LEVEL', 'info', /^(fatal|error|warn|info|debug|trace|silent)$/, 'a pino level'),
   };
   if (problems.length) throw new ConfigError(problems);

@@ -7,6 +7,7 @@ import path from 'node:path';
 import express, { Router, type RequestHandler } from 'express';
 import { HttpError, methodNotAllowed } from '../middleware/http-error';
 import { requireJsonArray, requireJsonObject, requireJsonOrText } from '../middleware/json-body';
+import { requireStorableBody } from '../middleware/storable-body';
 import { bulkCreateHandler, createHandler } from '../controllers/create';
 import { createKit } from '../controllers/kit';
 import { deleteHandler, overwriteHandler, releaseHandler } from '../controllers/lifecycle';
@@ -123,17 +124,17 @@ export function createV1Router(deps: AppDeps): Router {
   route(router, '/api/search/phrase', { POST: [requireJsonOrText, cache.read('searchPhrase'), searchPhraseHandler(kit)] });
 
   // Writes
-  route(router, '/api/create', { POST: [auth, requireJsonObject, createHandler(kit)] });
-  route(router, '/api/bulkCreate', { POST: [auth, requireJsonArray, bulkCreateHandler(kit)] });
-  route(router, '/api/update', { PUT: [auth, requireJsonObject, updateHandler(kit)] });
-  route(router, '/api/bulkUpdate', { PUT: [auth, requireJsonArray, bulkUpdateHandler(kit)] });
-  route(router, '/api/overwrite', { PUT: [auth, requireJsonObject, overwriteHandler(kit)] });
+  route(router, '/api/create', { POST: [auth, requireJsonObject, requireStorableBody, createHandler(kit)] });
+  route(router, '/api/bulkCreate', { POST: [auth, requireJsonArray, requireStorableBody, bulkCreateHandler(kit)] });
+  route(router, '/api/update', { PUT: [auth, requireJsonObject, requireStorableBody, updateHandler(kit)] });
+  route(router, '/api/bulkUpdate', { PUT: [auth, requireJsonArray, requireStorableBody, bulkUpdateHandler(kit)] });
+  route(router, '/api/overwrite', { PUT: [auth, requireJsonObject, requireStorableBody, overwriteHandler(kit)] });
   for (const [name, handler] of [['patch', patchHandler], ['set', setHandler], ['unset', unsetHandler]] as const) {
     const h = handler(kit);
     route(router, `/api/${name}`, {
-      PATCH: [auth, requireJsonObject, h],
+      PATCH: [auth, requireJsonObject, requireStorableBody, h],
       // The reference's order: token, then Content-Type, then the override header.
-      POST: [auth, requireJsonObject, patchOverride, h],
+      POST: [auth, requireJsonObject, patchOverride, requireStorableBody, h],
     }, ['PATCH', 'OPTIONS']);
   }
   route(router, '/api/release/:_id', { PATCH: [auth, releaseHandler(kit)] });
