@@ -2,11 +2,21 @@
  * Identifiers: minting `_id`s, reading the id segment out of an `@id`/`id` URI, and deciding whether
  * an object is shown with `id` (contexts that alias `id` to `@id`) or with `@id`.
  */
+import { randomBytes } from 'node:crypto';
 import { ObjectId } from 'bson';
 import { badRequest } from '../middleware/http-error';
 
-/** A fresh `_id`: ObjectId hex. */
-export const newId = (): string => new ObjectId().toHexString();
+/**
+ * A fresh `_id` in ObjectId form (24 hex): 4 bytes of seconds since the epoch (ids still sort by
+ * creation time), then 8 random bytes. A plain ObjectId's counter makes the next id predictable from
+ * any id seen, which let a client claim it first (as a Slug or a client `_id`).
+ */
+export const newId = (): string => {
+  const bytes = Buffer.alloc(12);
+  bytes.writeUInt32BE(Math.floor(Date.now() / 1000) >>> 0, 0);
+  randomBytes(8).copy(bytes, 4);
+  return new ObjectId(bytes).toHexString();
+};
 
 /** True for a 24-hex ObjectId string, the only client-suggested `_id` create accepts. */
 export const isValidId = (value: unknown): value is string => typeof value === 'string' && /^[0-9a-f]{24}$/i.test(value);
