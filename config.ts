@@ -36,6 +36,18 @@ export interface Config {
   /** How long a worker may serve from its cache after its last confirmed contact with the cluster. */
   cacheLeaseMs: number;
   maxBodyBytes: number;
+  /** Query admission (controllers/admission.ts): clauses, list length and nesting of a /query filter. */
+  queryMaxClauses: number;
+  queryMaxList: number;
+  queryMaxDepth: number;
+  /** `maxTimeMS` of every client query and search; over it → 503. */
+  queryMaxTimeMs: number;
+  /** Longest search text, in characters; over it → 413. */
+  searchMaxChars: number;
+  /** Most items in one bulkCreate / bulkUpdate; over it → 413. */
+  bulkMaxItems: number;
+  /** The agent allowed to clear the cache and read its detailed stats; unset: nobody. */
+  adminAgent: string | undefined;
   logLevel: string;
 }
 
@@ -125,6 +137,13 @@ export function loadConfig(env: Env = process.env): Config {
     cacheSyncTimeoutMs: int('CACHE_SYNC_TIMEOUT_MS', 500, 10, 60_000),
     cacheLeaseMs: int('CACHE_LEASE_MS', 1000, 50, 60_000),
     maxBodyBytes: int('MAX_BODY_BYTES', 15 * 1024 * 1024, 1024, 256 * 1024 * 1024),
+    queryMaxClauses: int('QUERY_MAX_CLAUSES', 500, 1, 1_000_000),
+    queryMaxList: int('QUERY_MAX_LIST', 1000, 1, 1_000_000),
+    queryMaxDepth: int('QUERY_MAX_DEPTH', 32, 2, 100),
+    queryMaxTimeMs: int('QUERY_MAX_TIME_MS', 5000, 1, 3_600_000),
+    searchMaxChars: int('SEARCH_MAX_CHARS', 1000, 1, 10_000_000),
+    bulkMaxItems: int('BULK_MAX_ITEMS', 1000, 1, 1_000_000),
+    adminAgent: str('ADMIN_AGENT'),
     logLevel: name('LOG_LEVEL', 'info', /^(fatal|error|warn|info|debug|trace|silent)$/, 'a pino level'),
   };
   if (problems.length) throw new ConfigError(problems);

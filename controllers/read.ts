@@ -6,6 +6,7 @@ import { publicIdOf, toResponse } from '../rerum/document';
 import { isDeleted } from '../rerum/metadata';
 import { ancestorsOf, descendantsOf } from '../rerum/tree';
 import type { RerumDocument } from '../types/rerum';
+import { admitQuery, queryTimedOut, type QueryLimits } from './admission';
 import type { Kit } from './kit';
 import { lastModified, limitSkip, objectHeaders, sendList } from './respond';
 
@@ -39,21 +40,9 @@ function asClientError(err: unknown): never {
   throw err;
 }
 
-/** Operators that would run JavaScript on the database server. */
-const SERVER_JS = new Set(['$where', '$function', '$accumulator']);
-const findServerJs = (v: unknown): string | undefined => {
-  if (typeof v !== 'object' || v === null) return undefined;
-  for (const [k, inner] of Object.entries(v)) {
-    const found = SERVER_JS.has(k) ? k : findServerJs(inner);
-    if (found) return found;
-  }
-  return undefined;
-};
-
-/** The client's filter, exactly as sent, with deleted objects left out; 400 for one that would run JavaScript. */
-function liveOnly(filter: Record<string, unknown>): Filter<RerumDocument> {
-  const js = findServerJs(filter);
-  if (js) throw badRequest(`The query could not be run: ${js} (server-side JavaScript) is not allowed.`);
+/** The client's filter, exactly as sent, with deleted objects left out; 400 for one over the admission limits. */
+function liveOnly(filter: Record<string, unknown>, limits: QueryLimits): Filter<RerumDocument> {
+  admitQuery(filter, limits);
   return { $and: [filter, { __deleted: { $exists: false } }] } as Filter<RerumDocument>;
 }
 
@@ -64,7 +53,13 @@ async function runQuery(kit: Kit, req: Request): Promise<RerumDocument[]> {
     throw badRequest('Detected empty JSON object.  You must provide at least one property in the /query request body JSON.');
   }
   const { limit, skip } = limitSkip(req);
-  return kit.deps.collection.find(liveOnly(filter)).skip(skip).limit(limit).toArray().catch(asClientError);
+  const { config } = kit.deps;
+  const live = liveOnly(filter, config);
+  try {
+    return await kit.deps.collection.find(live, { maxTimeMS: config.queryMaxTimeMs }).skip(skip).limit(limit).toArray();
+  } catch (err) {
+    throw queryTimedOut(err, config) ?? asClientError(err);
+  }
 }
 
 /** POST /v1/api/query: objects matching the JSON filter in the body. */

@@ -11,9 +11,10 @@
  */
 import type { RequestHandler } from 'express';
 import { MongoServerError, type Collection, type Document, type Filter } from 'mongodb';
-import { badRequest } from '../middleware/http-error';
+import { HttpError, badRequest } from '../middleware/http-error';
 import { ensureTextIndex } from '../db/indexes';
 import type { RerumDocument } from '../types/rerum';
+import { queryTimedOut } from './admission';
 import type { Kit } from './kit';
 import { limitSkip, sendList } from './respond';
 
@@ -71,15 +72,15 @@ export const atlasPipelines = (text: string, mode: Mode, options: Options, upTo:
   atlasPipeline('presi2AnnotationText', PRESI2_FIELDS, text, mode, options, upTo),
 ];
 
-async function atlasSearch(collection: Collection<RerumDocument>, text: string, mode: Mode, options: Options, limit: number, skip: number) {
+async function atlasSearch(collection: Collection<RerumDocument>, text: string, mode: Mode, options: Options, limit: number, skip: number, maxTimeMS: number) {
   // Atlas answers a missing search index with no results; a server error here comes from the query
   // itself (e.g. client `options` the operator rejects): a 400 naming it. Network errors stay 500s.
   const run = (p: Document[]) =>
     collection
-      .aggregate<Scored>(p)
+      .aggregate<Scored>(p, { maxTimeMS })
       .toArray()
       .catch((err: unknown) => {
-        if (err instanceof MongoServerError) throw badRequest(`Atlas Search refused this search: ${err.message}`);
+        if (err instanceof MongoServerError && (err as { code?: number }).code !== 50) throw badRequest(`Atlas Search refused this search: ${err.message}`);
         throw err;
       });
   const [q3, q2] = atlasPipelines(text, mode, options, limit + skip);
@@ -98,13 +99,14 @@ async function atlasSearch(collection: Collection<RerumDocument>, text: string, 
 /** Where the text score is projected before it moves into `__rerum.score` (a client's own `score` stays untouched). */
 const TEXT_SCORE = '__rerumTextScore';
 
-async function textIndexSearch(collection: Collection<RerumDocument>, text: string, mode: Mode, limit: number, skip: number): Promise<Scored[]> {
+async function textIndexSearch(collection: Collection<RerumDocument>, text: string, mode: Mode, limit: number, skip: number, maxTimeMS: number): Promise<Scored[]> {
   const search = mode === 'phrase' ? `"${text.replace(/"/g, ' ').trim()}"` : text;
   const run = async () => {
     const found = await collection
       .find({ $text: { $search: search }, __deleted: { $exists: false } } as Filter<RerumDocument>, {
         projection: { [TEXT_SCORE]: { $meta: 'textScore' } },
         sort: { [TEXT_SCORE]: { $meta: 'textScore' } },
+        maxTimeMS,
       })
       .skip(skip)
       .limit(limit)
@@ -128,10 +130,16 @@ function searchHandler(kit: Kit, mode: Mode): RequestHandler {
   const { config, collection } = kit.deps;
   return async (req, res) => {
     const { text, options } = searchRequestOf(req.body, mode);
+    if (text.length > config.searchMaxChars) {
+      throw new HttpError(413, `The search text is ${text.length} characters long: at most ${config.searchMaxChars} are allowed (SEARCH_MAX_CHARS).`);
+    }
     const { limit, skip } = limitSkip(req);
-    const results = config.atlasSearch
-      ? await atlasSearch(collection, text, mode, options, limit, skip)
-      : await textIndexSearch(collection, text, mode, limit, skip);
+    const results = await (config.atlasSearch
+      ? atlasSearch(collection, text, mode, options, limit, skip, config.queryMaxTimeMs)
+      : textIndexSearch(collection, text, mode, limit, skip, config.queryMaxTimeMs)
+    ).catch((err: unknown) => {
+      throw queryTimedOut(err, config) ?? err;
+    });
     sendList(res, config, results);
   };
 }
