@@ -125,6 +125,9 @@ export function trackInfoFor(kind: CachedRouteKind, extra: { segment?: string; f
   }
 }
 
+/** Longest a write spends testing cached query filters in one worker before dropping the rest untested. */
+export const MATCH_BUDGET_MS = 25;
+
 /** Would this plan make an entry with this info stale? (Direct check, no index.) */
 export function entryAffectedBy(info: TrackInfo, plan: PreparedPlan): boolean {
   if (plan.all) return true;
@@ -230,10 +233,19 @@ export class CacheIndex {
     if (plan.searchable) for (const k of this.searches) out.add(k);
     const candidates = new Set<string>();
     for (const d of plan.docs) this.queries.candidates(d, candidates);
+    // Bounded however the cache was filled: once MATCH_BUDGET_MS is spent testing, the remaining
+    // candidates are dropped untested (dropping is always safe, testing only saves entries).
+    const deadline = performance.now() + MATCH_BUDGET_MS;
+    let tested = 0;
     for (const k of candidates) {
       if (out.has(k)) continue;
       const info = this.info.get(k);
-      if (info?.kind === 'query' && plan.docs.some((d) => info.compiled.test(d))) out.add(k);
+      if (info?.kind !== 'query') continue;
+      if ((++tested & 15) === 0 && performance.now() > deadline) {
+        out.add(k);
+        continue;
+      }
+      if (plan.docs.some((d) => info.compiled.test(d))) out.add(k);
     }
     return out;
   }
