@@ -154,7 +154,11 @@ export class CacheIndex {
   private readonly trees = new Map<string, Set<string>>();
   private readonly searches = new Set<string>();
 
-  constructor(private readonly store: EntryStore) {}
+  constructor(
+    private readonly store: EntryStore,
+    /** Testing budget per write (tests of exactness pass Infinity). */
+    private readonly matchBudgetMs = MATCH_BUDGET_MS,
+  ) {}
 
   get queryIndex(): QueryIndex {
     return this.queries;
@@ -235,7 +239,7 @@ export class CacheIndex {
     for (const d of plan.docs) this.queries.candidates(d, candidates);
     // Bounded however the cache was filled: once MATCH_BUDGET_MS is spent testing, the remaining
     // candidates are dropped untested (dropping is always safe, testing only saves entries).
-    const deadline = performance.now() + MATCH_BUDGET_MS;
+    const deadline = performance.now() + this.matchBudgetMs;
     let tested = 0;
     for (const k of candidates) {
       if (out.has(k)) continue;

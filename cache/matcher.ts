@@ -38,6 +38,9 @@ function clauseCount(value: unknown, limit: number): number {
   return n;
 }
 
+/** True for a filter compileFilter does not test (too many clauses): every write reaching it drops it. */
+export const tooCostlyToTest = (filter: unknown): boolean => clauseCount(filter, MAX_TESTED_CLAUSES) > MAX_TESTED_CLAUSES;
+
 function usesUnsureOperator(value: unknown, depth = 0): boolean {
   if (depth > 64) return true;
   if (Array.isArray(value)) return value.some((v) => usesUnsureOperator(v, depth + 1));
@@ -59,7 +62,7 @@ const ALWAYS: CompiledFilter = { test: () => true };
 
 export function compileFilter(filter: unknown): CompiledFilter {
   if (!filter || typeof filter !== 'object' || Array.isArray(filter)) return ALWAYS;
-  if (clauseCount(filter, MAX_TESTED_CLAUSES) > MAX_TESTED_CLAUSES) return ALWAYS;
+  if (tooCostlyToTest(filter)) return ALWAYS;
   if (usesUnsureOperator(filter)) return ALWAYS;
   let matches: (doc: Doc) => boolean;
   try {
