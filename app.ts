@@ -9,7 +9,7 @@ import express, { type Express } from 'express';
 import { cors } from './middleware/cors';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
 import { HttpError } from './middleware/http-error';
-import { requestLog } from './middleware/request-log';
+import { refuseTokenInQuery, requestLog } from './middleware/request-log';
 import { healthRouter } from './routes/health';
 import { createV1Router, publicDir } from './routes/v1';
 import type { AppDeps } from './types/contracts';
@@ -25,6 +25,7 @@ export function createApp(deps: AppDeps): Express {
 
   app.use(cors);
   app.use(requestLog(deps.logger));
+  app.use(refuseTokenInQuery);
   app.use(healthRouter(deps));
   if (config.down) {
     app.use((_req, _res, next) => next(new HttpError(503, DOWN_MESSAGE)));

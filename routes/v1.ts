@@ -7,7 +7,7 @@ import path from 'node:path';
 import express, { Router, type RequestHandler } from 'express';
 import { HttpError, methodNotAllowed } from '../middleware/http-error';
 import { requireJsonArray, requireJsonObject, requireJsonOrText } from '../middleware/json-body';
-import { requireStorableBody } from '../middleware/storable-body';
+import { bulkItemLimit, requireStorableBody } from '../middleware/storable-body';
 import { bulkCreateHandler, createHandler } from '../controllers/create';
 import { createKit } from '../controllers/kit';
 import { deleteHandler, overwriteHandler, releaseHandler } from '../controllers/lifecycle';
@@ -100,6 +100,7 @@ export function createV1Router(deps: AppDeps): Router {
   const kit = createKit(deps);
   const { cache } = deps;
   const auth = deps.auth.requireToken;
+  const bulkLimit = bulkItemLimit(deps.config.bulkMaxItems);
   const router = Router();
 
   router.use(express.static(publicDir, { index: false }));
@@ -125,9 +126,9 @@ export function createV1Router(deps: AppDeps): Router {
 
   // Writes
   route(router, '/api/create', { POST: [auth, requireJsonObject, requireStorableBody, createHandler(kit)] });
-  route(router, '/api/bulkCreate', { POST: [auth, requireJsonArray, requireStorableBody, bulkCreateHandler(kit)] });
+  route(router, '/api/bulkCreate', { POST: [auth, requireJsonArray, bulkLimit, requireStorableBody, bulkCreateHandler(kit)] });
   route(router, '/api/update', { PUT: [auth, requireJsonObject, requireStorableBody, updateHandler(kit)] });
-  route(router, '/api/bulkUpdate', { PUT: [auth, requireJsonArray, requireStorableBody, bulkUpdateHandler(kit)] });
+  route(router, '/api/bulkUpdate', { PUT: [auth, requireJsonArray, bulkLimit, requireStorableBody, bulkUpdateHandler(kit)] });
   route(router, '/api/overwrite', { PUT: [auth, requireJsonObject, requireStorableBody, overwriteHandler(kit)] });
   for (const [name, handler] of [['patch', patchHandler], ['set', setHandler], ['unset', unsetHandler]] as const) {
     const h = handler(kit);
