@@ -46,8 +46,6 @@ export interface Config {
   searchMaxChars: number;
   /** Most items in one bulkCreate / bulkUpdate; over it → 413. */
   bulkMaxItems: number;
-  /** The agent allowed to clear the cache and read its detailed stats; unset: nobody. */
-  adminAgent: string | undefined;
   logLevel: string;
 }
 
@@ -143,7 +141,6 @@ export function loadConfig(env: Env = process.env): Config {
     queryMaxTimeMs: int('QUERY_MAX_TIME_MS', 5000, 1, 3_600_000),
     searchMaxChars: int('SEARCH_MAX_CHARS', 1000, 1, 10_000_000),
     bulkMaxItems: int('BULK_MAX_ITEMS', 1000, 1, 1_000_000),
-    adminAgent: str('ADMIN_AGENT'),
     logLevel: name('LOG_LEVEL', 'info', /^(fatal|error|warn|info|debug|trace|silent)$/, 'a pino level'),
   };
   if (problems.length) throw new ConfigError(problems);
