@@ -14,7 +14,7 @@ import { cors } from './middleware/cors';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
 import { HttpError } from './middleware/http-error';
 import { READ_CACHE_CONTROL } from './middleware/representation';
-import { requestLog } from './middleware/request-log';
+import { refuseTokenInQuery, requestLog } from './middleware/request-log';
 import { siteFiles } from './middleware/site-files';
 import { createClientRouter } from './routes/client';
 import { createGogRouter } from './routes/gog';
@@ -38,6 +38,7 @@ export function createApp(deps: AppDeps): Express {
     next();
   });
   app.use(requestLog(deps.logger));
+  app.use(refuseTokenInQuery);
   app.use(healthRouter(deps));
   // The site's pages and files (index at `/`, API.html, terms, maintenance page, stylesheets, favicon,
   // context.json) are served before the maintenance check, as the reference does: they stay up under DOWN.

@@ -46,6 +46,16 @@ export interface Config {
   maxQueryLimit: number;
   /** `?skip=` cap on query and search (the reference's RERUM_MAX_QUERY_SKIP, 100000). */
   maxQuerySkip: number;
+  /** Query admission (controllers/admission.ts): clauses, list length and nesting of a /query filter. */
+  queryMaxClauses: number;
+  queryMaxList: number;
+  queryMaxDepth: number;
+  /** `maxTimeMS` of every client query and search; over it → 503. */
+  queryMaxTimeMs: number;
+  /** Longest search text, in characters; over it → 413. */
+  searchMaxChars: number;
+  /** Most items in one bulkCreate / bulkUpdate; over it → 413. */
+  bulkMaxItems: number;
   logLevel: string;
 }
 
@@ -140,6 +150,12 @@ export function loadConfig(env: Env = process.env): Config {
     maxTextBodyBytes: int('MAX_TEXT_BODY_BYTES', 4 * 1024, 64, 256 * 1024 * 1024),
     maxQueryLimit: int('RERUM_MAX_QUERY_LIMIT', 500, 1, 1_000_000),
     maxQuerySkip: int('RERUM_MAX_QUERY_SKIP', 100_000, 0, 1_000_000_000),
+    queryMaxClauses: int('QUERY_MAX_CLAUSES', 500, 1, 1_000_000),
+    queryMaxList: int('QUERY_MAX_LIST', 1000, 1, 1_000_000),
+    queryMaxDepth: int('QUERY_MAX_DEPTH', 32, 2, 100),
+    queryMaxTimeMs: int('QUERY_MAX_TIME_MS', 5000, 1, 3_600_000),
+    searchMaxChars: int('SEARCH_MAX_CHARS', 4096, 1, 10_000_000),
+    bulkMaxItems: int('BULK_MAX_ITEMS', 1000, 1, 1_000_000),
     logLevel: name('LOG_LEVEL', 'info', /^(fatal|error|warn|info|debug|trace|silent)$/, 'a pino level'),
   };
   if (problems.length) throw new ConfigError(problems);

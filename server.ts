@@ -47,6 +47,10 @@ async function main(): Promise<void> {
     server.once('error', reject);
   });
   server.keepAliveTimeout = 5_000;
+  // Slow clients are dropped in seconds: the headers must arrive within 10 s, the whole request
+  // (body included) within 30 s; Node answers 408 and closes the connection.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
   logger.info({ port: config.port, base: config.base, caching: config.caching, database: database.kind }, `RERUM API listening on ${config.base}`);
 
   let stopping = false;
@@ -56,6 +60,11 @@ async function main(): Promise<void> {
     logger.info({ reason }, 'shutting down: finishing in-flight requests');
     const force = setTimeout(() => server.closeAllConnections(), DRAIN_MS);
     force.unref();
+    // Bounded whatever is stuck (a request that never ends, a close that never resolves): exit anyway.
+    setTimeout(() => {
+      logger.error('shutdown did not finish in time: exiting');
+      process.exit(1);
+    }, DRAIN_MS + 5_000).unref();
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeIdleConnections();

@@ -125,6 +125,9 @@ export function trackInfoFor(kind: CachedRouteKind, extra: { segment?: string; f
   }
 }
 
+/** Longest a write spends testing cached query filters in one worker before dropping the rest untested. */
+export const MATCH_BUDGET_MS = 25;
+
 /** Would this plan make an entry with this info stale? (Direct check, no index.) */
 export function entryAffectedBy(info: TrackInfo, plan: PreparedPlan): boolean {
   if (plan.all) return true;
@@ -151,7 +154,11 @@ export class CacheIndex {
   private readonly trees = new Map<string, Set<string>>();
   private readonly searches = new Set<string>();
 
-  constructor(private readonly store: EntryStore) {}
+  constructor(
+    private readonly store: EntryStore,
+    /** Testing budget per write (tests of exactness pass Infinity). */
+    private readonly matchBudgetMs = MATCH_BUDGET_MS,
+  ) {}
 
   get queryIndex(): QueryIndex {
     return this.queries;
@@ -230,10 +237,19 @@ export class CacheIndex {
     if (plan.searchable) for (const k of this.searches) out.add(k);
     const candidates = new Set<string>();
     for (const d of plan.docs) this.queries.candidates(d, candidates);
+    // Bounded however the cache was filled: once MATCH_BUDGET_MS is spent testing, the remaining
+    // candidates are dropped untested (dropping is always safe, testing only saves entries).
+    const deadline = performance.now() + this.matchBudgetMs;
+    let tested = 0;
     for (const k of candidates) {
       if (out.has(k)) continue;
       const info = this.info.get(k);
-      if (info?.kind === 'query' && plan.docs.some((d) => info.compiled.test(d))) out.add(k);
+      if (info?.kind !== 'query') continue;
+      if ((++tested & 15) === 0 && performance.now() > deadline) {
+        out.add(k);
+        continue;
+      }
+      if (plan.docs.some((d) => info.compiled.test(d))) out.add(k);
     }
     return out;
   }

@@ -12,6 +12,35 @@ const UNSURE_OPERATORS = new Set([
   '$near', '$nearSphere', '$geoWithin', '$geoIntersects', '$sampleRate',
 ]);
 
+/**
+ * Filters with more clauses than this are not tested at all (treated as "could match"): a write
+ * then drops them without spending time on them, whatever a client cached. Regular expressions in
+ * the filters that are tested run on RE2 (linear time; db/embedded/linear-regex.ts).
+ */
+export const MAX_TESTED_CLAUSES = 64;
+
+function clauseCount(value: unknown, limit: number): number {
+  let n = 0;
+  const stack = [value];
+  while (stack.length && n <= limit) {
+    const v = stack.pop();
+    if (v === null || typeof v !== 'object') continue;
+    if (Array.isArray(v)) {
+      n += v.length;
+      stack.push(...v);
+    } else {
+      for (const inner of Object.values(v as Record<string, unknown>)) {
+        n++;
+        stack.push(inner);
+      }
+    }
+  }
+  return n;
+}
+
+/** True for a filter compileFilter does not test (too many clauses): every write reaching it drops it. */
+export const tooCostlyToTest = (filter: unknown): boolean => clauseCount(filter, MAX_TESTED_CLAUSES) > MAX_TESTED_CLAUSES;
+
 function usesUnsureOperator(value: unknown, depth = 0): boolean {
   if (depth > 64) return true;
   if (Array.isArray(value)) return value.some((v) => usesUnsureOperator(v, depth + 1));
@@ -33,6 +62,7 @@ const ALWAYS: CompiledFilter = { test: () => true };
 
 export function compileFilter(filter: unknown): CompiledFilter {
   if (!filter || typeof filter !== 'object' || Array.isArray(filter)) return ALWAYS;
+  if (tooCostlyToTest(filter)) return ALWAYS;
   if (usesUnsureOperator(filter)) return ALWAYS;
   let matches: (doc: Doc) => boolean;
   try {

@@ -7,6 +7,7 @@ import { toResponse } from '../rerum/document';
 import { isDeleted } from '../rerum/metadata';
 import { ancestorsOf, descendantsOf } from '../rerum/tree';
 import type { RerumDocument } from '../types/rerum';
+import { admitQuery, queryTimedOut, type QueryLimits } from './admission';
 import type { Kit } from './kit';
 import { idRepresentation, limitSkip, sendList } from './respond';
 
@@ -32,21 +33,9 @@ function asClientError(err: unknown): never {
   throw err;
 }
 
-/** Operators that would run JavaScript on the database server. */
-const SERVER_JS = new Set(['$where', '$function', '$accumulator']);
-const findServerJs = (v: unknown): string | undefined => {
-  if (typeof v !== 'object' || v === null) return undefined;
-  for (const [k, inner] of Object.entries(v)) {
-    const found = SERVER_JS.has(k) ? k : findServerJs(inner);
-    if (found) return found;
-  }
-  return undefined;
-};
-
-/** The client's filter, exactly as sent, with deleted objects left out; 400 for one that would run JavaScript. */
-function liveOnly(filter: Record<string, unknown>): Filter<RerumDocument> {
-  const js = findServerJs(filter);
-  if (js) throw badRequest(`The query could not be run: ${js} (server-side JavaScript) is not allowed.`);
+/** The client's filter, exactly as sent, with deleted objects left out; 400 for one over the admission limits. */
+function liveOnly(filter: Record<string, unknown>, limits: QueryLimits): Filter<RerumDocument> {
+  admitQuery(filter, limits);
   return { $and: [filter, { __deleted: { $exists: false } }] } as Filter<RerumDocument>;
 }
 
@@ -60,7 +49,13 @@ async function runQuery(kit: Kit, req: Request, allowEmpty = false): Promise<Rer
     throw badRequest('Detected empty JSON object.  You must provide at least one property in the /query request body JSON.');
   }
   const { limit, skip } = limitSkip(req, kit.deps.config);
-  return kit.store.find(liveOnly(filter), { skip, limit }).catch(asClientError);
+  const { config } = kit.deps;
+  const live = liveOnly(filter, config);
+  try {
+    return await kit.store.find(live, { skip, limit, maxTimeMS: config.queryMaxTimeMs });
+  } catch (err) {
+    throw queryTimedOut(err, config) ?? asClientError(err);
+  }
 }
 
 /** POST /v1/api/query: objects matching the JSON filter in the body. */

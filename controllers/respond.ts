@@ -83,10 +83,25 @@ export function sendWritten(res: Response, config: Config, doc: StoredDocument, 
   res.status(status).json(withNewState(obj));
 }
 
-/** Answer a bulk write: the objects as stored, each `@id` in a Link header (as the reference). */
+/** Most bytes of `Link` values on a bulk answer: HTTP clients refuse header blocks of a few tens of KB. */
+export const MAX_LINK_BYTES = 8 * 1024;
+
+/** The first ids that fit in MAX_LINK_BYTES (the body lists every object). */
+function boundedLinks(ids: string[]): string[] {
+  const out: string[] = [];
+  let bytes = 0;
+  for (const id of ids) {
+    bytes += Buffer.byteLength(id) + 8;
+    if (bytes > MAX_LINK_BYTES) break;
+    out.push(id);
+  }
+  return out;
+}
+
+/** Answer a bulk write: the objects as stored, their `@id`s in Link headers (as the reference; at most MAX_LINK_BYTES). */
 export function sendBulkWritten(res: Response, config: Config, docs: RerumDocument[], status: number): void {
   res.set('Content-Type', JSON_TYPE);
-  if (docs.length) res.set('Link', docs.map((d) => d['@id'] ?? ''));
+  if (docs.length) res.set('Link', boundedLinks(docs.map((d) => d['@id'] ?? '')));
   res.status(status).json(docs.map((d) => toResponse(d, config.idPrefix)));
 }
 

@@ -12,8 +12,9 @@
 import type { RequestHandler } from 'express';
 import { MongoServerError, type Document, type Filter } from 'mongodb';
 import type { ObjectStore } from '../db/objects';
-import { badRequest } from '../middleware/http-error';
+import { HttpError, badRequest } from '../middleware/http-error';
 import type { RerumDocument } from '../types/rerum';
+import { queryTimedOut } from './admission';
 import type { Kit } from './kit';
 import { limitSkip, sendList } from './respond';
 
@@ -71,12 +72,12 @@ export const atlasPipelines = (text: string, mode: Mode, options: Options, upTo:
   atlasPipeline('presi2AnnotationText', PRESI2_FIELDS, text, mode, options, upTo),
 ];
 
-async function atlasSearch(store: ObjectStore, text: string, mode: Mode, options: Options, limit: number, skip: number) {
+async function atlasSearch(store: ObjectStore, text: string, mode: Mode, options: Options, limit: number, skip: number, maxTimeMS: number) {
   // Atlas answers a missing search index with no results; a server error here comes from the query
   // itself (e.g. client `options` the operator rejects): a 400 naming it. Network errors stay 500s.
   const run = (p: Document[]) =>
-    store.aggregate<Scored>(p).catch((err: unknown) => {
-        if (err instanceof MongoServerError) throw badRequest(`Atlas Search refused this search: ${err.message}`);
+    store.aggregate<Scored>(p, { maxTimeMS }).catch((err: unknown) => {
+        if (err instanceof MongoServerError && (err as { code?: number }).code !== 50) throw badRequest(`Atlas Search refused this search: ${err.message}`);
         throw err;
       });
   const [q3, q2] = atlasPipelines(text, mode, options, limit + skip);
@@ -95,7 +96,7 @@ async function atlasSearch(store: ObjectStore, text: string, mode: Mode, options
 /** Where the text score is projected before it moves into `__rerum.score` (a client's own `score` stays untouched). */
 const TEXT_SCORE = '__rerumTextScore';
 
-async function textIndexSearch(store: ObjectStore, text: string, mode: Mode, limit: number, skip: number): Promise<Scored[]> {
+async function textIndexSearch(store: ObjectStore, text: string, mode: Mode, limit: number, skip: number, maxTimeMS: number): Promise<Scored[]> {
   const search = mode === 'phrase' ? `"${text.replace(/"/g, ' ').trim()}"` : text;
   const run = async () => {
     const found = await store.find({ $text: { $search: search }, __deleted: { $exists: false } } as Filter<RerumDocument>, {
@@ -103,6 +104,7 @@ async function textIndexSearch(store: ObjectStore, text: string, mode: Mode, lim
       sort: { [TEXT_SCORE]: { $meta: 'textScore' } },
       skip,
       limit,
+      maxTimeMS,
     });
     return found.map((d) => {
       const { [TEXT_SCORE]: score, ...doc } = d as RerumDocument & Record<string, unknown>;
@@ -123,10 +125,16 @@ function searchHandler(kit: Kit, mode: Mode): RequestHandler {
   const { config, store } = kit.deps;
   return async (req, res) => {
     const { text, options } = searchRequestOf(req.body, mode);
+    if (text.length > config.searchMaxChars) {
+      throw new HttpError(413, `The search text is ${text.length} characters long: at most ${config.searchMaxChars} are allowed (SEARCH_MAX_CHARS).`);
+    }
     const { limit, skip } = limitSkip(req, config);
-    const results = config.atlasSearch
-      ? await atlasSearch(store, text, mode, options, limit, skip)
-      : await textIndexSearch(store, text, mode, limit, skip);
+    const results = await (config.atlasSearch
+      ? atlasSearch(store, text, mode, options, limit, skip, config.queryMaxTimeMs)
+      : textIndexSearch(store, text, mode, limit, skip, config.queryMaxTimeMs)
+    ).catch((err: unknown) => {
+      throw queryTimedOut(err, config) ?? err;
+    });
     sendList(req, res, config, results);
   };
 }

@@ -12,8 +12,8 @@ const has = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k)
 
 /**
  * A document to store: `@context` first, then `@id`, the client's content, `__rerum`, `_id`.
- * Protected properties in `content` (`_id`, `@id`, `__rerum`, and `id` under an id-aliasing
- * context) are dropped.
+ * Protected properties in `content` (`_id`, `@id`, `__rerum`, `__deleted`, and `id` under an
+ * id-aliasing context) are dropped.
  */
 export function composeDocument(content: Json, _id: string, atId: string, rerum: RerumMetadata): RerumDocument {
   const rest = clone(content);
@@ -61,15 +61,18 @@ export interface PatchResult {
   content: Json;
 }
 
-/** Keys a client can never write: they are RERUM's (`id` too, under an id-aliasing context). */
 /** True when `body` has nothing a new object would keep: no key but `__rerum`, `_id`, `@id` (and `id` under an id-aliasing context). */
 export function hasNoContent(body: Json): boolean {
   const aliasing = usesIdAlias(body['@context']);
   return Object.keys(body).every((k) => isProtectedKey(k, aliasing));
 }
 
+/**
+ * Keys a client can never write: they are RERUM's (`id` too, under an id-aliasing context).
+ * `__deleted` marks a tombstone: content carrying it would make a live object look deleted.
+ */
 const isProtectedKey = (k: string, aliasing: boolean): boolean =>
-  k === '__rerum' || k === '_id' || k === '@id' || (aliasing && k === 'id');
+  k === '__rerum' || k === '__deleted' || k === '_id' || k === '@id' || (aliasing && k === 'id');
 
 /** Apply each unprotected key of `body` to a copy of `original`; `step` says whether the key applied. */
 function applyBody(original: RerumDocument, body: Json, aliasing: boolean, step: (content: Json, k: string, v: unknown) => boolean): PatchResult {

@@ -2,11 +2,28 @@
  * Identifiers: minting `_id`s, reading the id segment out of an `@id`/`id` URI, and deciding whether
  * an object is shown with `id` (contexts that alias `id` to `@id`) or with `@id`.
  */
+import { randomBytes } from 'node:crypto';
 import { ObjectId } from 'bson';
 import { invalidId } from './errors';
 
-/** A fresh `_id`: ObjectId hex. */
-export const newId = (): string => new ObjectId().toHexString();
+/** This process's id counter: random start, +1 per id (3 bytes, wrapping). */
+let counter = randomBytes(3).readUIntBE(0, 3);
+
+/**
+ * A fresh `_id` in ObjectId form (24 hex): 4 bytes of seconds since the epoch, a 3-byte counter, then
+ * 5 random bytes. Ids made by one process still sort in creation order (seconds, then counter), but
+ * the random tail makes the next id unpredictable: a plain ObjectId (seconds, per-process random,
+ * counter) can be predicted from any id seen, which let a client claim it first (as a Slug or a
+ * client `_id`).
+ */
+export const newId = (): string => {
+  const bytes = Buffer.alloc(12);
+  bytes.writeUInt32BE(Math.floor(Date.now() / 1000) >>> 0, 0);
+  counter = (counter + 1) % 0x1000000;
+  bytes.writeUIntBE(counter, 4, 3);
+  randomBytes(5).copy(bytes, 7);
+  return new ObjectId(bytes).toHexString();
+};
 
 /** True for a 24-hex ObjectId string, the only client-suggested `_id` create accepts. */
 export const isValidId = (value: unknown): value is string => typeof value === 'string' && /^[0-9a-f]{24}$/i.test(value);

@@ -9,6 +9,7 @@ import { HttpError, methodNotAllowed } from '../middleware/http-error';
 import { siteFiles } from '../middleware/site-files';
 import { requireContentType, requireJsonArray, requireJsonObject, requireJsonOrText } from '../middleware/json-body';
 import { newAccessTokenHandler, newRefreshTokenHandler } from '../controllers/client';
+import { bulkItemLimit, requireStorableBody } from '../middleware/storable-body';
 import { bulkCreateHandler, createHandler } from '../controllers/create';
 import { createKit } from '../controllers/kit';
 import { deleteHandler, overwriteHandler, releaseHandler } from '../controllers/lifecycle';
@@ -96,6 +97,7 @@ export function createV1Router(deps: AppDeps): Router {
   const kit = createKit(deps);
   const { cache } = deps;
   const auth = deps.auth.requireToken;
+  const bulkLimit = bulkItemLimit(deps.config.bulkMaxItems);
   const router = Router();
 
   // public/ is also served under /v1 (as the reference): /v1/ is the index page, /v1/API.html, /v1/context.json …
@@ -119,17 +121,17 @@ export function createV1Router(deps: AppDeps): Router {
   route(router, '/api/search/phrase', { POST: [requireJsonOrText, cache.read('searchPhrase'), searchPhraseHandler(kit)] });
 
   // Writes
-  route(router, '/api/create', { POST: [auth, requireJsonObject, createHandler(kit)] });
-  route(router, '/api/bulkCreate', { POST: [auth, requireJsonArray, bulkCreateHandler(kit)] });
-  route(router, '/api/update', { PUT: [auth, requireJsonObject, updateHandler(kit)] });
-  route(router, '/api/bulkUpdate', { PUT: [auth, requireJsonArray, bulkUpdateHandler(kit)] });
-  route(router, '/api/overwrite', { PUT: [auth, requireJsonObject, overwriteHandler(kit)] });
+  route(router, '/api/create', { POST: [auth, requireJsonObject, requireStorableBody, createHandler(kit)] });
+  route(router, '/api/bulkCreate', { POST: [auth, requireJsonArray, bulkLimit, requireStorableBody, bulkCreateHandler(kit)] });
+  route(router, '/api/update', { PUT: [auth, requireJsonObject, requireStorableBody, updateHandler(kit)] });
+  route(router, '/api/bulkUpdate', { PUT: [auth, requireJsonArray, bulkLimit, requireStorableBody, bulkUpdateHandler(kit)] });
+  route(router, '/api/overwrite', { PUT: [auth, requireJsonObject, requireStorableBody, overwriteHandler(kit)] });
   for (const [name, handler] of [['patch', patchHandler], ['set', setHandler], ['unset', unsetHandler]] as const) {
     const h = handler(kit);
     route(router, `/api/${name}`, {
-      PATCH: [auth, requireJsonObject, h],
+      PATCH: [auth, requireJsonObject, requireStorableBody, h],
       // The reference's order: token, then Content-Type, then the override header.
-      POST: [auth, requireJsonObject, patchOverride, h],
+      POST: [auth, requireJsonObject, patchOverride, requireStorableBody, h],
     }, ['PATCH', 'OPTIONS']);
   }
   route(router, '/api/release/:_id', { PATCH: [auth, releaseHandler(kit)] });

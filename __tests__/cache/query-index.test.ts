@@ -1,6 +1,6 @@
 import { compileFilter as mongoMatcher } from '../../db/embedded/mingo-boundary';
 import { CacheIndex, preparePlan } from '../../cache/invalidation';
-import { compileFilter } from '../../cache/matcher';
+import { compileFilter, tooCostlyToTest } from '../../cache/matcher';
 import { indexTerms, PRESENT, QueryIndex, valuesAtPath, canonicalValue } from '../../cache/query-index';
 import { EntryStore } from '../../cache/store';
 import { representation } from '../../middleware/representation';
@@ -155,7 +155,7 @@ describe('query index', () => {
     const { filter, doc } = gen(seed);
     for (let round = 0; round < rounds; round++) {
       const store = new EntryStore({ maxEntries: 100000, maxBytes: 1e12, ttlSeconds: 0 });
-      const index = new CacheIndex(store);
+      const index = new CacheIndex(store, Infinity); // exactness, not the time budget, is under test
       const filters = new Map<string, Record<string, unknown>>();
       const compiled = new Map<string, ((d: Record<string, unknown>) => boolean) | undefined>();
       for (let i = 0; i < 150; i++) {
@@ -189,9 +189,11 @@ describe('query index', () => {
           )
           .map(([k]) => k)
           .sort();
-        if (JSON.stringify(indexed) !== JSON.stringify(brute)) {
+        // A filter too costly to test (cache/matcher.ts) is dropped untested by any write that reaches it.
+        const unexpected = indexed.filter((k) => !brute.includes(k) && !tooCostlyToTest(filters.get(k)));
+        if (unexpected.length > 0 || brute.some((k) => !indexed.includes(k))) {
           const missing = brute.filter((k) => !indexed.includes(k));
-          const extra = indexed.filter((k) => !brute.includes(k));
+          const extra = unexpected;
           throw new Error(`mismatch: ${JSON.stringify({ missing: missing.map((k) => filters.get(k)), extra: extra.map((k) => filters.get(k)), docs })}`);
         }
       }

@@ -130,8 +130,11 @@ describe('PATCH /v1/api/release/:id', () => {
     expect((await h.authed('patch', `/v1/api/release/${h.seg(gone)}`)).status).toBe(403);
     expect((await h.authed('patch', '/v1/api/release/000000000000000000000000')).status).toBe(404);
     const b = await h.create({ v: 1 });
-    const taken = await h.authed('patch', `/v1/api/release/${h.seg(b)}`).set('Slug', h.seg(a));
+    const slugged = await h.authed('post', '/v1/api/create').set('Slug', `taken-${Date.now()}`).send({ v: 1 });
+    const taken = await h.authed('patch', `/v1/api/release/${h.seg(b)}`).set('Slug', slugged.body.__rerum.slug);
     expect(taken.status).toBe(409);
+    // Another object's _id is not a usable Slug either (24 hex: the generated-id form).
+    expect((await h.authed('patch', `/v1/api/release/${h.seg(b)}`).set('Slug', h.seg(a))).status).toBe(400);
     expect((await read(b)).__rerum.isReleased).toBe('');
     expect((await request(h.srv.app).patch(`/v1/api/release/${h.seg(b)}`)).status).toBe(401);
     const g = await h.get(`/v1/api/release/${h.seg(b)}`);

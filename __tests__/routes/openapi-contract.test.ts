@@ -77,14 +77,16 @@ async function headWithBody(path: string, body: unknown): Promise<Answer> {
   }
 }
 
-interface Fixture { live: Obj; deleted: Obj; released: Obj }
+interface Fixture { live: Obj; deleted: Obj; released: Obj; slug: string }
 async function fixture(): Promise<Fixture> {
   const live = await h.create({ contract: 'live', label: 'contract words', k: 1 });
   const deleted = await h.create({ contract: 'gone', k: 1 });
   expect((await h.authed('delete', `/v1/api/delete/${h.seg(deleted)}`)).status).toBe(204);
   const released = await h.create({ contract: 'released', k: 1 });
   expect((await h.authed('patch', `/v1/api/release/${h.seg(released)}`)).status).toBe(200);
-  return { live, deleted, released };
+  const slug = `contract-slug-${Date.now().toString(36)}`;
+  expect((await h.authed('post', '/v1/api/create').set('Slug', slug).send({ contract: 'slugged' })).status).toBe(201);
+  return { live, deleted, released, slug };
 }
 
 /** How each documented status is provoked, per operation. */
@@ -131,7 +133,7 @@ function cases(f: Fixture): Record<string, Record<string, Record<number, Provoke
         201: () => authed('post', '/api/create').send({ k: 1 }),
         400: () => authed('post', '/api/create').send({}),
         401: () => anon('post', '/api/create').send({ k: 1 }),
-        409: () => authed('post', '/api/create').set('Slug', live).send({ k: 1 }),
+        409: () => authed('post', '/api/create').set('Slug', f.slug).send({ k: 1 }),
         413: () => authed('post', '/api/create').send(BIG),
         415: () => authed('post', '/api/create').set('Content-Type', 'text/plain').send('k'),
       },
@@ -195,7 +197,7 @@ function cases(f: Fixture): Record<string, Record<string, Record<number, Provoke
         401: () => anon('patch', `/api/release/${live}`),
         403: () => authed('patch', `/api/release/${h.seg(f.released)}`),
         404: () => authed('patch', `/api/release/${UNKNOWN}`),
-        409: () => authed('patch', `/api/release/${live}`).set('Slug', h.seg(f.released)),
+        409: () => authed('patch', `/api/release/${live}`).set('Slug', f.slug),
       },
     },
   };

@@ -16,6 +16,7 @@
  *   projection) or our own deep copies (update, aggregate), so mingo never mutates stored data.
  */
 import { Aggregator, Context, Query } from 'mingo';
+import { $regex, $regexFind, $regexFindAll, $regexMatch } from './linear-regex';
 
 /* tsconfig uses moduleResolution "node", which ignores package "exports" subpaths; load at runtime. */
 interface Iterator {
@@ -305,10 +306,10 @@ type OpTable = Record<string, unknown>;
 const load = (m: string): OpTable => require(m) as OpTable; // eslint-disable-line @typescript-eslint/no-require-imports
 const CONTEXT = Context.init({
   accumulator: load('mingo/operators/accumulator'),
-  expression: load('mingo/operators/expression'),
+  expression: { ...load('mingo/operators/expression'), $regexMatch, $regexFind, $regexFindAll }, // RE2: linear-regex.ts
   pipeline: { ...load('mingo/operators/pipeline'), $sort },
   projection: load('mingo/operators/projection'),
-  query: { ...load('mingo/operators/query'), $type },
+  query: { ...load('mingo/operators/query'), $type, $regex }, // $regex on RE2: linear-regex.ts
   window: load('mingo/operators/window'),
 } as never);
 const BaseQuery = (require('mingo/query') as { Query: typeof Query }).Query; // eslint-disable-line @typescript-eslint/no-require-imports
