@@ -20,14 +20,26 @@
  *    renews, it clears its cache first. (Invalidation acks and stats answers carry no ordering duty;
  *    they may take a direct socket back to the asker.) In-flight reads are covered by the FillGuard
  *    (invalidation.ts): a read that started before an invalidation it could be affected by never fills.
- * 4. Membership. The view is the daemon's list of online workers of this app at start-up plus every
- *    worker heard from since; a worker silent for more than L is dropped (its lease, which needed our
- *    acknowledgement, has lapsed by then). A starting worker takes part in writes only after its first
- *    lease (all members know it), so no sibling can miss its invalidations unnoticed.
- * 5. Bound. invalidate() never waits more than max(T, L) ≤ T + L: with the defaults (T = 500 ms,
- *    L = 1000 ms) 1 s, and only when a sibling is stopped, hung or dead; normally one daemon round trip
- *    (≈1 ms). Only in a worker's first moments, before its first lease (normally a 1 ms round trip),
- *    a write also waits for that join, at most L + L/3 + T more (when a listed sibling is unresponsive).
+ * 4. Membership. Workers are known by instance id (one per process, never reused), not by pm_id:
+ *    `pm2 reload` renames the worker it replaces to `_old_N` and starts the replacement as N, and
+ *    both run for a while. The view is every worker heard from, plus, until heard from, the workers
+ *    of this app the daemon listed as running at start-up that it started before us (one started
+ *    after us lists us itself and cannot publish before it has heard us). A worker silent for more
+ *    than L is dropped (its lease, which needed our acknowledgement, has lapsed by then); a listed one
+ *    the daemon no longer lists (it exited) is not waited for. A starting worker takes part in writes
+ *    only after its first lease (all members know it), so no sibling can miss its invalidations
+ *    unnoticed.
+ * 5. Leaving. When PM2 starts stopping a worker (reload, restart, stop: its kill signal or the
+ *    'shutdown' message) the worker stops serving from its cache and says `bye`, before it drains
+ *    its HTTP requests. A sibling that has processed the bye no longer waits for it, and need not:
+ *    it serves nothing from its cache. It still publishes its own in-flight writes and acknowledges
+ *    the others' (marked `gone`, so nobody takes it back into the view). So a reload makes nobody
+ *    wait for a lease, and the replacement joins on its first heartbeat's acknowledgements.
+ * 6. Bound. invalidate() never waits more than max(T, L) ≤ T + L: with the defaults (T = 500 ms,
+ *    L = 1000 ms) 1 s, and only when a sibling is stopped, hung or dead (or was killed before it
+ *    could say bye); normally one daemon round trip (≈1 ms). Only in a worker's first moments,
+ *    before its first lease (normally a 1 ms round trip), a write also waits for that join, at most
+ *    L + L/3 + T more (when a listed sibling is unresponsive).
  * Assumption: the daemon relays messages in order and without loss while it runs (a stalled daemon
  * stops every acknowledgement, so every lease lapses and all workers serve from the database).
  * A worker that cannot subscribe to the daemon's bus at start-up never serves from its cache; its
@@ -37,12 +49,11 @@
  * Without PM2 (plain `npm start`) LocalSync holds a permanent lease and invalidation is a local call.
  * The same channel carries cluster-wide stats and clear.
  */
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { monotonicMs, sleep } from './clock';
 import type { InvalidationPlan } from './invalidation';
 import { Lease } from './lease';
-import type { SyncTransport } from './pm2-transport';
+import { workerLabel, type ListedProcess, type Sender, type SyncTransport } from './pm2-transport';
 
 export interface SyncHandlers {
   /** Applies an invalidation plan locally; returns the number of entries dropped. */
@@ -81,7 +92,7 @@ export class LocalSync implements CacheSync {
   readonly mode = 'local' as const;
   readonly workerId: string;
   constructor(private readonly handlers: SyncHandlers, workerId?: string) {
-    this.workerId = workerId ?? String(process.env.pm_id ?? process.pid);
+    this.workerId = workerId ?? workerLabel();
   }
   canServe(): boolean {
     return true;
@@ -100,17 +111,25 @@ export class LocalSync implements CacheSync {
 }
 
 type Msg =
-  | { t: 'hb'; inc: string; seq: number }
-  | { t: 'hbAck'; inc: string; to: string; toInc: string; seq: number }
-  | { t: 'inv'; inc: string; seq: number; plan: InvalidationPlan }
-  | { t: 'invAck'; inc: string; to: string; toInc: string; seq: number; dropped: number }
-  | { t: 'statsReq'; inc: string; seq: number; details: boolean }
-  | { t: 'statsRes'; inc: string; to: string; toInc: string; seq: number; stats: Record<string, unknown> }
-  | { t: 'bye'; inc: string };
+  | { t: 'hb'; seq: number }
+  | { t: 'hbAck'; to: string; seq: number }
+  | { t: 'inv'; seq: number; plan: InvalidationPlan }
+  | { t: 'invAck'; to: string; seq: number; dropped: number }
+  | { t: 'statsReq'; seq: number; details: boolean }
+  | { t: 'statsRes'; to: string; seq: number; stats: Record<string, unknown> }
+  | { t: 'bye' };
 
+/** A sibling in the view, keyed by its instance id. */
 interface Member {
-  inc: string | undefined;
+  worker: string;
+  pid: number | undefined;
   lastHeard: number;
+}
+
+/** A sibling the daemon listed at start-up that we have not heard from yet, keyed by pid. */
+interface Expected {
+  worker: string;
+  since: number;
 }
 
 interface PendingHeartbeat {
@@ -120,7 +139,7 @@ interface PendingHeartbeat {
 }
 
 interface Waiter {
-  onAck(from: string, msg: Msg): void;
+  onAck(from: Sender, msg: Msg): void;
   check(): void;
 }
 
@@ -130,12 +149,21 @@ export interface ClusterSyncOptions {
   now?: () => number;
 }
 
+/** How many departed instance ids to remember (each is unique; they only guard against late messages). */
+const DEPARTED_MAX = 256;
+/** While waiting for siblings listed at start-up, how often to ask the daemon whether they still run. */
+const RELIST_MS = 50;
+
 export class ClusterSync implements CacheSync {
   readonly mode = 'cluster' as const;
   readonly workerId: string;
-  private readonly inc = randomUUID();
+  /** This process's instance id: what siblings key us by and address replies to. */
+  private readonly self: string;
   private readonly lease: Lease;
   private readonly members = new Map<string, Member>();
+  private readonly expected = new Map<number, Expected>();
+  /** Instances that said bye: never taken back into the view. */
+  private readonly departed = new Set<string>();
   private readonly heartbeats: PendingHeartbeat[] = [];
   private readonly waiters = new Set<Waiter>();
   private seq = 0;
@@ -143,6 +171,12 @@ export class ClusterSync implements CacheSync {
   private joined = false;
   private joinWaiters: (() => void)[] = [];
   private closed = false;
+  /** Said bye (PM2 is stopping us): no lease, no heartbeats; still publishes our own writes and acknowledges. */
+  private leaving = false;
+  private startedAt = 0;
+  private joinMs: number | undefined;
+  private relisting = false;
+  private parkedAs: string | undefined;
   /** The channel could not be opened: this worker never serves from its cache and does not wait. */
   private failed = false;
   private readonly now: () => number;
@@ -156,6 +190,7 @@ export class ClusterSync implements CacheSync {
     opts: ClusterSyncOptions,
   ) {
     this.workerId = transport.selfId;
+    this.self = transport.instanceId;
     this.now = opts.now ?? monotonicMs;
     this.T = opts.syncTimeoutMs;
     this.L = opts.leaseMs;
@@ -163,71 +198,137 @@ export class ClusterSync implements CacheSync {
   }
 
   canServe(): boolean {
-    return !this.closed && this.lease.valid();
+    return !this.closed && !this.leaving && this.lease.valid();
   }
 
   leaseEpoch(): number {
     return this.lease.epoch;
   }
 
-  /** Ids of the siblings currently in the view (for tests and stats). */
+  /** Labels of the siblings currently in the view, and of those listed at start-up not heard from yet (for tests and stats). */
   view(): string[] {
     this.prune();
-    return [...this.members.keys()];
+    return [...[...this.members.values()].map((m) => m.worker), ...[...this.expected.values()].map((e) => e.worker)];
   }
 
   get isJoined(): boolean {
     return this.joined;
   }
 
+  /** What this worker's stats say about the channel. */
+  private syncStats(): Record<string, unknown> {
+    return {
+      joinMs: this.joinMs === undefined ? null : Math.round(this.joinMs * 10) / 10,
+      view: [...this.members.values()].map((m) => m.worker).sort((a, b) => a.localeCompare(b, undefined, { numeric: true })),
+      ...(this.parkedAs ? { replacedBy: 'pm2 reload' } : {}),
+    };
+  }
+
+  private ownStats(details: boolean): Record<string, unknown> {
+    return { ...this.handlers.stats(details), sync: this.syncStats() };
+  }
+
   async start(): Promise<void> {
-    let initial: string[];
+    let listed: ListedProcess[];
     try {
-      initial = await this.transport.start((from, data) => this.onMessage(from, data as Msg));
+      listed = await this.transport.start((from, data) => this.onMessage(from, data as Msg));
     } catch (e) {
       this.failed = true;
       this.lease.revoke();
       throw e;
     }
     const now = this.now();
-    for (const id of initial) if (id !== this.workerId && !this.members.has(id)) this.members.set(id, { inc: undefined, lastHeard: now });
+    this.startedAt = now; // the join time counts from here: the channel is up
+    const heardPids = new Set([...this.members.values()].map((m) => m.pid));
+    for (const p of listed) {
+      if (p.startedAfterUs || heardPids.has(p.pid) || this.expected.has(p.pid)) continue;
+      this.expected.set(p.pid, { worker: p.worker, since: now });
+    }
     this.beat();
     this.timer = setInterval(() => this.beat(), Math.max(5, Math.floor(this.L / 3)));
     this.timer.unref();
+    this.transport.onStopping?.(() => this.leave());
   }
 
+  /**
+   * Leaves the cluster: stops serving from the cache (lease revoked), stops heartbeats and says `bye`.
+   * The bye is ordered like everything else, so from it on no sibling waits for us, and none needs
+   * to: we no longer serve from the cache. Our own in-flight writes still publish and wait for the
+   * siblings' acknowledgements, and we still acknowledge theirs (marked `gone`, so nobody takes us
+   * back into its view). Called when PM2 starts stopping this worker (`pm2 reload`, restart, stop),
+   * before the HTTP drain, so a drain that PM2 cuts short cannot make anyone wait for our lease.
+   */
+  leave(): void {
+    if (this.leaving || this.closed) return;
+    this.leaving = true;
+    this.lease.revoke();
+    if (this.timer) clearInterval(this.timer);
+    this.send({ t: 'bye' });
+    this.logger.info('cache sync: leaving the cluster; this worker no longer serves from its cache');
+  }
+
+  /** Leaves (if not done yet), then closes the channel once the bye is out. */
   async close(): Promise<void> {
     if (this.closed) return;
-    this.transport.broadcast({ t: 'bye', inc: this.inc } satisfies Msg);
+    this.leave();
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
-    this.lease.revoke();
     for (const w of this.waiters) w.check();
     for (const f of this.joinWaiters.splice(0)) f();
     await this.transport.close();
   }
 
   private send(msg: Msg): void {
-    this.transport.broadcast(msg);
+    this.transport.broadcast(this.leaving ? { ...msg, gone: true } : msg);
   }
 
   /** Replies with no ordering duty (invalidation acks, stats answers) may take a direct path. */
-  private reply(to: string, msg: Msg): void {
-    if (this.transport.sendTo) this.transport.sendTo(to, msg);
-    else this.transport.broadcast(msg);
+  private reply(to: Sender, msg: Msg): void {
+    if (this.transport.sendTo) this.transport.sendTo(to.id, this.leaving ? { ...msg, gone: true } : msg);
+    else this.send(msg);
   }
 
   private beat(): void {
-    if (this.closed) return;
+    if (this.closed || this.leaving) return;
     this.prune();
     const hb: PendingHeartbeat = { seq: ++this.seq, sentAt: this.now(), acked: new Set() };
     this.heartbeats.push(hb);
     if (this.heartbeats.length > 8) this.heartbeats.shift();
-    this.send({ t: 'hb', inc: this.inc, seq: hb.seq });
+    this.send({ t: 'hb', seq: hb.seq });
     this.checkAll();
+    if (this.expected.size > 0) this.relist();
   }
 
-  /** Drops members silent for longer than the lease. */
+  /**
+   * While we wait for siblings listed at start-up, ask the daemon again: one that has exited since
+   * (e.g. the worker a reload replaced, whose `bye` went out before we subscribed) is not waited for
+   * until it is pruned. One still listed as running (or stopping, i.e. draining) is still waited for.
+   */
+  private relist(): void {
+    if (this.relisting || !this.transport.running) return;
+    this.relisting = true;
+    this.transport
+      .running()
+      .then((list) => {
+        const running = new Set(list.map((p) => p.pid));
+        let changed = false;
+        for (const pid of [...this.expected.keys()]) {
+          if (!running.has(pid)) {
+            this.expected.delete(pid);
+            changed = true;
+          }
+        }
+        if (changed) this.checkAll();
+      })
+      .catch((err: unknown) => this.logger.debug({ err }, 'cache sync: could not list the processes'))
+      .finally(() => {
+        this.relisting = false;
+        // keep asking (cheaply, only while joining) so a departed one does not cost a whole heartbeat
+        if (this.expected.size > 0 && !this.closed) setTimeout(() => this.relist(), RELIST_MS).unref();
+      });
+  }
+
+  /** Drops members silent for longer than the lease, and listed siblings never heard from in that time. */
   private prune(): void {
     const cutoff = this.now() - this.L;
     let changed = false;
@@ -235,7 +336,14 @@ export class ClusterSync implements CacheSync {
       if (m.lastHeard < cutoff) {
         this.members.delete(id);
         changed = true;
-        this.logger.warn({ worker: id }, 'cache sync: sibling silent for longer than the lease; dropped from the view');
+        this.logger.warn({ sibling: m.worker, siblingPid: m.pid }, 'cache sync: sibling silent for longer than the lease; dropped from the view');
+      }
+    }
+    for (const [pid, e] of this.expected) {
+      if (e.since < cutoff) {
+        this.expected.delete(pid);
+        changed = true;
+        this.logger.warn({ sibling: e.worker, siblingPid: pid }, 'cache sync: a sibling listed by PM2 never answered within the lease; no longer waiting for it');
       }
     }
     if (changed) this.checkAll();
@@ -248,9 +356,10 @@ export class ClusterSync implements CacheSync {
 
   /** Renews the lease from the newest heartbeat acknowledged by every member and by our own echo. */
   private evaluateLease(): void {
+    if (this.leaving || this.expected.size > 0) return; // someone listed at start-up may not know us yet
     for (let i = this.heartbeats.length - 1; i >= 0; i--) {
       const hb = this.heartbeats[i];
-      if (!hb.acked.has(this.workerId)) continue;
+      if (!hb.acked.has(this.self)) continue;
       let all = true;
       for (const id of this.members.keys()) if (!hb.acked.has(id)) { all = false; break; }
       if (!all) continue;
@@ -258,50 +367,66 @@ export class ClusterSync implements CacheSync {
       this.lease.renew(hb.sentAt);
       if (!this.joined) {
         this.joined = true;
+        this.joinMs = this.now() - this.startedAt;
+        this.logger.info({ joinMs: Math.round(this.joinMs), view: this.syncStats().view }, 'cache sync: joined the cluster');
         for (const f of this.joinWaiters.splice(0)) f();
       }
       return;
     }
   }
 
-  private heard(from: string, inc: string): void {
-    const m = this.members.get(from);
-    const now = this.now();
-    if (!m || m.inc === undefined || m.inc !== inc) {
-      // new worker, or a restarted one under the same pm_id
-      this.members.set(from, { inc, lastHeard: now });
-    } else {
-      m.lastHeard = now;
-    }
+  /** Records a message from a sibling; false for one that already said bye. */
+  private heard(from: Sender): boolean {
+    if (this.departed.has(from.id)) return false;
+    if (from.pid !== undefined) this.expected.delete(from.pid);
+    const m = this.members.get(from.id);
+    if (m) m.lastHeard = this.now();
+    else this.members.set(from.id, { worker: from.worker, pid: from.pid, lastHeard: this.now() });
+    return true;
   }
 
-  private onMessage(from: string, msg: Msg): void {
+  private depart(from: Sender): void {
+    if (this.departed.has(from.id)) return;
+    this.departed.add(from.id);
+    if (this.departed.size > DEPARTED_MAX) this.departed.delete(this.departed.values().next().value!);
+    if (from.pid !== undefined) this.expected.delete(from.pid);
+    if (this.members.delete(from.id)) this.logger.info({ sibling: from.worker, siblingPid: from.pid }, 'cache sync: sibling left');
+    this.checkAll();
+  }
+
+  private onMessage(from: Sender, msg: Msg): void {
     if (this.closed || !msg || typeof msg !== 'object' || typeof (msg as { t?: unknown }).t !== 'string') return;
-    if (from === this.workerId) {
-      if (msg.inc !== this.inc) return; // a previous incarnation's message
+    if (from.id === this.self) {
+      if (from.slot !== undefined && from.slot !== this.workerId && this.parkedAs === undefined) {
+        // PM2 renamed us (`_old_N`): a reload is starting our replacement. Nothing changes for us,
+        // since siblings know us by instance id; we keep serving until we are stopped.
+        this.parkedAs = from.slot;
+        this.logger.info({ as: from.slot }, 'cache sync: pm2 reload is replacing this worker');
+      }
       if (msg.t === 'hb') {
         const hb = this.heartbeats.find((h) => h.seq === msg.seq);
         if (hb) {
-          hb.acked.add(this.workerId);
+          hb.acked.add(this.self);
           this.evaluateLease();
         }
       }
       return;
     }
     if (msg.t === 'bye') {
-      if (this.members.get(from)?.inc === msg.inc) this.members.delete(from);
-      this.checkAll();
+      this.depart(from);
       return;
     }
-    this.heard(from, msg.inc);
+    // A sibling that said bye marks what it still sends `gone`: its acknowledgements count, it does not rejoin.
+    if ((msg as { gone?: unknown }).gone === true) this.depart(from);
+    const member = this.heard(from);
     switch (msg.t) {
       case 'hb':
-        this.send({ t: 'hbAck', inc: this.inc, to: from, toInc: msg.inc, seq: msg.seq });
+        if (member) this.send({ t: 'hbAck', to: from.id, seq: msg.seq });
         break;
       case 'hbAck': {
-        if (msg.to !== this.workerId || msg.toInc !== this.inc) break;
+        if (msg.to !== this.self) break;
         const hb = this.heartbeats.find((h) => h.seq === msg.seq);
-        if (hb) hb.acked.add(from);
+        if (hb) hb.acked.add(from.id);
         break;
       }
       case 'inv': {
@@ -312,15 +437,15 @@ export class ClusterSync implements CacheSync {
           this.logger.error({ err: e }, 'cache sync: applying a sibling invalidation failed; clearing the cache');
           this.handlers.clearAll();
         }
-        this.reply(from, { t: 'invAck', inc: this.inc, to: from, toInc: msg.inc, seq: msg.seq, dropped });
+        this.reply(from, { t: 'invAck', to: from.id, seq: msg.seq, dropped });
         break;
       }
       case 'statsReq':
-        this.reply(from, { t: 'statsRes', inc: this.inc, to: from, toInc: msg.inc, seq: msg.seq, stats: this.handlers.stats(!!msg.details) });
+        this.reply(from, { t: 'statsRes', to: from.id, seq: msg.seq, stats: this.ownStats(!!msg.details) });
         break;
       case 'invAck':
       case 'statsRes':
-        if (msg.to === this.workerId && msg.toInc === this.inc) for (const w of [...this.waiters]) w.onAck(from, msg);
+        if (msg.to === this.self) for (const w of [...this.waiters]) w.onAck(from, msg);
         break;
       default:
         break;
@@ -345,7 +470,7 @@ export class ClusterSync implements CacheSync {
       // Not subscribed to the bus (logged at start): we cannot hear acknowledgements. Still tell the
       // others (the daemon relays what we send) and give it the sync timeout to arrive. This is the
       // one case without a guarantee; the error logged at start-up says so.
-      this.send({ t: 'inv', inc: this.inc, seq: ++this.seq, plan });
+      this.send({ t: 'inv', seq: ++this.seq, plan });
       await sleep(this.T);
       return { acked: 0, dropped: 0, timedOut: ['unknown'] };
     }
@@ -359,15 +484,15 @@ export class ClusterSync implements CacheSync {
     let acked = 0;
     let dropped = 0;
     const t0 = this.now();
-    this.send({ t: 'inv', inc: this.inc, seq, plan });
+    this.send({ t: 'inv', seq, plan });
     if (need.size === 0) return { acked: 0, dropped: 0, timedOut: [] };
-    const onAck = (_from: string, msg: Msg) => {
+    const onAck = (_from: Sender, msg: Msg) => {
       if (msg.t !== 'invAck') return;
       acked++;
       dropped += msg.dropped;
     };
     if (await this.awaitReplies('invAck', seq, need, this.T, onAck)) return { acked, dropped, timedOut: [] };
-    const timedOut = [...need];
+    const timedOut = this.labels(need);
     // Rule 2: a sibling that did not acknowledge cannot hold a lease past t0 + L.
     const remaining = t0 + this.L - this.now();
     this.logger.warn({ timedOut, waitMs: Math.max(0, Math.round(remaining)) }, 'cache sync: siblings did not acknowledge an invalidation in time; waiting out their lease');
@@ -381,12 +506,18 @@ export class ClusterSync implements CacheSync {
     return { acked, dropped, timedOut };
   }
 
+  /** Labels (pm_ids) of the given members, with the pid where two share one (during a reload). */
+  private labels(ids: Iterable<string>): string[] {
+    const ms = [...ids].map((id) => this.members.get(id)).filter((m): m is Member => m !== undefined);
+    return ms.map((m) => (ms.filter((o) => o.worker === m.worker).length > 1 ? `${m.worker} (pid ${String(m.pid)})` : m.worker));
+  }
+
   /**
    * Waits for the `type` replies to request `seq` from every worker in `need` (each removed from it
    * and handed to onReply as it arrives; a worker that leaves the view is no longer waited for), or
    * until this worker closes, or timeoutMs. True when nobody is left to wait for.
    */
-  private awaitReplies(type: 'invAck' | 'statsRes', seq: number, need: Set<string>, timeoutMs: number, onReply: (from: string, msg: Msg) => void): Promise<boolean> {
+  private awaitReplies(type: 'invAck' | 'statsRes', seq: number, need: Set<string>, timeoutMs: number, onReply: (from: Sender, msg: Msg) => void): Promise<boolean> {
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       const finish = (allIn: boolean) => {
@@ -396,7 +527,7 @@ export class ClusterSync implements CacheSync {
       };
       const waiter: Waiter = {
         onAck: (from, msg) => {
-          if (msg.t === type && msg.seq === seq && need.delete(from)) onReply(from, msg);
+          if (msg.t === type && msg.seq === seq && need.delete(from.id)) onReply(from, msg);
         },
         check: () => {
           for (const id of need) if (!this.members.has(id)) need.delete(id); // dropped: its lease is gone
@@ -410,19 +541,19 @@ export class ClusterSync implements CacheSync {
   }
 
   async clusterStats(details: boolean): Promise<{ workers: Record<string, unknown>[]; missing: string[] }> {
-    const self = { worker: this.workerId, ...this.handlers.stats(details) };
+    const self = { worker: this.workerId, ...this.ownStats(details) };
     if (this.closed) return { workers: [self], missing: [] };
     this.prune();
     const seq = ++this.seq;
     const need = new Set(this.members.keys());
     const got: Record<string, unknown>[] = [];
-    this.send({ t: 'statsReq', inc: this.inc, seq, details });
+    this.send({ t: 'statsReq', seq, details });
     if (need.size > 0) {
       await this.awaitReplies('statsRes', seq, need, this.T, (from, msg) => {
-        if (msg.t === 'statsRes') got.push({ worker: from, ...msg.stats });
+        if (msg.t === 'statsRes') got.push({ worker: from.worker, ...msg.stats });
       });
     }
     got.sort((a, b) => String(a.worker).localeCompare(String(b.worker), undefined, { numeric: true }));
-    return { workers: [self, ...got], missing: [...need] };
+    return { workers: [self, ...got], missing: this.labels(need) };
   }
 }

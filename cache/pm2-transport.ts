@@ -11,13 +11,19 @@
  * that order. `pm2.sendDataToProcessId` would cost an RPC round trip per sibling and log a line per
  * call; the bus needs none.
  *
- * Membership at start-up comes from the daemon's process list (same app name, status online).
+ * Identity: every process has an instance id of its own (pid + random, never reused), stamped on all
+ * it sends. The daemon's pm_id is not an identity: during `pm2 reload` the daemon renames the worker
+ * being replaced to `_old_N` and starts its replacement as N, so for a while two processes answer to
+ * N (each still has pm_id=N in its environment) and the bus labels the old one `_old_N`. The pm_id a
+ * worker was started with is only its label (X-Worker, stats, logs).
+ *
+ * Membership at start-up comes from the daemon's process list (same app, running: pid and label).
  *
  * Replies (invalidation acknowledgements, stats answers) need no ordering, only delivery, so they
  * take a shortcut: each worker listens on a private unix socket whose path it announces in what it
- * broadcasts, and a reply goes straight to the asker over it (one hop instead of two through the
- * daemon, and no wake-up of the uninvolved workers). Without a known path, or on any socket error,
- * replies fall back to the bus.
+ * broadcasts, and a reply goes straight to the asker's instance over it (one hop instead of two
+ * through the daemon, and no wake-up of the uninvolved workers). Without a known path, or on any
+ * socket error, replies fall back to the bus.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -25,19 +31,61 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Logger } from 'pino';
+import { pm2WorkerId } from '../logger';
 
 export const TOPIC = 'rerum:cache';
 
+/** Who sent a message. */
+export interface Sender {
+  /** The sending process's instance id: unique, never reused, unchanged while PM2 renames it. */
+  id: string;
+  /** Its label: the pm_id it was started with (what its X-Worker header says). */
+  worker: string;
+  /** Its process id, when known (matches the daemon's process list). */
+  pid?: number;
+  /** The daemon's current name for it, when it came over the bus (`_old_N` while a reload replaces it). */
+  slot?: string;
+}
+
+/** A sibling process the daemon lists as running. */
+export interface ListedProcess {
+  pid: number;
+  worker: string;
+  /**
+   * The daemon started it after us: its own list, taken once it subscribed, includes us, so it
+   * cannot take part in writes before it has heard us (cluster-sync.ts rule 4). Not waited for.
+   */
+  startedAfterUs?: boolean;
+}
+
 export interface SyncTransport {
-  /** This worker's id (pm_id). */
+  /** This worker's label: its pm_id (X-Worker, stats, logs). Shared with its replacement during a reload. */
   readonly selfId: string;
-  /** Connects; returns the ids of the sibling workers the daemon lists as online. */
-  start(onMessage: (from: string, data: unknown) => void): Promise<string[]>;
+  /** This process's instance id (unique; what siblings address replies to). */
+  readonly instanceId: string;
+  /** Connects; returns the sibling processes the daemon lists as running. */
+  start(onMessage: (from: Sender, data: unknown) => void): Promise<ListedProcess[]>;
+  /** The sibling processes the daemon lists as running now (optional; used while joining). */
+  running?(): Promise<ListedProcess[]>;
   broadcast(data: unknown): void;
-  /** Optional point-to-point path for replies that carry no ordering duty; else use broadcast. */
+  /** Optional point-to-point path (to an instance id) for replies that carry no ordering duty; else use broadcast. */
   sendTo?(to: string, data: unknown): void;
+  /** Calls `cb` once PM2 starts stopping this process (stop, restart, reload, delete), before the drain. */
+  onStopping?(cb: () => void): void;
+  /** Closes; what was broadcast before is handed to the daemon first. */
   close(): Promise<void>;
 }
+
+/** Stamped by the transport on everything it sends (the payload's own fields never start with `_`). */
+interface Envelope {
+  _id?: unknown;
+  _w?: unknown;
+  _pid?: unknown;
+  _addr?: unknown;
+}
+
+/** PM2 statuses of a process that may still send: running, or draining after a stop signal. */
+const RUNNING = new Set(['online', 'stopping', 'launching']);
 
 interface BusPacket {
   data?: unknown;
@@ -48,7 +96,7 @@ interface Pm2Api {
   connect(cb: (err?: Error | null) => void): void;
   disconnect(cb?: () => void): void;
   launchBus(cb: (err: Error | null, bus: { on(ev: string, fn: (p: BusPacket) => void): void; close?: () => void }) => void): void;
-  list(cb: (err: Error | null, list: { pm_id?: number; name?: string; pm2_env?: { status?: string; namespace?: string } }[]) => void): void;
+  list(cb: (err: Error | null, list: { pm_id?: number | string; pid?: number; name?: string; pm2_env?: { status?: string; namespace?: string; pm_uptime?: number } }[]) => void): void;
 }
 
 /** True when this process is a PM2-managed worker that can talk to the daemon. */
@@ -56,8 +104,17 @@ export function runningUnderPm2(env: NodeJS.ProcessEnv = process.env): boolean {
   return (env.pm_id !== undefined || env.NODE_APP_INSTANCE !== undefined) && env.pm_id !== '-1' && typeof process.send === 'function';
 }
 
+/**
+ * A worker's label: its pm_id under PM2 (what `pm2 list` shows, and the same for the replacement a
+ * reload starts), else the process id. X-Worker, the cache stats and every log line use it.
+ */
+export function workerLabel(env: NodeJS.ProcessEnv = process.env): string {
+  return pm2WorkerId(env) ?? String(process.pid);
+}
+
 export class Pm2Transport implements SyncTransport {
   readonly selfId: string;
+  readonly instanceId = `${process.pid}.${randomBytes(6).toString('hex')}`;
   private readonly appName: string | undefined;
   private readonly namespace: string | undefined;
   private pm2: Pm2Api | undefined;
@@ -67,9 +124,12 @@ export class Pm2Transport implements SyncTransport {
   private socketPath: string | undefined;
   private readonly peers = new Map<string, string>();
   private readonly conns = new Map<string, net.Socket>();
+  /** IPC sends not yet handed to the daemon; close() waits for them (a final `bye` must get out). */
+  private pendingSends = 0;
+  private drained: (() => void)[] = [];
 
   constructor(private readonly logger: Logger, env: NodeJS.ProcessEnv = process.env) {
-    this.selfId = String(env.pm_id ?? env.NODE_APP_INSTANCE ?? process.pid);
+    this.selfId = workerLabel(env);
     this.appName = env.name;
     this.namespace = env.namespace;
   }
@@ -81,7 +141,7 @@ export class Pm2Transport implements SyncTransport {
     return true;
   }
 
-  async start(onMessage: (from: string, data: unknown) => void): Promise<string[]> {
+  async start(onMessage: (from: Sender, data: unknown) => void): Promise<ListedProcess[]> {
     // Never let the pm2 client start a daemon of its own: only join the one that runs us.
     const home = process.env.PM2_HOME ?? path.join(os.homedir(), '.pm2');
     if (!fs.existsSync(path.join(home, 'rpc.sock')) || !fs.existsSync(path.join(home, 'pub.sock'))) {
@@ -98,15 +158,23 @@ export class Pm2Transport implements SyncTransport {
         this.bus = bus;
         bus.on(TOPIC, (packet: BusPacket) => {
           if (this.closed || !this.sameApp(packet.process) || packet.process?.pm_id === undefined) return;
-          const from = String(packet.process.pm_id);
-          const addr = (packet.data as { _addr?: unknown } | undefined)?._addr;
-          if (typeof addr === 'string' && from !== this.selfId && this.peers.get(from) !== addr) {
-            this.peers.set(from, addr);
-            this.conns.get(from)?.destroy();
-            this.conns.delete(from);
+          const slot = String(packet.process.pm_id);
+          const data = packet.data as Envelope | undefined;
+          if (!data || typeof data !== 'object') return;
+          // A sender without an instance id (an older version of this server) is known by its slot.
+          const from: Sender = {
+            id: typeof data._id === 'string' ? data._id : `pm2:${slot}`,
+            worker: typeof data._w === 'string' ? data._w : slot,
+            pid: typeof data._pid === 'number' ? data._pid : undefined,
+            slot,
+          };
+          if (typeof data._addr === 'string' && from.id !== this.instanceId && this.peers.get(from.id) !== data._addr) {
+            this.peers.set(from.id, data._addr);
+            this.conns.get(from.id)?.destroy();
+            this.conns.delete(from.id);
           }
           try {
-            onMessage(from, packet.data);
+            onMessage(from, data);
           } catch (e) {
             this.logger.error({ err: e }, 'cache sync: message handler failed');
           }
@@ -114,16 +182,31 @@ export class Pm2Transport implements SyncTransport {
         resolve();
       }),
     );
+    return this.running();
+  }
+
+  async running(): Promise<ListedProcess[]> {
+    const pm2 = this.pm2;
+    if (!pm2 || this.closed) return [];
     const list = await new Promise<Parameters<Parameters<Pm2Api['list']>[0]>[1]>((resolve, reject) =>
       pm2.list((err, l) => (err ? reject(err) : resolve(l ?? []))),
     );
-    return list
-      .filter((p) => p.name === this.appName && p.pm2_env?.status === 'online' && String(p.pm_id) !== this.selfId)
-      .map((p) => String(p.pm_id));
+    const ours = list.filter((p) => p.name === this.appName);
+    const selfStart = ours.find((p) => p.pid === process.pid)?.pm2_env?.pm_uptime;
+    return ours
+      .filter((p) => RUNNING.has(String(p.pm2_env?.status)) && typeof p.pid === 'number' && p.pid > 0 && p.pid !== process.pid)
+      .map((p) => {
+        const started = p.pm2_env?.pm_uptime;
+        return {
+          pid: p.pid!,
+          worker: String(p.pm_id).replace(/^_old_/, ''),
+          startedAfterUs: typeof selfStart === 'number' && typeof started === 'number' && started > selfStart,
+        };
+      });
   }
 
-  /** The private reply socket: newline-delimited JSON `{from, data}`. */
-  private async listen(onMessage: (from: string, data: unknown) => void): Promise<void> {
+  /** The private reply socket: newline-delimited JSON `{id, from, pid, data}` (from: the sender's label). */
+  private async listen(onMessage: (from: Sender, data: unknown) => void): Promise<void> {
     const file = path.join(os.tmpdir(), `rerum-cache-${process.pid}-${randomBytes(4).toString('hex')}.sock`);
     const server = net.createServer((sock) => {
       let buf = '';
@@ -136,8 +219,10 @@ export class Pm2Transport implements SyncTransport {
           buf = buf.slice(nl + 1);
           if (this.closed || !line) continue;
           try {
-            const m = JSON.parse(line) as { from?: unknown; data?: unknown };
-            if (typeof m.from === 'string') onMessage(m.from, m.data);
+            const m = JSON.parse(line) as { id?: unknown; from?: unknown; pid?: unknown; data?: unknown };
+            if (typeof m.id === 'string' && typeof m.from === 'string') {
+              onMessage({ id: m.id, worker: m.from, pid: typeof m.pid === 'number' ? m.pid : undefined }, m.data);
+            }
           } catch (e) {
             this.logger.warn({ err: e }, 'cache sync: bad reply on the direct socket');
           }
@@ -151,7 +236,9 @@ export class Pm2Transport implements SyncTransport {
         this.logger.warn({ err: e }, 'cache sync: no direct reply socket; replies use the PM2 bus');
         resolve();
       });
-      server.listen(file, () => {
+      // exclusive: a worker's own socket, not shared through the cluster primary (which would also
+      // tell PM2 this worker is "listening", i.e. ready, before its HTTP port is)
+      server.listen({ path: file, exclusive: true }, () => {
         try {
           fs.chmodSync(file, 0o600); // only our own user may connect (replies also carry the asker's random id)
         } catch {
@@ -166,7 +253,16 @@ export class Pm2Transport implements SyncTransport {
 
   broadcast(data: unknown): void {
     if (this.closed || typeof process.send !== 'function' || !process.connected) return;
-    process.send({ type: TOPIC, data: this.socketPath ? { ...(data as object), _addr: this.socketPath } : data });
+    const envelope: Envelope = { _id: this.instanceId, _w: this.selfId, _pid: process.pid, ...(this.socketPath ? { _addr: this.socketPath } : {}) };
+    this.pendingSends++;
+    const sent = () => {
+      if (--this.pendingSends === 0) for (const f of this.drained.splice(0)) f();
+    };
+    try {
+      process.send({ type: TOPIC, data: { ...(data as object), ...envelope } }, undefined, {}, sent);
+    } catch {
+      sent(); // channel closed meanwhile
+    }
   }
 
   sendTo(to: string, data: unknown): void {
@@ -184,11 +280,52 @@ export class Pm2Transport implements SyncTransport {
       });
       this.conns.set(to, s);
     }
-    const ok = sock.write(`${JSON.stringify({ from: this.selfId, data })}\n`);
+    const ok = sock.write(`${JSON.stringify({ id: this.instanceId, from: this.selfId, pid: process.pid, data })}\n`);
     void ok; // backpressure is irrelevant at this volume; a lost reply only delays the writer (T, then L)
   }
 
+  /**
+   * PM2 stops a worker with its kill signal (SIGINT unless configured) or, with
+   * shutdown_with_message, the message 'shutdown'; the server then drains before closing. The cache
+   * hands over at that first moment, not after the drain (which PM2 may cut short with SIGKILL).
+   */
+  onStopping(cb: () => void): void {
+    let fired = false;
+    const fire = () => {
+      if (fired) return;
+      fired = true;
+      cb();
+    };
+    const onSignal = (sig: NodeJS.Signals) => {
+      fire();
+      // if nobody else handles the signal, keep its default effect (exit)
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    };
+    const onMessage = (m: unknown) => {
+      if (m === 'shutdown') fire();
+    };
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) process.prependOnceListener(sig, onSignal);
+    process.on('message', onMessage);
+    this.unhook = () => {
+      for (const sig of ['SIGINT', 'SIGTERM'] as const) process.removeListener(sig, onSignal);
+      process.removeListener('message', onMessage);
+    };
+  }
+
+  private unhook: (() => void) | undefined;
+
   async close(): Promise<void> {
+    this.unhook?.();
+    if (this.pendingSends > 0) {
+      // let the last broadcasts (a `bye`) reach the daemon; a dead channel fails them quickly
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, 1000);
+        this.drained.push(() => {
+          clearTimeout(t);
+          resolve();
+        });
+      });
+    }
     this.closed = true;
     for (const c of this.conns.values()) c.destroy();
     this.conns.clear();

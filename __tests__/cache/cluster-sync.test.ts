@@ -6,6 +6,7 @@ import pino from 'pino';
 import { createEnabledCache, type ReadCacheInternals } from '../../cache';
 import { monotonicMs } from '../../cache/clock';
 import type { ClusterSync } from '../../cache/cluster-sync';
+import { planFromChanges } from '../../cache/invalidation';
 import { idKey } from '../../cache/keys';
 import { loadConfig } from '../../config';
 import { doc, hexId, overwriteChange } from './support/fixtures';
@@ -28,8 +29,8 @@ async function until(cond: () => boolean, ms = 3000): Promise<void> {
 function cluster(n: number) {
   const daemon = new MemoryDaemon();
   const workers: { cache: ReadCacheInternals; transport: MemoryTransport }[] = [];
-  const add = () => {
-    const transport = daemon.transport(String(workers.length));
+  const add = (label = String(workers.length)) => {
+    const transport = daemon.transport(label);
     const cache = createEnabledCache(config, logger, { transport });
     workers.push({ cache, transport });
     return workers[workers.length - 1];
@@ -151,5 +152,89 @@ describe('cluster sync', () => {
     expect(c.workers[1].cache.sync.canServe()).toBe(true);
     expect(c.workers[1].cache.worker.get(idKey('id', d._id))?.rep.body.toString()).toBe('{"n":1}');
     await c.close();
+  });
+
+  describe('pm2 reload', () => {
+    /** One write's publish from worker w: which siblings it had to wait out (none, when nobody waits for a lease). */
+    const write = async (w: ReadCacheInternals) => {
+      const d = doc(hexId(), { n: 1 });
+      return (await w.sync.publish(planFromChanges(overwriteChange(d, { n: 2 }).changes))).timedOut;
+    };
+
+    test('the parked worker (_old_N) and its replacement (same pm_id) both take part; nobody waits; the old one leaves with a bye', async () => {
+      const c = cluster(3);
+      await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+      const old = c.workers[1];
+      old.transport.park(); // PM2 renames it to _old_1 and starts the replacement under 1
+      const repl = c.add('1');
+      await until(() => (repl.cache.sync as ClusterSync).isJoined, L);
+      const joinMs = ((await repl.cache.sync.clusterStats(false)).workers[0].sync as { joinMs: number }).joinMs;
+      expect(joinMs).toBeLessThan(L / 3); // within one heartbeat
+      // everyone sees both processes labelled 1 (old and new), and the old one still holds its lease
+      await sleep(L); // several lease renewals with both in the view
+      for (const w of c.workers) expect(w.cache.sync.canServe()).toBe(true);
+      expect((c.workers[0].cache.sync as ClusterSync).view().sort()).toEqual(['1', '1', '2']);
+      // writes from every worker, old and new included, are acknowledged by all: no lease wait
+      const d = doc(hexId(), { n: 1 });
+      for (const w of c.workers) fillId(w.cache, d._id, '{"n":1}');
+      const t0 = monotonicMs();
+      await c.workers[0].cache.invalidate(overwriteChange(d, { n: 2 }).changes);
+      expect(monotonicMs() - t0).toBeLessThan(L - 50);
+      for (const w of c.workers) expect(w.cache.worker.store.has(idKey('id', d._id))).toBe(false);
+      for (const w of c.workers) expect(await write(w.cache)).toEqual([]);
+      // the old one is stopped: it says bye on its way out, writes go on without waiting for its lease
+      await old.cache.close();
+      for (const w of [c.workers[0], c.workers[2], repl]) expect(await write(w.cache)).toEqual([]);
+      await until(() => (c.workers[0].cache.sync as ClusterSync).view().length === 2);
+      expect((c.workers[0].cache.sync as ClusterSync).view().sort()).toEqual(['1', '2']);
+      const s = await c.workers[0].cache.sync.clusterStats(false);
+      expect(s.missing).toEqual([]);
+      expect(s.workers.map((w) => w.worker).sort()).toEqual(['0', '1', '2']);
+      await Promise.all([c.workers[0], c.workers[2], repl].map((w) => w.cache.close()));
+    });
+
+    test('a replacement does not wait for a listed worker that exited before it could hear it, but does wait while it still runs', async () => {
+      const c = cluster(2);
+      await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+      const old = c.workers[1];
+      old.transport.park();
+      old.transport.stop(); // silent from now on (its bye will never reach anyone)
+      const repl = c.add('1');
+      await sleep(L / 2);
+      // listed by the daemon as running and never heard: it may not know the replacement yet
+      expect((repl.cache.sync as ClusterSync).isJoined).toBe(false);
+      const gone = monotonicMs();
+      await old.cache.close(); // exits: the daemon no longer lists it
+      await until(() => repl.cache.sync.canServe(), L);
+      expect(monotonicMs() - gone).toBeLessThan(L / 3 + 50); // the next heartbeat's re-list
+      expect(await write(repl.cache)).toEqual([]);
+      await Promise.all([c.workers[0], repl].map((w) => w.cache.close()));
+    });
+
+    test('a worker PM2 is stopping leaves before its drain: nobody waits for it, its own late write still reaches everyone, and a replacement can join on its acknowledgement', async () => {
+      const c = cluster(3);
+      await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+      const old = c.workers[1];
+      old.transport.park();
+      (old.cache.sync as ClusterSync).leave(); // what the SIGINT from PM2 triggers
+      expect(old.cache.sync.canServe()).toBe(false);
+      await until(() => (c.workers[0].cache.sync as ClusterSync).view().length === 1);
+      old.transport.stop(); // draining and then killed without a word: nobody must wait for it
+      for (const w of [c.workers[0], c.workers[2]]) expect(await write(w.cache)).toEqual([]);
+      old.transport.resume();
+      // an in-flight write on the leaving worker is still broadcast and acknowledged
+      const d = doc(hexId(), { n: 1 });
+      for (const w of [c.workers[0], c.workers[2]]) fillId(w.cache, d._id, '{"n":1}');
+      const t0 = monotonicMs();
+      await old.cache.invalidate(overwriteChange(d, { n: 2 }).changes);
+      expect(monotonicMs() - t0).toBeLessThan(L - 50);
+      for (const w of [c.workers[0], c.workers[2]]) expect(w.cache.worker.store.has(idKey('id', d._id))).toBe(false);
+      // the replacement lists it (still running) and joins on its acknowledgement, without taking it into the view
+      const repl = c.add('1');
+      await until(() => repl.cache.sync.canServe(), L / 3);
+      expect((repl.cache.sync as ClusterSync).view().sort()).toEqual(['0', '2']);
+      expect(await write(repl.cache)).toEqual([]);
+      await Promise.all(c.workers.map((w) => w.cache.close()));
+    });
   });
 });

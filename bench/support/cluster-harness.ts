@@ -113,6 +113,10 @@ export interface Cluster {
   token: string | undefined;
   instances: number;
   pm2Home: string;
+  /** The PM2 app name of the server workers (not the database's). */
+  appName: string;
+  /** Runs the pm2 CLI against this cluster's daemon, e.g. `['reload', c.appName]`. */
+  pm2(args: string[], timeoutMs?: number): Promise<{ code: number; stdout: string; stderr: string }>;
   /** pm_id → pid of the server workers. */
   pids(): Promise<Map<number, number>>;
   stop(): Promise<void>;
@@ -208,6 +212,8 @@ export async function startCluster(opts: StartOptions): Promise<Cluster> {
       token,
       instances: opts.instances,
       pm2Home,
+      appName,
+      pm2: (args, timeoutMs = 120_000) => run(PM2, args, env, timeoutMs),
       async pids() {
         const j = await run(PM2, ['jlist'], env, 30_000);
         const list = JSON.parse(j.stdout.slice(j.stdout.indexOf('['))) as { name: string; pm_id: number; pid: number }[];

@@ -12,7 +12,7 @@ import { randomBytes } from 'node:crypto';
 import pino from 'pino';
 import { Query } from 'mingo';
 import { createEnabledCache, createReadCache } from '../../cache';
-import type { SyncTransport } from '../../cache/pm2-transport';
+import { workerLabel, type ListedProcess, type Sender, type SyncTransport } from '../../cache/pm2-transport';
 import { loadConfig } from '../../config';
 import type { RerumDocument } from '../../types/rerum';
 
@@ -26,15 +26,16 @@ fs.mkdirSync(dir, { recursive: true });
  * and the PM2 test must then report stale reads; that they do shows they can fail.
  */
 class LoneTransport implements SyncTransport {
-  readonly selfId = String(process.env.pm_id ?? process.pid);
-  private handler: ((from: string, data: unknown) => void) | undefined;
-  async start(onMessage: (from: string, data: unknown) => void): Promise<string[]> {
+  readonly selfId = workerLabel();
+  readonly instanceId = `${process.pid}.lone`;
+  private handler: ((from: Sender, data: unknown) => void) | undefined;
+  async start(onMessage: (from: Sender, data: unknown) => void): Promise<ListedProcess[]> {
     this.handler = onMessage;
     return [];
   }
   broadcast(data: unknown): void {
     const copy = JSON.parse(JSON.stringify(data)) as unknown;
-    setImmediate(() => this.handler?.(this.selfId, copy));
+    setImmediate(() => this.handler?.({ id: this.instanceId, worker: this.selfId, pid: process.pid }, copy));
   }
   async close(): Promise<void> {}
 }

@@ -1,35 +1,39 @@
 /**
  * An in-process stand-in for the PM2 daemon's bus, with the property cluster-sync relies on: one
  * queue, relayed to every subscriber in the same order. A worker can be "stopped" (like SIGSTOP):
- * what it sends and what it should receive wait until it is resumed.
+ * what it sends and what it should receive wait until it is resumed. Like PM2, the daemon labels
+ * each message with the sender's current slot, and `park()` renames a worker's slot to `_old_N`
+ * the way `pm2 reload` does before it starts the replacement under N.
  */
-import type { SyncTransport } from '../../../cache/pm2-transport';
+import type { ListedProcess, Sender, SyncTransport } from '../../../cache/pm2-transport';
+
+let nextPid = 100_000;
 
 export class MemoryDaemon {
   private readonly subs = new Map<string, MemoryTransport>();
-  private readonly queue: { from: string; data: unknown }[] = [];
+  private readonly queue: { from: MemoryTransport; sender: Sender; data: unknown }[] = [];
   private scheduled = false;
   delivered = 0;
 
-  transport(id: string): MemoryTransport {
-    return new MemoryTransport(this, id);
+  transport(worker: string): MemoryTransport {
+    return new MemoryTransport(this, worker);
   }
 
-  onlineIds(except: string): string[] {
-    return [...this.subs.keys()].filter((k) => k !== except);
+  running(except: MemoryTransport): ListedProcess[] {
+    return [...this.subs.values()].filter((t) => t !== except).map((t) => ({ pid: t.pid, worker: t.selfId }));
   }
 
   subscribe(t: MemoryTransport): void {
-    this.subs.set(t.selfId, t);
+    this.subs.set(t.instanceId, t);
   }
 
   unsubscribe(t: MemoryTransport): void {
-    if (this.subs.get(t.selfId) === t) this.subs.delete(t.selfId);
+    this.subs.delete(t.instanceId);
   }
 
-  emit(from: string, data: unknown): void {
-    // JSON round trip: what travels is data, never shared objects
-    this.queue.push({ from, data: JSON.parse(JSON.stringify(data)) });
+  emit(from: MemoryTransport, data: unknown): void {
+    // JSON round trip: what travels is data, never shared objects; the slot is read when it is sent
+    this.queue.push({ from, sender: { id: from.instanceId, worker: from.selfId, pid: from.pid, slot: from.slot }, data: JSON.parse(JSON.stringify(data)) });
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flush());
@@ -40,34 +44,50 @@ export class MemoryDaemon {
     this.scheduled = false;
     while (this.queue.length) {
       const m = this.queue.shift()!;
-      for (const s of [...this.subs.values()]) s.deliver(m.from, m.data);
+      for (const s of [...this.subs.values()]) s.deliver(m.sender, m.data);
       this.delivered++;
     }
   }
 }
 
 export class MemoryTransport implements SyncTransport {
-  private handler: ((from: string, data: unknown) => void) | undefined;
+  readonly pid = nextPid++;
+  readonly instanceId: string;
+  /** The daemon's name for this worker (changed by park()). */
+  slot: string;
+  private handler: ((from: Sender, data: unknown) => void) | undefined;
   private stopped = false;
-  private inbox: { from: string; data: unknown }[] = [];
+  private inbox: { from: Sender; data: unknown }[] = [];
   private outbox: unknown[] = [];
 
-  constructor(private readonly daemon: MemoryDaemon, readonly selfId: string) {}
+  constructor(private readonly daemon: MemoryDaemon, readonly selfId: string) {
+    this.instanceId = `${this.pid}.mem`;
+    this.slot = selfId;
+  }
 
-  async start(onMessage: (from: string, data: unknown) => void): Promise<string[]> {
+  async start(onMessage: (from: Sender, data: unknown) => void): Promise<ListedProcess[]> {
     this.handler = onMessage;
     this.daemon.subscribe(this);
-    return this.daemon.onlineIds(this.selfId);
+    return this.daemon.running(this);
+  }
+
+  async running(): Promise<ListedProcess[]> {
+    return this.daemon.running(this);
   }
 
   broadcast(data: unknown): void {
     if (this.stopped) this.outbox.push(data);
-    else this.daemon.emit(this.selfId, data);
+    else this.daemon.emit(this, data);
   }
 
-  deliver(from: string, data: unknown): void {
+  deliver(from: Sender, data: unknown): void {
     if (this.stopped) this.inbox.push({ from, data });
     else this.handler?.(from, data);
+  }
+
+  /** What `pm2 reload` does first: the daemon now calls this worker `_old_N`. */
+  park(): void {
+    this.slot = `_old_${this.selfId}`;
   }
 
   stop(): void {
@@ -76,11 +96,12 @@ export class MemoryTransport implements SyncTransport {
 
   resume(): void {
     this.stopped = false;
-    for (const d of this.outbox.splice(0)) this.daemon.emit(this.selfId, d);
+    for (const d of this.outbox.splice(0)) this.daemon.emit(this, d);
     for (const m of this.inbox.splice(0)) this.handler?.(m.from, m.data);
   }
 
   async close(): Promise<void> {
+    await new Promise((r) => setImmediate(r)); // let what was just broadcast reach the queue's flush
     this.daemon.unsubscribe(this);
   }
 }
