@@ -96,7 +96,13 @@ export type TrackInfo =
   | { kind: 'id'; segment: string }
   | { kind: 'history' | 'since'; trees: string[] }
   | { kind: 'query'; filter: unknown; compiled: CompiledFilter }
-  | { kind: 'search' | 'searchPhrase' };
+  | { kind: 'search' | 'searchPhrase' }
+  | { kind: 'gog' };
+
+/** A kind the switches below do not handle is a type error here, not an entry no write drops. */
+function unhandled(kind: never): never {
+  throw new Error(`cache: no invalidation rule for route kind ${String(kind)}`);
+}
 
 /** Tree ids named by a cached history/since body (plus the requested id). */
 export function treesOfBody(body: string, requestedSegment: string): string[] {
@@ -120,8 +126,12 @@ export function trackInfoFor(kind: CachedRouteKind, extra: { segment?: string; f
       return { kind, trees: treesOfBody(extra.body ?? '', extra.segment ?? '') };
     case 'query':
       return { kind, filter: extra.filter, compiled: compileFilter(extra.filter) };
-    default:
+    case 'search':
+    case 'searchPhrase':
+    case 'gog':
       return { kind };
+    default:
+      return unhandled(kind);
   }
 }
 
@@ -143,8 +153,11 @@ export function entryAffectedBy(info: TrackInfo, plan: PreparedPlan): boolean {
     case 'search':
     case 'searchPhrase':
       return plan.searchable;
-    default:
+    case 'gog':
+      // Gallery answers join many documents ($lookup over Annotations and their targets): any write may change them.
       return true;
+    default:
+      return unhandled(info);
   }
 }
 
@@ -153,6 +166,8 @@ export class CacheIndex {
   private readonly queries = new QueryIndex();
   private readonly trees = new Map<string, Set<string>>();
   private readonly searches = new Set<string>();
+  /** Entries every write drops (the Gallery of Glosses reads). */
+  private readonly anyWrite = new Set<string>();
 
   constructor(
     private readonly store: EntryStore,
@@ -187,8 +202,13 @@ export class CacheIndex {
       case 'searchPhrase':
         this.searches.add(key);
         break;
-      default:
+      case 'gog':
+        this.anyWrite.add(key);
         break;
+      case 'id': // found by key from the plan's ids
+        break;
+      default:
+        unhandled(info);
     }
   }
 
@@ -213,8 +233,13 @@ export class CacheIndex {
       case 'searchPhrase':
         this.searches.delete(key);
         break;
-      default:
+      case 'gog':
+        this.anyWrite.delete(key);
         break;
+      case 'id':
+        break;
+      default:
+        unhandled(info);
     }
   }
 
@@ -235,6 +260,7 @@ export class CacheIndex {
       if (s) for (const k of s) out.add(k);
     }
     if (plan.searchable) for (const k of this.searches) out.add(k);
+    for (const k of this.anyWrite) out.add(k);
     const candidates = new Set<string>();
     for (const d of plan.docs) this.queries.candidates(d, candidates);
     // Bounded however the cache was filled: once MATCH_BUDGET_MS is spent testing, the remaining
@@ -266,6 +292,7 @@ export class CacheIndex {
     this.queries.clear();
     this.trees.clear();
     this.searches.clear();
+    this.anyWrite.clear();
   }
 }
 

@@ -7,6 +7,7 @@
  *   query:{"filter":…,"limit":…,"skip":…}          POST /v1/api/query
  *   search:{"body":…,"limit":…,"skip":…}           POST /v1/api/search
  *   searchPhrase:{"body":…,"limit":…,"skip":…}     POST /v1/api/search/phrase
+ *   gog:{"body":…,"limit":…,"path":…,"skip":…}     POST /gog/fragmentsInManuscript, /gog/glossesInManuscript, GET /gog/id/:id
  *
  * Query filters are written with recursively sorted keys wherever key order has no meaning (query
  * documents, operator documents). Inside literal sub-documents (`{a: {b: 1, c: 2}}`, `$eq`, `$in`
@@ -77,7 +78,7 @@ function canonFieldCondition(v: unknown): unknown {
 export type KeyInfo =
   | { kind: 'id' | 'history' | 'since'; key: string; segment: string }
   | { kind: 'query'; key: string; filter: unknown }
-  | { kind: 'search' | 'searchPhrase'; key: string };
+  | { kind: 'search' | 'searchPhrase' | 'gog'; key: string };
 
 function pageValue(v: unknown): number | string | null {
   if (v === undefined) return null;
@@ -127,6 +128,11 @@ export function keyForRequest(kind: CachedRouteKind, req: Request): KeyInfo | un
     case 'searchPhrase': {
       if (req.method !== 'POST' || req.body === undefined) return undefined;
       return { kind, key: searchKey(kind, req.body, q.limit, q.skip) };
+    }
+    case 'gog': {
+      // The Gallery of Glosses reads: the route (path as sent), its JSON body and the page.
+      if (req.method === 'HEAD') return undefined;
+      return { kind, key: `gog:${stableStringify({ path: req.baseUrl + req.path, body: req.body ?? null, limit: pageValue(q.limit), skip: pageValue(q.skip) })}` };
     }
     default:
       return undefined;

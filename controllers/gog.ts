@@ -4,7 +4,7 @@
  * - POST /gog/glossesInManuscript   `{"ManuscriptWitness": uri}`: the Glosses referenced from them;
  * - GET  /gog/id/:_id: a Gallery object with the descriptive Annotations that target it merged in.
  * The two POSTs need a token whose agent is the Gallery's production agent, and only read data that
- * agent generated (current versions only). Answers are not cached (yet).
+ * agent generated (current versions only). Answers are cached; every write drops them.
  */
 import type { RequestHandler } from 'express';
 import type { Document } from 'mongodb';
@@ -13,7 +13,7 @@ import { publicIdOf, toResponse } from '../rerum/document';
 import { isDeleted } from '../rerum/metadata';
 import type { RerumDocument } from '../types/rerum';
 import type { Kit } from './kit';
-import { limitSkip, listHeaders, objectHeaders } from './respond';
+import { limitSkip, listHeaders, objectHeaders, sendRead } from './respond';
 
 /** The Gallery's agents by RERUM id (production on store, development on devstore); only the last path segment is compared. */
 export const GOG_PROD_AGENT = '61043ad4ffce846a83e700dd';
@@ -26,10 +26,17 @@ const bothSchemes = (uri: string) => [uri.replace(/^https?/, 'http'), uri.replac
 const ANNOTATION_TYPES = [{ type: 'Annotation' }, { '@type': 'Annotation' }, { '@type': 'oa:Annotation' }];
 const LEAF = { '__rerum.history.next': { $exists: true, $size: 0 } };
 
-/** The agent must be the Gallery's production agent; the body must name a manuscript by http(s) URI. */
+/** Only the Gallery's production agent may ask (checked before the read cache, so a cached answer is the Gallery's only). */
+export function requireGalleryAgent(kit: Kit): RequestHandler {
+  return (req, _res, next) => {
+    if (lastSegment(kit.agentOf(req)) !== GOG_PROD_AGENT) throw forbidden('Only the Gallery of Glosses can make this request.');
+    next();
+  };
+}
+
+/** The agent (requireGalleryAgent checked it) and the manuscript the body names by http(s) URI. */
 function gogRequest(kit: Kit, req: Parameters<RequestHandler>[0]): { agent: string; manuscript: string } {
   const agent = kit.agentOf(req);
-  if (lastSegment(agent) !== GOG_PROD_AGENT) throw forbidden('Only the Gallery of Glosses can make this request.');
   const manuscript = (req.body as Record<string, unknown> | undefined)?.ManuscriptWitness;
   if (typeof manuscript !== 'string' || !manuscript.startsWith('http')) {
     throw badRequest('The body must be JSON like {"ManuscriptWitness":"witness_uri_here"}.');
@@ -84,7 +91,7 @@ export function fragmentsHandler(kit: Kit): RequestHandler {
       { $unwind: { path: '$@id' } },
     ];
     const fragments = uniqueById(await store.aggregate(pipeline));
-    res.set(listHeaders(config)).status(200).json(fragments);
+    sendRead(req, res, fragments, listHeaders(config));
   };
 }
 
@@ -106,7 +113,7 @@ export function glossesHandler(kit: Kit): RequestHandler {
       { $unwind: { path: '$@id' } },
     ];
     const glosses = uniqueById(await store.aggregate(pipeline));
-    res.set(listHeaders(config)).status(200).json(glosses);
+    sendRead(req, res, glosses, listHeaders(config));
   };
 }
 
@@ -171,11 +178,10 @@ export function expandedIdHandler(kit: Kit): RequestHandler {
       throw new HttpError(403, 'This request can only be made for Gallery of Glosses generated data.');
     }
     const obj = toResponse(await expand(kit, found, generator), config.idPrefix);
-    res.set(objectHeaders(toResponse(found, config.idPrefix)));
-    res.set('Cache-Control', 'max-age=86400, must-revalidate');
-    res.set('Current-Overwritten-Version', found.__rerum?.isOverwritten ?? '');
+    const headers = objectHeaders(toResponse(found, config.idPrefix));
+    headers['Current-Overwritten-Version'] = found.__rerum?.isOverwritten ?? '';
     const location = publicIdOf(obj);
-    if (location) res.location(location);
-    res.status(200).json(obj);
+    if (location) headers.Location = encodeURI(location);
+    sendRead(req, res, obj, headers);
   };
 }

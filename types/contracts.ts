@@ -9,7 +9,7 @@ import type { ObjectStore } from '../db/objects';
 import type { RerumDocument } from './rerum';
 
 /** Read routes whose responses the cache keeps. */
-export type CachedRouteKind = 'id' | 'query' | 'search' | 'searchPhrase' | 'history' | 'since';
+export type CachedRouteKind = 'id' | 'query' | 'search' | 'searchPhrase' | 'history' | 'since' | 'gog';
 
 /**
  * One stored document changed by a write: its state before (null for a new document) and after
