@@ -561,7 +561,6 @@ const MAX_MEMBERS = 30; // + at most 16 from one burst: query limits are ≥ 50,
 
 class Client {
   private rng: Rng;
-  private fams: Family[] = [];
   private famCount = 0;
   round = 0;
 
@@ -674,8 +673,9 @@ class Client {
         };
       }
       case 'cross': {
+        // two families can hold up to ~92 live documents: the default limit (100) keeps them in one page
         const other = this.run.randomFamily(r, f);
-        return this.querySpec(other ? [f, other] : [f], this.randomClause(f), limit);
+        return this.querySpec(other ? [f, other] : [f], this.randomClause(f));
       }
       default:
         return this.querySpec([f], this.randomClause(f), limit);
@@ -699,6 +699,10 @@ class Client {
     const worker = String(res.headers['x-worker'] ?? '?');
     const cache = String(res.headers['x-cache'] ?? '-');
     stats.workers.add(worker);
+    if (!stable(spec.fams, spec.obj, s, now())) {
+      stats.unchecked++; // a write overlapped: no need to ask the database
+      return;
+    }
     const exp = await this.run.oracle.expected(spec);
     const d = now();
     if (!stable(spec.fams, spec.obj, Math.min(s, exp.at), d)) {
@@ -891,11 +895,10 @@ class Client {
   }
 
   /** One burst: 1–4 writes at the same moment, biased to one hot object (and its parent or child), with reads in flight. */
-  private async burst(f: Family, inflightReads: ReadSpec[]): Promise<void> {
+  private async burst(f: Family, hot: string, inflightReads: ReadSpec[]): Promise<void> {
     const r = this.rng;
     const live = f.members.filter((m) => !f.deleted.has(m));
     if (!live.length) return;
-    const hot = r.pick(live);
     const relative = () => {
       const kin = [f.parent.get(hot), ...(f.children.get(hot) ?? [])].filter((x): x is string => !!x && !f.deleted.has(x));
       return kin.length ? r.pick(kin) : r.pick(live);
@@ -904,7 +907,14 @@ class Client {
     const count = { one: 1, two: 2, three: 3, four: 4 }[n];
     const grow = f.members.length < MAX_MEMBERS;
     const plan: Array<{ kind: string; target: string; bulk?: string[] }> = [];
-    if (grow && r.chance(0.25)) {
+    const shape = grow ? r.weighted({ bulkdup: 1, same: 1, mixed: 2 }) : 'mixed';
+    if (shape === 'same') {
+      // two or three writes on the hot object at the same moment (new versions, or an overwrite racing
+      // them), now and then one on its parent or child too
+      for (let i = r.range(2, 3); i > 0; i--) plan.push({ kind: r.weighted({ update: 4, patch: 1, set: 1, overwrite: 2 }), target: hot });
+      if (r.chance(0.3)) plan.push({ kind: r.weighted({ update: 2, overwrite: 1 }), target: relative() });
+    }
+    if (shape === 'bulkdup') {
       // a bulkUpdate alone, naming the hot object two or three times, with more reads in flight that
       // ask for the sizes of history.next it passes through
       const bulk = Array.from({ length: r.range(2, 3) }, () => hot);
@@ -969,23 +979,27 @@ class Client {
       this.round++;
       stats.rounds++;
       const r = this.rng;
-      // 1. warm: cache a few keys, several $size queries among them
+      // 1. warm: cache a few keys; among them the sizes of history.next the burst's hot object may
+      //    reach (the model knows how many next versions it has now)
+      const live = f.members.filter((m) => !f!.deleted.has(m));
+      const hot = r.pick(live.length ? live : f.members);
+      const k = (f.children.get(hot) ?? []).length;
       const warm: ReadSpec[] = [];
       for (let i = 0; i < 5; i++) warm.push(this.randomRead(f));
-      for (let i = 0; i < 2; i++) warm.push(this.querySpec([f], { '__rerum.history.next': { $size: r.range(1, 3) } }, r.chance(0.5) ? undefined : r.range(50, 99)));
+      for (let i = 0; i < 2; i++) warm.push(this.querySpec([f], { '__rerum.history.next': { $size: k + r.range(1, 3) } }, r.chance(0.5) ? undefined : r.range(50, 99)));
       await this.readAll(warm, 2, 'warm', f);
       // 2. burst, with fresh-key reads in flight
       const during: ReadSpec[] = [];
       for (let i = 0; i < r.range(3, 7); i++) {
         during.push(r.chance(0.6) ? this.querySpec([f], { '__rerum.history.next': { $size: r.range(1, 4) } }, r.range(50, 99)) : this.randomRead(f, true));
       }
-      await this.burst(f, during);
+      await this.burst(f, hot, during);
       if (this.run.over()) break;
       // 3. check: everything read in this round, a few new keys, and now and then the alias forms
       const check = [...warm, ...during];
       for (let i = 0; i < 2; i++) check.push(this.randomRead(f));
       await this.readAll(check, 3, 'check', f);
-      if (r.chance(0.35)) {
+      if (r.chance(0.2)) {
         const live = f.members.filter((m) => !f!.deleted.has(m));
         if (live.length) {
           const s = r.pick(live);
