@@ -34,7 +34,7 @@
  * concurrency; and the stale entries concurrent writes leave behind are seen by the check phase.
  *
  * Prints operations, reads checked (HITs among them), and every stale read (route, URL, worker,
- * X-Cache, expected vs got, the family's last burst, the seed). Exits 1 on any stale read (or if no
+ * X-Cache, expected vs got, the bursts since that worker last answered that key right, the seed). Exits 1 on any stale read (or if no
  * checked read was a HIT: then it could not have seen one), 2 when it could not run.
  * --broken-sync (negative control, own cluster only): CACHE_SYNC_DISABLED_FOR_TEST=1, expects stale reads.
  * The seed fixes each client's choices; the interleaving of concurrent requests still varies.
@@ -326,7 +326,19 @@ interface Family {
   /** The root @id of its first tree. */
   rootId: string;
   lastBurst: string;
-  lastBurstFeatures: Set<string>;
+  /** Every burst on this family: when it ended, what it was. */
+  bursts: Burst[];
+}
+
+interface Burst {
+  end: number;
+  desc: string;
+  /** Objects two or more of its writes touched at once. */
+  same: Set<string>;
+  /** Objects a bulkUpdate of it named more than once. */
+  bulkdup: Set<string>;
+  /** A delete or release ran beside other writes. */
+  multistep: boolean;
 }
 
 interface WriteRec {
@@ -481,6 +493,20 @@ function normalize(route: Route, a: Answer): string {
   return JSON.stringify(items.sort());
 }
 
+/** Segments of the objects two answers disagree on (missing from one, or different). */
+function differingObjects(a: Answer, b: Answer): Set<string> {
+  const items = (x: Answer): Map<string, string> => {
+    const list = x.status !== 200 ? [] : Array.isArray(x.body) ? (x.body as Record<string, unknown>[]) : x.body ? [x.body as Record<string, unknown>] : [];
+    return new Map(list.map((o) => [segOf(String(o['@id'] ?? o.id ?? '')), canon(o)]));
+  };
+  const A = items(a);
+  const B = items(b);
+  const out = new Set<string>();
+  for (const [k, v] of A) if (B.get(k) !== v) out.add(k);
+  for (const [k, v] of B) if (A.get(k) !== v) out.add(k);
+  return out;
+}
+
 /** A short human description of an answer: status, and per object its id, n, tag and history/release links. */
 function describe(a: Answer): string {
   if (a.status !== 200) return `HTTP ${a.status}`;
@@ -523,9 +549,12 @@ const CATEGORIES = {
   bulkdup: 'bulkUpdate naming one object twice (defect 2)',
   both: 'concurrent writes on one object incl. a bulkUpdate naming it twice (defects 1/2)',
   alias: 'alias URL answered from another entry (defect 3)',
+  multistep: 'delete or release (multi-step, may be undone on 409) racing other writes',
   other: 'other',
 };
 const staleOrigins = new Map<string, { category: string; burst: string }>();
+/** key|worker → when a read of it, answered right by that worker, was sent. */
+const lastFresh = new Map<string, number>();
 
 const stats = {
   ops: 0,
@@ -718,7 +747,9 @@ class Client {
       r.hits++;
     }
     const got: Answer = { status: res.status, body: res.json };
+    const freshKey = `${spec.key}|${worker}`;
     if (normalize(spec.route, got) === normalize(spec.route, exp.answer)) {
+      lastFresh.set(freshKey, s);
       // now and then: does the driver oracle agree with the uncached server? (a check of this checker)
       if (!spec.alias && this.run.oracle.uncachedUrl && this.rng.chance(0.05)) {
         const u = await this.run.oracle.uncached(spec);
@@ -738,16 +769,31 @@ class Client {
     const entry = `${spec.key}|${normalize(spec.route, got)}`;
     let origin = staleOrigins.get(entry);
     if (!origin) {
+      // the candidates: the family's bursts since this worker last answered this key right
+      const since = lastFresh.get(freshKey) ?? -Infinity;
+      const fams = spec.fams.map((n) => this.run.families.find((x) => x.name === n)).filter((x): x is Family => !!x);
+      const candidates = fams.flatMap((x) => x.bursts).filter((b) => b.end > since && b.end <= s);
+      // which objects the wrong answer has wrong, and which candidate bursts raced on them
+      const wrong = differingObjects(got, exp.answer);
+      const raced = (sel: (b: Burst) => Set<string>) => candidates.some((b) => [...sel(b)].some((o) => wrong.has(o)));
+      const same = raced((b) => b.same);
+      const dup = raced((b) => b.bulkdup);
       const category = spec.alias
         ? CATEGORIES.alias
-        : f.lastBurstFeatures.has('bulkdup') && f.lastBurstFeatures.has('same')
+        : dup && same
           ? CATEGORIES.both
-          : f.lastBurstFeatures.has('bulkdup')
+          : dup
             ? CATEGORIES.bulkdup
-            : f.lastBurstFeatures.has('same')
+            : same
               ? CATEGORIES.same
-              : CATEGORIES.other;
-      origin = { category, burst: f.lastBurst };
+              : candidates.some((b) => b.multistep)
+                ? CATEGORIES.multistep
+                : CATEGORIES.other;
+      const shown = candidates.slice(-3).map((b) => b.desc);
+      const burst = candidates.length
+        ? `${candidates.length > 3 ? `${candidates.length - 3} earlier bursts … ` : ''}${shown.join(' ; ')}`
+        : `(none since this worker last answered it right) last: ${f.lastBurst}`;
+      origin = { category, burst };
       staleOrigins.set(entry, origin);
     }
     const category = origin.category;
@@ -799,7 +845,8 @@ class Client {
     return segs;
   }
 
-  private async write(f: Family, kind: string, target: string, extra: { bulk?: string[] } = {}): Promise<void> {
+  /** One write; resolves to its HTTP status (or "error"). */
+  private async write(f: Family, kind: string, target: string, extra: { bulk?: string[] } = {}): Promise<string> {
     const t = this.t;
     const id = t.idPrefix + target;
     let method = 'PUT';
@@ -849,11 +896,11 @@ class Client {
       // the server may still be writing: this family is never "quiet" again, nothing on it is checked
       bump(stats.writeStatus, `${kind} error`);
       if (this.run.opts.verbose) console.log(`write error ${kind}: ${(e as Error).message}`);
-      return;
+      return 'error';
     }
     this.run.noteWriteEnd(f.name, rec.end);
     bump(stats.writeStatus, `${kind} ${res.status}`);
-    if (res.status >= 300) return;
+    if (res.status >= 300) return String(res.status);
     if (kind === 'delete') f.deleted.add(target);
     else if (kind === 'release') f.released.add(target);
     else if (kind === 'create' || kind === 'bulkCreate') this.learn(f, res);
@@ -867,6 +914,7 @@ class Client {
         }
       });
     } else this.learn(f, res, target);
+    return String(res.status);
   }
 
   private async newFamily(): Promise<Family | undefined> {
@@ -883,7 +931,7 @@ class Client {
       released: new Set(),
       rootId: '',
       lastBurst: '(none)',
-      lastBurstFeatures: new Set(),
+      bursts: [],
     };
     this.run.families.push(f);
     await this.write(f, 'create', '');
@@ -939,22 +987,32 @@ class Client {
     }
     const features = new Set<string>();
     const perObj = new Map<string, number>();
+    const bulkdupObjs = new Set<string>();
     for (const p of plan) {
       if (p.kind === 'create' || p.kind === 'bulkCreate') continue;
       for (const o of new Set(p.bulk ?? [p.target])) perObj.set(o, (perObj.get(o) ?? 0) + 1);
       if (p.bulk && new Set(p.bulk).size < p.bulk.length) features.add('bulkdup');
+      for (const o of p.bulk ?? []) if (p.bulk!.filter((x) => x === o).length > 1) bulkdupObjs.add(o);
     }
-    if ([...perObj.values()].some((c) => c > 1)) features.add('same');
-    f.lastBurst = plan
-      .map((p) => (p.bulk ? `bulkUpdate[${p.bulk.map(short).join(',')}]` : p.kind === 'create' || p.kind === 'bulkCreate' ? p.kind : `${p.kind} ${short(p.target)}`))
-      .join(' ∥ ');
-    f.lastBurstFeatures = features;
-    const writes = plan.map((p) => this.write(f, p.kind, p.target, { bulk: p.bulk }));
+    const sameObjs = new Set([...perObj].filter(([, c]) => c > 1).map(([o]) => o));
+    if (sameObjs.size) features.add('same');
+    if (plan.length > 1 && plan.some((p) => p.kind === 'delete' || p.kind === 'release')) features.add('multistep');
+    const describePlan = (statuses?: string[]) =>
+      plan
+        .map((p, i) => {
+          const what = p.bulk ? `bulkUpdate[${p.bulk.map(short).join(',')}]` : p.kind === 'create' || p.kind === 'bulkCreate' ? p.kind : `${p.kind} ${short(p.target)}`;
+          return statuses ? `${what} → ${statuses[i]}` : what;
+        })
+        .join(' ∥ ');
+    f.lastBurst = describePlan();
+    const writes = Promise.all(plan.map((p) => this.write(f, p.kind, p.target, { bulk: p.bulk })));
     const reads = inflightReads.map(async (spec) => {
       await sleep(r.int(12));
       await this.read(spec, 'during-burst', f);
     });
-    await Promise.all([...writes, ...reads]);
+    const [statuses] = await Promise.all([writes, ...reads]);
+    f.lastBurst = describePlan(statuses as string[]);
+    f.bursts.push({ end: now(), desc: f.lastBurst, same: sameObjs, bulkdup: bulkdupObjs, multistep: features.has('multistep') });
   }
 
   private async readAll(specs: ReadSpec[], times: number, phase: string, f: Family, parallel = 4): Promise<void> {
@@ -1166,7 +1224,8 @@ function formatStale(s: Stale, seed: number): string {
   const body = s.body === undefined ? '' : ` ${JSON.stringify(s.body)}`;
   return (
     `[${s.category}] ${s.method} ${s.path}${body} (worker ${s.worker}, ${s.cache}, ${s.phase}, client ${s.client} round ${s.round}, ` +
-    `${s.sinceLastWriteMs} ms after the family's last acknowledged write; last burst: ${s.lastBurst}; seed ${seed})\n` +
+    `${s.sinceLastWriteMs} ms after the family's last acknowledged write; seed ${seed})\n` +
+    `      bursts since worker ${s.worker} last answered this key right: ${s.lastBurst}\n` +
     `      expected ${s.expected}\n      got      ${s.got}`
   );
 }
