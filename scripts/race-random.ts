@@ -32,6 +32,11 @@
  * answer is a state older than a write acknowledged before the read started (or one that never
  * existed). Reads overlapping such a write are counted as "unchecked". No false positives under
  * concurrency; and the stale entries concurrent writes leave behind are seen by the check phase.
+ * The alias URLs are judged against an uncached server (CACHING=false, started beside the cluster on
+ * the same database): their right answer is whatever it answers (404 today). 5% of the other checked
+ * reads are also asked of it, as a check of the driver oracle (disagreements are printed as warnings).
+ * Each stale entry is attributed to the bursts since that worker last answered that key right, and
+ * categorized by which of them raced on the objects the wrong answer has wrong.
  *
  * Prints operations, reads checked (HITs among them), and every stale read (route, URL, worker,
  * X-Cache, expected vs got, the bursts since that worker last answered that key right, the seed). Exits 1 on any stale read (or if no
