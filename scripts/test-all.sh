@@ -3,7 +3,9 @@
 #   1. jest: unit, route, auth, database-conformance, cache and PM2-cluster tests
 #   2. scripts/smoke.sh: a new user's `npm start`, then create → update → history → query → delete with curl
 #   3. npm run race: PM2 cluster of 4 workers, overwrite → read rounds, fails on any stale read
-# Ends with one line "N passed, N failed" (jest tests + the two scripts) and exits non-zero on any failure.
+#   4. scripts/race-random.ts, 45 s (`npm run race:random` is the 4-minute run): random concurrent writes
+#      of every kind and cached reads on a 4-worker cluster, each read checked against the database
+# Ends with one line "N passed, N failed" (jest tests + the three scripts) and exits non-zero on any failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,7 +31,7 @@ if [ -s "$report" ]; then
 fi
 if [ "$jest_status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=$((failed + 1)); fi
 
-for step in "bash scripts/smoke.sh" "npm run -s race"; do
+for step in "bash scripts/smoke.sh" "npm run -s race" "node dist/scripts/race-random.js --duration 45"; do
   echo "== $step"
   if $step; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "!! $step failed"; fi
 done
