@@ -18,7 +18,7 @@ let strangerToken: string;
 const made: Record<string, Obj> = {};
 
 beforeAll(async () => {
-  h = await startHarness();
+  h = await startHarness({ caching: true });
   gogToken = await h.srv.token(GOG);
   strangerToken = await h.srv.token(STRANGER);
   const asGog = (body: Obj) => h.create(body, gogToken);
@@ -106,7 +106,8 @@ describe('GET /gog/id/:id', () => {
     expect(r.body.references.value).toEqual(['http://example.org/gloss/1', 'http://example.org/gloss/2']);
     expect(r.body.references.source.citationNote).toBe('Composed object from DEER');
     expect(JSON.stringify(r.body)).not.toMatch(/"_id"/);
-    expect(r.headers['cache-control']).toBe('max-age=86400, must-revalidate');
+    expect(r.headers['cache-control']).toBe('no-cache');
+    expect(r.headers.etag).toMatch(/^"[^"]+"$/);
     expect(r.headers['current-overwritten-version']).toBe('');
     expect(r.headers.location).toBe(made.f1['@id']);
     expect(r.headers.allow).toBe('GET,OPTIONS,HEAD,PUT,PATCH,DELETE,POST');
@@ -133,5 +134,30 @@ describe('GET /gog/id/:id', () => {
     expect((await h.authed('delete', `/v1/api/delete/${h.seg(gone)}`, gogToken)).status).toBe(204);
     expect((await h.get(`/gog/id/${h.seg(gone)}`)).status).toBe(404);
     expect((await h.authed('post', `/gog/id/${h.seg(dev)}`)).status).toBe(405);
+  });
+});
+
+describe('cached like the other reads', () => {
+  test('a repeated ask is a HIT with the same answer; a stranger still gets 403; a write drops it at once', async () => {
+    const ask = () => post('/gog/glossesInManuscript', { ManuscriptWitness: MS });
+    const first = await ask();
+    const again = await ask();
+    expect(again.headers['x-cache']).toBe('HIT');
+    expect(again.body).toEqual(first.body);
+    expect((await post('/gog/glossesInManuscript', { ManuscriptWitness: MS }, strangerToken)).status).toBe(403);
+    await h.create({ type: 'Annotation', target: made.f2['@id'], body: { references: { value: ['http://example.org/gloss/9'] } } }, gogToken);
+    const after = await ask();
+    expect(after.headers['x-cache']).toBe('MISS');
+    expect(after.body.map((g: Obj) => g['@id'])).toContain('http://example.org/gloss/9');
+  });
+
+  test('GET /gog/id: a HIT, then a new Annotation on the object shows in the next answer', async () => {
+    const url = `/gog/id/${h.seg(made.f2)}`;
+    await request(h.srv.app).get(url);
+    expect((await request(h.srv.app).get(url)).headers['x-cache']).toBe('HIT');
+    await h.create({ type: 'Annotation', target: made.f2['@id'], body: { label: { value: 'fresh label' } } }, gogToken);
+    const after = await request(h.srv.app).get(url);
+    expect(after.headers['x-cache']).toBe('MISS');
+    expect(JSON.stringify(after.body)).toContain('fresh label');
   });
 });
