@@ -49,11 +49,13 @@ describe('cluster sync', () => {
     await until(() => c.workers.every((w) => w.cache.sync.canServe()));
     const d = doc(hexId(), { n: 1 });
     for (const w of c.workers) expect(fillId(w.cache, d._id, '{"n":1}')).toBe(true);
-    const t0 = monotonicMs();
+    const publish = jest.spyOn(c.workers[0].cache.sync, 'publish');
     await c.workers[0].cache.invalidate(overwriteChange(d, { n: 2 }).changes);
-    const took = monotonicMs() - t0;
     for (const w of c.workers) expect(w.cache.worker.store.has(idKey('id', d._id))).toBe(false);
-    expect(took).toBeLessThan(T);
+    // resolved by the three siblings' acknowledgements, not by the timeout (a timing bound is noise on a loaded machine)
+    const result = await publish.mock.results[0].value;
+    expect({ acked: result.acked, timedOut: result.timedOut }).toEqual({ acked: 3, timedOut: [] });
+    publish.mockRestore();
     expect((c.workers[1].cache.sync as ClusterSync).view().sort()).toEqual(['0', '2', '3']);
     await c.close();
   });
