@@ -392,7 +392,7 @@ describe('dbPath lock', () => {
     await new Promise((r) => dead.once('exit', r));
     fs.writeFileSync(path.join(dbPath, 'mongod.lock'), String(dead.pid));
     const h = await startEmbeddedMongo({ dbPath });
-    expect(fs.readFileSync(path.join(dbPath, 'mongod.lock'), 'utf8')).toBe(String(process.pid));
+    expect(JSON.parse(fs.readFileSync(path.join(dbPath, 'mongod.lock'), 'utf8')).pid).toBe(process.pid);
     await h.stop();
   });
 });
