@@ -6,6 +6,7 @@
 import { BSON, calculateObjectSize, ObjectId } from 'bson';
 import { CursorManager } from './cursors';
 import {
+  bsonTypeName,
   compareBson,
   compileFilter,
   compileProjection,
@@ -17,7 +18,9 @@ import {
   valuesAtPath,
   type Doc,
 } from './mingo-boundary';
-import { CommandError, isOperatorObject, valueKey, type Collection, type IndexSpec, type Storage } from './storage';
+import { checkCommandArgs, checkStatements } from './args';
+import { Codes, codeNameOf, CommandError, fail } from './errors';
+import { isOperatorObject, valueKey, type Collection, type IndexSpec, type Storage } from './storage';
 import { MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE } from './wire-protocol';
 
 export const MAX_WIRE_VERSION = 21; // MongoDB 7.0; mongodb@7.x requires >= 9
@@ -34,7 +37,7 @@ type Handler = (cmd: Doc, db: string, seq: Record<string, Doc[]>, ctx: CommandCo
 const TEXT_SCORE_FIELD = '__embeddedTextScore';
 
 function str(v: unknown, what: string): string {
-  if (typeof v !== 'string' || !v) throw new CommandError(`${what} must be a non-empty string`, 2, 'BadValue');
+  if (typeof v !== 'string' || !v) throw fail('BadValue', `${what} must be a non-empty string`);
   return v;
 }
 
@@ -46,7 +49,7 @@ function num(v: unknown): number | undefined {
 
 function optDoc(v: unknown, what: string): Doc | undefined {
   if (v === undefined || v === null) return undefined;
-  if (!isPlainObject(v)) throw new CommandError(`${what} must be an object`, 14, 'TypeMismatch');
+  if (!isPlainObject(v)) throw fail('TypeMismatch', `${what} must be an object`);
   return v;
 }
 
@@ -84,13 +87,13 @@ type UpdateKind = 'operator' | 'replacement' | 'pipeline';
 
 function updateKind(u: unknown): UpdateKind {
   if (Array.isArray(u)) return 'pipeline';
-  if (!isPlainObject(u)) throw new CommandError('Update argument must be either an object or an array', 14, 'TypeMismatch');
+  if (!isPlainObject(u)) throw fail('TypeMismatch', 'Update argument must be either an object or an array');
   const keys = Object.keys(u);
   const ops = keys.filter((k) => k.startsWith('$'));
   if (ops.length === 0) return 'replacement';
   if (ops.length !== keys.length) {
     const bad = keys.find((k) => !k.startsWith('$'));
-    throw new CommandError(`Unknown modifier: ${bad}. Expected a valid update modifier or pipeline-style update specified as an array`, 9, 'FailedToParse');
+    throw fail('FailedToParse', `Unknown modifier: ${bad}. Expected a valid update modifier or pipeline-style update specified as an array`);
   }
   return 'operator';
 }
@@ -113,11 +116,7 @@ function applyUpdate(
   if (kind === 'replacement') {
     const repl = u as Doc;
     if ('_id' in repl && valueKey(repl._id) !== valueKey(doc._id)) {
-      throw new CommandError(
-        `After applying the update, the (immutable) field '_id' was found to have been altered to _id: ${String(repl._id)}`,
-        66,
-        'ImmutableField',
-      );
+      throw fail('ImmutableField', `After applying the update, the (immutable) field '_id' was found to have been altered to _id: ${String(repl._id)}`);
     }
     // No deep copy: the replacement comes from this request's freshly decoded body and is used once
     // (replacement updates cannot be multi), so the stored document may share its subdocuments.
@@ -129,7 +128,7 @@ function applyUpdate(
   }
   if (kind === 'pipeline') {
     const out = runPipeline([deepCopy(doc)], u as Doc[])[0];
-    if (!out) throw new CommandError('pipeline update produced no document', 2, 'BadValue');
+    if (!out) throw fail('BadValue', 'pipeline update produced no document');
     if (!isInsert && sameBson(doc, out)) return undefined;
     return out;
   }
@@ -151,8 +150,8 @@ function applyUpdate(
     }
   } catch (e) {
     const msg = (e as Error).message;
-    if (/immutable field '_id'/.test(msg)) throw new CommandError(msg, 66, 'ImmutableField');
-    throw new CommandError(msg, /Unknown update operator/.test(msg) ? 9 : 2, /Unknown update operator/.test(msg) ? 'FailedToParse' : 'BadValue');
+    if (/immutable field '_id'/.test(msg)) throw fail('ImmutableField', msg);
+    throw /Unknown update operator/.test(msg) ? fail('FailedToParse', msg) : fail('BadValue', msg);
   }
   if (!isInsert && changed.length === 0) return undefined;
   return copy;
@@ -202,13 +201,13 @@ function buildUpsert(q: Doc | undefined, u: unknown, kind: UpdateKind, arrayFilt
 
 function writeError(index: number, e: unknown): Doc {
   if (e instanceof CommandError) return { index, code: e.code, errmsg: e.message, ...e.extra };
-  return { index, code: 2, errmsg: (e as Error)?.message ?? String(e) };
+  return { index, code: Codes.BadValue, errmsg: (e as Error)?.message ?? String(e) };
 }
 
 /** A write command's statements: the command's own array, or its OP_MSG document sequence. */
 function statements(cmd: Doc, seq: Record<string, Doc[]>, field: string): Doc[] {
   const v = cmd[field] ?? seq[field] ?? [];
-  if (!Array.isArray(v)) throw new CommandError(`${field} must be an array`, 14, 'TypeMismatch');
+  if (!Array.isArray(v)) throw fail('TypeMismatch', `${field} must be an array`);
   return v as Doc[];
 }
 
@@ -231,10 +230,33 @@ function writeReply(fields: Doc, writeErrors: Doc[]): Doc {
   return writeErrors.length ? { ...fields, writeErrors, ok: 1 } : { ...fields, ok: 1 };
 }
 
+/** Levels of subdocuments/arrays mongod stores (BSONDepth::getMaxDepthForUserStorage). */
+const MAX_STORED_DEPTH = 100;
+
+function tooDeep(v: unknown, depth: number): boolean {
+  if (depth > MAX_STORED_DEPTH) return true;
+  if (Array.isArray(v)) return v.some((x) => x !== null && typeof x === 'object' && tooDeep(x, depth + 1));
+  if (isPlainObject(v)) {
+    for (const k in v) {
+      const x = v[k];
+      if (x !== null && typeof x === 'object' && tooDeep(x, depth + 1)) return true;
+    }
+  }
+  return false;
+}
+
+/** A hint must name an existing index (by name or key pattern), or be {$natural: ±1}. */
+function checkHint(coll: Collection | undefined, hint: unknown): void {
+  if (hint === undefined || hint === null || !coll) return;
+  if (typeof hint === 'string' ? coll.indexes.some((i) => i.name === hint) : isPlainObject(hint) && (Object.keys(hint).length === 0 || '$natural' in hint || coll.indexes.some((i) => compareBson(i.key, hint) === 0))) return;
+  throw fail('BadValue', `error processing query: ns=${coll.ns} planner returned error :: caused by :: hint provided does not correspond to an existing index`);
+}
+
 function checkDocSize(doc: Doc): void {
+  if (tooDeep(doc, 0)) throw fail('Overflow', `Document exceeds the maximum nesting depth of ${MAX_STORED_DEPTH} levels`);
   const size = calculateObjectSize(doc);
   if (size > MAX_BSON_OBJECT_SIZE) {
-    throw new CommandError(`object to insert too large. size in bytes: ${size}, max size: ${MAX_BSON_OBJECT_SIZE}`, 10334, 'BSONObjectTooLarge');
+    throw fail('BSONObjectTooLarge', `object to insert too large. size in bytes: ${size}, max size: ${MAX_BSON_OBJECT_SIZE}`);
   }
 }
 
@@ -269,9 +291,9 @@ const insert: Handler = (cmd, db, seq, { storage }) => {
   const coll = storage.collection(db, name);
   let n = 0;
   const writeErrors = eachStatement(cmd, docs, (d) => {
-    if (!isPlainObject(d)) throw new CommandError('document must be an object', 14, 'TypeMismatch');
+    if (!isPlainObject(d)) throw fail('TypeMismatch', 'document must be an object');
     if (d._id === undefined) d = { _id: new ObjectId(), ...d };
-    else if (Array.isArray(d._id)) throw new CommandError("can't use an array for _id", 2, 'BadValue');
+    else if (Array.isArray(d._id)) throw fail('BadValue', "can't use an array for _id");
     else d = idFirst(d);
     checkDocSize(d);
     coll.insert(d);
@@ -293,12 +315,13 @@ const find: Handler = (cmd, db, _seq, { storage, cursors }) => {
     limit = -limit;
     singleBatch = true;
   }
-  if (skip < 0) throw new CommandError('skip value must be non-negative', 51024, 'BadValue');
+  if (skip < 0) throw fail('Location51024', `BSON field 'skip' value must be >= 0, actual value '${skip}'`);
   const coll = storage.getCollection(db, name);
   if (!coll) {
-    if (filter && '$text' in filter) throw new CommandError('text index required for $text query', 27, 'IndexNotFound');
+    if (filter && '$text' in filter) throw fail('IndexNotFound', 'text index required for $text query');
     return cursors.open(ns, [], { singleBatch: true });
   }
+  checkHint(coll, cmd.hint);
   const sorted = !!sort && Object.keys(sort).length > 0;
   // Unsorted: natural order, so matching can stop once skip + limit documents are found.
   const { docs: matched, scores } = coll.match(filter, !sorted && limit ? skip + limit : Infinity);
@@ -313,7 +336,7 @@ const find: Handler = (cmd, db, _seq, { storage, cursors }) => {
 
 const getMore: Handler = (cmd, _db, _seq, { cursors }) => {
   const r = cursors.getMore(cmd.getMore, num(cmd.batchSize));
-  if (!r) throw new CommandError(`cursor id ${String(cmd.getMore)} not found`, 43, 'CursorNotFound');
+  if (!r) throw fail('CursorNotFound', `cursor id ${String(cmd.getMore)} not found`);
   return r;
 };
 
@@ -326,6 +349,7 @@ const killCursors: Handler = (cmd, _db, _seq, { cursors }) => {
 const update: Handler = (cmd, db, seq, { storage }) => {
   const name = collName(cmd, 'update');
   const stmts = statements(cmd, seq, 'updates');
+  checkStatements('update', stmts);
   let n = 0;
   let nModified = 0;
   const upserted: Doc[] = [];
@@ -333,8 +357,9 @@ const update: Handler = (cmd, db, seq, { storage }) => {
     const q = optDoc(s.q, 'q') ?? {};
     const kind = updateKind(s.u);
     const arrayFilters = s.arrayFilters as Doc[] | undefined;
-    if (kind === 'replacement' && s.multi) throw new CommandError('multi update is not supported for replacement-style update', 9, 'FailedToParse');
+    if (kind === 'replacement' && s.multi) throw fail('FailedToParse', 'multi update is not supported for replacement-style update');
     const coll = storage.getCollection(db, name);
+    checkHint(coll, s.hint);
     const sort = isPlainObject(s.sort) ? s.sort : undefined;
     let matched = coll ? coll.match(q, s.multi || sort ? Infinity : 1).docs : [];
     if (sort) matched = sortDocs(matched, sort);
@@ -362,9 +387,11 @@ const update: Handler = (cmd, db, seq, { storage }) => {
 const del: Handler = (cmd, db, seq, { storage }) => {
   const name = collName(cmd, 'delete');
   const stmts = statements(cmd, seq, 'deletes');
+  checkStatements('delete', stmts);
   let n = 0;
   const writeErrors = eachStatement(cmd, stmts, (s) => {
     const coll = storage.getCollection(db, name);
+    checkHint(coll, s.hint);
     if (!coll) return;
     for (const d of coll.match(optDoc(s.q, 'q') ?? {}, Number(s.limit) === 1 ? 1 : Infinity).docs) {
       coll.remove(d);
@@ -382,16 +409,17 @@ const findAndModify: Handler = (cmd, db, _seq, { storage }) => {
   const project = buildProjector(fields);
   const out = (d: Doc | null): Doc | null => (d && project ? project(d) : d);
   const coll = storage.getCollection(db, name);
+  checkHint(coll, cmd.hint);
   const sorted = !!sort && Object.keys(sort).length > 0;
   let matched = coll ? coll.match(query, sorted ? Infinity : 1).docs : [];
   if (sorted) matched = sortDocs(matched, sort);
   const doc = matched[0];
   if (cmd.remove) {
-    if (cmd.update !== undefined) throw new CommandError('Cannot specify both an update and remove=true', 9, 'FailedToParse');
+    if (cmd.update !== undefined) throw fail('FailedToParse', 'Cannot specify both an update and remove=true');
     if (doc) coll!.remove(doc);
     return { lastErrorObject: { n: doc ? 1 : 0 }, value: out(doc ?? null), ok: 1 };
   }
-  if (cmd.update === undefined) throw new CommandError('Either an update or remove=true must be specified', 9, 'FailedToParse');
+  if (cmd.update === undefined) throw fail('FailedToParse', 'Either an update or remove=true must be specified');
   const kind = updateKind(cmd.update);
   const arrayFilters = cmd.arrayFilters as Doc[] | undefined;
   if (doc) {
@@ -419,6 +447,7 @@ const count: Handler = (cmd, db, _seq, { storage }) => {
   const name = collName(cmd, 'count');
   const coll = storage.getCollection(db, name);
   const query = optDoc(cmd.query, 'query');
+  checkHint(coll, cmd.hint);
   const skip = num(cmd.skip) ?? 0;
   const limit = Math.abs(num(cmd.limit) ?? 0);
   let n = coll ? (query && Object.keys(query).length ? coll.match(query, limit ? skip + limit : Infinity).docs.length : coll.docs.size) : 0;
@@ -449,25 +478,26 @@ function rewriteStage(stage: Doc): Doc {
     return { $sort: spec };
   }
   if (op === '$match' && isPlainObject(stage.$match) && '$text' in stage.$match) {
-    throw new CommandError('$match with $text is only allowed as the first pipeline stage', 17313, 'Location17313');
+    throw fail('Location17313', '$match with $text is only allowed as the first pipeline stage');
   }
   return replaceMetaTextScore(stage) as Doc;
 }
 
 const aggregate: Handler = (cmd, db, _seq, { storage, cursors }) => {
   const pipeline = cmd.pipeline;
-  if (!Array.isArray(pipeline)) throw new CommandError("'pipeline' option must be specified as an array", 14, 'TypeMismatch');
-  if (cmd.explain) throw new CommandError('explain is not supported by the embedded server', 115, 'CommandNotSupported');
+  if (!Array.isArray(pipeline)) throw fail('TypeMismatch', "'pipeline' option must be specified as an array");
+  if (cmd.explain) throw fail('CommandNotSupported', 'explain is not supported by the embedded server');
   const collection = cmd.aggregate === 1 ? undefined : str(cmd.aggregate, 'aggregate');
   const ns = `${db}.${collection ?? '$cmd.aggregate'}`;
   let stages = pipeline as Doc[];
   let input: Doc[] = [];
   const coll = collection ? storage.getCollection(db, collection) : undefined;
+  checkHint(coll, cmd.hint);
   let scores: Map<Doc, number> | undefined;
   if (collection) {
     const first = stages[0];
     if (first && isPlainObject(first.$match)) {
-      if (!coll && '$text' in first.$match) throw new CommandError('text index required for $text query', 27, 'IndexNotFound');
+      if (!coll && '$text' in first.$match) throw fail('IndexNotFound', 'text index required for $text query');
       const r = coll ? coll.match(first.$match) : { docs: [] as Doc[], scores: undefined };
       input = r.docs;
       scores = r.scores;
@@ -478,10 +508,13 @@ const aggregate: Handler = (cmd, db, _seq, { storage, cursors }) => {
   const last = stages[stages.length - 1];
   if (last && '$out' in last) {
     const o = last.$out;
-    outTarget = typeof o === 'string' ? { db, coll: o } : { db: String((o as Doc).db ?? db), coll: String((o as Doc).coll) };
+    if (typeof o === 'string' && o) outTarget = { db, coll: o };
+    else if (isPlainObject(o) && typeof o.coll === 'string' && o.coll && (o.db === undefined || (typeof o.db === 'string' && o.db))) {
+      outTarget = { db: (o.db as string | undefined) ?? db, coll: o.coll };
+    } else throw fail('Location16990', `$out only supports a string or object argument, but found ${bsonTypeName(o)}`);
     stages = stages.slice(0, -1);
   }
-  if (stages.some((s) => isPlainObject(s) && '$merge' in s)) throw new CommandError('$merge is not supported by the embedded server', 115, 'CommandNotSupported');
+  if (stages.some((s) => isPlainObject(s) && '$merge' in s)) throw fail('CommandNotSupported', '$merge is not supported by the embedded server');
   const copies = input.map((d) => {
     const c = deepCopy(d);
     if (scores) c[TEXT_SCORE_FIELD] = scores.get(d) ?? 0;
@@ -516,6 +549,7 @@ const distinct: Handler = (cmd, db, _seq, { storage }) => {
   const name = collName(cmd, 'distinct');
   const key = str(cmd.key, 'key');
   const coll = storage.getCollection(db, name);
+  checkHint(coll, cmd.hint);
   const values: unknown[] = [];
   const seen = new Set<string>();
   if (coll) {
@@ -573,8 +607,8 @@ const listDatabases: Handler = (cmd, _db, _seq, { storage }) => {
 
 const create: Handler = (cmd, db, _seq, { storage }) => {
   const name = collName(cmd, 'create');
-  if (cmd.viewOn) throw new CommandError('views are not supported by the embedded server', 115, 'CommandNotSupported');
-  if (storage.getCollection(db, name)) throw new CommandError(`Collection ${db}.${name} already exists.`, 48, 'NamespaceExists');
+  if (cmd.viewOn) throw fail('CommandNotSupported', 'views are not supported by the embedded server');
+  if (storage.getCollection(db, name)) throw fail('NamespaceExists', `Collection ${db}.${name} already exists.`);
   const options: Doc = {};
   for (const [k, v] of Object.entries(cmd)) if (k !== 'create' && !k.startsWith('$') && k !== 'lsid' && k !== 'writeConcern') options[k] = v;
   storage.collection(db, name, options);
@@ -595,22 +629,22 @@ const dropDatabase: Handler = (_cmd, db, _seq, { storage }) => {
 };
 
 function nsNotFound(db: string, name: string): CommandError {
-  return new CommandError(`ns does not exist: ${db}.${name}`, 26, 'NamespaceNotFound');
+  return fail('NamespaceNotFound', `ns does not exist: ${db}.${name}`);
 }
 
 const createIndexes: Handler = (cmd, db, _seq, { storage }) => {
   const name = collName(cmd, 'createIndexes');
   const specs = cmd.indexes;
-  if (!Array.isArray(specs) || specs.length === 0) throw new CommandError('Must specify at least one index to create', 2, 'BadValue');
+  if (!Array.isArray(specs) || specs.length === 0) throw fail('BadValue', 'Must specify at least one index to create');
   const existed = !!storage.getCollection(db, name);
   const coll = storage.collection(db, name);
   const before = coll.indexes.length;
   let created = 0;
   for (const raw of specs as Doc[]) {
     if (!isPlainObject(raw) || !isPlainObject(raw.key) || Object.keys(raw.key).length === 0) {
-      throw new CommandError("The 'key' field is a required property of an index specification", 9, 'FailedToParse');
+      throw fail('FailedToParse', "The 'key' field is a required property of an index specification");
     }
-    if (typeof raw.name !== 'string' || !raw.name) throw new CommandError("The 'name' field is a required property of an index specification", 9, 'FailedToParse');
+    if (typeof raw.name !== 'string' || !raw.name) throw fail('FailedToParse', "The 'name' field is a required property of an index specification");
     const spec: IndexSpec = { v: 2, key: raw.key, name: raw.name };
     for (const [k, v] of Object.entries(raw)) if (k !== 'key' && k !== 'name' && k !== 'v' && k !== 'ns' && k !== 'background') spec[k] = v;
     if (Object.values(raw.key).includes('text')) {
@@ -651,9 +685,9 @@ const dropIndexes: Handler = (cmd, db, _seq, { storage }) => {
     for (const n of which) coll.dropIndex(String(n));
   } else if (isPlainObject(which)) {
     const i = coll.indexes.find((x) => sameBson(x.key, which));
-    if (!i) throw new CommandError(`can't find index with key: ${JSON.stringify(which)}`, 27, 'IndexNotFound');
+    if (!i) throw fail('IndexNotFound', `can't find index with key: ${JSON.stringify(which)}`);
     coll.dropIndex(i.name);
-  } else throw new CommandError('invalid index specification', 14, 'TypeMismatch');
+  } else throw fail('TypeMismatch', 'invalid index specification');
   return { nIndexesWas, ok: 1 };
 };
 
@@ -669,11 +703,11 @@ const renameCollection: Handler = (cmd, _db, _seq, { storage }) => {
   const [fdb, fname] = splitNamespace(from);
   const [tdb, tname] = splitNamespace(to);
   const src = storage.getCollection(fdb, fname);
-  if (!src) throw new CommandError('source namespace does not exist', 26, 'NamespaceNotFound');
+  if (!src) throw fail('NamespaceNotFound', 'source namespace does not exist');
   // Without this, dropTarget would drop the source and the final drop would remove the copy.
-  if (fdb === tdb && fname === tname) throw new CommandError("Can't rename a collection to itself", 20, 'IllegalOperation');
+  if (fdb === tdb && fname === tname) throw fail('IllegalOperation', "Can't rename a collection to itself");
   if (storage.getCollection(tdb, tname)) {
-    if (!cmd.dropTarget) throw new CommandError('target namespace exists', 48, 'NamespaceExists');
+    if (!cmd.dropTarget) throw fail('NamespaceExists', 'target namespace exists');
     storage.dropCollection(tdb, tname);
   }
   const dst = storage.collection(tdb, tname, src.options);
@@ -695,6 +729,10 @@ const dbStats: Handler = (_cmd, db, _seq, { storage }) => {
 };
 
 const ok: Handler = () => ({ ok: 1 });
+
+const noTransactions: Handler = () => {
+  throw fail('IllegalOperation', 'Transaction numbers are only allowed on a replica set member or mongos');
+};
 
 const HANDLERS: Record<string, Handler> = {
   hello: hello(false),
@@ -735,8 +773,8 @@ const HANDLERS: Record<string, Handler> = {
   killallsessions: ok,
   killsessions: ok,
   refreshsessions: ok,
-  committransaction: ok,
-  aborttransaction: ok,
+  committransaction: noTransactions,
+  aborttransaction: noTransactions,
   getparameter: () => ({ featureCompatibilityVersion: { version: '7.0' }, ok: 1 }),
   getlog: () => ({ totalLinesWritten: 0, log: [], ok: 1 }),
   connectionstatus: () => ({ authInfo: { authenticatedUsers: [], authenticatedUserRoles: [] }, ok: 1 }),
@@ -751,18 +789,19 @@ const HANDLERS: Record<string, Handler> = {
 function errorReply(e: unknown): Doc {
   if (e instanceof CommandError) return { ok: 0, errmsg: e.message, code: e.code, codeName: e.codeName, ...e.extra };
   const err = e as { message?: string; code?: unknown };
-  const code = typeof err?.code === 'number' ? err.code : 2;
-  return { ok: 0, errmsg: err?.message ?? String(e), code, codeName: code === 2 ? 'BadValue' : `Location${code}` };
+  const code = typeof err?.code === 'number' ? err.code : Codes.BadValue;
+  return { ok: 0, errmsg: err?.message ?? String(e), code, codeName: codeNameOf(code) };
 }
 
 /** Runs one command document; never throws. */
 export function runCommand(body: Doc, seq: Record<string, Doc[]>, ctx: CommandContext, defaultDb = 'admin'): Doc {
   const name = Object.keys(body)[0];
-  if (!name) return { ok: 0, errmsg: 'no command specified', code: 59, codeName: 'CommandNotFound' };
+  if (!name) return errorReply(fail('CommandNotFound', 'no command specified'));
   const handler = HANDLERS[name.toLowerCase()];
-  if (!handler) return { ok: 0, errmsg: `no such command: '${name}'`, code: 59, codeName: 'CommandNotFound' };
+  if (!handler) return errorReply(fail('CommandNotFound', `no such command: '${name}'`));
   const db = typeof body.$db === 'string' && body.$db ? body.$db : defaultDb;
   try {
+    checkCommandArgs(name.toLowerCase(), body);
     return handler(body, db, seq, ctx);
   } catch (e) {
     return errorReply(e);

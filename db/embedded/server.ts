@@ -8,6 +8,7 @@ import * as net from 'node:net';
 import type { Document } from 'bson';
 import { runCommand, type CommandContext } from './commands';
 import { CursorManager } from './cursors';
+import { Codes } from './errors';
 import type { Storage } from './storage';
 import {
   encodeOpMsg,
@@ -129,7 +130,7 @@ export class WireServer {
         const dot = req.fullCollectionName.indexOf('.');
         const dbName = dot > 0 ? req.fullCollectionName.slice(0, dot) : 'admin';
         if (!req.fullCollectionName.endsWith('.$cmd')) {
-          reply = { ok: 0, errmsg: 'OP_QUERY is only supported for commands', code: 5739101, codeName: 'Location5739101' };
+          reply = { ok: 0, errmsg: 'OP_QUERY is only supported for commands', code: Codes.Location5739101, codeName: 'Location5739101' };
         } else {
           const q = req.query.$query && typeof req.query.$query === 'object' ? (req.query.$query as Document) : req.query;
           reply = runCommand(q, {}, ctx, dbName);
@@ -146,7 +147,7 @@ export class WireServer {
         return false;
       } else {
         this.logger.warn({ err: (e as Error)?.message }, 'embedded-mongo: unexpected error');
-        reply = { ok: 0, errmsg: String((e as Error)?.message ?? e), code: 1, codeName: 'InternalError' };
+        reply = { ok: 0, errmsg: String((e as Error)?.message ?? e), code: Codes.InternalError, codeName: 'InternalError' };
       }
     }
     if (moreToCome) return true;
@@ -154,7 +155,7 @@ export class WireServer {
     try {
       out = legacy ? encodeOpReply(header.requestID, reply) : encodeOpMsg(header.requestID, reply);
     } catch (e) {
-      const err = { ok: 0, errmsg: `reply could not be encoded: ${(e as Error).message}`, code: 10334, codeName: 'BSONObjectTooLarge' };
+      const err = { ok: 0, errmsg: `reply could not be encoded: ${(e as Error).message}`, code: Codes.BSONObjectTooLarge, codeName: 'BSONObjectTooLarge' };
       out = legacy ? encodeOpReply(header.requestID, err) : encodeOpMsg(header.requestID, err);
     }
     if (socket.destroyed) return false;
