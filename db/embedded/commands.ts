@@ -1,5 +1,7 @@
 /**
- * Command dispatch. Every handler is synchronous over the in-memory storage; any thrown error
+ * Command dispatch. Handlers work on the in-memory storage; those that may scan or write many
+ * documents (find, count, distinct, aggregate, insert, update, delete) run in time slices
+ * (slicer.ts) so that other connections are served meanwhile, and honour maxTimeMS. Any thrown error
  * becomes `{ok: 0, errmsg, code, codeName}` (CommandError carries code/codeName, mingo errors map
  * to BadValue). Write commands report per-statement failures in `writeErrors` with ok: 1, as mongod.
  */
@@ -18,7 +20,8 @@ import {
   valuesAtPath,
   type Doc,
 } from './mingo-boundary';
-import { checkCommandArgs, checkStatements } from './args';
+import { checkCommandArgs, checkStatements, deadlineOf } from './args';
+import { Slicer } from './slicer';
 import { Codes, codeNameOf, CommandError, fail } from './errors';
 import { isOperatorObject, valueKey, type Collection, type IndexSpec, type Storage } from './storage';
 import { MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE } from './wire-protocol';
@@ -32,7 +35,7 @@ export interface CommandContext {
   connectionId: number;
 }
 
-type Handler = (cmd: Doc, db: string, seq: Record<string, Doc[]>, ctx: CommandContext) => Doc;
+type Handler = (cmd: Doc, db: string, seq: Record<string, Doc[]>, ctx: CommandContext) => Doc | Promise<Doc>;
 
 const TEXT_SCORE_FIELD = '__embeddedTextScore';
 
@@ -199,6 +202,23 @@ function buildUpsert(q: Doc | undefined, u: unknown, kind: UpdateKind, arrayFilt
   return idFirst(doc);
 }
 
+/**
+ * For a document found by a sliced scan: the version stored NOW if it still matches `q`, else
+ * undefined. The scan (or earlier updates of a multi-update) may have paused, letting other
+ * connections replace or delete documents, or drop the collection, meanwhile.
+ */
+function revalidator(storage: Storage, coll: Collection | undefined, q: Doc): (found: Doc) => Doc | undefined {
+  let test: ((d: Doc) => boolean) | undefined;
+  const retest = !('$text' in q);
+  return (found) => {
+    if (!coll || storage.getCollection(coll.dbName, coll.name) !== coll) return undefined;
+    const cur = coll.getById(found._id);
+    if (!cur) return undefined;
+    if (cur !== found && retest && !(test ??= compileFilter(q))(cur)) return undefined;
+    return cur;
+  };
+}
+
 function writeError(index: number, e: unknown): Doc {
   if (e instanceof CommandError) return { index, code: e.code, errmsg: e.message, ...e.extra };
   return { index, code: Codes.BadValue, errmsg: (e as Error)?.message ?? String(e) };
@@ -212,15 +232,17 @@ function statements(cmd: Doc, seq: Record<string, Doc[]>, field: string): Doc[] 
 }
 
 /** Runs each statement; a failure becomes a writeError (reply still ok: 1) and ends an ordered batch. */
-function eachStatement(cmd: Doc, stmts: Doc[], run: (s: Doc, i: number) => void): Doc[] {
+async function eachStatement(cmd: Doc, stmts: Doc[], slicer: Slicer, run: (s: Doc, i: number) => void | Promise<void>): Promise<Doc[]> {
   const ordered = cmd.ordered !== false;
   const writeErrors: Doc[] = [];
   for (let i = 0; i < stmts.length; i++) {
     try {
-      run(stmts[i], i);
+      // Between statements: let other connections in, and stop (as a write error) past maxTimeMS.
+      if (slicer.due()) await slicer.pause();
+      await run(stmts[i], i);
     } catch (e) {
       writeErrors.push(writeError(i, e));
-      if (ordered) break;
+      if (ordered || (e instanceof CommandError && e.code === Codes.MaxTimeMSExpired)) break;
     }
   }
   return writeErrors;
@@ -285,12 +307,12 @@ function collName(cmd: Doc, name: string): string {
   return str(cmd[name], `collection name (${name})`);
 }
 
-const insert: Handler = (cmd, db, seq, { storage }) => {
+const insert: Handler = async (cmd, db, seq, { storage }) => {
   const name = collName(cmd, 'insert');
   const docs = statements(cmd, seq, 'documents');
-  const coll = storage.collection(db, name);
   let n = 0;
-  const writeErrors = eachStatement(cmd, docs, (d) => {
+  const writeErrors = await eachStatement(cmd, docs, new Slicer(deadlineOf(cmd)), (d) => {
+    const coll = storage.collection(db, name); // again per statement: a pause may have let a drop in
     if (!isPlainObject(d)) throw fail('TypeMismatch', 'document must be an object');
     if (d._id === undefined) d = { _id: new ObjectId(), ...d };
     else if (Array.isArray(d._id)) throw fail('BadValue', "can't use an array for _id");
@@ -302,7 +324,7 @@ const insert: Handler = (cmd, db, seq, { storage }) => {
   return writeReply({ n }, writeErrors);
 };
 
-const find: Handler = (cmd, db, _seq, { storage, cursors }) => {
+const find: Handler = async (cmd, db, _seq, { storage, cursors }) => {
   const name = collName(cmd, 'find');
   const ns = `${db}.${name}`;
   const filter = optDoc(cmd.filter, 'filter');
@@ -324,9 +346,11 @@ const find: Handler = (cmd, db, _seq, { storage, cursors }) => {
   checkHint(coll, cmd.hint);
   const sorted = !!sort && Object.keys(sort).length > 0;
   // Unsorted: natural order, so matching can stop once skip + limit documents are found.
-  const { docs: matched, scores } = coll.match(filter, !sorted && limit ? skip + limit : Infinity);
+  const slicer = new Slicer(deadlineOf(cmd));
+  const { docs: matched, scores } = await coll.matchSliced(filter, !sorted && limit ? skip + limit : Infinity, slicer);
   let docs = matched;
   if (sorted) docs = sortDocs(docs, sort, scores ? (d) => scores.get(d) ?? 0 : undefined);
+  slicer.check();
   if (skip) docs = docs.slice(skip);
   if (limit) docs = docs.slice(0, limit);
   let batchSize = num(cmd.batchSize);
@@ -346,14 +370,15 @@ const killCursors: Handler = (cmd, _db, _seq, { cursors }) => {
   return { cursorsKilled: killed, cursorsNotFound: notFound, cursorsAlive: [], cursorsUnknown: [], ok: 1 };
 };
 
-const update: Handler = (cmd, db, seq, { storage }) => {
+const update: Handler = async (cmd, db, seq, { storage }) => {
   const name = collName(cmd, 'update');
   const stmts = statements(cmd, seq, 'updates');
   checkStatements('update', stmts);
   let n = 0;
   let nModified = 0;
   const upserted: Doc[] = [];
-  const writeErrors = eachStatement(cmd, stmts, (s, i) => {
+  const slicer = new Slicer(deadlineOf(cmd));
+  const writeErrors = await eachStatement(cmd, stmts, slicer, async (s, i) => {
     const q = optDoc(s.q, 'q') ?? {};
     const kind = updateKind(s.u);
     const arrayFilters = s.arrayFilters as Doc[] | undefined;
@@ -361,10 +386,15 @@ const update: Handler = (cmd, db, seq, { storage }) => {
     const coll = storage.getCollection(db, name);
     checkHint(coll, s.hint);
     const sort = isPlainObject(s.sort) ? s.sort : undefined;
-    let matched = coll ? coll.match(q, s.multi || sort ? Infinity : 1).docs : [];
+    let matched = coll ? (await coll.matchSliced(q, s.multi || sort ? Infinity : 1, slicer)).docs : [];
     if (sort) matched = sortDocs(matched, sort);
     if (!s.multi) matched = matched.slice(0, 1);
-    for (const doc of matched) {
+    const current = revalidator(storage, coll, q);
+    let seen = 0;
+    for (const found of matched) {
+      const doc = current(found);
+      if (!doc) continue;
+      seen++;
       const next = applyUpdate(doc, s.u, kind, arrayFilters, false, q);
       n++;
       if (next) {
@@ -372,8 +402,9 @@ const update: Handler = (cmd, db, seq, { storage }) => {
         coll!.replace(doc, next);
         nModified++;
       }
+      if (slicer.due()) await slicer.pause();
     }
-    if (matched.length === 0 && s.upsert) {
+    if (seen === 0 && s.upsert) {
       const doc = buildUpsert(q, s.u, kind, arrayFilters);
       checkDocSize(doc);
       storage.collection(db, name).insert(doc);
@@ -384,18 +415,25 @@ const update: Handler = (cmd, db, seq, { storage }) => {
   return writeReply(upserted.length ? { n, nModified, upserted } : { n, nModified }, writeErrors);
 };
 
-const del: Handler = (cmd, db, seq, { storage }) => {
+const del: Handler = async (cmd, db, seq, { storage }) => {
   const name = collName(cmd, 'delete');
   const stmts = statements(cmd, seq, 'deletes');
   checkStatements('delete', stmts);
   let n = 0;
-  const writeErrors = eachStatement(cmd, stmts, (s) => {
+  const slicer = new Slicer(deadlineOf(cmd));
+  const writeErrors = await eachStatement(cmd, stmts, slicer, async (s) => {
     const coll = storage.getCollection(db, name);
     checkHint(coll, s.hint);
     if (!coll) return;
-    for (const d of coll.match(optDoc(s.q, 'q') ?? {}, Number(s.limit) === 1 ? 1 : Infinity).docs) {
+    const q = optDoc(s.q, 'q') ?? {};
+    const matched = (await coll.matchSliced(q, Number(s.limit) === 1 ? 1 : Infinity, slicer)).docs;
+    const current = revalidator(storage, coll, q);
+    for (const found of matched) {
+      const d = current(found);
+      if (!d) continue;
       coll.remove(d);
       n++;
+      if (slicer.due()) await slicer.pause();
     }
   });
   return writeReply({ n }, writeErrors);
@@ -443,14 +481,15 @@ const findAndModify: Handler = (cmd, db, _seq, { storage }) => {
   return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
 };
 
-const count: Handler = (cmd, db, _seq, { storage }) => {
+const count: Handler = async (cmd, db, _seq, { storage }) => {
   const name = collName(cmd, 'count');
   const coll = storage.getCollection(db, name);
   const query = optDoc(cmd.query, 'query');
   checkHint(coll, cmd.hint);
   const skip = num(cmd.skip) ?? 0;
   const limit = Math.abs(num(cmd.limit) ?? 0);
-  let n = coll ? (query && Object.keys(query).length ? coll.match(query, limit ? skip + limit : Infinity).docs.length : coll.docs.size) : 0;
+  const slicer = new Slicer(deadlineOf(cmd));
+  let n = coll ? (query && Object.keys(query).length ? (await coll.matchSliced(query, limit ? skip + limit : Infinity, slicer)).docs.length : coll.docs.size) : 0;
   n = Math.max(0, n - skip);
   if (limit) n = Math.min(n, limit);
   return { n, ok: 1 };
@@ -483,7 +522,8 @@ function rewriteStage(stage: Doc): Doc {
   return replaceMetaTextScore(stage) as Doc;
 }
 
-const aggregate: Handler = (cmd, db, _seq, { storage, cursors }) => {
+const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) => {
+  const slicer = new Slicer(deadlineOf(cmd));
   const pipeline = cmd.pipeline;
   if (!Array.isArray(pipeline)) throw fail('TypeMismatch', "'pipeline' option must be specified as an array");
   if (cmd.explain) throw fail('CommandNotSupported', 'explain is not supported by the embedded server');
@@ -498,7 +538,7 @@ const aggregate: Handler = (cmd, db, _seq, { storage, cursors }) => {
     const first = stages[0];
     if (first && isPlainObject(first.$match)) {
       if (!coll && '$text' in first.$match) throw fail('IndexNotFound', 'text index required for $text query');
-      const r = coll ? coll.match(first.$match) : { docs: [] as Doc[], scores: undefined };
+      const r = coll ? await coll.matchSliced(first.$match, Infinity, slicer) : { docs: [] as Doc[], scores: undefined };
       input = r.docs;
       scores = r.scores;
       stages = stages.slice(1);
@@ -515,16 +555,19 @@ const aggregate: Handler = (cmd, db, _seq, { storage, cursors }) => {
     stages = stages.slice(0, -1);
   }
   if (stages.some((s) => isPlainObject(s) && '$merge' in s)) throw fail('CommandNotSupported', '$merge is not supported by the embedded server');
-  const copies = input.map((d) => {
+  const copies: Doc[] = [];
+  for (const d of input) {
     const c = deepCopy(d);
     if (scores) c[TEXT_SCORE_FIELD] = scores.get(d) ?? 0;
-    return c;
-  });
+    copies.push(c);
+    if (slicer.due()) await slicer.pause();
+  }
   const resolver = (name: string): Doc[] => {
     const c = storage.getCollection(db, name);
     return c ? [...c.docs.values()].map(deepCopy) : [];
   };
   let results = runPipeline(copies, stages.map((s) => (isPlainObject(s) ? rewriteStage(s) : s)), resolver);
+  slicer.check();
   if (scores) {
     results = results.map((r) => {
       if (r && TEXT_SCORE_FIELD in r) {
@@ -538,14 +581,19 @@ const aggregate: Handler = (cmd, db, _seq, { storage, cursors }) => {
   if (outTarget) {
     storage.dropCollection(outTarget.db, outTarget.coll);
     const target = storage.collection(outTarget.db, outTarget.coll);
-    for (const r of results) target.insert(idFirst(r._id === undefined ? { _id: new ObjectId(), ...r } : r));
+    for (const r of results) {
+      const d = idFirst(r._id === undefined ? { _id: new ObjectId(), ...r } : r);
+      checkDocSize(d);
+      target.insert(d);
+    }
     results = [];
   }
   const batchSize = num(isPlainObject(cmd.cursor) ? cmd.cursor.batchSize : undefined);
   return cursors.open(ns, results, { batchSize });
 };
 
-const distinct: Handler = (cmd, db, _seq, { storage }) => {
+const distinct: Handler = async (cmd, db, _seq, { storage }) => {
+  const slicer = new Slicer(deadlineOf(cmd));
   const name = collName(cmd, 'distinct');
   const key = str(cmd.key, 'key');
   const coll = storage.getCollection(db, name);
@@ -553,7 +601,7 @@ const distinct: Handler = (cmd, db, _seq, { storage }) => {
   const values: unknown[] = [];
   const seen = new Set<string>();
   if (coll) {
-    for (const d of coll.match(optDoc(cmd.query, 'query')).docs) {
+    for (const d of (await coll.matchSliced(optDoc(cmd.query, 'query'), Infinity, slicer)).docs) {
       for (const v of valuesAtPath(d, key.split('.'))) {
         for (const x of Array.isArray(v) ? v : [v]) {
           if (x === undefined) continue;
@@ -794,7 +842,7 @@ function errorReply(e: unknown): Doc {
 }
 
 /** Runs one command document; never throws. */
-export function runCommand(body: Doc, seq: Record<string, Doc[]>, ctx: CommandContext, defaultDb = 'admin'): Doc {
+export async function runCommand(body: Doc, seq: Record<string, Doc[]>, ctx: CommandContext, defaultDb = 'admin'): Promise<Doc> {
   const name = Object.keys(body)[0];
   if (!name) return errorReply(fail('CommandNotFound', 'no command specified'));
   const handler = HANDLERS[name.toLowerCase()];
@@ -802,7 +850,7 @@ export function runCommand(body: Doc, seq: Record<string, Doc[]>, ctx: CommandCo
   const db = typeof body.$db === 'string' && body.$db ? body.$db : defaultDb;
   try {
     checkCommandArgs(name.toLowerCase(), body);
-    return handler(body, db, seq, ctx);
+    return await handler(body, db, seq, ctx);
   } catch (e) {
     return errorReply(e);
   }

@@ -29,7 +29,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Document } from 'bson';
 import type { JournalEntry, Storage } from './storage';
+import { promisify } from 'node:util';
 import { encodeRecord, FILE_HEADER, readRecordFile, type ReadResult } from './record-file';
+import { Slicer } from './slicer';
+
+const fsyncAsync = promisify(fs.fsync);
 
 const FSYNC_INTERVAL_MS = 50;
 const COMPACT_AT_BYTES = 64 * 1024 * 1024;
@@ -101,6 +105,7 @@ export class Persistence {
   private syncing = false;
   private closed = false;
   private compactScheduled = false;
+  private compacting = false;
 
   private constructor(
     readonly dbPath: string,
@@ -234,18 +239,16 @@ export class Persistence {
     fs.writeSync(this.fd, buf);
     this.journalBytes += buf.length;
     this.dirty = true;
-    if (this.journalBytes > this.compactAtBytes && !this.compactScheduled) {
+    if (this.journalBytes > this.compactAtBytes && !this.compactScheduled && !this.compacting) {
       // Not inline: the entry is journaled before storage applies it, so compact once the
-      // current (synchronous) command has finished mutating.
+      // current (synchronous) mutation has finished.
       this.compactScheduled = true;
       setImmediate(() => {
         this.compactScheduled = false;
-        if (this.closed) return;
-        try {
-          this.compact();
-        } catch (e) {
-          this.logger?.warn({ err: (e as Error).message }, 'embedded-mongo: compaction failed; journal kept');
-        }
+        if (this.closed || this.compacting) return;
+        this.compactSliced().catch((e: unknown) => {
+          this.logger?.warn({ err: (e as Error).message }, 'embedded-mongo: compaction failed; journals kept');
+        });
       });
     }
   }
@@ -262,7 +265,83 @@ export class Persistence {
     });
   }
 
-  /** Write a full snapshot (gen+1), switch to a fresh journal, delete the old ones. */
+  /**
+   * Compaction while serving: capture the state (document references: stored documents are
+   * copy-on-write) and switch appends to journal-<gen+1> at one instant, then write and fsync the
+   * snapshot in time slices, rename it into place and delete the older journals. Until the rename,
+   * recovery uses the old snapshot and replays journal-<gen> then journal-<gen+1>.
+   */
+  private async compactSliced(): Promise<void> {
+    this.compacting = true;
+    const tmp = this.file('snapshot.sliced.tmp');
+    try {
+      const nextGen = this.gen + 1;
+      const view: Array<{ db: string; c: string; options: Document; indexes: Document[]; docs: Document[] }> = [];
+      for (const db of this.storage.dbs.values()) {
+        for (const c of db.collections.values()) view.push({ db: db.name, c: c.name, options: c.options, indexes: c.indexes.slice(1), docs: [...c.docs.values()] });
+      }
+      const newFd = openJournal(this.journalFile(nextGen));
+      fsyncDir(this.dbPath);
+      const oldFd = this.fd;
+      this.fd = newFd;
+      this.gen = nextGen;
+      this.journalBytes = FILE_HEADER.length;
+      // The old journal gets no more appends: make it durable and close it in the background.
+      const oldDone = oldFd >= 0 ? fsyncAsync(oldFd).catch(() => undefined).finally(() => fs.closeSync(oldFd)) : Promise.resolve();
+      const slicer = new Slicer();
+      const fd = fs.openSync(tmp, 'w');
+      try {
+        let pending: Buffer[] = [FILE_HEADER];
+        let pendingBytes = FILE_HEADER.length;
+        let n = 0;
+        const put = async (d: Document): Promise<void> => {
+          const b = encodeRecord(d);
+          pending.push(b);
+          pendingBytes += b.length;
+          if (pendingBytes > 1024 * 1024) {
+            fs.writeSync(fd, Buffer.concat(pending, pendingBytes));
+            pending = [];
+            pendingBytes = 0;
+          }
+          if (slicer.due()) {
+            await slicer.pause();
+            if (this.closed) throw new Error('stopped during compaction');
+          }
+        };
+        await put({ op: 'meta', gen: nextGen, createdAt: new Date() });
+        for (const v of view) {
+          await put({ op: 'createCollection', db: v.db, c: v.c, options: v.options });
+          n++;
+          for (const spec of v.indexes) {
+            await put({ op: 'createIndex', db: v.db, c: v.c, spec });
+            n++;
+          }
+          for (const doc of v.docs) {
+            await put({ op: 'put', db: v.db, c: v.c, doc });
+            n++;
+          }
+        }
+        await put({ op: 'end', records: n });
+        fs.writeSync(fd, Buffer.concat(pending, pendingBytes));
+        await fsyncAsync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      if (this.closed) throw new Error('stopped during compaction');
+      await oldDone;
+      if (this.closed) throw new Error('stopped during compaction');
+      fs.renameSync(tmp, this.file('snapshot.bson'));
+      fsyncDir(this.dbPath);
+      for (const g of journalGens(this.dbPath)) if (g < nextGen) fs.rmSync(this.journalFile(g), { force: true });
+    } catch (e) {
+      fs.rmSync(tmp, { force: true });
+      if (!this.closed) throw e;
+    } finally {
+      this.compacting = false;
+    }
+  }
+
+  /** Write a full snapshot (gen+1), switch to a fresh journal, delete the old ones (synchronously). */
   compact(): void {
     const nextGen = this.gen + 1;
     const tmp = this.file('snapshot.tmp');

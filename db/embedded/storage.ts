@@ -11,6 +11,7 @@
 import { EJSON, type ObjectId } from 'bson';
 import { bsonType as bsonTypeOf, compileFilter, isPlainObject, valuesAtPath, type Doc } from './mingo-boundary';
 import { fail } from './errors';
+import type { Slicer } from './slicer';
 import { compileText, type CompiledText, type TextIndexInfo, type TextQuery } from './text-search';
 
 export { CommandError } from './errors';
@@ -77,6 +78,11 @@ function isIndexableScalar(v: unknown): boolean {
   return t === 'ObjectId' || t === 'Long';
 }
 
+export interface MatchResult {
+  docs: Doc[];
+  scores?: Map<Doc, number>;
+}
+
 export class Collection {
   readonly docs = new Map<string, Doc>();
   readonly indexes: IndexSpec[] = [{ v: 2, key: { _id: 1 }, name: '_id_' }];
@@ -114,7 +120,36 @@ export class Collection {
    * Stored documents matching a filter (references: callers must not mutate), plus $text scores.
    * Stops after `limit` matches (natural order), for callers that need only the first few.
    */
-  match(filter: Doc | undefined, limit = Infinity): { docs: Doc[]; scores?: Map<Doc, number> } {
+  match(filter: Doc | undefined, limit = Infinity): MatchResult {
+    const p = this.prepareMatch(filter, limit);
+    if ('docs' in p) return p;
+    const out: Doc[] = [];
+    for (const d of p.source) {
+      if (out.length >= limit) break;
+      p.consider(d, out);
+    }
+    return { docs: out, scores: p.scores };
+  }
+
+  /**
+   * match() in time slices: yields to the event loop between slices (other connections are
+   * served meanwhile) and throws MaxTimeMSExpired past the slicer's deadline. Documents written
+   * during a pause may or may not be seen, as with a yielding mongod scan.
+   */
+  async matchSliced(filter: Doc | undefined, limit: number, slicer: Slicer): Promise<MatchResult> {
+    const p = this.prepareMatch(filter, limit);
+    if ('docs' in p) return p;
+    const out: Doc[] = [];
+    for (const d of p.source) {
+      if (out.length >= limit) break;
+      p.consider(d, out);
+      if (slicer.due()) await slicer.pause();
+    }
+    slicer.check();
+    return { docs: out, scores: p.scores };
+  }
+
+  private prepareMatch(filter: Doc | undefined, limit: number): MatchResult | { source: Iterable<Doc>; consider: (d: Doc, out: Doc[]) => void; scores?: Map<Doc, number> } {
     const f = filter ?? {};
     const keys = Object.keys(f);
     if (keys.length === 1 && keys[0] === '_id') {
@@ -155,16 +190,14 @@ export class Collection {
     const test = compileFilter(rest);
     const planned = this.plan(rest);
     const source: Iterable<Doc> = planned ? this.inNaturalOrder(planned) : this.docs.values();
-    const out: Doc[] = [];
     const scores = text ? new Map<Doc, number>() : undefined;
-    for (const d of source) {
-      if (out.length >= limit) break;
+    const consider = (d: Doc, out: Doc[]): void => {
       const score = text?.score(d);
-      if ((text && score === undefined) || !test(d)) continue;
+      if ((text && score === undefined) || !test(d)) return;
       if (scores) scores.set(d, score!);
       out.push(d);
-    }
-    return { docs: out, scores };
+    };
+    return { source, consider, scores };
   }
 
   // ----- equality index planning (a superset pre-filter; mingo still tests every candidate) -----
