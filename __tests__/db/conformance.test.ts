@@ -2,7 +2,7 @@
  * MongoDB conformance: drives the real `mongodb` driver against MONGO_TEST_URI only, so it runs
  * unchanged against a real mongod (TEST_MONGO=uri TEST_MONGO_URI=mongodb://...).
  */
-import { MongoServerError, ObjectId, UUID, type Collection, type Document } from 'mongodb';
+import { Long, MongoServerError, ObjectId, UUID, type Collection, type Document } from 'mongodb';
 import { testDb, type TestDb } from '../support/mongo';
 
 let t: TestDb;
@@ -436,5 +436,43 @@ describe('refusals (as a standalone mongod)', () => {
     expect(await codeOf(c.insertOne({ _id: 'deep' as unknown as ObjectId, v: nest(150) }))).toBe(15);
     expect(await codeOf(c.updateOne({ _id: 'ok' } as Document, { $set: { w: nest(150) } }))).toBe(15);
     expect(await c.countDocuments()).toBe(1);
+  });
+});
+
+describe('update semantics (MongoDB documented behaviour)', () => {
+  const codeOf = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'no error', (e: { code?: unknown }) => e.code);
+
+  test('$inc on a null or non-numeric field: TypeMismatch (14), document unchanged', async () => {
+    const c = coll('incnull');
+    await c.insertOne({ _id: 'n' as unknown as ObjectId, v: null, s: 'x' });
+    expect(await codeOf(c.updateOne({ _id: 'n' } as Document, { $inc: { v: 1 } }))).toBe(14);
+    expect(await codeOf(c.updateOne({ _id: 'n' } as Document, { $inc: { s: 1 } }))).toBe(14);
+    expect(await c.findOne({ _id: 'n' } as Document)).toEqual({ _id: 'n', v: null, s: 'x' });
+  });
+
+  test('conflicting operators on one path: ConflictingUpdateOperators (40)', async () => {
+    const c = coll('conflict');
+    await c.insertOne({ _id: 'c' as unknown as ObjectId, a: { b: 1 } });
+    expect(await codeOf(c.updateOne({ _id: 'c' } as Document, { $set: { a: 1 }, $unset: { a: '' } }))).toBe(40);
+    expect(await codeOf(c.updateOne({ _id: 'c' } as Document, { $set: { 'a.b': 2 }, $unset: { a: '' } }))).toBe(40);
+    expect(await c.findOne({ _id: 'c' } as Document)).toEqual({ _id: 'c', a: { b: 1 } });
+  });
+
+  test('a pipeline update whose $replaceRoot drops _id keeps the _id', async () => {
+    const c = coll('pipeid');
+    await c.insertOne({ _id: 'p' as unknown as ObjectId, old: 1 });
+    await c.updateOne({ _id: 'p' } as Document, [{ $replaceRoot: { newRoot: { fresh: true } } }]);
+    expect(await c.findOne({ _id: 'p' } as Document)).toEqual({ _id: 'p', fresh: true });
+  });
+
+  test('$inc on a 64-bit integer (Long) and by a Long', async () => {
+    const c = coll('inclong');
+    await c.insertOne({ _id: 'l' as unknown as ObjectId, v: Long.fromNumber(5), w: 5 });
+    await c.updateOne({ _id: 'l' } as Document, { $inc: { v: 1, w: Long.fromNumber(2) } });
+    const d = await c.findOne({ _id: 'l' } as Document, { promoteLongs: false });
+    expect(String(d?.v)).toBe('6');
+    expect(d?.v).toBeInstanceOf(Long);
+    expect(String(d?.w)).toBe('7');
+    expect(d?.w).toBeInstanceOf(Long);
   });
 });

@@ -5,7 +5,7 @@
  * becomes `{ok: 0, errmsg, code, codeName}` (CommandError carries code/codeName, mingo errors map
  * to BadValue). Write commands report per-statement failures in `writeErrors` with ok: 1, as mongod.
  */
-import { BSON, calculateObjectSize, ObjectId } from 'bson';
+import { BSON, calculateObjectSize, Long, ObjectId } from 'bson';
 import { CursorManager } from './cursors';
 import {
   bsonTypeName,
@@ -130,14 +130,17 @@ function applyUpdate(
     return next;
   }
   if (kind === 'pipeline') {
-    const out = runPipeline([deepCopy(doc)], u as Doc[])[0];
+    let out = runPipeline([deepCopy(doc)], u as Doc[])[0];
     if (!out) throw fail('BadValue', 'pipeline update produced no document');
+    if (out._id === undefined && doc._id !== undefined) out = { _id: doc._id, ...out }; // as mongod: _id is kept
     if (!isInsert && sameBson(doc, out)) return undefined;
     return out;
   }
   const mods = { ...(u as Doc) };
   const setOnInsert = mods.$setOnInsert as Doc | undefined;
   delete mods.$setOnInsert;
+  checkConflicts(mods);
+  checkArithmetic(doc, mods);
   const copy = deepCopy(doc);
   let changed: string[] = [];
   try {
@@ -158,6 +161,68 @@ function applyUpdate(
   }
   if (!isInsert && changed.length === 0) return undefined;
   return copy;
+}
+
+/** Two operators (or two fields of one) naming the same path or a path and its prefix: 40. */
+function checkConflicts(mods: Doc): void {
+  const paths: string[] = [];
+  for (const m of Object.values(mods)) if (isPlainObject(m)) paths.push(...Object.keys(m));
+  for (let i = 0; i < paths.length; i++) {
+    for (let j = i + 1; j < paths.length; j++) {
+      const [a, b] = paths[i].length <= paths[j].length ? [paths[i], paths[j]] : [paths[j], paths[i]];
+      if (a === b || b.startsWith(a + '.')) {
+        throw fail('ConflictingUpdateOperators', `Updating the path '${b}' would create a conflict at '${a}'`);
+      }
+    }
+  }
+}
+
+const NUMERIC = new Set(['int', 'long', 'double', 'decimal']);
+
+/** The value at a plain dotted path (no positional operators), and whether the path exists. */
+function lookup(doc: Doc, path: string): { found: boolean; value?: unknown } {
+  let cur: unknown = doc;
+  for (const part of path.split('.')) {
+    if (Array.isArray(cur) && /^\d+$/.test(part)) cur = cur[Number(part)];
+    else if (isPlainObject(cur) && Object.prototype.hasOwnProperty.call(cur, part)) cur = cur[part];
+    else return { found: false };
+    if (cur === undefined) return { found: false };
+  }
+  return { found: true, value: cur };
+}
+
+/**
+ * $inc/$mul as mongod: a non-numeric argument or target (null included) is TypeMismatch (14);
+ * $inc on or by a 64-bit integer is exact 64-bit arithmetic (rewritten to a $set here).
+ */
+function checkArithmetic(doc: Doc, mods: Doc): void {
+  for (const op of ['$inc', '$mul'] as const) {
+    const spec = mods[op];
+    if (!isPlainObject(spec)) continue;
+    for (const [path, by] of Object.entries(spec)) {
+      if (!NUMERIC.has(bsonTypeName(by))) {
+        throw fail('TypeMismatch', `Cannot ${op === '$inc' ? 'increment' : 'multiply'} with non-numeric argument: {${path}: ${JSON.stringify(by)}}`);
+      }
+      if (path.includes('$')) continue;
+      const at = lookup(doc, path);
+      if (at.found && !NUMERIC.has(bsonTypeName(at.value))) {
+        throw fail(
+          'TypeMismatch',
+          `Cannot apply ${op} to a value of non-numeric type. {_id: ${JSON.stringify(String(doc._id))}} has the field '${path.split('.').pop()}' of non-numeric type ${bsonTypeName(at.value)}`,
+        );
+      }
+      const cur = at.found ? at.value : 0;
+      const types = [bsonTypeName(cur), bsonTypeName(by)];
+      if (op === '$inc' && types.includes('long') && !types.includes('decimal') && !types.includes('double')) {
+        const sum = BigInt(String(cur)) + BigInt(String(by));
+        mods.$set = { ...((mods.$set as Doc | undefined) ?? {}), [path]: Long.fromBigInt(sum) };
+        const rest = { ...(mods.$inc as Doc) };
+        delete rest[path];
+        if (Object.keys(rest).length) mods.$inc = rest;
+        else delete mods.$inc;
+      }
+    }
+  }
 }
 
 function setPath(doc: Doc, path: string, value: unknown): void {
