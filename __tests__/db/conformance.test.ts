@@ -2,7 +2,7 @@
  * MongoDB conformance: drives the real `mongodb` driver against MONGO_TEST_URI only, so it runs
  * unchanged against a real mongod (TEST_MONGO=uri TEST_MONGO_URI=mongodb://...).
  */
-import { MongoServerError, ObjectId, type Collection, type Document } from 'mongodb';
+import { Long, MongoServerError, ObjectId, UUID, type Collection, type Document } from 'mongodb';
 import { testDb, type TestDb } from '../support/mongo';
 
 let t: TestDb;
@@ -359,5 +359,120 @@ describe('text search', () => {
     const res = await c.find({ $text: { $search: 'needle' } }).sort({ k: 1 }).toArray();
     expect(res.map((d) => d.k)).toEqual([1, 3]);
     expect(await c.countDocuments({ $text: { $search: 'hay' } })).toBe(1);
+  });
+});
+
+describe('refusals (as a standalone mongod)', () => {
+  const codeOf = (p: Promise<unknown>): Promise<unknown> =>
+    p.then(
+      () => 'no error',
+      (e: { code?: unknown }) => e.code,
+    );
+
+  test('transactions on a standalone: IllegalOperation (20); the aborted insert is not kept', async () => {
+    const hello = await t.db.admin().command({ hello: 1 });
+    if (hello.setName || hello.msg === 'isdbgrid') return; // replica sets and mongos support transactions
+    const c = coll('txn');
+    const session = t.client.startSession();
+    try {
+      session.startTransaction();
+      const err = (await c.insertOne({ inTxn: true }, { session }).catch((e: unknown) => e)) as MongoServerError & { originalError?: MongoServerError };
+      expect(err).toBeInstanceOf(MongoServerError);
+      // The driver re-wraps this refusal as "does not support retryable writes"; the server's answer is kept.
+      const server = err.originalError ?? err;
+      expect(server.code).toBe(20);
+      expect(server.message).toMatch(/Transaction numbers are only allowed on a replica set member or mongos/);
+      await session.abortTransaction().catch(() => undefined);
+    } finally {
+      await session.endSession();
+    }
+    expect(await c.countDocuments({ inTxn: true })).toBe(0);
+    expect(await codeOf(t.db.command({ find: 'txn', txnNumber: 1, autocommit: false, startTransaction: true, lsid: { id: new UUID() } }))).toBe(20);
+  });
+
+  test('wrong argument types: TypeMismatch (14)', async () => {
+    await coll('args').insertOne({ a: 1 });
+    expect(await codeOf(t.db.command({ find: 'args', limit: 'x' }))).toBe(14);
+    expect(await codeOf(t.db.command({ find: 'args', filter: 5 }))).toBe(14);
+    expect(await codeOf(t.db.command({ count: 'args', query: 'a' }))).toBe(14);
+    expect(await codeOf(t.db.command({ distinct: 'args', key: 7 }))).toBe(14);
+    expect(await codeOf(t.db.command({ aggregate: 'args', pipeline: {}, cursor: {} }))).toBe(14);
+    expect(await codeOf(t.db.command({ find: 'args', maxTimeMS: 'soon' }))).toBe(14);
+  });
+
+  test('unknown command fields: 40415', async () => {
+    expect(await codeOf(t.db.command({ find: 'args', filtr: {} }))).toBe(40415);
+    expect(await codeOf(t.db.command({ count: 'args', bogus: 1 }))).toBe(40415);
+    expect(await codeOf(t.db.command({ insert: 'args', documents: [{}], wat: true }))).toBe(40415);
+    expect(await codeOf(t.db.command({ update: 'args', updates: [{ q: {}, u: { $set: { b: 1 } }, nope: 1 }] }))).toBe(40415);
+  });
+
+  test('a hint naming no index: BadValue (2)', async () => {
+    const c = coll('hints');
+    await c.createIndex({ k: 1 });
+    await c.insertOne({ k: 1 });
+    expect(await codeOf(c.find({}, { hint: 'no_such_index' }).toArray())).toBe(2);
+    expect(await codeOf(c.find({}, { hint: { zz: 1 } }).toArray())).toBe(2);
+    expect(await codeOf(c.countDocuments({}, { hint: 'no_such_index' }))).toBe(2);
+    expect(await codeOf(c.aggregate([{ $match: {} }], { hint: { zz: 1 } }).toArray())).toBe(2);
+    expect(await c.find({}, { hint: 'k_1' }).toArray()).toHaveLength(1);
+    expect(await c.find({}, { hint: { k: 1 } }).toArray()).toHaveLength(1);
+    expect(await c.find({}, { hint: { $natural: 1 } }).toArray()).toHaveLength(1);
+  });
+
+  test('$out with a non-string, non-object argument: 16990', async () => {
+    expect(await codeOf(coll('args').aggregate([{ $out: 5 } as Document]).toArray())).toBe(16990);
+    expect((await t.db.listCollections({ name: 'undefined' }).toArray())).toHaveLength(0);
+  });
+
+  test('documents nested deeper than 100 levels are refused: Overflow (15)', async () => {
+    const nest = (n: number): Document => {
+      let d: Document = { leaf: 1 };
+      for (let i = 0; i < n; i++) d = { a: d };
+      return d;
+    };
+    const c = coll('deep');
+    await c.insertOne({ _id: 'ok' as unknown as ObjectId, v: nest(50) });
+    expect(await codeOf(c.insertOne({ _id: 'deep' as unknown as ObjectId, v: nest(150) }))).toBe(15);
+    expect(await codeOf(c.updateOne({ _id: 'ok' } as Document, { $set: { w: nest(150) } }))).toBe(15);
+    expect(await c.countDocuments()).toBe(1);
+  });
+});
+
+describe('update semantics (MongoDB documented behaviour)', () => {
+  const codeOf = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'no error', (e: { code?: unknown }) => e.code);
+
+  test('$inc on a null or non-numeric field: TypeMismatch (14), document unchanged', async () => {
+    const c = coll('incnull');
+    await c.insertOne({ _id: 'n' as unknown as ObjectId, v: null, s: 'x' });
+    expect(await codeOf(c.updateOne({ _id: 'n' } as Document, { $inc: { v: 1 } }))).toBe(14);
+    expect(await codeOf(c.updateOne({ _id: 'n' } as Document, { $inc: { s: 1 } }))).toBe(14);
+    expect(await c.findOne({ _id: 'n' } as Document)).toEqual({ _id: 'n', v: null, s: 'x' });
+  });
+
+  test('conflicting operators on one path: ConflictingUpdateOperators (40)', async () => {
+    const c = coll('conflict');
+    await c.insertOne({ _id: 'c' as unknown as ObjectId, a: { b: 1 } });
+    expect(await codeOf(c.updateOne({ _id: 'c' } as Document, { $set: { a: 1 }, $unset: { a: '' } }))).toBe(40);
+    expect(await codeOf(c.updateOne({ _id: 'c' } as Document, { $set: { 'a.b': 2 }, $unset: { a: '' } }))).toBe(40);
+    expect(await c.findOne({ _id: 'c' } as Document)).toEqual({ _id: 'c', a: { b: 1 } });
+  });
+
+  test('a pipeline update whose $replaceRoot drops _id keeps the _id', async () => {
+    const c = coll('pipeid');
+    await c.insertOne({ _id: 'p' as unknown as ObjectId, old: 1 });
+    await c.updateOne({ _id: 'p' } as Document, [{ $replaceRoot: { newRoot: { fresh: true } } }]);
+    expect(await c.findOne({ _id: 'p' } as Document)).toEqual({ _id: 'p', fresh: true });
+  });
+
+  test('$inc on a 64-bit integer (Long) and by a Long', async () => {
+    const c = coll('inclong');
+    await c.insertOne({ _id: 'l' as unknown as ObjectId, v: Long.fromNumber(5), w: 5 });
+    await c.updateOne({ _id: 'l' } as Document, { $inc: { v: 1, w: Long.fromNumber(2) } });
+    const d = await c.findOne({ _id: 'l' } as Document, { promoteLongs: false });
+    expect(String(d?.v)).toBe('6');
+    expect(d?.v).toBeInstanceOf(Long);
+    expect(String(d?.w)).toBe('7');
+    expect(d?.w).toBeInstanceOf(Long);
   });
 });

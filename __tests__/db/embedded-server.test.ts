@@ -392,7 +392,24 @@ describe('dbPath lock', () => {
     await new Promise((r) => dead.once('exit', r));
     fs.writeFileSync(path.join(dbPath, 'mongod.lock'), String(dead.pid));
     const h = await startEmbeddedMongo({ dbPath });
-    expect(fs.readFileSync(path.join(dbPath, 'mongod.lock'), 'utf8')).toBe(String(process.pid));
+    expect(JSON.parse(fs.readFileSync(path.join(dbPath, 'mongod.lock'), 'utf8')).pid).toBe(process.pid);
+    await h.stop();
+  });
+});
+
+describe('not supported: refused, never silently ignored', () => {
+  test('collation (other than simple) and let are refused; commitTransaction is IllegalOperation', async () => {
+    const h = await startEmbeddedMongo();
+    await withClient(h.uri, async (c) => {
+      const col = c.db('ns').collection('x');
+      await col.insertOne({ s: 'a' });
+      const code = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'no error', (e: { code?: unknown }) => e.code);
+      expect(await code(col.find({ s: 'A' }, { collation: { locale: 'en', strength: 2 } }).toArray())).toBe(115);
+      expect(await code(col.countDocuments({}, { collation: { locale: 'fr' } }))).toBe(115);
+      expect(await code(col.aggregate([{ $match: { $expr: { $eq: ['$s', '$$v'] } } }], { let: { v: 'a' } }).toArray())).toBe(115);
+      expect(await col.find({ s: 'a' }, { collation: { locale: 'simple' } }).toArray()).toHaveLength(1);
+      expect(await code(c.db('admin').command({ commitTransaction: 1 }))).toBe(20);
+    });
     await h.stop();
   });
 });

@@ -1,11 +1,14 @@
 /**
- * Command dispatch. Every handler is synchronous over the in-memory storage; any thrown error
+ * Command dispatch. Handlers work on the in-memory storage; those that may scan or write many
+ * documents (find, count, distinct, aggregate, insert, update, delete) run in time slices
+ * (slicer.ts) so that other connections are served meanwhile, and honour maxTimeMS. Any thrown error
  * becomes `{ok: 0, errmsg, code, codeName}` (CommandError carries code/codeName, mingo errors map
  * to BadValue). Write commands report per-statement failures in `writeErrors` with ok: 1, as mongod.
  */
-import { BSON, calculateObjectSize, ObjectId } from 'bson';
+import { BSON, calculateObjectSize, Long, ObjectId } from 'bson';
 import { CursorManager } from './cursors';
 import {
+  bsonTypeName,
   compareBson,
   compileFilter,
   compileProjection,
@@ -17,7 +20,10 @@ import {
   valuesAtPath,
   type Doc,
 } from './mingo-boundary';
-import { CommandError, isOperatorObject, valueKey, type Collection, type IndexSpec, type Storage } from './storage';
+import { checkCommandArgs, checkStatements, deadlineOf } from './args';
+import { Slicer } from './slicer';
+import { Codes, codeNameOf, CommandError, fail } from './errors';
+import { isOperatorObject, valueKey, type Collection, type IndexSpec, type Storage } from './storage';
 import { MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE } from './wire-protocol';
 
 export const MAX_WIRE_VERSION = 21; // MongoDB 7.0; mongodb@7.x requires >= 9
@@ -29,12 +35,12 @@ export interface CommandContext {
   connectionId: number;
 }
 
-type Handler = (cmd: Doc, db: string, seq: Record<string, Doc[]>, ctx: CommandContext) => Doc;
+type Handler = (cmd: Doc, db: string, seq: Record<string, Doc[]>, ctx: CommandContext) => Doc | Promise<Doc>;
 
 const TEXT_SCORE_FIELD = '__embeddedTextScore';
 
 function str(v: unknown, what: string): string {
-  if (typeof v !== 'string' || !v) throw new CommandError(`${what} must be a non-empty string`, 2, 'BadValue');
+  if (typeof v !== 'string' || !v) throw fail('BadValue', `${what} must be a non-empty string`);
   return v;
 }
 
@@ -46,7 +52,7 @@ function num(v: unknown): number | undefined {
 
 function optDoc(v: unknown, what: string): Doc | undefined {
   if (v === undefined || v === null) return undefined;
-  if (!isPlainObject(v)) throw new CommandError(`${what} must be an object`, 14, 'TypeMismatch');
+  if (!isPlainObject(v)) throw fail('TypeMismatch', `${what} must be an object`);
   return v;
 }
 
@@ -84,13 +90,13 @@ type UpdateKind = 'operator' | 'replacement' | 'pipeline';
 
 function updateKind(u: unknown): UpdateKind {
   if (Array.isArray(u)) return 'pipeline';
-  if (!isPlainObject(u)) throw new CommandError('Update argument must be either an object or an array', 14, 'TypeMismatch');
+  if (!isPlainObject(u)) throw fail('TypeMismatch', 'Update argument must be either an object or an array');
   const keys = Object.keys(u);
   const ops = keys.filter((k) => k.startsWith('$'));
   if (ops.length === 0) return 'replacement';
   if (ops.length !== keys.length) {
     const bad = keys.find((k) => !k.startsWith('$'));
-    throw new CommandError(`Unknown modifier: ${bad}. Expected a valid update modifier or pipeline-style update specified as an array`, 9, 'FailedToParse');
+    throw fail('FailedToParse', `Unknown modifier: ${bad}. Expected a valid update modifier or pipeline-style update specified as an array`);
   }
   return 'operator';
 }
@@ -113,11 +119,7 @@ function applyUpdate(
   if (kind === 'replacement') {
     const repl = u as Doc;
     if ('_id' in repl && valueKey(repl._id) !== valueKey(doc._id)) {
-      throw new CommandError(
-        `After applying the update, the (immutable) field '_id' was found to have been altered to _id: ${String(repl._id)}`,
-        66,
-        'ImmutableField',
-      );
+      throw fail('ImmutableField', `After applying the update, the (immutable) field '_id' was found to have been altered to _id: ${String(repl._id)}`);
     }
     // No deep copy: the replacement comes from this request's freshly decoded body and is used once
     // (replacement updates cannot be multi), so the stored document may share its subdocuments.
@@ -128,14 +130,17 @@ function applyUpdate(
     return next;
   }
   if (kind === 'pipeline') {
-    const out = runPipeline([deepCopy(doc)], u as Doc[])[0];
-    if (!out) throw new CommandError('pipeline update produced no document', 2, 'BadValue');
+    let out = runPipeline([deepCopy(doc)], u as Doc[])[0];
+    if (!out) throw fail('BadValue', 'pipeline update produced no document');
+    if (out._id === undefined && doc._id !== undefined) out = { _id: doc._id, ...out }; // as mongod: _id is kept
     if (!isInsert && sameBson(doc, out)) return undefined;
     return out;
   }
   const mods = { ...(u as Doc) };
   const setOnInsert = mods.$setOnInsert as Doc | undefined;
   delete mods.$setOnInsert;
+  checkConflicts(mods);
+  checkArithmetic(doc, mods);
   const copy = deepCopy(doc);
   let changed: string[] = [];
   try {
@@ -151,11 +156,73 @@ function applyUpdate(
     }
   } catch (e) {
     const msg = (e as Error).message;
-    if (/immutable field '_id'/.test(msg)) throw new CommandError(msg, 66, 'ImmutableField');
-    throw new CommandError(msg, /Unknown update operator/.test(msg) ? 9 : 2, /Unknown update operator/.test(msg) ? 'FailedToParse' : 'BadValue');
+    if (/immutable field '_id'/.test(msg)) throw fail('ImmutableField', msg);
+    throw /Unknown update operator/.test(msg) ? fail('FailedToParse', msg) : fail('BadValue', msg);
   }
   if (!isInsert && changed.length === 0) return undefined;
   return copy;
+}
+
+/** Two operators (or two fields of one) naming the same path or a path and its prefix: 40. */
+function checkConflicts(mods: Doc): void {
+  const paths: string[] = [];
+  for (const m of Object.values(mods)) if (isPlainObject(m)) paths.push(...Object.keys(m));
+  for (let i = 0; i < paths.length; i++) {
+    for (let j = i + 1; j < paths.length; j++) {
+      const [a, b] = paths[i].length <= paths[j].length ? [paths[i], paths[j]] : [paths[j], paths[i]];
+      if (a === b || b.startsWith(a + '.')) {
+        throw fail('ConflictingUpdateOperators', `Updating the path '${b}' would create a conflict at '${a}'`);
+      }
+    }
+  }
+}
+
+const NUMERIC = new Set(['int', 'long', 'double', 'decimal']);
+
+/** The value at a plain dotted path (no positional operators), and whether the path exists. */
+function lookup(doc: Doc, path: string): { found: boolean; value?: unknown } {
+  let cur: unknown = doc;
+  for (const part of path.split('.')) {
+    if (Array.isArray(cur) && /^\d+$/.test(part)) cur = cur[Number(part)];
+    else if (isPlainObject(cur) && Object.prototype.hasOwnProperty.call(cur, part)) cur = cur[part];
+    else return { found: false };
+    if (cur === undefined) return { found: false };
+  }
+  return { found: true, value: cur };
+}
+
+/**
+ * $inc/$mul as mongod: a non-numeric argument or target (null included) is TypeMismatch (14);
+ * $inc on or by a 64-bit integer is exact 64-bit arithmetic (rewritten to a $set here).
+ */
+function checkArithmetic(doc: Doc, mods: Doc): void {
+  for (const op of ['$inc', '$mul'] as const) {
+    const spec = mods[op];
+    if (!isPlainObject(spec)) continue;
+    for (const [path, by] of Object.entries(spec)) {
+      if (!NUMERIC.has(bsonTypeName(by))) {
+        throw fail('TypeMismatch', `Cannot ${op === '$inc' ? 'increment' : 'multiply'} with non-numeric argument: {${path}: ${JSON.stringify(by)}}`);
+      }
+      if (path.includes('$')) continue;
+      const at = lookup(doc, path);
+      if (at.found && !NUMERIC.has(bsonTypeName(at.value))) {
+        throw fail(
+          'TypeMismatch',
+          `Cannot apply ${op} to a value of non-numeric type. {_id: ${JSON.stringify(String(doc._id))}} has the field '${path.split('.').pop()}' of non-numeric type ${bsonTypeName(at.value)}`,
+        );
+      }
+      const cur = at.found ? at.value : 0;
+      const types = [bsonTypeName(cur), bsonTypeName(by)];
+      if (op === '$inc' && types.includes('long') && !types.includes('decimal') && !types.includes('double')) {
+        const sum = BigInt(String(cur)) + BigInt(String(by));
+        mods.$set = { ...((mods.$set as Doc | undefined) ?? {}), [path]: Long.fromBigInt(sum) };
+        const rest = { ...(mods.$inc as Doc) };
+        delete rest[path];
+        if (Object.keys(rest).length) mods.$inc = rest;
+        else delete mods.$inc;
+      }
+    }
+  }
 }
 
 function setPath(doc: Doc, path: string, value: unknown): void {
@@ -200,28 +267,47 @@ function buildUpsert(q: Doc | undefined, u: unknown, kind: UpdateKind, arrayFilt
   return idFirst(doc);
 }
 
+/**
+ * For a document found by a sliced scan: the version stored NOW if it still matches `q`, else
+ * undefined. The scan (or earlier updates of a multi-update) may have paused, letting other
+ * connections replace or delete documents, or drop the collection, meanwhile.
+ */
+function revalidator(storage: Storage, coll: Collection | undefined, q: Doc): (found: Doc) => Doc | undefined {
+  let test: ((d: Doc) => boolean) | undefined;
+  const retest = !('$text' in q);
+  return (found) => {
+    if (!coll || storage.getCollection(coll.dbName, coll.name) !== coll) return undefined;
+    const cur = coll.getById(found._id);
+    if (!cur) return undefined;
+    if (cur !== found && retest && !(test ??= compileFilter(q))(cur)) return undefined;
+    return cur;
+  };
+}
+
 function writeError(index: number, e: unknown): Doc {
   if (e instanceof CommandError) return { index, code: e.code, errmsg: e.message, ...e.extra };
-  return { index, code: 2, errmsg: (e as Error)?.message ?? String(e) };
+  return { index, code: Codes.BadValue, errmsg: (e as Error)?.message ?? String(e) };
 }
 
 /** A write command's statements: the command's own array, or its OP_MSG document sequence. */
 function statements(cmd: Doc, seq: Record<string, Doc[]>, field: string): Doc[] {
   const v = cmd[field] ?? seq[field] ?? [];
-  if (!Array.isArray(v)) throw new CommandError(`${field} must be an array`, 14, 'TypeMismatch');
+  if (!Array.isArray(v)) throw fail('TypeMismatch', `${field} must be an array`);
   return v as Doc[];
 }
 
 /** Runs each statement; a failure becomes a writeError (reply still ok: 1) and ends an ordered batch. */
-function eachStatement(cmd: Doc, stmts: Doc[], run: (s: Doc, i: number) => void): Doc[] {
+async function eachStatement(cmd: Doc, stmts: Doc[], slicer: Slicer, run: (s: Doc, i: number) => void | Promise<void>): Promise<Doc[]> {
   const ordered = cmd.ordered !== false;
   const writeErrors: Doc[] = [];
   for (let i = 0; i < stmts.length; i++) {
     try {
-      run(stmts[i], i);
+      // Between statements: let other connections in, and stop (as a write error) past maxTimeMS.
+      if (slicer.due()) await slicer.pause();
+      await run(stmts[i], i);
     } catch (e) {
       writeErrors.push(writeError(i, e));
-      if (ordered) break;
+      if (ordered || (e instanceof CommandError && e.code === Codes.MaxTimeMSExpired)) break;
     }
   }
   return writeErrors;
@@ -231,10 +317,33 @@ function writeReply(fields: Doc, writeErrors: Doc[]): Doc {
   return writeErrors.length ? { ...fields, writeErrors, ok: 1 } : { ...fields, ok: 1 };
 }
 
+/** Levels of subdocuments/arrays mongod stores (BSONDepth::getMaxDepthForUserStorage). */
+const MAX_STORED_DEPTH = 100;
+
+function tooDeep(v: unknown, depth: number): boolean {
+  if (depth > MAX_STORED_DEPTH) return true;
+  if (Array.isArray(v)) return v.some((x) => x !== null && typeof x === 'object' && tooDeep(x, depth + 1));
+  if (isPlainObject(v)) {
+    for (const k in v) {
+      const x = v[k];
+      if (x !== null && typeof x === 'object' && tooDeep(x, depth + 1)) return true;
+    }
+  }
+  return false;
+}
+
+/** A hint must name an existing index (by name or key pattern), or be {$natural: ±1}. */
+function checkHint(coll: Collection | undefined, hint: unknown): void {
+  if (hint === undefined || hint === null || !coll) return;
+  if (typeof hint === 'string' ? coll.indexes.some((i) => i.name === hint) : isPlainObject(hint) && (Object.keys(hint).length === 0 || '$natural' in hint || coll.indexes.some((i) => compareBson(i.key, hint) === 0))) return;
+  throw fail('BadValue', `error processing query: ns=${coll.ns} planner returned error :: caused by :: hint provided does not correspond to an existing index`);
+}
+
 function checkDocSize(doc: Doc): void {
+  if (tooDeep(doc, 0)) throw fail('Overflow', `Document exceeds the maximum nesting depth of ${MAX_STORED_DEPTH} levels`);
   const size = calculateObjectSize(doc);
   if (size > MAX_BSON_OBJECT_SIZE) {
-    throw new CommandError(`object to insert too large. size in bytes: ${size}, max size: ${MAX_BSON_OBJECT_SIZE}`, 10334, 'BSONObjectTooLarge');
+    throw fail('BSONObjectTooLarge', `object to insert too large. size in bytes: ${size}, max size: ${MAX_BSON_OBJECT_SIZE}`);
   }
 }
 
@@ -263,15 +372,15 @@ function collName(cmd: Doc, name: string): string {
   return str(cmd[name], `collection name (${name})`);
 }
 
-const insert: Handler = (cmd, db, seq, { storage }) => {
+const insert: Handler = async (cmd, db, seq, { storage }) => {
   const name = collName(cmd, 'insert');
   const docs = statements(cmd, seq, 'documents');
-  const coll = storage.collection(db, name);
   let n = 0;
-  const writeErrors = eachStatement(cmd, docs, (d) => {
-    if (!isPlainObject(d)) throw new CommandError('document must be an object', 14, 'TypeMismatch');
+  const writeErrors = await eachStatement(cmd, docs, new Slicer(deadlineOf(cmd)), (d) => {
+    const coll = storage.collection(db, name); // again per statement: a pause may have let a drop in
+    if (!isPlainObject(d)) throw fail('TypeMismatch', 'document must be an object');
     if (d._id === undefined) d = { _id: new ObjectId(), ...d };
-    else if (Array.isArray(d._id)) throw new CommandError("can't use an array for _id", 2, 'BadValue');
+    else if (Array.isArray(d._id)) throw fail('BadValue', "can't use an array for _id");
     else d = idFirst(d);
     checkDocSize(d);
     coll.insert(d);
@@ -280,7 +389,7 @@ const insert: Handler = (cmd, db, seq, { storage }) => {
   return writeReply({ n }, writeErrors);
 };
 
-const find: Handler = (cmd, db, _seq, { storage, cursors }) => {
+const find: Handler = async (cmd, db, _seq, { storage, cursors }) => {
   const name = collName(cmd, 'find');
   const ns = `${db}.${name}`;
   const filter = optDoc(cmd.filter, 'filter');
@@ -293,17 +402,20 @@ const find: Handler = (cmd, db, _seq, { storage, cursors }) => {
     limit = -limit;
     singleBatch = true;
   }
-  if (skip < 0) throw new CommandError('skip value must be non-negative', 51024, 'BadValue');
+  if (skip < 0) throw fail('Location51024', `BSON field 'skip' value must be >= 0, actual value '${skip}'`);
   const coll = storage.getCollection(db, name);
   if (!coll) {
-    if (filter && '$text' in filter) throw new CommandError('text index required for $text query', 27, 'IndexNotFound');
+    if (filter && '$text' in filter) throw fail('IndexNotFound', 'text index required for $text query');
     return cursors.open(ns, [], { singleBatch: true });
   }
+  checkHint(coll, cmd.hint);
   const sorted = !!sort && Object.keys(sort).length > 0;
   // Unsorted: natural order, so matching can stop once skip + limit documents are found.
-  const { docs: matched, scores } = coll.match(filter, !sorted && limit ? skip + limit : Infinity);
+  const slicer = new Slicer(deadlineOf(cmd));
+  const { docs: matched, scores } = await coll.matchSliced(filter, !sorted && limit ? skip + limit : Infinity, slicer);
   let docs = matched;
   if (sorted) docs = sortDocs(docs, sort, scores ? (d) => scores.get(d) ?? 0 : undefined);
+  slicer.check();
   if (skip) docs = docs.slice(skip);
   if (limit) docs = docs.slice(0, limit);
   let batchSize = num(cmd.batchSize);
@@ -313,7 +425,7 @@ const find: Handler = (cmd, db, _seq, { storage, cursors }) => {
 
 const getMore: Handler = (cmd, _db, _seq, { cursors }) => {
   const r = cursors.getMore(cmd.getMore, num(cmd.batchSize));
-  if (!r) throw new CommandError(`cursor id ${String(cmd.getMore)} not found`, 43, 'CursorNotFound');
+  if (!r) throw fail('CursorNotFound', `cursor id ${String(cmd.getMore)} not found`);
   return r;
 };
 
@@ -323,23 +435,31 @@ const killCursors: Handler = (cmd, _db, _seq, { cursors }) => {
   return { cursorsKilled: killed, cursorsNotFound: notFound, cursorsAlive: [], cursorsUnknown: [], ok: 1 };
 };
 
-const update: Handler = (cmd, db, seq, { storage }) => {
+const update: Handler = async (cmd, db, seq, { storage }) => {
   const name = collName(cmd, 'update');
   const stmts = statements(cmd, seq, 'updates');
+  checkStatements('update', stmts);
   let n = 0;
   let nModified = 0;
   const upserted: Doc[] = [];
-  const writeErrors = eachStatement(cmd, stmts, (s, i) => {
+  const slicer = new Slicer(deadlineOf(cmd));
+  const writeErrors = await eachStatement(cmd, stmts, slicer, async (s, i) => {
     const q = optDoc(s.q, 'q') ?? {};
     const kind = updateKind(s.u);
     const arrayFilters = s.arrayFilters as Doc[] | undefined;
-    if (kind === 'replacement' && s.multi) throw new CommandError('multi update is not supported for replacement-style update', 9, 'FailedToParse');
+    if (kind === 'replacement' && s.multi) throw fail('FailedToParse', 'multi update is not supported for replacement-style update');
     const coll = storage.getCollection(db, name);
+    checkHint(coll, s.hint);
     const sort = isPlainObject(s.sort) ? s.sort : undefined;
-    let matched = coll ? coll.match(q, s.multi || sort ? Infinity : 1).docs : [];
+    let matched = coll ? (await coll.matchSliced(q, s.multi || sort ? Infinity : 1, slicer)).docs : [];
     if (sort) matched = sortDocs(matched, sort);
     if (!s.multi) matched = matched.slice(0, 1);
-    for (const doc of matched) {
+    const current = revalidator(storage, coll, q);
+    let seen = 0;
+    for (const found of matched) {
+      const doc = current(found);
+      if (!doc) continue;
+      seen++;
       const next = applyUpdate(doc, s.u, kind, arrayFilters, false, q);
       n++;
       if (next) {
@@ -347,8 +467,9 @@ const update: Handler = (cmd, db, seq, { storage }) => {
         coll!.replace(doc, next);
         nModified++;
       }
+      if (slicer.due()) await slicer.pause();
     }
-    if (matched.length === 0 && s.upsert) {
+    if (seen === 0 && s.upsert) {
       const doc = buildUpsert(q, s.u, kind, arrayFilters);
       checkDocSize(doc);
       storage.collection(db, name).insert(doc);
@@ -359,16 +480,25 @@ const update: Handler = (cmd, db, seq, { storage }) => {
   return writeReply(upserted.length ? { n, nModified, upserted } : { n, nModified }, writeErrors);
 };
 
-const del: Handler = (cmd, db, seq, { storage }) => {
+const del: Handler = async (cmd, db, seq, { storage }) => {
   const name = collName(cmd, 'delete');
   const stmts = statements(cmd, seq, 'deletes');
+  checkStatements('delete', stmts);
   let n = 0;
-  const writeErrors = eachStatement(cmd, stmts, (s) => {
+  const slicer = new Slicer(deadlineOf(cmd));
+  const writeErrors = await eachStatement(cmd, stmts, slicer, async (s) => {
     const coll = storage.getCollection(db, name);
+    checkHint(coll, s.hint);
     if (!coll) return;
-    for (const d of coll.match(optDoc(s.q, 'q') ?? {}, Number(s.limit) === 1 ? 1 : Infinity).docs) {
+    const q = optDoc(s.q, 'q') ?? {};
+    const matched = (await coll.matchSliced(q, Number(s.limit) === 1 ? 1 : Infinity, slicer)).docs;
+    const current = revalidator(storage, coll, q);
+    for (const found of matched) {
+      const d = current(found);
+      if (!d) continue;
       coll.remove(d);
       n++;
+      if (slicer.due()) await slicer.pause();
     }
   });
   return writeReply({ n }, writeErrors);
@@ -382,16 +512,17 @@ const findAndModify: Handler = (cmd, db, _seq, { storage }) => {
   const project = buildProjector(fields);
   const out = (d: Doc | null): Doc | null => (d && project ? project(d) : d);
   const coll = storage.getCollection(db, name);
+  checkHint(coll, cmd.hint);
   const sorted = !!sort && Object.keys(sort).length > 0;
   let matched = coll ? coll.match(query, sorted ? Infinity : 1).docs : [];
   if (sorted) matched = sortDocs(matched, sort);
   const doc = matched[0];
   if (cmd.remove) {
-    if (cmd.update !== undefined) throw new CommandError('Cannot specify both an update and remove=true', 9, 'FailedToParse');
+    if (cmd.update !== undefined) throw fail('FailedToParse', 'Cannot specify both an update and remove=true');
     if (doc) coll!.remove(doc);
     return { lastErrorObject: { n: doc ? 1 : 0 }, value: out(doc ?? null), ok: 1 };
   }
-  if (cmd.update === undefined) throw new CommandError('Either an update or remove=true must be specified', 9, 'FailedToParse');
+  if (cmd.update === undefined) throw fail('FailedToParse', 'Either an update or remove=true must be specified');
   const kind = updateKind(cmd.update);
   const arrayFilters = cmd.arrayFilters as Doc[] | undefined;
   if (doc) {
@@ -415,13 +546,15 @@ const findAndModify: Handler = (cmd, db, _seq, { storage }) => {
   return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
 };
 
-const count: Handler = (cmd, db, _seq, { storage }) => {
+const count: Handler = async (cmd, db, _seq, { storage }) => {
   const name = collName(cmd, 'count');
   const coll = storage.getCollection(db, name);
   const query = optDoc(cmd.query, 'query');
+  checkHint(coll, cmd.hint);
   const skip = num(cmd.skip) ?? 0;
   const limit = Math.abs(num(cmd.limit) ?? 0);
-  let n = coll ? (query && Object.keys(query).length ? coll.match(query, limit ? skip + limit : Infinity).docs.length : coll.docs.size) : 0;
+  const slicer = new Slicer(deadlineOf(cmd));
+  let n = coll ? (query && Object.keys(query).length ? (await coll.matchSliced(query, limit ? skip + limit : Infinity, slicer)).docs.length : coll.docs.size) : 0;
   n = Math.max(0, n - skip);
   if (limit) n = Math.min(n, limit);
   return { n, ok: 1 };
@@ -449,26 +582,28 @@ function rewriteStage(stage: Doc): Doc {
     return { $sort: spec };
   }
   if (op === '$match' && isPlainObject(stage.$match) && '$text' in stage.$match) {
-    throw new CommandError('$match with $text is only allowed as the first pipeline stage', 17313, 'Location17313');
+    throw fail('Location17313', '$match with $text is only allowed as the first pipeline stage');
   }
   return replaceMetaTextScore(stage) as Doc;
 }
 
-const aggregate: Handler = (cmd, db, _seq, { storage, cursors }) => {
+const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) => {
+  const slicer = new Slicer(deadlineOf(cmd));
   const pipeline = cmd.pipeline;
-  if (!Array.isArray(pipeline)) throw new CommandError("'pipeline' option must be specified as an array", 14, 'TypeMismatch');
-  if (cmd.explain) throw new CommandError('explain is not supported by the embedded server', 115, 'CommandNotSupported');
+  if (!Array.isArray(pipeline)) throw fail('TypeMismatch', "'pipeline' option must be specified as an array");
+  if (cmd.explain) throw fail('CommandNotSupported', 'explain is not supported by the embedded server');
   const collection = cmd.aggregate === 1 ? undefined : str(cmd.aggregate, 'aggregate');
   const ns = `${db}.${collection ?? '$cmd.aggregate'}`;
   let stages = pipeline as Doc[];
   let input: Doc[] = [];
   const coll = collection ? storage.getCollection(db, collection) : undefined;
+  checkHint(coll, cmd.hint);
   let scores: Map<Doc, number> | undefined;
   if (collection) {
     const first = stages[0];
     if (first && isPlainObject(first.$match)) {
-      if (!coll && '$text' in first.$match) throw new CommandError('text index required for $text query', 27, 'IndexNotFound');
-      const r = coll ? coll.match(first.$match) : { docs: [] as Doc[], scores: undefined };
+      if (!coll && '$text' in first.$match) throw fail('IndexNotFound', 'text index required for $text query');
+      const r = coll ? await coll.matchSliced(first.$match, Infinity, slicer) : { docs: [] as Doc[], scores: undefined };
       input = r.docs;
       scores = r.scores;
       stages = stages.slice(1);
@@ -478,20 +613,26 @@ const aggregate: Handler = (cmd, db, _seq, { storage, cursors }) => {
   const last = stages[stages.length - 1];
   if (last && '$out' in last) {
     const o = last.$out;
-    outTarget = typeof o === 'string' ? { db, coll: o } : { db: String((o as Doc).db ?? db), coll: String((o as Doc).coll) };
+    if (typeof o === 'string' && o) outTarget = { db, coll: o };
+    else if (isPlainObject(o) && typeof o.coll === 'string' && o.coll && (o.db === undefined || (typeof o.db === 'string' && o.db))) {
+      outTarget = { db: (o.db as string | undefined) ?? db, coll: o.coll };
+    } else throw fail('Location16990', `$out only supports a string or object argument, but found ${bsonTypeName(o)}`);
     stages = stages.slice(0, -1);
   }
-  if (stages.some((s) => isPlainObject(s) && '$merge' in s)) throw new CommandError('$merge is not supported by the embedded server', 115, 'CommandNotSupported');
-  const copies = input.map((d) => {
+  if (stages.some((s) => isPlainObject(s) && '$merge' in s)) throw fail('CommandNotSupported', '$merge is not supported by the embedded server');
+  const copies: Doc[] = [];
+  for (const d of input) {
     const c = deepCopy(d);
     if (scores) c[TEXT_SCORE_FIELD] = scores.get(d) ?? 0;
-    return c;
-  });
+    copies.push(c);
+    if (slicer.due()) await slicer.pause();
+  }
   const resolver = (name: string): Doc[] => {
     const c = storage.getCollection(db, name);
     return c ? [...c.docs.values()].map(deepCopy) : [];
   };
   let results = runPipeline(copies, stages.map((s) => (isPlainObject(s) ? rewriteStage(s) : s)), resolver);
+  slicer.check();
   if (scores) {
     results = results.map((r) => {
       if (r && TEXT_SCORE_FIELD in r) {
@@ -505,21 +646,27 @@ const aggregate: Handler = (cmd, db, _seq, { storage, cursors }) => {
   if (outTarget) {
     storage.dropCollection(outTarget.db, outTarget.coll);
     const target = storage.collection(outTarget.db, outTarget.coll);
-    for (const r of results) target.insert(idFirst(r._id === undefined ? { _id: new ObjectId(), ...r } : r));
+    for (const r of results) {
+      const d = idFirst(r._id === undefined ? { _id: new ObjectId(), ...r } : r);
+      checkDocSize(d);
+      target.insert(d);
+    }
     results = [];
   }
   const batchSize = num(isPlainObject(cmd.cursor) ? cmd.cursor.batchSize : undefined);
   return cursors.open(ns, results, { batchSize });
 };
 
-const distinct: Handler = (cmd, db, _seq, { storage }) => {
+const distinct: Handler = async (cmd, db, _seq, { storage }) => {
+  const slicer = new Slicer(deadlineOf(cmd));
   const name = collName(cmd, 'distinct');
   const key = str(cmd.key, 'key');
   const coll = storage.getCollection(db, name);
+  checkHint(coll, cmd.hint);
   const values: unknown[] = [];
   const seen = new Set<string>();
   if (coll) {
-    for (const d of coll.match(optDoc(cmd.query, 'query')).docs) {
+    for (const d of (await coll.matchSliced(optDoc(cmd.query, 'query'), Infinity, slicer)).docs) {
       for (const v of valuesAtPath(d, key.split('.'))) {
         for (const x of Array.isArray(v) ? v : [v]) {
           if (x === undefined) continue;
@@ -573,8 +720,8 @@ const listDatabases: Handler = (cmd, _db, _seq, { storage }) => {
 
 const create: Handler = (cmd, db, _seq, { storage }) => {
   const name = collName(cmd, 'create');
-  if (cmd.viewOn) throw new CommandError('views are not supported by the embedded server', 115, 'CommandNotSupported');
-  if (storage.getCollection(db, name)) throw new CommandError(`Collection ${db}.${name} already exists.`, 48, 'NamespaceExists');
+  if (cmd.viewOn) throw fail('CommandNotSupported', 'views are not supported by the embedded server');
+  if (storage.getCollection(db, name)) throw fail('NamespaceExists', `Collection ${db}.${name} already exists.`);
   const options: Doc = {};
   for (const [k, v] of Object.entries(cmd)) if (k !== 'create' && !k.startsWith('$') && k !== 'lsid' && k !== 'writeConcern') options[k] = v;
   storage.collection(db, name, options);
@@ -595,22 +742,22 @@ const dropDatabase: Handler = (_cmd, db, _seq, { storage }) => {
 };
 
 function nsNotFound(db: string, name: string): CommandError {
-  return new CommandError(`ns does not exist: ${db}.${name}`, 26, 'NamespaceNotFound');
+  return fail('NamespaceNotFound', `ns does not exist: ${db}.${name}`);
 }
 
 const createIndexes: Handler = (cmd, db, _seq, { storage }) => {
   const name = collName(cmd, 'createIndexes');
   const specs = cmd.indexes;
-  if (!Array.isArray(specs) || specs.length === 0) throw new CommandError('Must specify at least one index to create', 2, 'BadValue');
+  if (!Array.isArray(specs) || specs.length === 0) throw fail('BadValue', 'Must specify at least one index to create');
   const existed = !!storage.getCollection(db, name);
   const coll = storage.collection(db, name);
   const before = coll.indexes.length;
   let created = 0;
   for (const raw of specs as Doc[]) {
     if (!isPlainObject(raw) || !isPlainObject(raw.key) || Object.keys(raw.key).length === 0) {
-      throw new CommandError("The 'key' field is a required property of an index specification", 9, 'FailedToParse');
+      throw fail('FailedToParse', "The 'key' field is a required property of an index specification");
     }
-    if (typeof raw.name !== 'string' || !raw.name) throw new CommandError("The 'name' field is a required property of an index specification", 9, 'FailedToParse');
+    if (typeof raw.name !== 'string' || !raw.name) throw fail('FailedToParse', "The 'name' field is a required property of an index specification");
     const spec: IndexSpec = { v: 2, key: raw.key, name: raw.name };
     for (const [k, v] of Object.entries(raw)) if (k !== 'key' && k !== 'name' && k !== 'v' && k !== 'ns' && k !== 'background') spec[k] = v;
     if (Object.values(raw.key).includes('text')) {
@@ -651,9 +798,9 @@ const dropIndexes: Handler = (cmd, db, _seq, { storage }) => {
     for (const n of which) coll.dropIndex(String(n));
   } else if (isPlainObject(which)) {
     const i = coll.indexes.find((x) => sameBson(x.key, which));
-    if (!i) throw new CommandError(`can't find index with key: ${JSON.stringify(which)}`, 27, 'IndexNotFound');
+    if (!i) throw fail('IndexNotFound', `can't find index with key: ${JSON.stringify(which)}`);
     coll.dropIndex(i.name);
-  } else throw new CommandError('invalid index specification', 14, 'TypeMismatch');
+  } else throw fail('TypeMismatch', 'invalid index specification');
   return { nIndexesWas, ok: 1 };
 };
 
@@ -669,11 +816,11 @@ const renameCollection: Handler = (cmd, _db, _seq, { storage }) => {
   const [fdb, fname] = splitNamespace(from);
   const [tdb, tname] = splitNamespace(to);
   const src = storage.getCollection(fdb, fname);
-  if (!src) throw new CommandError('source namespace does not exist', 26, 'NamespaceNotFound');
+  if (!src) throw fail('NamespaceNotFound', 'source namespace does not exist');
   // Without this, dropTarget would drop the source and the final drop would remove the copy.
-  if (fdb === tdb && fname === tname) throw new CommandError("Can't rename a collection to itself", 20, 'IllegalOperation');
+  if (fdb === tdb && fname === tname) throw fail('IllegalOperation', "Can't rename a collection to itself");
   if (storage.getCollection(tdb, tname)) {
-    if (!cmd.dropTarget) throw new CommandError('target namespace exists', 48, 'NamespaceExists');
+    if (!cmd.dropTarget) throw fail('NamespaceExists', 'target namespace exists');
     storage.dropCollection(tdb, tname);
   }
   const dst = storage.collection(tdb, tname, src.options);
@@ -695,6 +842,10 @@ const dbStats: Handler = (_cmd, db, _seq, { storage }) => {
 };
 
 const ok: Handler = () => ({ ok: 1 });
+
+const noTransactions: Handler = () => {
+  throw fail('IllegalOperation', 'Transaction numbers are only allowed on a replica set member or mongos');
+};
 
 const HANDLERS: Record<string, Handler> = {
   hello: hello(false),
@@ -735,8 +886,8 @@ const HANDLERS: Record<string, Handler> = {
   killallsessions: ok,
   killsessions: ok,
   refreshsessions: ok,
-  committransaction: ok,
-  aborttransaction: ok,
+  committransaction: noTransactions,
+  aborttransaction: noTransactions,
   getparameter: () => ({ featureCompatibilityVersion: { version: '7.0' }, ok: 1 }),
   getlog: () => ({ totalLinesWritten: 0, log: [], ok: 1 }),
   connectionstatus: () => ({ authInfo: { authenticatedUsers: [], authenticatedUserRoles: [] }, ok: 1 }),
@@ -751,19 +902,20 @@ const HANDLERS: Record<string, Handler> = {
 function errorReply(e: unknown): Doc {
   if (e instanceof CommandError) return { ok: 0, errmsg: e.message, code: e.code, codeName: e.codeName, ...e.extra };
   const err = e as { message?: string; code?: unknown };
-  const code = typeof err?.code === 'number' ? err.code : 2;
-  return { ok: 0, errmsg: err?.message ?? String(e), code, codeName: code === 2 ? 'BadValue' : `Location${code}` };
+  const code = typeof err?.code === 'number' ? err.code : Codes.BadValue;
+  return { ok: 0, errmsg: err?.message ?? String(e), code, codeName: codeNameOf(code) };
 }
 
 /** Runs one command document; never throws. */
-export function runCommand(body: Doc, seq: Record<string, Doc[]>, ctx: CommandContext, defaultDb = 'admin'): Doc {
+export async function runCommand(body: Doc, seq: Record<string, Doc[]>, ctx: CommandContext, defaultDb = 'admin'): Promise<Doc> {
   const name = Object.keys(body)[0];
-  if (!name) return { ok: 0, errmsg: 'no command specified', code: 59, codeName: 'CommandNotFound' };
+  if (!name) return errorReply(fail('CommandNotFound', 'no command specified'));
   const handler = HANDLERS[name.toLowerCase()];
-  if (!handler) return { ok: 0, errmsg: `no such command: '${name}'`, code: 59, codeName: 'CommandNotFound' };
+  if (!handler) return errorReply(fail('CommandNotFound', `no such command: '${name}'`));
   const db = typeof body.$db === 'string' && body.$db ? body.$db : defaultDb;
   try {
-    return handler(body, db, seq, ctx);
+    checkCommandArgs(name.toLowerCase(), body);
+    return await handler(body, db, seq, ctx);
   } catch (e) {
     return errorReply(e);
   }

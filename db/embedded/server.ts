@@ -8,6 +8,8 @@ import * as net from 'node:net';
 import type { Document } from 'bson';
 import { runCommand, type CommandContext } from './commands';
 import { CursorManager } from './cursors';
+import { Codes } from './errors';
+import { Slicer } from './slicer';
 import type { Storage } from './storage';
 import {
   encodeOpMsg,
@@ -27,6 +29,8 @@ export interface EmbeddedLogger {
 }
 
 const PARTIAL_MESSAGE_TIMEOUT_MS = 60_000;
+/** Complete messages queued per connection before its socket is paused (backpressure). */
+const MAX_QUEUED_MESSAGES = 16;
 
 export class WireServer {
   private server: net.Server;
@@ -66,9 +70,45 @@ export class WireServer {
     let buffered = 0;
     let expected = -1;
     let partialTimer: NodeJS.Timeout | undefined;
+    // Commands of one connection run one after another, in order; commands may pause (sliced
+    // scans), and other connections' commands run meanwhile.
+    const queue: Buffer[] = [];
+    let busy = false;
+    let waitingDrain = false;
+    const maybeResume = (): void => {
+      if (!waitingDrain && queue.length < MAX_QUEUED_MESSAGES && socket.isPaused() && !socket.destroyed) socket.resume();
+    };
     const drop = (reason: string, extra: Record<string, unknown> = {}): void => {
       this.logger.warn({ connectionId, reason, ...extra }, 'embedded-mongo: closing connection');
+      queue.length = 0;
       socket.destroy();
+    };
+    const onBlocked = (): void => {
+      if (waitingDrain) return;
+      waitingDrain = true;
+      socket.pause();
+      socket.once('drain', () => {
+        waitingDrain = false;
+        maybeResume();
+      });
+    };
+    const pump = async (): Promise<void> => {
+      if (busy) return;
+      busy = true;
+      try {
+        while (queue.length && !socket.destroyed) {
+          const msg = queue.shift()!;
+          if (!(await this.handle(socket, msg, ctx, drop, onBlocked))) {
+            queue.length = 0;
+            return;
+          }
+          maybeResume();
+        }
+      } catch (e) {
+        drop('internal error', { err: (e as Error)?.message });
+      } finally {
+        busy = false;
+      }
     };
     socket.on('error', (err) => this.logger.warn({ connectionId, err: err.message }, 'embedded-mongo: socket error'));
     socket.on('close', () => {
@@ -105,8 +145,10 @@ export class WireServer {
         chunks = rest.length ? [rest] : [];
         buffered = rest.length;
         expected = -1;
-        if (!this.handle(socket, msg, ctx, drop)) return;
+        queue.push(msg);
+        if (queue.length >= MAX_QUEUED_MESSAGES) socket.pause();
       }
+      void pump();
       if (partialTimer) clearTimeout(partialTimer);
       partialTimer = undefined;
       if (buffered > 0) {
@@ -117,26 +159,32 @@ export class WireServer {
   }
 
   /** Returns false when the connection was closed. */
-  private handle(socket: net.Socket, msg: Buffer, ctx: CommandContext, drop: (r: string, e?: Record<string, unknown>) => void): boolean {
+  private async handle(
+    socket: net.Socket,
+    msg: Buffer,
+    ctx: CommandContext,
+    drop: (r: string, e?: Record<string, unknown>) => void,
+    onBlocked: () => void,
+  ): Promise<boolean> {
     const header = readHeader(msg);
     let reply: Document;
     let legacy = header.opCode === OP_QUERY;
     let moreToCome = false;
     try {
-      const req = parseMessage(msg);
+      const req = await parseMessage(msg, new Slicer());
       if (req.kind === 'query') {
         legacy = true;
         const dot = req.fullCollectionName.indexOf('.');
         const dbName = dot > 0 ? req.fullCollectionName.slice(0, dot) : 'admin';
         if (!req.fullCollectionName.endsWith('.$cmd')) {
-          reply = { ok: 0, errmsg: 'OP_QUERY is only supported for commands', code: 5739101, codeName: 'Location5739101' };
+          reply = { ok: 0, errmsg: 'OP_QUERY is only supported for commands', code: Codes.Location5739101, codeName: 'Location5739101' };
         } else {
           const q = req.query.$query && typeof req.query.$query === 'object' ? (req.query.$query as Document) : req.query;
-          reply = runCommand(q, {}, ctx, dbName);
+          reply = await runCommand(q, {}, ctx, dbName);
         }
       } else {
         moreToCome = req.moreToCome;
-        reply = runCommand(req.body, req.sequences, ctx);
+        reply = await runCommand(req.body, req.sequences, ctx);
       }
     } catch (e) {
       if (e instanceof WireCommandError) {
@@ -146,7 +194,7 @@ export class WireServer {
         return false;
       } else {
         this.logger.warn({ err: (e as Error)?.message }, 'embedded-mongo: unexpected error');
-        reply = { ok: 0, errmsg: String((e as Error)?.message ?? e), code: 1, codeName: 'InternalError' };
+        reply = { ok: 0, errmsg: String((e as Error)?.message ?? e), code: Codes.InternalError, codeName: 'InternalError' };
       }
     }
     if (moreToCome) return true;
@@ -154,16 +202,13 @@ export class WireServer {
     try {
       out = legacy ? encodeOpReply(header.requestID, reply) : encodeOpMsg(header.requestID, reply);
     } catch (e) {
-      const err = { ok: 0, errmsg: `reply could not be encoded: ${(e as Error).message}`, code: 10334, codeName: 'BSONObjectTooLarge' };
+      const err = { ok: 0, errmsg: `reply could not be encoded: ${(e as Error).message}`, code: Codes.BSONObjectTooLarge, codeName: 'BSONObjectTooLarge' };
       out = legacy ? encodeOpReply(header.requestID, err) : encodeOpMsg(header.requestID, err);
     }
     if (socket.destroyed) return false;
     // Backpressure: a client that sends without reading gets no further replies queued in memory
     // beyond this batch until its socket drains.
-    if (!socket.write(out) && !socket.isPaused()) {
-      socket.pause();
-      socket.once('drain', () => socket.resume());
-    }
+    if (!socket.write(out)) onBlocked();
     return true;
   }
 }

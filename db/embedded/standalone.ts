@@ -1,7 +1,8 @@
 /**
  * Runnable embedded MongoDB server (dist/db/embedded/standalone.js, used by PM2).
  * EMBEDDED_MONGO_PORT (default 27027), EMBEDDED_MONGO_HOST (default 127.0.0.1),
- * EMBEDDED_MONGO_DBPATH (default `${DATA_DIR || 'data'}/embedded-mongo`).
+ * EMBEDDED_MONGO_DBPATH (default `${DATA_DIR || 'data'}/embedded-mongo`),
+ * EMBEDDED_MONGO_COMPACT_AT_BYTES (journal size that triggers compaction, default 64 MiB).
  * SIGINT/SIGTERM: stop listening, flush + compact the journal, exit 0.
  */
 import * as path from 'node:path';
@@ -17,7 +18,8 @@ async function main(): Promise<void> {
   const port = Number(process.env.EMBEDDED_MONGO_PORT ?? 27027);
   const host = process.env.EMBEDDED_MONGO_HOST ?? '127.0.0.1';
   const dbPath = path.resolve(process.env.EMBEDDED_MONGO_DBPATH ?? path.join(process.env.DATA_DIR || 'data', 'embedded-mongo'));
-  const handle = await startEmbeddedMongo({ port, host, dbPath, logger });
+  const compactJournalAtBytes = Number(process.env.EMBEDDED_MONGO_COMPACT_AT_BYTES) || undefined;
+  const handle = await startEmbeddedMongo({ port, host, dbPath, logger, compactJournalAtBytes });
   logger.info({ uri: handle.uri, dbPath, pid: process.pid }, 'embedded-mongo listening');
   let stopping = false;
   const stop = (signal: string): void => {

@@ -10,13 +10,11 @@
  */
 import { EJSON, type ObjectId } from 'bson';
 import { bsonType as bsonTypeOf, compileFilter, isPlainObject, valuesAtPath, type Doc } from './mingo-boundary';
+import { fail } from './errors';
+import type { Slicer } from './slicer';
 import { compileText, type CompiledText, type TextIndexInfo, type TextQuery } from './text-search';
 
-export class CommandError extends Error {
-  constructor(message: string, readonly code: number, readonly codeName: string, readonly extra: Doc = {}) {
-    super(message);
-  }
-}
+export { CommandError } from './errors';
 
 export interface IndexSpec extends Doc {
   v: number;
@@ -80,6 +78,11 @@ function isIndexableScalar(v: unknown): boolean {
   return t === 'ObjectId' || t === 'Long';
 }
 
+export interface MatchResult {
+  docs: Doc[];
+  scores?: Map<Doc, number>;
+}
+
 export class Collection {
   readonly docs = new Map<string, Doc>();
   readonly indexes: IndexSpec[] = [{ v: 2, key: { _id: 1 }, name: '_id_' }];
@@ -117,7 +120,36 @@ export class Collection {
    * Stored documents matching a filter (references: callers must not mutate), plus $text scores.
    * Stops after `limit` matches (natural order), for callers that need only the first few.
    */
-  match(filter: Doc | undefined, limit = Infinity): { docs: Doc[]; scores?: Map<Doc, number> } {
+  match(filter: Doc | undefined, limit = Infinity): MatchResult {
+    const p = this.prepareMatch(filter, limit);
+    if ('docs' in p) return p;
+    const out: Doc[] = [];
+    for (const d of p.source) {
+      if (out.length >= limit) break;
+      p.consider(d, out);
+    }
+    return { docs: out, scores: p.scores };
+  }
+
+  /**
+   * match() in time slices: yields to the event loop between slices (other connections are
+   * served meanwhile) and throws MaxTimeMSExpired past the slicer's deadline. Documents written
+   * during a pause may or may not be seen, as with a yielding mongod scan.
+   */
+  async matchSliced(filter: Doc | undefined, limit: number, slicer: Slicer): Promise<MatchResult> {
+    const p = this.prepareMatch(filter, limit);
+    if ('docs' in p) return p;
+    const out: Doc[] = [];
+    for (const d of p.source) {
+      if (out.length >= limit) break;
+      p.consider(d, out);
+      if (slicer.due()) await slicer.pause();
+    }
+    slicer.check();
+    return { docs: out, scores: p.scores };
+  }
+
+  private prepareMatch(filter: Doc | undefined, limit: number): MatchResult | { source: Iterable<Doc>; consider: (d: Doc, out: Doc[]) => void; scores?: Map<Doc, number> } {
     const f = filter ?? {};
     const keys = Object.keys(f);
     if (keys.length === 1 && keys[0] === '_id') {
@@ -150,7 +182,7 @@ export class Collection {
     let text: CompiledText | undefined;
     if ('$text' in f) {
       const idx = this.textIndex();
-      if (!idx) throw new CommandError('text index required for $text query', 27, 'IndexNotFound');
+      if (!idx) throw fail('IndexNotFound', 'text index required for $text query');
       text = compileText(f.$text as TextQuery, idx);
       rest = { ...f };
       delete rest.$text;
@@ -158,16 +190,14 @@ export class Collection {
     const test = compileFilter(rest);
     const planned = this.plan(rest);
     const source: Iterable<Doc> = planned ? this.inNaturalOrder(planned) : this.docs.values();
-    const out: Doc[] = [];
     const scores = text ? new Map<Doc, number>() : undefined;
-    for (const d of source) {
-      if (out.length >= limit) break;
+    const consider = (d: Doc, out: Doc[]): void => {
       const score = text?.score(d);
-      if ((text && score === undefined) || !test(d)) continue;
+      if ((text && score === undefined) || !test(d)) return;
       if (scores) scores.set(d, score!);
       out.push(d);
-    }
-    return { docs: out, scores };
+    };
+    return { source, consider, scores };
   }
 
   // ----- equality index planning (a superset pre-filter; mingo still tests every candidate) -----
@@ -289,19 +319,15 @@ export class Collection {
     return combos;
   }
 
-  private dupError(u: UniqueIndex, doc: Doc): CommandError {
+  private dupError(u: UniqueIndex, doc: Doc): Error {
     const keyValue: Doc = {};
     for (const f of u.fields) {
       const vals = valuesAtPath(doc, f.split('.'));
       keyValue[f] = vals.length ? vals[0] : null;
     }
     const shown = Object.entries(keyValue).map(([k, v]) => `${k}: ${formatKeyValue(v)}`).join(', ');
-    return new CommandError(
-      `E11000 duplicate key error collection: ${this.ns} index: ${u.spec.name} dup key: { ${shown} }`,
-      11000,
-      'DuplicateKey',
-      { keyPattern: u.spec.key, keyValue },
-    );
+    return fail('DuplicateKey', `E11000 duplicate key error collection: ${this.ns} index: ${u.spec.name} dup key: { ${shown} }`,
+      { keyPattern: u.spec.key, keyValue });
   }
 
   /** Throws DuplicateKey if `doc` (stored under `id`; `replacing` an existing one or new) collides. */
@@ -367,11 +393,7 @@ export class Collection {
   replace(oldDoc: Doc, newDoc: Doc): void {
     const id = valueKey(oldDoc._id);
     if (valueKey(newDoc._id) !== id) {
-      throw new CommandError(
-        "Performing an update on the path '_id' would modify the immutable field '_id'",
-        66,
-        'ImmutableField',
-      );
+      throw fail('ImmutableField', "Performing an update on the path '_id' would modify the immutable field '_id'");
     }
     this.checkUnique(newDoc, id, true);
     this.journal({ op: 'put', db: this.dbName, c: this.name, doc: newDoc });
@@ -401,31 +423,19 @@ export class Collection {
     const sameKey = this.indexes.find((i) => EJSON.stringify(i.key) === keyString);
     if (sameName) {
       if (EJSON.stringify(sameName.key) !== keyString) {
-        throw new CommandError(
-          `An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: ${EJSON.stringify(spec)}, existing index: ${EJSON.stringify(sameName)}`,
-          86,
-          'IndexKeySpecsConflict',
-        );
+        throw fail('IndexKeySpecsConflict', `An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: ${EJSON.stringify(spec)}, existing index: ${EJSON.stringify(sameName)}`);
       }
       if (!!sameName.unique !== !!spec.unique) {
-        throw new CommandError(`An existing index has the same name as the requested index: ${spec.name}`, 85, 'IndexOptionsConflict');
+        throw fail('IndexOptionsConflict', `An existing index has the same name as the requested index: ${spec.name}`);
       }
       return false;
     }
     if (sameKey) {
-      throw new CommandError(
-        `Index already exists with a different name: ${sameKey.name}`,
-        85,
-        'IndexOptionsConflict',
-      );
+      throw fail('IndexOptionsConflict', `Index already exists with a different name: ${sameKey.name}`);
     }
     const isText = Object.values(spec.key).includes('text');
     if (isText && this.textIndex()) {
-      throw new CommandError(
-        `An equivalent index already exists with a different name and options. Requested index: ${EJSON.stringify(spec)}, existing index: ${EJSON.stringify(this.indexes.find((i) => Object.values(i.key).includes('text')))}`,
-        85,
-        'IndexOptionsConflict',
-      );
+      throw fail('IndexOptionsConflict', `An equivalent index already exists with a different name and options. Requested index: ${EJSON.stringify(spec)}, existing index: ${EJSON.stringify(this.indexes.find((i) => Object.values(i.key).includes('text')))}`);
     }
     let unique: UniqueIndex | undefined;
     if (spec.unique && !isText) {
@@ -452,9 +462,9 @@ export class Collection {
   }
 
   dropIndex(name: string, journal = true): void {
-    if (name === '_id_') throw new CommandError('cannot drop _id index', 72, 'InvalidOptions');
+    if (name === '_id_') throw fail('InvalidOptions', 'cannot drop _id index');
     const i = this.indexes.findIndex((x) => x.name === name);
-    if (i < 0) throw new CommandError(`index not found with name [${name}]`, 27, 'IndexNotFound');
+    if (i < 0) throw fail('IndexNotFound', `index not found with name [${name}]`);
     if (journal) this.journal({ op: 'dropIndex', db: this.dbName, c: this.name, name });
     this.indexes.splice(i, 1);
     this.uniques = this.uniques.filter((u) => u.spec.name !== name);
@@ -556,6 +566,6 @@ export class Storage {
 
 export function validateCollectionName(name: string): void {
   if (typeof name !== 'string' || name.length === 0 || name.includes('\0') || name.startsWith('.') || name.includes('$')) {
-    throw new CommandError(`Invalid collection name: ${String(name)}`, 73, 'InvalidNamespace');
+    throw fail('InvalidNamespace', `Invalid collection name: ${String(name)}`);
   }
 }

@@ -11,6 +11,7 @@
  * — monotone in occurrences and weights, not numerically identical to mongod.
  */
 import type { Doc } from './mingo-boundary';
+import { fail as failWith } from './errors';
 
 export interface TextIndexInfo {
   name: string;
@@ -99,7 +100,7 @@ export interface CompiledText {
 }
 
 export function compileText(q: TextQuery, index: TextIndexInfo): CompiledText {
-  if (typeof q?.$search !== 'string') throw Object.assign(new Error('$search needs a String'), { code: 2, codeName: 'BadValue' });
+  if (typeof q?.$search !== 'string') throw failWith('BadValue', '$search needs a String');
   const lang = (q.$language ?? index.defaultLanguage ?? 'english').toLowerCase();
   const n: Norm = {
     caseSensitive: !!q.$caseSensitive,

@@ -107,17 +107,21 @@ function readCString(buf: Buffer, offset: number, end: number): { value: string;
 }
 
 /** Parses one complete message (buf holds exactly messageLength bytes). */
-export function parseMessage(buf: Buffer): WireRequest {
+/**
+ * Parses one message. Document sequences (e.g. 100,000 documents of an insertMany) are decoded
+ * in time slices when a `pause` hook is given: it is awaited whenever `due()` says so.
+ */
+export async function parseMessage(buf: Buffer, slicing?: { due(): boolean; pause(): Promise<void> }): Promise<WireRequest> {
   if (buf.length < HEADER_SIZE) throw new WireError('message shorter than header');
   const header = readHeader(buf);
   if (header.messageLength !== buf.length) throw new WireError('message length mismatch');
-  if (header.opCode === OP_MSG) return parseOpMsg(buf, header);
+  if (header.opCode === OP_MSG) return parseOpMsg(buf, header, slicing);
   if (header.opCode === OP_QUERY) return parseOpQuery(buf, header);
   if (header.opCode === OP_COMPRESSED) throw new WireError('compression is not supported');
   throw new WireError(`unsupported opCode ${header.opCode}`);
 }
 
-function parseOpMsg(buf: Buffer, header: MessageHeader): OpMsgRequest {
+async function parseOpMsg(buf: Buffer, header: MessageHeader, slicing?: { due(): boolean; pause(): Promise<void> }): Promise<OpMsgRequest> {
   if (buf.length < HEADER_SIZE + 5) throw new WireError('OP_MSG too short');
   const flags = buf.readUInt32LE(HEADER_SIZE);
   // Unknown required bits (0-15 except 0 and 1) must cause an error per spec.
@@ -151,6 +155,7 @@ function parseOpMsg(buf: Buffer, header: MessageHeader): OpMsgRequest {
         const r = readDocument(buf, p, seqEnd, MAX_BSON_OBJECT_SIZE);
         docs.push(r.doc);
         p += r.size;
+        if (slicing?.due()) await slicing.pause();
       }
       offset = seqEnd;
     } else {

@@ -1,0 +1,151 @@
+/**
+ * Command argument checking, as a standalone mongod's IDL parser does it: every field a command
+ * accepts, with its types. An unknown field → 40415 (IDLUnknownField); a field of the wrong type →
+ * 14 (TypeMismatch); transaction fields → 20 (IllegalOperation, no transactions on a standalone);
+ * collation other than simple → refused (not supported, never silently ignored).
+ */
+import { bsonType, bsonTypeName, isPlainObject, type Doc } from './mingo-boundary';
+import { fail } from './errors';
+
+type T = 'string' | 'object' | 'array' | 'number' | 'bool' | 'any';
+
+/** Fields every command may carry (the generic arguments of mongod). */
+const GENERIC = new Set([
+  '$db', 'lsid', '$clusterTime', '$readPreference', 'readConcern', 'writeConcern', 'comment', 'maxTimeMS',
+  'apiVersion', 'apiStrict', 'apiDeprecationErrors', '$audit', '$client', 'clientOperationKey', 'stmtId',
+  '$configServerState', '$queryOptions', 'mayBypassWriteBlocking', '$traceCtx', 'readOnly', 'help',
+]);
+
+const TXN_FIELDS = ['txnNumber', 'startTransaction', 'autocommit'];
+
+const FIND: Record<string, T[]> = {
+  filter: ['object'], projection: ['object'], sort: ['object'], hint: ['object', 'string'], skip: ['number'],
+  limit: ['number'], batchSize: ['number'], singleBatch: ['bool'], max: ['object'], min: ['object'],
+  returnKey: ['bool'], showRecordId: ['bool'], tailable: ['bool'], oplogReplay: ['bool'], noCursorTimeout: ['bool'],
+  awaitData: ['bool'], allowPartialResults: ['bool'], collation: ['object'], let: ['object'], allowDiskUse: ['bool'],
+  readOnce: ['bool'], term: ['number'], ntoreturn: ['number'], $recordId: ['any'],
+};
+
+const SPECS: Record<string, Record<string, T[]>> = {
+  find: { find: ['string'], ...FIND },
+  aggregate: {
+    aggregate: ['string', 'number'], pipeline: ['array'], explain: ['bool'], allowDiskUse: ['bool'], cursor: ['object'],
+    bypassDocumentValidation: ['bool'], collation: ['object'], hint: ['object', 'string'], let: ['object'],
+  },
+  count: { count: ['string'], query: ['object'], limit: ['number'], skip: ['number'], hint: ['object', 'string'], collation: ['object'], fields: ['object'] },
+  distinct: { distinct: ['string'], key: ['string'], query: ['object'], collation: ['object'], hint: ['object', 'string'] },
+  insert: { insert: ['string'], documents: ['array'], ordered: ['bool'], bypassDocumentValidation: ['bool'], let: ['object'] },
+  update: { update: ['string'], updates: ['array'], ordered: ['bool'], bypassDocumentValidation: ['bool'], let: ['object'] },
+  delete: { delete: ['string'], deletes: ['array'], ordered: ['bool'], let: ['object'] },
+  findandmodify: {
+    findAndModify: ['string'], findandmodify: ['string'], query: ['object'], sort: ['object'], remove: ['bool'],
+    update: ['object', 'array'], new: ['bool'], fields: ['object'], upsert: ['bool'], bypassDocumentValidation: ['bool'],
+    arrayFilters: ['array'], hint: ['object', 'string'], collation: ['object'], let: ['object'],
+  },
+  getmore: { getMore: ['number'], collection: ['string'], batchSize: ['number'], term: ['number'], lastKnownCommittedOpTime: ['object'] },
+};
+
+/** Fields of one statement of update / delete. */
+const STATEMENT_SPECS: Record<string, Record<string, T[]>> = {
+  update: { q: ['object'], u: ['object', 'array'], c: ['object'], upsert: ['bool'], multi: ['bool'], arrayFilters: ['array'], hint: ['object', 'string'], collation: ['object'] },
+  delete: { q: ['object'], limit: ['number'], hint: ['object', 'string'], collation: ['object'] },
+};
+
+const TYPE_NAMES: Record<T, string> = {
+  string: 'string', object: 'object', array: 'array', number: '[long, int, decimal, double]', bool: '[bool, long, int, decimal, double]', any: 'any',
+};
+
+export function isNumber(v: unknown): boolean {
+  if (typeof v === 'number') return true;
+  const t = bsonType(v);
+  return t === 'Long' || t === 'Int32' || t === 'Double' || t === 'Decimal128';
+}
+
+function fits(v: unknown, t: T): boolean {
+  switch (t) {
+    case 'any':
+      return true;
+    case 'string':
+      return typeof v === 'string';
+    case 'object':
+      return isPlainObject(v);
+    case 'array':
+      return Array.isArray(v);
+    case 'number':
+      return isNumber(v);
+    case 'bool':
+      return typeof v === 'boolean' || isNumber(v);
+  }
+}
+
+function checkFields(where: string, obj: Doc, spec: Record<string, T[]>, generic: boolean): void {
+  for (const [k, v] of Object.entries(obj)) {
+    const types = spec[k];
+    if (!types) {
+      if (generic && (GENERIC.has(k) || k.startsWith('$'))) continue;
+      throw fail('IDLUnknownField', `BSON field '${where}.${k}' is an unknown field.`);
+    }
+    if (v === undefined || (v === null && !types.includes('string'))) continue;
+    if (!types.some((t) => fits(v, t))) {
+      const expected = types.length === 1 ? `type '${TYPE_NAMES[types[0]]}'` : `types '[${types.join(', ')}]'`;
+      throw fail('TypeMismatch', `BSON field '${where}.${k}' is the wrong type '${bsonTypeName(v)}', expected ${expected}`);
+    }
+  }
+}
+
+function checkCollation(c: unknown): void {
+  if (c === undefined || c === null) return;
+  if (!isPlainObject(c)) throw fail('TypeMismatch', `BSON field 'collation' is the wrong type '${bsonTypeName(c)}', expected type 'object'`);
+  if (c.locale === 'simple') return;
+  throw fail('CommandNotSupported', 'collation is not supported by the embedded server (only {locale: "simple"}); use MongoDB for collation-aware queries');
+}
+
+/** Checks a command's fields before its handler runs (commands without a spec are not checked). */
+export function checkCommandArgs(name: string, cmd: Doc): void {
+  for (const f of TXN_FIELDS) {
+    if (f in cmd) throw fail('IllegalOperation', 'Transaction numbers are only allowed on a replica set member or mongos');
+  }
+  const spec = SPECS[name];
+  if (!spec) return;
+  const display = Object.keys(cmd)[0];
+  checkFields(display, cmd, spec, true);
+  if ('maxTimeMS' in cmd && cmd.maxTimeMS !== undefined && cmd.maxTimeMS !== null) {
+    const v = cmd.maxTimeMS;
+    if (!isNumber(v)) throw fail('TypeMismatch', `BSON field 'maxTimeMS' is the wrong type '${bsonTypeName(v)}', expected types '[long, int, decimal, double]'`);
+    const n = Number(String(v));
+    if (!Number.isInteger(n) || n < 0 || n > 2147483647) throw fail('BadValue', `${String(v)} value for maxTimeMS is out of range [0, 2147483647]`);
+  }
+  checkCollation(cmd.collation);
+  if (cmd.let !== undefined && cmd.let !== null) {
+    throw fail('CommandNotSupported', "'let' variables are not supported by the embedded server; use MongoDB for them");
+  }
+  const stmtSpec = STATEMENT_SPECS[name];
+  if (stmtSpec) {
+    const list = cmd[name === 'update' ? 'updates' : 'deletes'];
+    if (Array.isArray(list)) {
+      for (const s of list) {
+        if (!isPlainObject(s)) throw fail('TypeMismatch', `BSON field '${display}.${name === 'update' ? 'updates' : 'deletes'}' is the wrong type, expected type 'object'`);
+        checkFields(name === 'update' ? 'update.updates' : 'delete.deletes', s, stmtSpec, false);
+        checkCollation(s.collation);
+      }
+    }
+  }
+  for (const k of ['skip', 'limit', 'batchSize'] as const) {
+    if (name === 'find' && isNumber(cmd[k]) && Number(String(cmd[k])) < 0) {
+      throw fail('Location51024', `BSON field '${k}' value must be >= 0, actual value '${String(cmd[k])}'`);
+    }
+  }
+}
+
+/** Statements of a write command that arrive as an OP_MSG document sequence are checked too. */
+export function checkStatements(name: 'update' | 'delete', stmts: Doc[]): void {
+  checkCommandArgs(name, { [name]: 'x', [name === 'update' ? 'updates' : 'deletes']: stmts });
+}
+
+/** The deadline (ms since epoch) of a command's maxTimeMS, or Infinity. 0 means no limit. */
+export function deadlineOf(cmd: Doc): number {
+  const v = cmd.maxTimeMS;
+  if (v === undefined || v === null) return Infinity;
+  const n = Number(String(v));
+  return n > 0 ? Date.now() + n : Infinity;
+}
