@@ -56,6 +56,8 @@ export interface Config {
   searchMaxChars: number;
   /** Most items in one bulkCreate / bulkUpdate; over it → 413. */
   bulkMaxItems: number;
+  /** The one agent allowed to clear the cache and read its detailed stats; unset: nobody may. */
+  cacheAdminAgent: string | undefined;
   logLevel: string;
 }
 
@@ -156,6 +158,8 @@ export function loadConfig(env: Env = process.env): Config {
     queryMaxTimeMs: int('QUERY_MAX_TIME_MS', 5000, 1, 3_600_000),
     searchMaxChars: int('SEARCH_MAX_CHARS', 4096, 1, 10_000_000),
     bulkMaxItems: int('BULK_MAX_ITEMS', 1000, 1, 1_000_000),
+    // An agent id as tokens carry it in the agent claim (compared exactly).
+    cacheAdminAgent: url('CACHE_ADMIN_AGENT', undefined),
     logLevel: name('LOG_LEVEL', 'info', /^(fatal|error|warn|info|debug|trace|silent)$/, 'a pino level'),
   };
   if (problems.length) throw new ConfigError(problems);

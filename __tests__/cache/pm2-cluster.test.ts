@@ -7,7 +7,7 @@
  * - a worker SIGSTOPped for 2 s mid-run and resumed: still 0 stale, and no write served by a running
  *   worker waits longer than the documented bound max(T, L) ≤ T + L;
  * - /v1/api/cache/stats sums every worker (and matches what the client saw);
- * - /v1/api/cache/clear empties every worker.
+ * - /v1/api/cache/clear (CACHE_ADMIN_AGENT's token only) empties every worker.
  * Self-contained: builds, starts, stops and removes everything (bench/support/cluster-harness.ts).
  */
 import { createObject, percentile, request, startCluster, type Cluster } from '../../bench/support/cluster-harness';
@@ -107,7 +107,8 @@ describe('PM2 cluster (4 workers)', () => {
     expect(writes.some((w) => w.ms >= T)).toBe(true);
 
     // stats: summed over all 4 workers, and they add up to what this client saw
-    const s = await request('GET', `${c.base}/v1/api/cache/stats?details=true`);
+    const s = await request('GET', `${c.base}/v1/api/cache/stats?details=true`, { token: c.adminToken });
+    expect(s.status).toBe(200);
     const stats = s.json as { workerCount: number; hits: number; misses: number; entries: number; workers: { worker: string; hits: number; misses: number; entries: number; details: { key: string }[] }[] };
     expect(stats.workerCount).toBe(4);
     expect(new Set(stats.workers.map((w) => w.worker)).size).toBe(4);
@@ -116,9 +117,10 @@ describe('PM2 cluster (4 workers)', () => {
     expect(stats.hits).toBe(hits + warmHits);
     expect(stats.workers.some((w) => w.details.some((d) => d.key === `id:${seg}`))).toBe(true);
 
-    // clear: every worker empty afterwards
+    // clear (the admin agent only): every worker empty afterwards
     expect((await request('POST', `${c.base}/v1/api/cache/clear`)).status).toBe(c.target === 'real' ? 401 : 200);
-    const cl = await request('POST', `${c.base}/v1/api/cache/clear`, { token: c.token });
+    if (c.target === 'real') expect((await request('POST', `${c.base}/v1/api/cache/clear`, { token: c.token })).status).toBe(403);
+    const cl = await request('POST', `${c.base}/v1/api/cache/clear`, { token: c.adminToken });
     expect(cl.status).toBe(200);
     const s2 = (await request('GET', `${c.base}/v1/api/cache/stats`)).json as { entries: number; workers: { entries: number }[] };
     expect(s2.entries).toBe(0);
