@@ -7,9 +7,12 @@
  * - a worker SIGSTOPped for 2 s mid-run and resumed: still 0 stale, and no write served by a running
  *   worker waits longer than the documented bound max(T, L) ≤ T + L;
  * - /v1/api/cache/stats sums every worker (and matches what the client saw);
- * - /v1/api/cache/clear (CACHE_ADMIN_AGENT's token only) empties every worker.
+ * - /v1/api/cache/clear (CACHE_ADMIN_AGENT's token only) empties every worker;
+ * - stall (short `npm run stall`): hostile queries and a poisoned cache beside GET /v1/id pings get
+ *   their 400/413/200 and no ping fails or waits past a generous bound.
  * Self-contained: builds, starts, stops and removes everything (bench/support/cluster-harness.ts).
  */
+import { formatTable, runStall } from '../../bench/stall';
 import { createObject, percentile, request, startCluster, type Cluster } from '../../bench/support/cluster-harness';
 
 const T = 300; // CACHE_SYNC_TIMEOUT_MS
@@ -127,4 +130,28 @@ describe('PM2 cluster (4 workers)', () => {
     expect(s2.workers.every((w) => w.entries === 0)).toBe(true);
     for (let k = 0; k < 4; k++) expect((await request('GET', `${c.base}/v1/id/${seg}`)).headers['x-cache']).toBe('MISS');
   });
+
+  test('stall: hostile queries and a poisoned cache beside GET /v1/id pings (HIT and MISS)', async () => {
+    const t0 = Date.now();
+    const r = await runStall(
+      { phaseMs: 1000, parallel: 2, filters: 150, only: ['regex', '$or 30,000', '$nin', '$expr', 'search 1 MB', 'poison'], log: () => undefined },
+      c,
+    );
+    // eslint-disable-next-line no-console
+    console.log(
+      `${formatTable(r.phases)}\nworst ping beside the attacks (${r.worst.pings} pings): p99 ${r.worst.p99.toFixed(1)} ms, ` +
+        `max ${r.worst.max.toFixed(1)} ms (targets p99 < 100 ms, max < 1 s; asserted: max < 5 s) in ${Date.now() - t0} ms`,
+    );
+    const status = (prefix: string) => r.phases.find((p) => p.name.startsWith(prefix))!.statuses;
+    expect(status('regex')).toMatch(/^\d+×200$/);
+    expect(status('$or 30,000')).toMatch(/^\d+×400$/);
+    expect(status('$nin')).toMatch(/^\d+×400$/);
+    expect(status('$expr')).toMatch(/^\d+×400$/);
+    expect(status('search 1 MB')).toMatch(/^\d+×413$/);
+    expect(status('poisoning')).toMatch(/^\d+×200$/);
+    expect(status('innocent creates')).toMatch(/^\d+×201$/);
+    expect(r.worst.pings).toBeGreaterThan(20);
+    expect(r.worst.failedPings).toBe(0);
+    expect(r.worst.max).toBeLessThan(5_000); // generous: the machine may be shared and loaded
+  }, 120_000);
 });

@@ -68,10 +68,10 @@ export interface HttpResult {
   ms: number;
 }
 
-/** One request on its own connection (no keep-alive), so PM2's round robin spreads requests. */
+/** One request on its own connection (no keep-alive), so PM2's round robin spreads requests. A Buffer body is sent as it is (JSON). */
 export function request(method: string, url: string, opts: { body?: unknown; token?: string; timeoutMs?: number } = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
+    const payload = opts.body === undefined ? undefined : Buffer.isBuffer(opts.body) ? opts.body : Buffer.from(JSON.stringify(opts.body));
     const started = process.hrtime.bigint();
     const req = http.request(
       url,
