@@ -56,6 +56,14 @@ export interface Config {
   searchMaxChars: number;
   /** Most items in one bulkCreate / bulkUpdate; over it → 413. */
   bulkMaxItems: number;
+  /** Slow clients: the request's headers must arrive within this (else 408 and the connection closed). */
+  headersTimeoutMs: number;
+  /** Slow clients: the whole request, body included, must arrive within this (else 408, closed). */
+  requestTimeoutMs: number;
+  /** SIGTERM/SIGINT: the process is gone at most this long after the signal, whatever is stuck. */
+  shutdownTimeoutMs: number;
+  /** The one agent allowed to clear the cache and read its detailed stats; unset: nobody may. */
+  cacheAdminAgent: string | undefined;
   logLevel: string;
 }
 
@@ -156,8 +164,16 @@ export function loadConfig(env: Env = process.env): Config {
     queryMaxTimeMs: int('QUERY_MAX_TIME_MS', 5000, 1, 3_600_000),
     searchMaxChars: int('SEARCH_MAX_CHARS', 4096, 1, 10_000_000),
     bulkMaxItems: int('BULK_MAX_ITEMS', 1000, 1, 1_000_000),
+    headersTimeoutMs: int('HEADERS_TIMEOUT_MS', 10_000, 100, 600_000),
+    requestTimeoutMs: int('REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 15_000, 300, 600_000),
+    // An agent id as tokens carry it in the agent claim (compared exactly).
+    cacheAdminAgent: url('CACHE_ADMIN_AGENT', undefined),
     logLevel: name('LOG_LEVEL', 'info', /^(fatal|error|warn|info|debug|trace|silent)$/, 'a pino level'),
   };
+  if (config.headersTimeoutMs > config.requestTimeoutMs) {
+    problems.push(`HEADERS_TIMEOUT_MS (${config.headersTimeoutMs}) must not be larger than REQUEST_TIMEOUT_MS (${config.requestTimeoutMs})`);
+  }
   if (problems.length) throw new ConfigError(problems);
   return Object.freeze(config);
 }

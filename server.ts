@@ -1,11 +1,18 @@
 /**
  * Entry point (`npm start` runs dist/server.js; PM2 runs one per worker).
  * Reads .env, validates the configuration, picks the database (db/select.ts), connects the
- * driver, ensures indexes, builds the cache, auth and app, and listens. On SIGINT/SIGTERM (or PM2's
- * shutdown message) it stops accepting connections, lets in-flight requests finish (10 s at most),
- * then closes the cache's cluster channel, the Mongo client and any database it started.
+ * driver, ensures indexes, builds the cache, auth and app, and listens.
+ *
+ * Slow clients are dropped in seconds: headers must arrive within HEADERS_TIMEOUT_MS (10 s), the whole
+ * request within REQUEST_TIMEOUT_MS (30 s); Node answers 408 and closes the connection.
+ *
+ * On SIGINT/SIGTERM (or PM2's shutdown message) it stops accepting connections and lets in-flight
+ * requests finish for two thirds of SHUTDOWN_TIMEOUT_MS (15 s: 10 s), then closes every connection and
+ * the cache's cluster channel, the Mongo client and any database it started. Whatever is stuck (a
+ * request, a database that does not answer, a close that never resolves), the process exits at the
+ * latest SHUTDOWN_TIMEOUT_MS after the signal (exit code 1 when forced).
  */
-import type { Server } from 'node:http';
+import http, { type Server } from 'node:http';
 import { config as loadDotEnv } from 'dotenv';
 import { createApp } from './app';
 import { ConfigError, loadConfig, type Config } from './config';
@@ -13,8 +20,6 @@ import { connectWithRetry, redactUri } from './db/connect';
 import { selectDatabase } from './db/select';
 import { createAppDeps } from './deps';
 import { createLogger } from './logger';
-
-const DRAIN_MS = 10_000;
 
 function readConfig(): Config {
   loadDotEnv({ quiet: true });
@@ -41,30 +46,41 @@ async function main(): Promise<void> {
   const { cache } = deps;
   const app = createApp(deps);
 
-  const server: Server = app.listen(config.port);
+  const server: Server = http.createServer(
+    {
+      headersTimeout: config.headersTimeoutMs,
+      requestTimeout: config.requestTimeoutMs,
+      // Node looks for expired headers/request timeouts only this often (its default: every 30 s, so
+      // a slow client would be held up to 30 s past its timeout).
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(config.headersTimeoutMs / 4))),
+    },
+    app,
+  );
+  server.keepAliveTimeout = 5_000;
+  server.listen(config.port);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);
   });
-  server.keepAliveTimeout = 5_000;
-  // Slow clients are dropped in seconds: the headers must arrive within 10 s, the whole request
-  // (body included) within 30 s; Node answers 408 and closes the connection.
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
   logger.info({ port: config.port, base: config.base, caching: config.caching, database: database.kind }, `RERUM API listening on ${config.base}`);
 
   let stopping = false;
   const shutdown = async (reason: string) => {
     if (stopping) return;
     stopping = true;
-    logger.info({ reason }, 'shutting down: finishing in-flight requests');
-    const force = setTimeout(() => server.closeAllConnections(), DRAIN_MS);
+    const closeStageMs = Math.min(5_000, Math.floor(config.shutdownTimeoutMs / 3));
+    const drainMs = config.shutdownTimeoutMs - closeStageMs;
+    logger.info({ reason, drainMs, exitWithinMs: config.shutdownTimeoutMs }, 'shutting down: finishing in-flight requests');
+    const force = setTimeout(() => {
+      logger.warn({ drainMs }, 'in-flight requests did not finish in time: closing their connections');
+      server.closeAllConnections();
+    }, drainMs);
     force.unref();
     // Bounded whatever is stuck (a request that never ends, a close that never resolves): exit anyway.
     setTimeout(() => {
-      logger.error('shutdown did not finish in time: exiting');
+      logger.error({ shutdownTimeoutMs: config.shutdownTimeoutMs }, 'shutdown did not finish in time (SHUTDOWN_TIMEOUT_MS): exiting');
       process.exit(1);
-    }, DRAIN_MS + 5_000).unref();
+    }, config.shutdownTimeoutMs).unref();
     await new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeIdleConnections();

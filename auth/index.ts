@@ -34,6 +34,10 @@ export const NO_AGENT_MESSAGE = 'Could not get agent from req.user.  Have you re
 
 export const READONLY_MESSAGE = 'RERUM v1 is read only at this time.  We apologize for the inconvenience.  Try again later.';
 
+export const ADMIN_UNSET_MESSAGE =
+  'Clearing the cache and its detailed stats are turned off on this server: set CACHE_ADMIN_AGENT to the agent allowed to use them.';
+export const NOT_ADMIN_MESSAGE = 'Only the agent named by CACHE_ADMIN_AGENT may clear the cache or read its detailed stats.';
+
 const NO_TOKEN_HINT =
   'The request does not contain a valid "Authorization: Bearer <token>" header, so it is unauthorized. Include a token with your request.';
 
@@ -80,8 +84,7 @@ export function createAuthLayer(config: Config, logger: Logger, issuerKey?: Issu
     return '';
   };
 
-  const requireToken: RequestHandler = (req: Request, res: Response, next: NextFunction) => {
-    if (config.readonly) return next(new HttpError(503, READONLY_MESSAGE));
+  const verifyAgent = (req: Request, res: Response, next: NextFunction) => {
     verify(req, res, (err?: unknown) => {
       if (err) return next(tokenError(err));
       // A valid token without an agent is 403, not 401 (clients refresh their token on 401 and would loop).
@@ -90,8 +93,25 @@ export function createAuthLayer(config: Config, logger: Logger, issuerKey?: Issu
     });
   };
 
+  const requireToken: RequestHandler = (req, res, next) => {
+    if (config.readonly) return next(new HttpError(503, READONLY_MESSAGE));
+    verifyAgent(req, res, next);
+  };
+
+  // Cache clear and detailed stats: one configured agent. Unset, no token could help, so 403 first.
+  const admin = config.cacheAdminAgent;
+  const requireAdmin: RequestHandler = (req, res, next) => {
+    if (!admin) return next(forbidden(ADMIN_UNSET_MESSAGE));
+    verifyAgent(req, res, (err?: unknown) => {
+      if (err) return next(err);
+      if (agentOf(req) !== admin) return next(forbidden(NOT_ADMIN_MESSAGE));
+      next();
+    });
+  };
+
   return {
     requireToken,
+    requireAdmin,
     agentOf,
     router,
     ...(issueToken ? { issueToken } : {}),

@@ -121,7 +121,7 @@ async function writes(workers: number, level: number | 'off'): Promise<WriteRun>
     let localP99 = NaN;
     if (level !== 'off') {
       // pooled over every worker's recent invalidate() durations (whole call, and its local drop alone)
-      const s = (await request('GET', `${c.base}/v1/api/cache/stats?details=true`)).json as {
+      const s = (await request('GET', `${c.base}/v1/api/cache/stats?details=true`, { token: c.adminToken })).json as {
         workers: { invalidateSamplesMs?: number[]; invalidateLocalSamplesMs?: number[] }[];
       };
       const recent = (xs: number[] | undefined) => (xs ?? []).slice(-Math.ceil((WRITES + 10) / workers) - 2);

@@ -7,12 +7,12 @@ export function createDisabledCache(): ReadCache {
   return {
     read: () => passThrough,
     invalidate: async () => {},
-    router(requireToken) {
+    router(requireAdmin) {
       const r = Router();
       r.get('/stats', (_req, res) => {
         res.json({ enabled: false, hits: 0, misses: 0, sets: 0, evictions: 0, entries: 0, bytes: 0, hitRate: 0, workers: [] });
       });
-      r.post('/clear', requireToken, (_req, res) => {
+      r.post('/clear', requireAdmin, (_req, res) => {
         res.json({ cleared: 0 });
       });
       return r;

@@ -123,7 +123,7 @@ export function createEnabledCache(config: Config, logger: Logger, opts: ReadCac
       return readMiddleware(kind, worker, sync, log);
     },
     invalidate,
-    router(requireToken: RequestHandler): Router {
+    router(requireAdmin: RequestHandler): Router {
       return cacheRouter(
         sync,
         clearEverywhere,
@@ -134,7 +134,7 @@ export function createEnabledCache(config: Config, logger: Logger, opts: ReadCac
           syncTimeoutMs: config.cacheSyncTimeoutMs,
           leaseMs: config.cacheLeaseMs,
         },
-        requireToken,
+        requireAdmin,
         log,
       );
     },

@@ -1,6 +1,7 @@
 /**
- * GET /stats (per worker and summed over the cluster; `?details=true` lists every worker's keys)
- * and POST /clear (every worker; behind the token middleware), mounted at /v1/api/cache.
+ * GET /stats (per worker and summed over the cluster; public) and POST /clear (every worker),
+ * mounted at /v1/api/cache. Clear and `GET /stats?details=true` (every worker's keys, i.e. other
+ * clients' queries, and timing samples) run behind `requireAdmin` (CACHE_ADMIN_AGENT).
  */
 import { Router, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
@@ -13,13 +14,14 @@ export function cacheRouter(
   sync: CacheSync,
   clearEverywhere: () => Promise<{ cleared: number; workers: number; timedOut: string[] }>,
   limits: { maxEntries: number; maxBytes: number; ttlSeconds: number; syncTimeoutMs: number; leaseMs: number },
-  requireToken: RequestHandler,
+  requireAdmin: RequestHandler,
   logger: Logger,
 ): Router {
   const r = Router();
-  r.get('/stats', async (req, res, next) => {
+  const wantsDetails = (q: unknown) => String(q ?? '') === 'true';
+  r.get('/stats', (req, res, next) => (wantsDetails(req.query.details) ? requireAdmin(req, res, next) : next()), async (req, res, next) => {
     try {
-      const details = String(req.query.details ?? '') === 'true';
+      const details = wantsDetails(req.query.details);
       const { workers, missing } = await sync.clusterStats(details);
       const total: Record<string, number> = {};
       for (const f of SUMMED) total[f] = workers.reduce((s, w) => s + (Number(w[f]) || 0), 0);
@@ -46,7 +48,7 @@ export function cacheRouter(
       next(e);
     }
   });
-  r.post('/clear', requireToken, async (_req, res, next) => {
+  r.post('/clear', requireAdmin, async (_req, res, next) => {
     try {
       const { cleared, workers, timedOut } = await clearEverywhere();
       logger.info({ cleared, workers }, 'cache cleared on every worker');

@@ -8,6 +8,7 @@ import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { DomainError, type DomainErrorKind } from '../rerum/errors';
 import { HttpError, notFound } from './http-error';
+import { redactUrl } from './request-log';
 
 /** The one place domain errors (rerum/errors.ts) get their HTTP status. */
 const DOMAIN_STATUS: Record<DomainErrorKind, number> = {
@@ -62,16 +63,16 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
     const httpError =
       err instanceof HttpError ? err : err instanceof DomainError ? fromDomainError(err) : fromParserError(err as ParserError);
     if (res.headersSent) {
-      log.error({ err, url: req.originalUrl }, 'error after the response started');
+      log.error({ err, url: redactUrl(req.originalUrl) }, 'error after the response started');
       res.destroy();
       return;
     }
     if (!httpError) {
-      log.error({ err, method: req.method, url: req.originalUrl }, 'unhandled error');
+      log.error({ err, method: req.method, url: redactUrl(req.originalUrl) }, 'unhandled error');
       res.status(500).json(new HttpError(500, 'RERUM experienced a server issue while performing this action. It may not have completed.'));
       return;
     }
-    if (httpError.status >= 500) log.error({ err, method: req.method, url: req.originalUrl }, httpError.message);
+    if (httpError.status >= 500) log.error({ err, method: req.method, url: redactUrl(req.originalUrl) }, httpError.message);
     for (const [name, value] of Object.entries(httpError.headers)) res.setHeader(name, value);
     res.status(httpError.status);
     if (req.method === 'HEAD') {

@@ -108,7 +108,7 @@ export function createV1Router(deps: AppDeps): Router {
   route(router, '/history/:_id', { GET: [cache.read('history'), historyHandler(kit)] });
   route(router, '/since/:_id', { GET: [cache.read('since'), sinceHandler(kit)] });
   route(router, '/api', { GET: [(_req, res) => void res.json(API_INDEX)] });
-  router.use('/api/cache', cache.router(auth));
+  router.use('/api/cache', cache.router(deps.auth.requireAdmin));
   router.use('/api', compatibility);
   // The reference's old names for the /client token proxies.
   route(router, '/api/accessToken', { POST: [requireContentType('json'), newAccessTokenHandler(deps.config)] });

@@ -28,14 +28,18 @@ export interface ReadCache {
   /** Drop every entry, in every worker, that these changes could have made stale. Resolves only
    *  when no worker can serve such an entry any more; the write path awaits it before responding. */
   invalidate(changes: ObjectChange[]): Promise<void>;
-  /** `GET /stats` and `POST /clear` (the latter behind `requireToken`), mounted at /v1/api/cache. */
-  router(requireToken: RequestHandler): Router;
+  /** `GET /stats` and `POST /clear`, mounted at /v1/api/cache; `POST /clear` and `GET /stats?details=true`
+   *  run behind `requireAdmin` (AuthLayer), the plain counters are public. */
+  router(requireAdmin: RequestHandler): Router;
   close(): Promise<void>;
 }
 
 export interface AuthLayer {
   /** Verifies the bearer token with express-oauth2-jwt-bearer; 401 JSON when missing or bad. */
   requireToken: RequestHandler;
+  /** Lets through only a valid token of the agent named by CACHE_ADMIN_AGENT: unset → 403 naming
+   *  the setting (whatever the token), no or bad token → 401, any other agent → 403. READONLY does not apply. */
+  requireAdmin: RequestHandler;
   /** The agent claim of a request that passed `requireToken`. */
   agentOf(req: Request): string;
   /** Routes the auth layer serves itself (the local issuer's JWKS), mounted at the app root. */

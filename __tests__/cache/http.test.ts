@@ -17,6 +17,8 @@ type Server = { app: any; token(agent?: string): string | Promise<string>; close
 d('cache over HTTP (real app)', () => {
   let srv: Server;
   let token: string;
+  let adminToken: string;
+  const ADMIN = 'http://rerum.test/v1/id/agent-cache-admin';
   const seg = (o: Obj) => o['@id'].split('/').pop()!;
   const objOf = (body: unknown): Obj => {
     const b = body as Record<string, unknown>;
@@ -41,9 +43,10 @@ d('cache over HTTP (real app)', () => {
 
   beforeAll(async () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require(supportFile) as { createTestServer(o: { caching: boolean }): Promise<Server> | Server };
-    srv = await mod.createTestServer({ caching: true });
+    const mod = require(supportFile) as { createTestServer(o: { caching: boolean; env?: Record<string, string> }): Promise<Server> | Server };
+    srv = await mod.createTestServer({ caching: true, env: { CACHE_ADMIN_AGENT: ADMIN } });
     token = await srv.token();
+    adminToken = await srv.token(ADMIN);
   });
   afterAll(async () => {
     await srv?.close();
@@ -132,14 +135,15 @@ d('cache over HTTP (real app)', () => {
     expect(qd.body).toEqual([]);
   });
 
-  test('stats and clear through the router', async () => {
-    const s = await get('/v1/api/cache/stats?details=true');
+  test('stats and clear through the router (details and clear: the admin agent only)', async () => {
+    const s = await get('/v1/api/cache/stats?details=true').set('Authorization', `Bearer ${adminToken}`);
     expect(s.status).toBe(200);
     expect(s.body.enabled).toBe(true);
     expect(s.body.entries).toBeGreaterThan(0);
     expect(Array.isArray(s.body.workers[0].details)).toBe(true);
     expect((await request(srv.app).post('/v1/api/cache/clear')).status).toBe(401);
-    const c = await auth(request(srv.app).post('/v1/api/cache/clear'));
+    expect((await auth(request(srv.app).post('/v1/api/cache/clear'))).status).toBe(403);
+    const c = await request(srv.app).post('/v1/api/cache/clear').set('Authorization', `Bearer ${adminToken}`);
     expect(c.status).toBe(200);
     expect((await get('/v1/api/cache/stats')).body.entries).toBe(0);
   });

@@ -24,7 +24,8 @@ function makeApp(env: Record<string, string> = {}) {
   const db = new Map<string, RerumDocument>();
   let gate: Promise<void> | undefined;
   let reads = 0;
-  const requireToken: RequestHandler = (req, res, next) => (req.headers.authorization === 'Bearer ok' ? next() : res.status(401).json({ error: 'no' }));
+  // stands in for AuthLayer.requireAdmin (the real one is tested in __tests__/routes/abuse-admin.test.ts)
+  const requireAdmin: RequestHandler = (req, res, next) => (req.headers.authorization === 'Bearer admin' ? next() : res.status(403).json({ error: 'no' }));
   const app = express();
   app.use(express.json());
   app.get('/v1/id/:id', cache.read('id'), async (req, res) => {
@@ -52,7 +53,7 @@ function makeApp(env: Record<string, string> = {}) {
     await cache.invalidate([{ before, after }]);
     res.json(after);
   });
-  app.use('/v1/api/cache', cache.router(requireToken));
+  app.use('/v1/api/cache', cache.router(requireAdmin));
   return {
     app,
     cache,
@@ -143,17 +144,21 @@ describe('read middleware', () => {
     await t.cache.close();
   });
 
-  test('stats and clear (clear needs the token)', async () => {
+  test('stats public; details and clear behind requireAdmin', async () => {
     const t = makeApp();
     const d = doc(hexId(), { type: 'T' });
     t.db.set(d._id, d);
     await request(t.app).get(`/v1/id/${d._id}`);
     await request(t.app).get(`/v1/id/${d._id}`);
-    const s = await request(t.app).get('/v1/api/cache/stats?details=true');
+    const plain = await request(t.app).get('/v1/api/cache/stats');
+    expect(plain.body).toMatchObject({ enabled: true, hits: 1, misses: 1, entries: 1 });
+    expect(plain.body.workers[0].details).toBeUndefined();
+    expect((await request(t.app).get('/v1/api/cache/stats?details=true')).status).toBe(403);
+    const s = await request(t.app).get('/v1/api/cache/stats?details=true').set('Authorization', 'Bearer admin');
     expect(s.body).toMatchObject({ enabled: true, mode: 'local', hits: 1, misses: 1, sets: 1, entries: 1, hitRate: 50 });
     expect(s.body.workers[0].details[0].key).toBe(`id:${d._id}`);
-    expect((await request(t.app).post('/v1/api/cache/clear')).status).toBe(401);
-    const c = await request(t.app).post('/v1/api/cache/clear').set('Authorization', 'Bearer ok');
+    expect((await request(t.app).post('/v1/api/cache/clear')).status).toBe(403);
+    const c = await request(t.app).post('/v1/api/cache/clear').set('Authorization', 'Bearer admin');
     expect(c.body).toMatchObject({ cleared: 1, currentSize: 0 });
     const s2 = await request(t.app).get('/v1/api/cache/stats');
     expect(s2.body.entries).toBe(0);

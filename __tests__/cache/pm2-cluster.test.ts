@@ -7,11 +7,14 @@
  * - a worker SIGSTOPped for 2 s mid-run and resumed: still 0 stale, and no write served by a running
  *   worker waits longer than the documented bound max(T, L) ≤ T + L;
  * - /v1/api/cache/stats sums every worker (and matches what the client saw);
- * - /v1/api/cache/clear empties every worker.
+ * - /v1/api/cache/clear (CACHE_ADMIN_AGENT's token only) empties every worker;
+ * - stall (short `npm run stall`): hostile queries and a poisoned cache beside GET /v1/id pings get
+ *   their 400/413/200 and no ping fails or waits past a generous bound.
  * Self-contained: builds, starts, stops and removes everything (bench/support/cluster-harness.ts).
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { formatTable, runStall } from '../../bench/stall';
 import { createObject, percentile, request, startCluster, type Cluster } from '../../bench/support/cluster-harness';
 
 const T = 300; // CACHE_SYNC_TIMEOUT_MS
@@ -111,7 +114,8 @@ describe('PM2 cluster (4 workers)', () => {
     expect(writes.some((w) => w.ms >= T)).toBe(true);
 
     // stats: summed over all 4 workers, and they add up to what this client saw
-    const s = await request('GET', `${c.base}/v1/api/cache/stats?details=true`);
+    const s = await request('GET', `${c.base}/v1/api/cache/stats?details=true`, { token: c.adminToken });
+    expect(s.status).toBe(200);
     const stats = s.json as { workerCount: number; hits: number; misses: number; entries: number; workers: { worker: string; hits: number; misses: number; entries: number; details: { key: string }[] }[] };
     expect(stats.workerCount).toBe(4);
     expect(new Set(stats.workers.map((w) => w.worker)).size).toBe(4);
@@ -120,15 +124,40 @@ describe('PM2 cluster (4 workers)', () => {
     expect(stats.hits).toBe(hits + warmHits);
     expect(stats.workers.some((w) => w.details.some((d) => d.key === `id:${seg}`))).toBe(true);
 
-    // clear: every worker empty afterwards
+    // clear (the admin agent only): every worker empty afterwards
     expect((await request('POST', `${c.base}/v1/api/cache/clear`)).status).toBe(c.target === 'real' ? 401 : 200);
-    const cl = await request('POST', `${c.base}/v1/api/cache/clear`, { token: c.token });
+    if (c.target === 'real') expect((await request('POST', `${c.base}/v1/api/cache/clear`, { token: c.token })).status).toBe(403);
+    const cl = await request('POST', `${c.base}/v1/api/cache/clear`, { token: c.adminToken });
     expect(cl.status).toBe(200);
     const s2 = (await request('GET', `${c.base}/v1/api/cache/stats`)).json as { entries: number; workers: { entries: number }[] };
     expect(s2.entries).toBe(0);
     expect(s2.workers.every((w) => w.entries === 0)).toBe(true);
     for (let k = 0; k < 4; k++) expect((await request('GET', `${c.base}/v1/id/${seg}`)).headers['x-cache']).toBe('MISS');
   });
+
+  test('stall: hostile queries and a poisoned cache beside GET /v1/id pings (HIT and MISS)', async () => {
+    const t0 = Date.now();
+    const r = await runStall(
+      { phaseMs: 1000, parallel: 2, filters: 150, only: ['regex', '$or 30,000', '$nin', '$expr', 'search 1 MB', 'poison'], log: () => undefined },
+      c,
+    );
+    // eslint-disable-next-line no-console
+    console.log(
+      `${formatTable(r.phases)}\nworst ping beside the attacks (${r.worst.pings} pings): p99 ${r.worst.p99.toFixed(1)} ms, ` +
+        `max ${r.worst.max.toFixed(1)} ms (targets p99 < 100 ms, max < 1 s; asserted: max < 5 s) in ${Date.now() - t0} ms`,
+    );
+    const status = (prefix: string) => r.phases.find((p) => p.name.startsWith(prefix))!.statuses;
+    expect(status('regex')).toMatch(/^\d+×200$/);
+    expect(status('$or 30,000')).toMatch(/^\d+×400$/);
+    expect(status('$nin')).toMatch(/^\d+×400$/);
+    expect(status('$expr')).toMatch(/^\d+×400$/);
+    expect(status('search 1 MB')).toMatch(/^\d+×413$/);
+    expect(status('poisoning')).toMatch(/^\d+×200$/);
+    expect(status('innocent creates')).toMatch(/^\d+×201$/);
+    expect(r.worst.pings).toBeGreaterThan(20);
+    expect(r.worst.failedPings).toBe(0);
+    expect(r.worst.max).toBeLessThan(5_000); // generous: the machine may be shared and loaded
+  }, 120_000);
 });
 
 /**

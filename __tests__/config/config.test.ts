@@ -66,6 +66,17 @@ describe('loadConfig', () => {
     expect(message).toMatch(/^Invalid configuration:/);
   });
 
+  test('slow-client and shutdown timeouts: defaults, bounds, headers not longer than the request', () => {
+    expect(loadConfig({})).toMatchObject({ headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, shutdownTimeoutMs: 15_000 });
+    expect(loadConfig({ HEADERS_TIMEOUT_MS: '500', REQUEST_TIMEOUT_MS: '500', SHUTDOWN_TIMEOUT_MS: '1000' })).toMatchObject({
+      headersTimeoutMs: 500,
+      requestTimeoutMs: 500,
+      shutdownTimeoutMs: 1000,
+    });
+    expect(() => loadConfig({ HEADERS_TIMEOUT_MS: '20000', REQUEST_TIMEOUT_MS: '10000' })).toThrow(/HEADERS_TIMEOUT_MS \(20000\) must not be larger than REQUEST_TIMEOUT_MS/);
+    expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: '0' })).toThrow(/SHUTDOWN_TIMEOUT_MS/);
+  });
+
   test('blank values count as unset', () => {
     expect(loadConfig({ PORT: '  ', MONGO_CONNECTION_STRING: '' })).toMatchObject({ port: 3001, mongoConnectionString: undefined });
   });

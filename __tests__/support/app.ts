@@ -37,7 +37,9 @@ export function testMongoUri(): string {
   return uri;
 }
 
-export async function createTestServer(opts: { caching?: boolean; env?: Record<string, string> } = {}): Promise<TestServer> {
+export async function createTestServer(
+  opts: { caching?: boolean; env?: Record<string, string>; /** Where log lines go (pino JSON lines); default: pino's stdout. */ logStream?: { write(line: string): void } } = {},
+): Promise<TestServer> {
   const dbName = `t${process.pid}_${Date.now().toString(36)}_${++dbCounter}`;
   const config = loadConfig({
     RERUM_BASE: TEST_BASE,
@@ -47,7 +49,7 @@ export async function createTestServer(opts: { caching?: boolean; env?: Record<s
     DATA_DIR: '/nonexistent-test-data-dir',
     ...opts.env,
   });
-  const logger = pino({ level: config.logLevel });
+  const logger = opts.logStream ? pino({ level: config.logLevel }, opts.logStream) : pino({ level: config.logLevel });
   const client = new MongoClient(testMongoUri());
   await client.connect();
   sharedKey ??= generateIssuerKey();

@@ -68,10 +68,10 @@ export interface HttpResult {
   ms: number;
 }
 
-/** One request on its own connection (no keep-alive), so PM2's round robin spreads requests. */
+/** One request on its own connection (no keep-alive), so PM2's round robin spreads requests. A Buffer body is sent as it is (JSON). */
 export function request(method: string, url: string, opts: { body?: unknown; token?: string; timeoutMs?: number } = {}): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
-    const payload = opts.body === undefined ? undefined : Buffer.from(JSON.stringify(opts.body));
+    const payload = opts.body === undefined ? undefined : Buffer.isBuffer(opts.body) ? opts.body : Buffer.from(JSON.stringify(opts.body));
     const started = process.hrtime.bigint();
     const req = http.request(
       url,
@@ -110,7 +110,10 @@ export function request(method: string, url: string, opts: { body?: unknown; tok
 export interface Cluster {
   target: Target;
   base: string;
+  /** An ordinary agent's token (real target only). */
   token: string | undefined;
+  /** A token of the cluster's CACHE_ADMIN_AGENT (cache clear, detailed stats; real target only). */
+  adminToken: string | undefined;
   instances: number;
   pm2Home: string;
   /** The PM2 app name of the server workers (not the database's). */
@@ -150,6 +153,8 @@ export async function startCluster(opts: StartOptions): Promise<Cluster> {
     DATA_DIR: dataDir,
     LOG_LEVEL: 'warn',
     CACHING: 'true',
+    // the agent allowed to clear the cache and read its detailed stats (adminToken below)
+    CACHE_ADMIN_AGENT: `http://127.0.0.1:${port}/v1/id/cache-admin`,
     ...opts.env,
   };
   delete env.NODE_APP_INSTANCE;
@@ -201,15 +206,22 @@ export async function startCluster(opts: StartOptions): Promise<Cluster> {
       await new Promise((res) => setTimeout(res, 250));
     }
     let token: string | undefined;
+    let adminToken: string | undefined;
     if (target === 'real') {
-      const t = spawnSync('npm', ['run', '-s', 'token', '--', '--agent', `${base}/v1/id/cache-test-agent`], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
-      token = (t.stdout ?? '').trim().split(/\s+/).pop();
-      if (t.status !== 0 || !token) throw new Error(`npm run token failed: ${t.stderr}`);
+      const mint = (agent: string) => {
+        const t = spawnSync('npm', ['run', '-s', 'token', '--', '--agent', agent], { cwd: ROOT, env, encoding: 'utf8', timeout: 60_000 });
+        const tok = (t.stdout ?? '').trim().split(/\s+/).pop();
+        if (t.status !== 0 || !tok) throw new Error(`npm run token failed: ${t.stderr}`);
+        return tok;
+      };
+      token = mint(`${base}/v1/id/cache-test-agent`);
+      adminToken = env.CACHE_ADMIN_AGENT ? mint(env.CACHE_ADMIN_AGENT) : undefined;
     }
     return {
       target,
       base,
       token,
+      adminToken,
       instances: opts.instances,
       pm2Home,
       appName,
