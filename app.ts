@@ -52,7 +52,7 @@ export function createApp(deps: AppDeps): Express {
     res.setHeader('Cache-Control', READ_CACHE_CONTROL);
     next();
   });
-  app.use(requestLog(deps.logger));
+  app.use(requestLog(deps.logger, config.slowRequestMs));
   app.use(refuseTokenInQuery);
   app.use(healthRouter(deps));
   // The site's pages and files (index at `/`, API.html, terms, maintenance page, stylesheets, favicon,

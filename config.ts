@@ -57,6 +57,8 @@ export interface Config {
   /** Most items in one bulkCreate / bulkUpdate; over it → 413. */
   bulkMaxItems: number;
   logLevel: string;
+  /** Requests taking this long (ms) or longer are logged at warn (others at debug). */
+  slowRequestMs: number;
 }
 
 export class ConfigError extends Error {
@@ -156,6 +158,7 @@ export function loadConfig(env: Env = process.env): Config {
     queryMaxTimeMs: int('QUERY_MAX_TIME_MS', 5000, 1, 3_600_000),
     searchMaxChars: int('SEARCH_MAX_CHARS', 4096, 1, 10_000_000),
     bulkMaxItems: int('BULK_MAX_ITEMS', 1000, 1, 1_000_000),
+    slowRequestMs: int('SLOW_REQUEST_MS', 1000, 0, 3_600_000),
     logLevel: name('LOG_LEVEL', 'info', /^(fatal|error|warn|info|debug|trace|silent)$/, 'a pino level'),
   };
   if (problems.length) throw new ConfigError(problems);
