@@ -9,14 +9,17 @@
  * Workloads (autocannon, keep-alive): GET /v1/id HIT and MISS, POST /v1/api/query HIT and MISS (a query
  * by `@id`, indexed), POST /v1/api/create, PUT /v1/api/update (each on another seeded object). MISS
  * workloads rotate over the 10,000 seeds with CACHE_MAX_ENTRIES=1, so every request misses.
- * The server runs at its default LOG_LEVEL (info) with stdout to a file.
+ * The server runs at its default LOG_LEVEL (info) with stdout to a file. Beside req/s and latency, the
+ * server CPU time per request (user + system from /proc, the database process not included): on a
+ * loaded shared machine throughput follows whoever else is running, CPU time per request much less.
  *
  * All targets of one worker count run at once and are measured in turn, BENCH_ROUNDS rounds (default
  * 3); the median req/s of the rounds is shown, with every ratio. The machine may be shared and noisy:
  * only ratios of one run mean anything.
  * Environment: BENCH_SECONDS (default 5), BENCH_CONNECTIONS (default 32), BENCH_WORKERS (default "1";
  * "1,4" adds the 4-worker PM2 cluster beside 4-worker bare apps), BENCH_WORKLOADS (default all),
- * BENCH_VARIANTS ("name=/path/to/other/dist/server.js;…": other builds measured beside, one process),
+ * BENCH_VARIANTS ("name=/path/to/other/dist/server.js;…": other builds measured beside, one process;
+ * "name=dist/server.js|uri:&maxPoolSize=10|KEY=VALUE" appends to the database URI and sets variables),
  * BENCH_SEED (default 10000), BENCH_LOG_LEVEL (default info).
  */
 import path from 'node:path';
@@ -50,8 +53,11 @@ const VARIANTS = (process.env.BENCH_VARIANTS ?? '')
   .split(';')
   .filter(Boolean)
   .map((v) => {
-    const [name, script] = v.split('=');
-    return { name, script: path.resolve(script) };
+    const [spec, ...extras] = v.split('|');
+    const [name, script] = spec.split('=');
+    const uriSuffix = extras.find((e) => e.startsWith('uri:'))?.slice(4) ?? '';
+    const env = Object.fromEntries(extras.filter((e) => !e.startsWith('uri:')).map((e) => e.split('=') as [string, string]));
+    return { name, script: path.resolve(script), uriSuffix, env };
   });
 
 interface Target {
@@ -60,6 +66,8 @@ interface Target {
   /** The workloads this target answers. */
   serves: Workload[];
   token: string;
+  /** The target's server processes (CPU time per request); their direct children count too. */
+  pids: number[];
   stop(): Promise<void>;
 }
 
@@ -75,10 +83,10 @@ async function rerumTargets(bench: Bench, workers: number): Promise<Target[]> {
   if (workers === 1) {
     const out: Target[] = [];
     const s = await startRerum(bench);
-    out.push({ name: 'rerum', base: s.base, serves: all, token: bench.token, stop: s.stop });
+    out.push({ name: 'rerum', base: s.base, serves: all, token: bench.token, pids: [s.pid], stop: s.stop });
     for (const v of VARIANTS) {
-      const o = await startRerum(bench, v.script);
-      out.push({ name: v.name, base: o.base, serves: all, token: bench.token, stop: o.stop });
+      const o = await startRerum(bench, v.script, { env: { ...v.env, ...(v.uriSuffix ? { MONGO_CONNECTION_STRING: bench.mongoUri + v.uriSuffix } : {}) } });
+      out.push({ name: v.name, base: o.base, serves: all, token: bench.token, pids: [o.pid], stop: o.stop });
     }
     return out;
   }
@@ -94,7 +102,7 @@ async function rerumTargets(bench: Bench, workers: number): Promise<Target[]> {
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
     },
   });
-  return [{ name: 'rerum', base: c.base, serves: all, token: c.token ?? '', stop: c.stop }];
+  return [{ name: 'rerum', base: c.base, serves: all, token: c.token ?? '', pids: [...(await c.pids()).values()], stop: c.stop }];
 }
 
 async function baselines(bench: Bench, rerum: Target, workers: number): Promise<Target[]> {
@@ -124,8 +132,8 @@ async function baselines(bench: Bench, rerum: Target, workers: number): Promise<
     { ready: 'ipc' },
   );
   return [
-    { name: 'bare', base: bare.base, serves: ['hit', 'queryHit'], token: '', stop: bare.stop },
-    { name: 'floor', base: floor.base, serves: ['miss', 'queryMiss', 'create', 'update'], token: '', stop: floor.stop },
+    { name: 'bare', base: bare.base, serves: ['hit', 'queryHit'], token: '', pids: [bare.pid], stop: bare.stop },
+    { name: 'floor', base: floor.base, serves: ['miss', 'queryMiss', 'create', 'update'], token: '', pids: [floor.pid], stop: floor.stop },
   ];
 }
 
@@ -143,7 +151,7 @@ async function runWorkers(bench: Bench, workers: number): Promise<string[]> {
         for (const t of targets) {
           if (!t.serves.includes(w)) continue;
           if (w === 'hit' || w === 'queryHit') await warm(t.base, bench, w, 4 * workers);
-          const f = await measure(t.base, { ...bench, token: t.token }, w, SECONDS, CONNECTIONS);
+          const f = await measure(t.base, { ...bench, token: t.token }, w, SECONDS, CONNECTIONS, t.pids);
           const k = `${t.name}:${w}`;
           samples.set(k, [...(samples.get(k) ?? []), f]);
         }
@@ -156,16 +164,20 @@ async function runWorkers(bench: Bench, workers: number): Promise<string[]> {
       out.push(`  ${LABELS[w]}`);
       for (const t of targets) {
         const f = get(t.name, w);
-        if (f) out.push(`    ${t.name.padEnd(10)} ${fmt(f.rps, 0).padStart(7)} req/s   p50 ${fmt(f.p50, 1).padStart(6)} ms   p99 ${fmt(f.p99, 1).padStart(6)} ms   [${f.statuses}]`);
+        if (f) out.push(`    ${t.name.padEnd(10)} ${fmt(f.rps, 0).padStart(7)} req/s   p50 ${fmt(f.p50, 1).padStart(6)} ms   p99 ${fmt(f.p99, 1).padStart(6)} ms   CPU ${fmt(f.cpuUs, 0).padStart(5)} µs/req   [${f.statuses}]`);
       }
       const r = get('rerum', w);
       if (!r) continue;
       const ratios: string[] = [];
+      const cpu: string[] = [];
       for (const t of targets.slice(1)) {
         const o = get(t.name, w);
-        if (o) ratios.push(`rerum/${t.name} ${fmt(r.rps / o.rps)}`);
+        if (!o) continue;
+        ratios.push(`rerum/${t.name} ${fmt(r.rps / o.rps)}`);
+        cpu.push(`${t.name}/rerum ${fmt(o.cpuUs / r.cpuUs)}`);
       }
-      if (ratios.length) out.push(`    ratios (req/s): ${ratios.join('   ')}`);
+      if (ratios.length) out.push(`    ratios (req/s, higher is faster): ${ratios.join('   ')}`);
+      if (cpu.length) out.push(`    ratios (server CPU per request, >1 means rerum is cheaper): ${cpu.join('   ')}`);
     }
     return out;
   } finally {

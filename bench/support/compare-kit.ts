@@ -49,7 +49,42 @@ export interface Figures {
   p50: number;
   p99: number;
   statuses: string;
+  /** Server CPU time (user + system of the target's processes) per request, µs; NaN when unknown. */
+  cpuUs: number;
 }
+
+/** utime + stime of processes and their direct children, in clock ticks (Linux /proc). */
+export function cpuTicks(pids: number[]): number {
+  if (pids.length === 0) return NaN;
+  const all = new Set(pids);
+  const stat = (pid: string | number) => {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return s.slice(s.lastIndexOf(')') + 2).split(' ');
+  };
+  try {
+    for (const d of fs.readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        if (pids.includes(Number(stat(d)[1]))) all.add(Number(d));
+      } catch {
+        /* gone */
+      }
+    }
+  } catch {
+    return NaN;
+  }
+  let ticks = 0;
+  for (const pid of all) {
+    try {
+      const f = stat(pid);
+      ticks += Number(f[11]) + Number(f[12]);
+    } catch {
+      /* gone */
+    }
+  }
+  return ticks;
+}
+const TICK_US = 1e6 / 100; // USER_HZ
 
 export interface Bench {
   tmp: string;
@@ -283,10 +318,12 @@ export async function warm(base: string, bench: Bench, w: Workload, times = 8): 
   }
 }
 
-export async function measure(base: string, bench: Bench, w: Workload, seconds: number, connections: number): Promise<Figures> {
+export async function measure(base: string, bench: Bench, w: Workload, seconds: number, connections: number, pids: number[] = []): Promise<Figures> {
+  const before = cpuTicks(pids);
   const r = await autocannon({ url: base, connections, duration: seconds, requests: workloadRequests(bench, w) });
+  const cpuUs = ((cpuTicks(pids) - before) * TICK_US) / Math.max(1, r.requests.total);
   const statuses = Object.entries(r.statusCodeStats ?? {})
     .map(([code, s]) => `${code}×${s.count}`)
     .join(' ');
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, statuses: r.errors ? `${statuses} errors×${r.errors}` : statuses };
+  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, statuses: r.errors ? `${statuses} errors×${r.errors}` : statuses, cpuUs };
 }
