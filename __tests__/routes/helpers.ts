@@ -24,7 +24,7 @@ export interface Harness {
   seg(o: Obj | string): string;
 }
 
-export async function startHarness(opts: { caching?: boolean; env?: Record<string, string> } = {}): Promise<Harness> {
+export async function startHarness(opts: { caching?: boolean; env?: Record<string, string>; monitorCommands?: boolean } = {}): Promise<Harness> {
   const srv = await createTestServer(opts);
   const token = await srv.token();
   const otherToken = await srv.token(OTHER_AGENT);

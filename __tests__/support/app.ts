@@ -21,6 +21,8 @@ export interface TestServer {
   deps: AppDeps;
   config: Config;
   collection: Collection<RerumDocument>;
+  /** The app's driver client (with command monitoring when asked for: `monitorCommands`). */
+  client: MongoClient;
   /** The local issuer's key (to forge bad tokens in auth tests). */
   key: IssuerKey;
   /** A valid token for `agent` (default DEFAULT_AGENT); `claims` override or add claims. */
@@ -37,7 +39,7 @@ export function testMongoUri(): string {
   return uri;
 }
 
-export async function createTestServer(opts: { caching?: boolean; env?: Record<string, string> } = {}): Promise<TestServer> {
+export async function createTestServer(opts: { caching?: boolean; env?: Record<string, string>; monitorCommands?: boolean } = {}): Promise<TestServer> {
   const dbName = `t${process.pid}_${Date.now().toString(36)}_${++dbCounter}`;
   const config = loadConfig({
     RERUM_BASE: TEST_BASE,
@@ -48,7 +50,7 @@ export async function createTestServer(opts: { caching?: boolean; env?: Record<s
     ...opts.env,
   });
   const logger = pino({ level: config.logLevel });
-  const client = new MongoClient(testMongoUri());
+  const client = new MongoClient(testMongoUri(), opts.monitorCommands ? { monitorCommands: true } : {});
   await client.connect();
   sharedKey ??= generateIssuerKey();
   const key = sharedKey;
@@ -60,6 +62,7 @@ export async function createTestServer(opts: { caching?: boolean; env?: Record<s
     deps,
     config,
     collection,
+    client,
     key,
     token: (agent = DEFAULT_AGENT, claims, expiresInSeconds) =>
       auth.issueToken!({ agent, claims: claims as Record<string, never> | undefined, expiresInSeconds }),
