@@ -9,7 +9,8 @@
  * Order: CORS → request log → health → site pages (public/) → maintenance (DOWN) → body parsers →
  * local-issuer JWKS → /v1 API (public/ again under /v1) → 404 → JSON error handler.
  */
-import express, { type Express } from 'express';
+import express, { type Express, type RequestHandler } from 'express';
+import type { Config } from './config';
 import { cors } from './middleware/cors';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
 import { HttpError } from './middleware/http-error';
@@ -24,6 +25,20 @@ import type { AppDeps } from './types/contracts';
 
 export const DOWN_MESSAGE = 'RERUM v1 is down for updates or maintenance at this time.  We apologize for the inconvenience.  Try again later.';
 
+/**
+ * JSON (application/json, application/ld+json) and text/plain bodies, in one middleware. A request
+ * without a body (no Content-Length, no Transfer-Encoding: most GET, HEAD, DELETE) passes straight on
+ * with `req.body` undefined, as the parsers would leave it.
+ */
+function bodyParsers(config: Config): RequestHandler {
+  const json = express.json({ type: ['application/json', 'application/ld+json'], limit: config.maxBodyBytes, strict: false });
+  const text = express.text({ type: 'text/plain', limit: config.maxTextBodyBytes });
+  return (req, res, next) => {
+    if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return next();
+    json(req, res, (err?: unknown) => (err ? next(err) : text(req, res, next)));
+  };
+}
+
 export function createApp(deps: AppDeps): Express {
   const { config } = deps;
   const app = express();
@@ -37,7 +52,7 @@ export function createApp(deps: AppDeps): Express {
     res.setHeader('Cache-Control', READ_CACHE_CONTROL);
     next();
   });
-  app.use(requestLog(deps.logger));
+  app.use(requestLog(deps.logger, config.slowRequestMs));
   app.use(refuseTokenInQuery);
   app.use(healthRouter(deps));
   // The site's pages and files (index at `/`, API.html, terms, maintenance page, stylesheets, favicon,
@@ -48,8 +63,7 @@ export function createApp(deps: AppDeps): Express {
   }
 
   // The reference's limits: JSON 5 MB, text 4 KB (MAX_BODY_BYTES, MAX_TEXT_BODY_BYTES); above → 413.
-  app.use(express.json({ type: ['application/json', 'application/ld+json'], limit: config.maxBodyBytes, strict: false }));
-  app.use(express.text({ type: 'text/plain', limit: config.maxTextBodyBytes }));
+  app.use(bodyParsers(config));
 
   app.use(deps.auth.router);
   app.use('/v1', createV1Router(deps));

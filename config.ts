@@ -65,6 +65,8 @@ export interface Config {
   /** The one agent allowed to clear the cache and read its detailed stats; unset: nobody may. */
   cacheAdminAgent: string | undefined;
   logLevel: string;
+  /** Requests taking this long (ms) or longer are logged at warn (others at debug). */
+  slowRequestMs: number;
 }
 
 export class ConfigError extends Error {
@@ -169,6 +171,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownTimeoutMs: int('SHUTDOWN_TIMEOUT_MS', 15_000, 300, 600_000),
     // An agent id as tokens carry it in the agent claim (compared exactly).
     cacheAdminAgent: url('CACHE_ADMIN_AGENT', undefined),
+    slowRequestMs: int('SLOW_REQUEST_MS', 1000, 0, 3_600_000),
     logLevel: name('LOG_LEVEL', 'info', /^(fatal|error|warn|info|debug|trace|silent)$/, 'a pino level'),
   };
   if (config.headersTimeoutMs > config.requestTimeoutMs) {

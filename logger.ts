@@ -3,6 +3,11 @@
  * pm_id as a string, the same value as its `X-Worker` header, its entry in the cache stats and its id
  * in `pm2 list`, so a cluster's interleaved output can be told apart. (`pid` tells an old worker from
  * its replacement during `pm2 reload`, which keeps the pm_id.) No other field is called `worker`.
+ *
+ * Lines are written asynchronously (pino.destination with sync: false): a request never waits for a
+ * write(2) on stdout, and lines logged while a write is in flight go out together in the next one.
+ * Nothing is held back waiting for more (no minimum length), and pending lines are flushed
+ * synchronously when the process exits, so a shutdown or crash line is not lost.
  */
 import pino, { type Logger } from 'pino';
 
@@ -18,7 +23,7 @@ export function createLogger(level: string): Logger {
     level,
     base: { pid: process.pid, ...(worker !== undefined ? { worker } : {}) },
     timestamp: pino.stdTimeFunctions.isoTime,
-  });
+  }, pino.destination({ dest: 1, sync: false }));
 }
 
 export type { Logger };

@@ -1,8 +1,8 @@
 /** POST /v1/api/create and /v1/api/bulkCreate. */
 import type { RequestHandler } from 'express';
-import type { Filter } from 'mongodb';
 import { badRequest, conflict } from '../middleware/http-error';
 import { composeDocument, hasNoContent } from '../rerum/document';
+import { IdTakenError } from '../rerum/errors';
 import { isValidId, newId } from '../rerum/ids';
 import { nowStamp, rootMetadata } from '../rerum/metadata';
 import type { RerumDocument } from '../types/rerum';
@@ -23,22 +23,31 @@ export async function claimSlug(kit: Kit, slug: string | undefined): Promise<str
   return s;
 }
 
+/** Attempts at drawing fresh ids when the database says a generated one is taken. */
+const ID_ATTEMPTS = 5;
+
 /**
- * `count` fresh ids that no stored object uses as `_id` or Slug. Generated ids are random (see
- * newId), so a retry is practically never needed; the check keeps it that way even against data
- * written by other servers.
+ * Insert documents made by `make` from one id per item: the client's valid `_id` where it gave one
+ * (`clientIds[i]`), else a freshly drawn one. No lookup comes first: the unique `_id` index is the
+ * check, and a duplicate key on a drawn id (practically never: ids end in 5 random bytes, see newId)
+ * draws again; one on a client's id is 'IdTaken' (409). One round trip in the usual case.
  */
-async function unusedIds(kit: Kit, count: number): Promise<string[]> {
-  const ids = Array.from({ length: count }, newId);
-  for (let attempt = 0; attempt < 5; attempt++) {
-    const taken = await kit.store.find({ $or: [{ _id: { $in: ids } }, { '__rerum.slug': { $in: ids } }] } as Filter<RerumDocument>, {
-      projection: { _id: 1, '__rerum.slug': 1 },
-    });
-    if (taken.length === 0) return ids;
-    const used = new Set(taken.flatMap((d) => [d._id, d.__rerum?.slug]));
-    for (let i = 0; i < ids.length; i++) if (used.has(ids[i])) ids[i] = newId();
+async function insertWithFreshIds(kit: Kit, clientIds: (string | undefined)[], make: (ids: string[]) => RerumDocument[]): Promise<RerumDocument[]> {
+  const ids = clientIds.map((c) => c ?? newId());
+  for (let attempt = 1; ; attempt++) {
+    const docs = make(ids);
+    try {
+      if (docs.length === 1) await kit.store.insert(docs[0]);
+      else await kit.store.insertAll(docs);
+      return docs;
+    } catch (err) {
+      if (!(err instanceof IdTakenError) || attempt >= ID_ATTEMPTS) throw err;
+      const drawn = ids.map((id, i) => (clientIds[i] === undefined ? i : -1)).filter((i) => i >= 0);
+      // a client's own id that is taken stays taken: answer 409 at once
+      if (drawn.length === 0 || (err.takenId !== undefined && clientIds.includes(err.takenId))) throw err;
+      for (const i of drawn) if (err.takenId === undefined || ids[i] === err.takenId) ids[i] = newId();
+    }
   }
-  throw new Error('could not draw an unused id');
 }
 
 export function createHandler(kit: Kit): RequestHandler {
@@ -50,9 +59,10 @@ export function createHandler(kit: Kit): RequestHandler {
     }
     const agent = kit.agentOf(req);
     const slug = await claimSlug(kit, req.get('Slug'));
-    const _id = isValidId(body._id) ? body._id : (await unusedIds(kit, 1))[0];
-    const doc = composeDocument(body, _id, config.idPrefix + _id, rootMetadata(config, agent, nowStamp(), slug));
-    await kit.store.insert(doc);
+    const now = nowStamp();
+    const [doc] = await insertWithFreshIds(kit, [isValidId(body._id) ? body._id : undefined], ([_id]) => [
+      composeDocument(body, _id, config.idPrefix + _id, rootMetadata(config, agent, now, slug)),
+    ]);
     sendWritten(res, config, doc, 201);
   };
 }
@@ -69,13 +79,11 @@ export function bulkCreateHandler(kit: Kit): RequestHandler {
     }
     const agent = kit.agentOf(req);
     const now = nowStamp();
-    const fresh = await unusedIds(kit, items.length);
-    const docs: RerumDocument[] = items
-      .map((d, i) => {
-        const _id = isValidId(d._id) ? d._id : fresh[i];
-        return composeDocument(d, _id, config.idPrefix + _id, rootMetadata(config, agent, now));
-      });
-    await kit.store.insertAll(docs);
+    const docs = await insertWithFreshIds(
+      kit,
+      items.map((d) => (isValidId(d._id) ? d._id : undefined)),
+      (ids) => items.map((d, i) => composeDocument(d, ids[i], config.idPrefix + ids[i], rootMetadata(config, agent, now))),
+    );
     sendBulkWritten(res, config, docs, 201);
   };
 }

@@ -60,7 +60,7 @@ export function releaseHandler(kit: Kit): RequestHandler {
     if (isReleased(doc)) throw forbidden('The object you are trying to release is already released.');
     kit.assertOwnedUnreleased(doc, agent, 'release');
     assertIfMatch(req, doc, config);
-    const versions = await kit.store.versionsOf(doc);
+    const versions = await kit.store.treeOf(doc);
     const plan = planRelease(versions, doc, nowStamp(), slug);
     await kit.store.replaceAll(plan.replacements);
     sendWritten(res, config, plan.released, 200);
@@ -83,7 +83,7 @@ export function deleteHandler(kit: Kit): RequestHandler {
     const doc = kit.liveObject(found, 'delete');
     kit.assertOwnedUnreleased(doc, agent, 'delete', ' Fork to make changes.');
     assertIfMatch(req, doc, config);
-    const versions = await kit.store.versionsOf(doc);
+    const versions = await kit.store.treeOf(doc);
     const heal = planDeleteHeal(versions, doc, config.idPrefix); // a BrokenTree error is a 500, nothing changed
     try {
       await kit.store.replaceAll([...heal, { before: doc, after: tombstoneOf(doc, agent, nowStamp()) }]);

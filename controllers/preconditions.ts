@@ -13,10 +13,8 @@ import type { Config } from '../config';
 import { HttpError } from '../middleware/http-error';
 import { listMatches } from '../middleware/representation';
 import { toResponse } from '../rerum/document';
-import { contextualDeclaredId } from '../rerum/ids';
 import { isDeleted } from '../rerum/metadata';
-import type { RerumDocument, RerumResponseObject } from '../types/rerum';
-import type { Body, Kit } from './kit';
+import type { RerumDocument, RerumResponseObject, StoredDocument } from '../types/rerum';
 import { documentEtag } from './respond';
 
 export class PreconditionFailed extends HttpError {
@@ -55,18 +53,10 @@ export function assertIfMatch(req: Request, doc: RerumDocument, config: Config):
 
 /**
  * bulkUpdate: one If-Match lists the ETags of the objects the items name; every live RERUM object an
- * item names must have its current ETag in the list, checked before anything is written (an object
- * named twice is checked once, as it is before the first of its new versions).
+ * item names (`originals`, each once, as read before the first of its new versions) must have its
+ * current ETag in the list, checked before anything is written.
  */
-export async function assertIfMatchEach(req: Request, items: Body[], kit: Kit): Promise<void> {
+export function assertIfMatchEach(req: Request, originals: Iterable<StoredDocument>, config: Config): void {
   if (ifMatchOf(req) === undefined) return;
-  const { config } = kit.deps;
-  const seen = new Set<string>();
-  for (const item of items) {
-    const declared = contextualDeclaredId(item);
-    if (typeof declared !== 'string' || !declared.includes(config.idPrefix) || seen.has(declared)) continue;
-    seen.add(declared);
-    const doc = await kit.store.findByUri(declared);
-    if (doc && !isDeleted(doc)) assertIfMatch(req, doc, config);
-  }
+  for (const doc of originals) if (!isDeleted(doc)) assertIfMatch(req, doc, config);
 }

@@ -82,17 +82,18 @@ export function bulkUpdateHandler(kit: Kit): RequestHandler {
   return async (req, res) => {
     const items = bulkItems(req.body, 'bulkUpdate');
     const agent = kit.agentOf(req);
-    await assertIfMatchEach(req, items, kit);
     const now = nowStamp();
-    const originals = new Map<string, Promise<StoredDocument | null>>();
+    // bulkItems checked each declared id is a non-empty string; items not naming a RERUM object are skipped
+    const named = items
+      .map((item) => ({ item, declared: contextualDeclaredId(item) as string }))
+      .filter(({ declared }) => declared.includes(config.idPrefix))
+      .map(({ item, declared }) => ({ item, segment: segmentOf(declared) }));
+    // every original in one query
+    const originals = named.length ? await kit.store.findBySegments([...new Set(named.map((n) => n.segment))]) : new Map<string, StoredDocument>();
+    assertIfMatchEach(req, originals.values(), config);
     const made: NewVersion[] = [];
-    for (const item of items) {
-      const declared = contextualDeclaredId(item) as string; // bulkItems checked it is a non-empty string
-      if (!declared.includes(config.idPrefix)) continue;
-      const segment = segmentOf(declared);
-      let lookup = originals.get(segment);
-      if (!lookup) originals.set(segment, (lookup = kit.store.findBySegment(segment)));
-      const original = await lookup;
+    for (const { item, segment } of named) {
+      const original = originals.get(segment);
       if (!original || isDeleted(original)) continue;
       made.push(newVersion(kit, original, item, agent, now));
     }

@@ -39,6 +39,11 @@ type ReadView = Pick<Stored, 'find' | 'findOne' | 'aggregate' | 'countDocuments'
 
 const DUPLICATE_KEY = 11000;
 const isDuplicateKey = (err: unknown) => (err as { code?: number } | null)?.code === DUPLICATE_KEY;
+/** The `_id` a duplicate-key error names, when the database said (MongoServerError.keyValue). */
+const duplicateId = (err: unknown): string | undefined => {
+  const id = (err as { keyValue?: { _id?: unknown } } | null)?.keyValue?._id;
+  return typeof id === 'string' ? id : undefined;
+};
 
 /** Matches `doc` only while it is still in the state it was read in. */
 function unchanged(doc: StoredDocument): Filter<RerumDocument> {
@@ -82,7 +87,7 @@ class WriteSteps {
       if (docs.length === 1) await this.collection.insertOne(docs[0]);
       else await this.collection.insertMany(docs, { ordered: true });
     } catch (err) {
-      if (isDuplicateKey(err)) throw idTaken();
+      if (isDuplicateKey(err)) throw idTaken(duplicateId(err));
       throw err;
     }
   }
@@ -195,6 +200,33 @@ export class ObjectStore {
   /** The document an `@id`/`id` URI names. */
   findByUri(uri: string): Promise<StoredDocument | null> {
     return this.findBySegment(segmentOf(uri));
+  }
+
+  /**
+   * The documents several id segments name, in one query: segment → document (an `_id` match is
+   * preferred over a slug match). Segments naming nothing are absent.
+   */
+  async findBySegments(segments: string[]): Promise<Map<string, StoredDocument>> {
+    const found = (await this.reads
+      .find({ $or: [{ _id: { $in: segments } }, { '__rerum.slug': { $in: segments } }] } as Filter<RerumDocument>)
+      .toArray()) as StoredDocument[];
+    const out = new Map<string, StoredDocument>();
+    for (const d of found) {
+      const slug = isDeleted(d) ? undefined : d.__rerum?.slug;
+      if (slug && segments.includes(slug) && !out.has(slug)) out.set(slug, d);
+    }
+    for (const d of found) if (segments.includes(d._id)) out.set(d._id, d);
+    return out;
+  }
+
+  /**
+   * Every version a tree planner (rerum/tree.ts) needs for `doc`: the whole tree, except for a lone
+   * root (no next version), whose plans read no other version: then `[doc]`, with no query.
+   */
+  treeOf(doc: RerumDocument): Promise<RerumDocument[]> {
+    const h = doc.__rerum?.history;
+    if (h && h.prime === 'root' && (h.next ?? []).length === 0) return Promise.resolve([doc]);
+    return this.versionsOf(doc);
   }
 
   async exists(segment: string): Promise<boolean> {

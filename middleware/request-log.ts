@@ -1,4 +1,9 @@
-/** One log line per request when it finishes: method, path, status, duration. Credentials never reach it. */
+/**
+ * One log line per request when it finishes: method, path, status, duration. Credentials never reach it.
+ * Levels: an answer of 500 or more → error ("request failed"); one that took `slowMs` or longer → warn
+ * ("slow request"); every other → debug ("request"). So at the default level (info) an ordinary
+ * request costs no log line at all; LOG_LEVEL=debug logs every request.
+ */
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { badRequest } from './http-error';
@@ -8,15 +13,19 @@ export function redactUrl(url: string): string {
   return url.replace(/([?&](?:access_token|id_token|refresh_token|token|code|client_secret)=)[^&#]*/gi, '$1***');
 }
 
-export function requestLog(logger: Logger): RequestHandler {
+export function requestLog(logger: Logger, slowMs: number): RequestHandler {
   const log = logger.child({ component: 'http' });
   return (req, res, next) => {
-    const started = process.hrtime.bigint();
+    const started = performance.now();
     res.on('finish', () => {
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const line = { method: req.method, url: redactUrl(req.originalUrl), status: res.statusCode, ms: Math.round(ms * 100) / 100 };
-      if (res.statusCode >= 500) log.error(line, 'request failed');
-      else log.info(line, 'request');
+      const ms = performance.now() - started;
+      const status = res.statusCode;
+      const level = status >= 500 ? 'error' : ms >= slowMs ? 'warn' : 'debug';
+      if (!log.isLevelEnabled(level)) return;
+      const line = { method: req.method, url: redactUrl(req.originalUrl), status, ms: Math.round(ms * 100) / 100 };
+      if (level === 'error') log.error(line, 'request failed');
+      else if (level === 'warn') log.warn(line, 'slow request');
+      else log.debug(line, 'request');
     });
     next();
   };

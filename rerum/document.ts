@@ -16,7 +16,8 @@ const has = (o: object, k: string) => Object.prototype.hasOwnProperty.call(o, k)
  * id-aliasing context) are dropped.
  */
 export function composeDocument(content: Json, _id: string, atId: string, rerum: RerumMetadata): RerumDocument {
-  const rest = clone(content);
+  // a shallow copy: only top-level keys are removed; `content` (a parsed request body or a copy) is not changed
+  const rest = { ...content };
   const context = rest['@context'];
   const aliasing = usesIdAlias(context);
   for (const k of Object.keys(rest)) if (k === '@context' || isProtectedKey(k, aliasing)) delete rest[k];
@@ -34,18 +35,21 @@ export function tombstoneOf(doc: RerumDocument, deletor: string, time: string): 
   return { '@id': doc['@id'], __deleted: { object, deletor, time }, _id };
 }
 
-/** What the client sees of a stored document: `_id` removed, `id` instead of `@id` under an aliasing context. */
+/**
+ * What the client sees of a stored document: `_id` removed, `id` instead of `@id` under an aliasing
+ * context. A shallow copy: its values are the document's own (callers only serialize it, never change it).
+ */
 export function toResponse(doc: StoredDocument, idPrefix: string): RerumResponseObject {
-  const { _id, ...rest } = clone(doc) as Json & { _id: string };
+  const { _id, ...rest } = doc as Json & { _id: string };
   if (rest['@context'] === undefined || !usesIdAlias(rest['@context'])) return rest as RerumResponseObject;
   const { '@context': context, '@id': _atId, ...others } = rest;
   void _atId;
   return { '@context': context, id: idPrefix + _id, ...others } as RerumResponseObject;
 }
 
-/** The response of a write: the object, plus a copy of itself as `new_obj_state` (as the reference). */
+/** The response of a write: the object, plus itself again as `new_obj_state` (as the reference; serialized twice, not copied). */
 export function withNewState(obj: RerumResponseObject): RerumResponseObject & { new_obj_state: RerumResponseObject } {
-  return { ...obj, new_obj_state: clone(obj) };
+  return { ...obj, new_obj_state: obj };
 }
 
 /** The public identifier of a response object. */

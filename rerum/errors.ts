@@ -25,7 +25,13 @@ export class DomainError extends Error {
 }
 
 export const invalidId = (message: string) => new DomainError('InvalidId', message);
-export const idTaken = () => new DomainError('IdTaken', 'The id provided already exists.  Please use a different _id or Slug.');
+/** The `_id` or Slug is in use; `takenId` is the `_id` the database refused, when it said which. */
+export class IdTakenError extends DomainError {
+  constructor(public readonly takenId?: string) {
+    super('IdTaken', 'The id provided already exists.  Please use a different _id or Slug.');
+  }
+}
+export const idTaken = (takenId?: string) => new IdTakenError(takenId);
 export const concurrentChange = (what: string) =>
   new DomainError('ConcurrentChange', `${what} was changed by another request while this one was in progress. Nothing was changed; try again.`);
 export const writeFailed = (message: string) => new DomainError('WriteFailed', message);

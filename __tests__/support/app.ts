@@ -21,6 +21,8 @@ export interface TestServer {
   deps: AppDeps;
   config: Config;
   collection: Collection<RerumDocument>;
+  /** The app's driver client (with command monitoring when asked for: `monitorCommands`). */
+  client: MongoClient;
   /** The local issuer's key (to forge bad tokens in auth tests). */
   key: IssuerKey;
   /** A valid token for `agent` (default DEFAULT_AGENT); `claims` override or add claims. */
@@ -38,7 +40,14 @@ export function testMongoUri(): string {
 }
 
 export async function createTestServer(
-  opts: { caching?: boolean; env?: Record<string, string>; /** Where log lines go (pino JSON lines); default: pino's stdout. */ logStream?: { write(line: string): void } } = {},
+  opts: {
+    caching?: boolean;
+    env?: Record<string, string>;
+    /** Where log lines go (pino JSON lines); default: pino's stdout. */
+    logStream?: { write(line: string): void };
+    /** Driver command monitoring on (tests that count database round trips). */
+    monitorCommands?: boolean;
+  } = {},
 ): Promise<TestServer> {
   const dbName = `t${process.pid}_${Date.now().toString(36)}_${++dbCounter}`;
   const config = loadConfig({
@@ -50,7 +59,7 @@ export async function createTestServer(
     ...opts.env,
   });
   const logger = opts.logStream ? pino({ level: config.logLevel }, opts.logStream) : pino({ level: config.logLevel });
-  const client = new MongoClient(testMongoUri());
+  const client = new MongoClient(testMongoUri(), opts.monitorCommands ? { monitorCommands: true } : {});
   await client.connect();
   sharedKey ??= generateIssuerKey();
   const key = sharedKey;
@@ -62,6 +71,7 @@ export async function createTestServer(
     deps,
     config,
     collection,
+    client,
     key,
     token: (agent = DEFAULT_AGENT, claims, expiresInSeconds) =>
       auth.issueToken!({ agent, claims: claims as Record<string, never> | undefined, expiresInSeconds }),

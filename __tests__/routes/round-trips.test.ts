@@ -1,0 +1,109 @@
+/**
+ * Database round trips per write route, counted with the driver's command monitoring on the app's own
+ * client: the usual case of each route must not silently grow. Insert-then-link order and the
+ * findOneAnd* pre-images are kept (`insert` before `findAndModify`).
+ */
+import type { CommandStartedEvent } from 'mongodb';
+import * as ids from '../../rerum/ids';
+import { startHarness, type Harness, type Obj } from './helpers';
+
+let h: Harness;
+const commands: string[] = [];
+beforeAll(async () => {
+  h = await startHarness({ monitorCommands: true });
+  h.srv.client.on('commandStarted', (e: CommandStartedEvent) => {
+    if (e.databaseName === h.srv.config.mongoDbName) commands.push(e.commandName);
+  });
+});
+afterAll(async () => {
+  await h?.srv.close();
+});
+afterEach(() => jest.restoreAllMocks());
+
+/** The commands `fn` sent, in order. */
+async function trips(fn: () => Promise<unknown>): Promise<string[]> {
+  commands.length = 0;
+  await fn();
+  return [...commands];
+}
+const expectStatus = async (t: Promise<{ status: number; text: string }>, status: number) => {
+  const r = await t;
+  if (r.status !== status) throw new Error(`expected ${status}, got ${r.status}: ${r.text}`);
+  return r;
+};
+
+test('create: one insert (no lookup first); with a Slug, one lookup of the Slug', async () => {
+  expect(await trips(() => expectStatus(h.authed('post', '/v1/api/create').send({ a: 1 }), 201))).toEqual(['insert']);
+  expect(await trips(() => expectStatus(h.authed('post', '/v1/api/create').set('Slug', `slug-${Date.now()}`).send({ a: 1 }), 201))).toEqual([
+    'find',
+    'insert',
+  ]);
+});
+
+test('create: a drawn id that is taken is drawn again; a client _id that is taken is 409 at once', async () => {
+  const taken = await h.create({ a: 'first' });
+  const takenId = h.seg(taken);
+  const real = ids.newId;
+  let first = true;
+  jest.spyOn(ids, 'newId').mockImplementation(() => {
+    if (first) {
+      first = false;
+      return takenId;
+    }
+    return real();
+  });
+  let body: Obj = {};
+  expect(
+    await trips(async () => {
+      body = (await expectStatus(h.authed('post', '/v1/api/create').send({ a: 'second' }), 201)).text as unknown as Obj;
+    }),
+  ).toEqual(['insert', 'insert']);
+  const made = JSON.parse(body as unknown as string) as Obj;
+  expect(h.seg(made)).not.toBe(takenId);
+  expect((await h.stored(takenId))?.a).toBe('first');
+  expect((await h.stored(made['@id']))?.a).toBe('second');
+  jest.restoreAllMocks();
+  expect(await trips(() => expectStatus(h.authed('post', '/v1/api/create').send({ _id: takenId, a: 'third' }), 409))).toEqual(['insert']);
+});
+
+test('bulkCreate: one insert for all items', async () => {
+  expect(await trips(() => expectStatus(h.authed('post', '/v1/api/bulkCreate').send([{ a: 1 }, { a: 2 }, { a: 3 }]), 201))).toEqual(['insert']);
+});
+
+test('update, patch, set, unset: read the original, insert the version, link it (pre-image)', async () => {
+  const a = await h.create({ v: 1, gone: true });
+  const expected = ['find', 'insert', 'findAndModify'];
+  expect(await trips(() => expectStatus(h.authed('put', '/v1/api/update').send({ '@id': a['@id'], v: 2 }), 200))).toEqual(expected);
+  expect(await trips(() => expectStatus(h.authed('patch', '/v1/api/patch').send({ '@id': a['@id'], v: 3 }), 200))).toEqual(expected);
+  expect(await trips(() => expectStatus(h.authed('patch', '/v1/api/set').send({ '@id': a['@id'], w: 1 }), 200))).toEqual(expected);
+  expect(await trips(() => expectStatus(h.authed('patch', '/v1/api/unset').send({ '@id': a['@id'], gone: null }), 200))).toEqual(expected);
+});
+
+test('bulkUpdate: one read for all originals, one insert, one link per parent', async () => {
+  const [a, b] = [await h.create({ v: 1 }), await h.create({ v: 1 })];
+  const items = [{ '@id': a['@id'], v: 2 }, { '@id': b['@id'], v: 2 }, { '@id': a['@id'], v: 3 }];
+  expect(await trips(() => expectStatus(h.authed('put', '/v1/api/bulkUpdate').send(items), 200))).toEqual(['find', 'insert', 'findAndModify', 'findAndModify']);
+});
+
+test('overwrite: read, then one conditional replace', async () => {
+  const a = await h.create({ v: 1 });
+  expect(await trips(() => expectStatus(h.authed('put', '/v1/api/overwrite').send({ '@id': a['@id'], v: 2 }), 200))).toEqual(['find', 'findAndModify']);
+});
+
+test('delete and release of an object without versions: read, then one write (no tree query)', async () => {
+  const a = await h.create({ v: 1 });
+  expect(await trips(() => expectStatus(h.authed('delete', `/v1/api/delete/${h.seg(a)}`), 204))).toEqual(['find', 'findAndModify']);
+  const b = await h.create({ v: 1 });
+  expect(await trips(() => expectStatus(h.authed('patch', `/v1/api/release/${h.seg(b)}`), 200))).toEqual(['find', 'findAndModify']);
+});
+
+test('delete and release in a tree: read, the tree in one query, one write per changed document', async () => {
+  const a = await h.create({ v: 1 });
+  const b = await h.update({ '@id': a['@id'], v: 2 });
+  const c = await h.update({ '@id': b['@id'], v: 3 });
+  // deleting b: c takes over b's previous, a lists c instead of b, b becomes a tombstone
+  expect(await trips(() => expectStatus(h.authed('delete', `/v1/api/delete/${h.seg(b)}`), 204))).toEqual(['find', 'find', 'findAndModify', 'findAndModify', 'findAndModify']);
+  expect((await h.stored(c['@id']))?.__rerum.history.previous).toBe(a['@id']);
+  // releasing c: a's releases.next lists c, c is stamped
+  expect(await trips(() => expectStatus(h.authed('patch', `/v1/api/release/${h.seg(c)}`), 200))).toEqual(['find', 'find', 'findAndModify', 'findAndModify']);
+});

@@ -1,0 +1,207 @@
+/**
+ * `npm run bench:compare`: the real server beside two honest baselines, all in one run, on one embedded
+ * database (its own process) seeded with 10,000 RERUM objects:
+ *   - bare:  a bare Express 5 app answering the same bytes from memory (bench/support/bare-express.ts):
+ *            the ceiling for a cache HIT;
+ *   - floor: a bare Express 5 app doing the same single findOne / find / insertOne (update: findOne +
+ *            insertOne + updateOne) through the same driver (bench/support/bare-driver.ts): the floor
+ *            for "Express + MongoDB".
+ * Workloads (autocannon, keep-alive): GET /v1/id HIT and MISS, POST /v1/api/query HIT and MISS (a query
+ * by `@id`, indexed), POST /v1/api/create, PUT /v1/api/update (each on another seeded object). MISS
+ * workloads rotate over the 10,000 seeds with CACHE_MAX_ENTRIES=1, so every request misses.
+ * The server runs at its default LOG_LEVEL (info) with stdout to a file. Beside req/s and latency, the
+ * server CPU time per request (user + system from /proc, the database process not included): on a
+ * loaded shared machine throughput follows whoever else is running, CPU time per request much less.
+ *
+ * All targets of one worker count run at once and are measured in turn, BENCH_ROUNDS rounds (default
+ * 3); the median req/s of the rounds is shown, with every ratio. The machine may be shared and noisy:
+ * only ratios of one run mean anything.
+ * Environment: BENCH_SECONDS (default 5), BENCH_CONNECTIONS (default 32), BENCH_WORKERS (default "1";
+ * "1,4" adds the 4-worker PM2 cluster beside 4-worker bare apps), BENCH_WORKLOADS (default all),
+ * BENCH_VARIANTS ("name=/path/to/other/dist/server.js;…": other builds measured beside, one process;
+ * "name=dist/server.js|uri:&maxPoolSize=10|KEY=VALUE" appends to the database URI and sets variables),
+ * BENCH_SEED (default 10000), BENCH_LOG_LEVEL (default info).
+ */
+import path from 'node:path';
+import { ROOT, startCluster } from './support/cluster-harness';
+import {
+  BASE,
+  COLLECTION,
+  DB_NAME,
+  ID_PREFIX,
+  LABELS,
+  SEED_COUNT,
+  WORKLOADS,
+  measure,
+  startBench,
+  startProcess,
+  startRerum,
+  warm,
+  type Bench,
+  type Figures,
+  type Workload,
+} from './support/compare-kit';
+import { request } from './support/cluster-harness';
+import fs from 'node:fs';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const WORKERS = (process.env.BENCH_WORKERS ?? '1').split(',').map(Number);
+const SELECTED = (process.env.BENCH_WORKLOADS ? process.env.BENCH_WORKLOADS.split(',') : WORKLOADS) as Workload[];
+const VARIANTS = (process.env.BENCH_VARIANTS ?? '')
+  .split(';')
+  .filter(Boolean)
+  .map((v) => {
+    const [spec, ...extras] = v.split('|');
+    const [name, script] = spec.split('=');
+    const uriSuffix = extras.find((e) => e.startsWith('uri:'))?.slice(4) ?? '';
+    const env = Object.fromEntries(extras.filter((e) => !e.startsWith('uri:')).map((e) => e.split('=') as [string, string]));
+    return { name, script: path.resolve(script), uriSuffix, env };
+  });
+
+interface Target {
+  name: string;
+  base: string;
+  /** The workloads this target answers. */
+  serves: Workload[];
+  token: string;
+  /** The target's server processes (CPU time per request); their direct children count too. */
+  pids: number[];
+  stop(): Promise<void>;
+}
+
+const HEADER_SKIP = new Set(['date', 'connection', 'keep-alive', 'x-cache', 'x-worker', 'etag', 'content-length', 'transfer-encoding', 'last-modified']);
+const describing = (headers: Record<string, string | string[] | undefined>) => {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HEADER_SKIP.has(k)) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  return out;
+};
+
+async function rerumTargets(bench: Bench, workers: number): Promise<Target[]> {
+  const all: Workload[] = [...WORKLOADS];
+  if (workers === 1) {
+    const out: Target[] = [];
+    const s = await startRerum(bench);
+    out.push({ name: 'rerum', base: s.base, serves: all, token: bench.token, pids: [s.pid], stop: s.stop });
+    for (const v of VARIANTS) {
+      const o = await startRerum(bench, v.script, { env: { ...v.env, ...(v.uriSuffix ? { MONGO_CONNECTION_STRING: bench.mongoUri + v.uriSuffix } : {}) } });
+      out.push({ name: v.name, base: o.base, serves: all, token: bench.token, pids: [o.pid], stop: o.stop });
+    }
+    return out;
+  }
+  const c = await startCluster({
+    instances: workers,
+    noBuild: true,
+    env: {
+      MONGO_CONNECTION_STRING: bench.mongoUri,
+      MONGODBNAME: DB_NAME,
+      MONGODBCOLLECTION: COLLECTION,
+      RERUM_BASE: BASE,
+      CACHE_MAX_ENTRIES: '1',
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+    },
+  });
+  return [{ name: 'rerum', base: c.base, serves: all, token: c.token ?? '', pids: [...(await c.pids()).values()], stop: c.stop }];
+}
+
+async function baselines(bench: Bench, rerum: Target, workers: number): Promise<Target[]> {
+  // the exact bytes and headers the server answers for the HIT objects
+  await warm(rerum.base, bench, 'hit', 1);
+  const hit = await request('GET', `${rerum.base}/v1/id/${bench.hitId}`);
+  const query = await request('POST', `${rerum.base}/v1/api/query`, { body: { '@id': ID_PREFIX + bench.hitId } });
+  const bodyFile = path.join(bench.tmp, 'hit-body');
+  const queryFile = path.join(bench.tmp, 'query-body');
+  fs.writeFileSync(bodyFile, hit.text);
+  fs.writeFileSync(queryFile, query.text);
+  const support = path.join(__dirname, 'support');
+  const bare = await startProcess(
+    path.join(support, 'bare-express.js'),
+    {
+      BARE_WORKERS: String(workers),
+      BARE_BODY_FILE: bodyFile,
+      BARE_HEADERS: JSON.stringify(describing(hit.headers)),
+      BARE_QUERY_BODY_FILE: queryFile,
+      BARE_QUERY_HEADERS: JSON.stringify(describing(query.headers)),
+    },
+    { ready: 'ipc' },
+  );
+  const floor = await startProcess(
+    path.join(support, 'bare-driver.js'),
+    { BARE_WORKERS: String(workers), BARE_MONGO_URI: bench.mongoUri, BARE_DB: DB_NAME, BARE_COLLECTION: COLLECTION, BARE_ID_PREFIX: ID_PREFIX },
+    { ready: 'ipc' },
+  );
+  return [
+    { name: 'bare', base: bare.base, serves: ['hit', 'queryHit'], token: '', pids: [bare.pid], stop: bare.stop },
+    { name: 'floor', base: floor.base, serves: ['miss', 'queryMiss', 'create', 'update'], token: '', pids: [floor.pid], stop: floor.stop },
+  ];
+}
+
+const median = (xs: Figures[]): Figures => [...xs].sort((a, b) => a.rps - b.rps)[Math.floor(xs.length / 2)];
+const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '—');
+
+async function runWorkers(bench: Bench, workers: number): Promise<string[]> {
+  const targets: Target[] = [];
+  try {
+    targets.push(...(await rerumTargets(bench, workers)));
+    targets.push(...(await baselines(bench, targets[0], workers)));
+    const samples = new Map<string, Figures[]>();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const w of SELECTED) {
+        for (const t of targets) {
+          if (!t.serves.includes(w)) continue;
+          if (w === 'hit' || w === 'queryHit') await warm(t.base, bench, w, 4 * workers);
+          const f = await measure(t.base, { ...bench, token: t.token }, w, SECONDS, CONNECTIONS, t.pids);
+          const k = `${t.name}:${w}`;
+          samples.set(k, [...(samples.get(k) ?? []), f]);
+        }
+      }
+      console.log(`  ${workers} worker(s): round ${round + 1}/${ROUNDS} done`);
+    }
+    const get = (t: string, w: Workload) => (samples.has(`${t}:${w}`) ? median(samples.get(`${t}:${w}`)!) : undefined);
+    const out = [`-- ${workers} worker(s) (${workers === 1 ? 'one process' : 'PM2 cluster'}), ${CONNECTIONS} connections, ${SECONDS} s × ${ROUNDS} rounds, median`];
+    for (const w of SELECTED) {
+      out.push(`  ${LABELS[w]}`);
+      for (const t of targets) {
+        const f = get(t.name, w);
+        if (f) out.push(`    ${t.name.padEnd(10)} ${fmt(f.rps, 0).padStart(7)} req/s   p50 ${fmt(f.p50, 1).padStart(6)} ms   p99 ${fmt(f.p99, 1).padStart(6)} ms   CPU ${fmt(f.cpuUs, 0).padStart(5)} µs/req   [${f.statuses}]`);
+      }
+      const r = get('rerum', w);
+      if (!r) continue;
+      const ratios: string[] = [];
+      const cpu: string[] = [];
+      for (const t of targets.slice(1)) {
+        const o = get(t.name, w);
+        if (!o) continue;
+        ratios.push(`rerum/${t.name} ${fmt(r.rps / o.rps)}`);
+        cpu.push(`${t.name}/rerum ${fmt(o.cpuUs / r.cpuUs)}`);
+      }
+      if (ratios.length) out.push(`    ratios (req/s, higher is faster): ${ratios.join('   ')}`);
+      if (cpu.length) out.push(`    ratios (server CPU per request, >1 means rerum is cheaper): ${cpu.join('   ')}`);
+    }
+    return out;
+  } finally {
+    for (const t of targets) await t.stop().catch(() => undefined);
+  }
+}
+
+async function main(): Promise<void> {
+  console.log(
+    `bench:compare — node ${process.version}, ${SEED_COUNT} seeded objects, workers ${WORKERS.join(',')}, workloads ${SELECTED.join(',')}` +
+      (VARIANTS.length ? `, variants ${VARIANTS.map((v) => v.name).join(',')}` : ''),
+  );
+  console.log(`  (root ${ROOT}; the machine may be shared: compare ratios of one run only)`);
+  const bench = await startBench();
+  const summary: string[] = [];
+  try {
+    for (const workers of WORKERS) summary.push(...(await runWorkers(bench, workers)));
+  } finally {
+    await bench.stop();
+  }
+  console.log(`\n${summary.join('\n')}`);
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});
