@@ -16,15 +16,30 @@ import js from '@eslint/js';
 import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
-const HTTP = { regex: '^express$|^express-|(^|/)(middleware|controllers|routes)(/|$)', message: 'rerum/ holds the RERUM rules without HTTP: throw a DomainError (rerum/errors.ts), the HTTP layer gives it a status.' };
-const DB_FROM_RERUM = { regex: '^mongodb$|^mongodb/|(^|/)db(/|$)', message: 'rerum/ does not know the database: db/ calls rerum/, not the other way.' };
+const HTTP = {
+  regex: '^express$|^express-|(^|/)(middleware|controllers|routes)(/|$)',
+  message: 'rerum/ holds the RERUM rules without HTTP: throw a DomainError (rerum/errors.ts), the HTTP layer gives it a status.',
+};
+const DB_FROM_RERUM = {
+  regex: '^mongodb$|^mongodb/|(^|/)db(/|$)',
+  message: 'rerum/ does not know the database: db/ calls rerum/, not the other way.',
+};
 const CACHE_FROM_RERUM = { regex: '(^|/)cache(/|$)', message: 'rerum/ does not know the cache.' };
-const DB_FROM_CACHE = { regex: '^mongodb$|^mongodb/|^\\.\\./db(/|$)', message: 'cache/ does not import db/: it learns about writes from the object store (ObjectChange in types/contracts.ts).' };
-const CACHE_FROM_CONTROLLERS = { regex: '(^|/)cache(/|$)', message: 'controllers/ do not talk to the cache: the object store reports every write to it.' };
+const DB_FROM_CACHE = {
+  regex: '^mongodb$|^mongodb/|^\\.\\./db(/|$)',
+  message: 'cache/ does not import db/: it learns about writes from the object store (ObjectChange in types/contracts.ts).',
+};
+const CACHE_FROM_CONTROLLERS = {
+  regex: '(^|/)cache(/|$)',
+  message: 'controllers/ do not talk to the cache: the object store reports every write to it.',
+};
 /** Anything in the embedded database package, entry included. */
 const EMBEDDED_ANY = { regex: '(^|/)db/embedded(/|$)', message: 'Only db/select.ts starts the embedded database (db/embedded/index.ts).' };
 /** Past the embedded package's entry. */
-const EMBEDDED_DEEP = { regex: '(^|/)db/embedded/.', message: 'Use the embedded database through its entry (db/embedded, i.e. db/embedded/index.ts) only.' };
+const EMBEDDED_DEEP = {
+  regex: '(^|/)db/embedded/.',
+  message: 'Use the embedded database through its entry (db/embedded, i.e. db/embedded/index.ts) only.',
+};
 /** From db/*.ts: the embedded package, written relative to db/. */
 const EMBEDDED_FROM_DB = { regex: '^\\./embedded(/|$)', message: 'Only db/select.ts starts the embedded database (db/embedded/index.ts).' };
 const OUT_OF_EMBEDDED = { regex: '^\\.\\./', message: 'db/embedded/ is a self-contained package: it imports nothing outside its folder.' };
@@ -47,7 +62,10 @@ export default tseslint.config(
       // Arguments and destructured fields kept for a signature's shape start with `_`.
       // A `let` assigned once after a closure that reads it (a timer its own callback clears) stays a `let`.
       'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
-      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true }],
+      '@typescript-eslint/no-unused-vars': [
+        'error',
+        { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none', ignoreRestSiblings: true },
+      ],
     },
   },
   {
@@ -68,13 +86,21 @@ export default tseslint.config(
     // matches. It moves to a shared home outside db/embedded/ with issue 12 item 1 (MongoDB semantics
     // in one home), after the embedded-database work lands; until then only this file may do it.
     files: ['cache/matcher.ts'],
-    rules: { 'no-restricted-imports': restrict([{ ...DB_FROM_CACHE, regex: '^mongodb$|^mongodb/|^\\.\\./db/(?!embedded/mingo-boundary$)' }]) },
+    rules: {
+      'no-restricted-imports': restrict([{ ...DB_FROM_CACHE, regex: '^mongodb$|^mongodb/|^\\.\\./db/(?!embedded/mingo-boundary$)' }]),
+    },
   },
-  { files: ['controllers/**/*.ts'], rules: { 'no-restricted-imports': restrict([CACHE_FROM_CONTROLLERS, EMBEDDED_ANY], [DRIVER_HANDLES]) } },
+  {
+    files: ['controllers/**/*.ts'],
+    rules: { 'no-restricted-imports': restrict([CACHE_FROM_CONTROLLERS, EMBEDDED_ANY], [DRIVER_HANDLES]) },
+  },
   { files: ['db/*.ts'], ignores: ['db/select.ts'], rules: { 'no-restricted-imports': restrict([EMBEDDED_FROM_DB]) } },
   { files: ['db/select.ts'], rules: { 'no-restricted-imports': 'off' } },
   { files: ['db/embedded/**/*.ts'], rules: { 'no-restricted-imports': restrict([OUT_OF_EMBEDDED]) } },
   { files: ['__tests__/**/*.ts', 'bench/**/*.ts'], rules: { 'no-restricted-imports': restrict([EMBEDDED_DEEP]) } },
   // The cache's matcher test compares it with the embedded database's matcher (same exception as cache/matcher.ts).
-  { files: ['__tests__/cache/query-index.test.ts'], rules: { 'no-restricted-imports': restrict([{ ...EMBEDDED_DEEP, regex: '(^|/)db/embedded/(?!mingo-boundary$).' }]) } },
+  {
+    files: ['__tests__/cache/query-index.test.ts'],
+    rules: { 'no-restricted-imports': restrict([{ ...EMBEDDED_DEEP, regex: '(^|/)db/embedded/(?!mingo-boundary$).' }]) },
+  },
 );

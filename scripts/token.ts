@@ -40,7 +40,9 @@ async function main() {
   if (record) {
     console.error(`issuer ${issuer}: the server last started with DATA_DIR=${config.dataDir} (pid ${record.pid}, ${record.writtenAt})`);
     if (record.issuer !== localIssuer(config) || record.audience !== config.audience) {
-      console.error(`  (the settings here would give issuer ${localIssuer(config)}, audience ${config.audience}: the token follows the server)`);
+      console.error(
+        `  (the settings here would give issuer ${localIssuer(config)}, audience ${config.audience}: the token follows the server)`,
+      );
     }
   } else {
     console.error(`issuer ${issuer}: no server has started with DATA_DIR=${config.dataDir} yet; start it with the same settings as this`);

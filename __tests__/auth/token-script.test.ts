@@ -45,7 +45,12 @@ function mintToken(dataDir: string, agent: string): { token: string; stderr: str
 }
 
 /** One HTTP request on its own connection (node:http, nothing kept open). */
-function request(method: string, urlPath: string, headers: Record<string, string> = {}, body?: string): Promise<{ status: number; text: string }> {
+function request(
+  method: string,
+  urlPath: string,
+  headers: Record<string, string> = {},
+  body?: string,
+): Promise<{ status: number; text: string }> {
   return new Promise((resolve, reject) => {
     const req = http.request({ host: '127.0.0.1', port, method, path: urlPath, headers, agent: false }, (res) => {
       let text = '';
@@ -59,7 +64,12 @@ function request(method: string, urlPath: string, headers: Record<string, string
 }
 
 async function create(token: string): Promise<{ status: number; body: { message?: string } }> {
-  const r = await request('POST', '/v1/api/create', { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` }, '{"type":"TokenScriptTest"}');
+  const r = await request(
+    'POST',
+    '/v1/api/create',
+    { 'Content-Type': 'application/json', Authorization: `Bearer ${token}` },
+    '{"type":"TokenScriptTest"}',
+  );
   return { status: r.status, body: JSON.parse(r.text) as { message?: string } };
 }
 

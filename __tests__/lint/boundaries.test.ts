@@ -45,7 +45,11 @@ const REFUSED: Array<[string, string, RegExp]> = [
   ['rerum/probe.ts', "import { MongoClient } from 'mongodb';" + use('MongoClient'), /does not know the database/],
   ['rerum/probe.ts', "import { idKey } from '../cache/keys';" + use('idKey'), /does not know the cache/],
   ['cache/probe.ts', "import { ensureIndexes } from '../db/indexes';" + use('ensureIndexes'), /cache\/ does not import db\//],
-  ['cache/probe.ts', "import { compileFilter } from '../db/embedded/mingo-boundary';" + use('compileFilter'), /cache\/ does not import db\//],
+  [
+    'cache/probe.ts',
+    "import { compileFilter } from '../db/embedded/mingo-boundary';" + use('compileFilter'),
+    /cache\/ does not import db\//,
+  ],
   ['cache/matcher.ts', "import { ObjectStore } from '../db/objects';" + use('ObjectStore'), /cache\/ does not import db\//],
   ['controllers/probe.ts', "import type { Collection } from 'mongodb';\nexport type C = Collection;\n", /ObjectStore/],
   ['controllers/probe.ts', "import { createReadCache } from '../cache';" + use('createReadCache'), /do not talk to the cache/],
@@ -67,7 +71,11 @@ const ALLOWED: Array<[string, string]> = [
 
 test('each boundary refuses a deliberately wrong import, and allows the same kind of import where it belongs', () => {
   const results = restricted([...REFUSED, ...ALLOWED].map(([file, source]) => ({ file, source })));
-  const refused = REFUSED.map(([file, source, why], i) => ({ file, source: source.split('\n')[0], refused: results[i].some((m) => why.test(m)) }));
+  const refused = REFUSED.map(([file, source, why], i) => ({
+    file,
+    source: source.split('\n')[0],
+    refused: results[i].some((m) => why.test(m)),
+  }));
   const allowed = ALLOWED.map(([file, source], i) => ({ file, source: source.split('\n')[0], messages: results[REFUSED.length + i] }));
   expect(refused.filter((r) => !r.refused)).toEqual([]);
   expect(allowed.filter((a) => a.messages.length > 0)).toEqual([]);
