@@ -17,8 +17,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../config';
 import { HttpError, forbidden } from '../middleware/http-error';
 import type { AuthLayer } from '../types/contracts';
-import { loadOrCreateIssuerKey, type IssuerKey } from './issuer-key';
-import { jwksOf, localIssuer, signLocalToken, type TokenRequest } from './local-issuer';
+import { issuerKeyFile, loadOrCreateIssuerKey, type IssuerKey } from './issuer-key';
+import { issuerRecordFile, issuerRecordOf, jwksOf, localIssuer, signLocalToken, writeIssuerRecord, type TokenRequest } from './local-issuer';
 
 type AuthOptions = NonNullable<Parameters<typeof auth>[0]>;
 
@@ -54,6 +54,21 @@ function tokenError(err: unknown): HttpError | unknown {
   return new HttpError(401, message, headers);
 }
 
+/**
+ * A local-issuer token refused for its issuer, audience or signature was most likely minted for
+ * another server (other PORT, RERUM_BASE, AUDIENCE or DATA_DIR): the message says what this server
+ * expects and how to get such a token.
+ */
+function withLocalIssuerHint(err: unknown, config: Config): unknown {
+  const e = err as { message?: unknown };
+  if (typeof e?.message !== 'string' || !/'iss'|'aud'|signature|no applicable key/.test(e.message)) return err;
+  e.message =
+    `${e.message}: this server accepts tokens from its local issuer "${localIssuer(config)}" for audience "${config.audience}", ` +
+    `signed with the key in its DATA_DIR (${issuerKeyFile(config.dataDir)}). ` +
+    'Mint one with `npm run token -- --agent <url>` (it reads these from the running server\'s DATA_DIR; give it the same DATA_DIR if the server has another)';
+  return err;
+}
+
 export function createAuthLayer(config: Config, logger: Logger, issuerKey?: IssuerKey): AuthLayerWithIssuer {
   const log = logger.child({ component: 'auth' });
   const router = Router();
@@ -66,7 +81,16 @@ export function createAuthLayer(config: Config, logger: Logger, issuerKey?: Issu
   } else {
     const key = issuerKey ?? loadOrCreateIssuerKey(config.dataDir);
     const jwks = jwksOf(key);
-    verify = auth({ audience: config.audience, issuer: localIssuer(config), publicKey: jwks as unknown as AuthOptions['publicKey'], tokenSigningAlg: 'RS256' });
+    const check = auth({ audience: config.audience, issuer: localIssuer(config), publicKey: jwks as unknown as AuthOptions['publicKey'], tokenSigningAlg: 'RS256' });
+    verify = (req, res, next) => check(req, res, (err?: unknown) => next(err === undefined ? err : withLocalIssuerHint(err, config)));
+    // The key came from DATA_DIR: say next to it what tokens must carry, for `npm run token`.
+    if (!issuerKey) {
+      try {
+        writeIssuerRecord(config.dataDir, issuerRecordOf(config));
+      } catch (err) {
+        log.warn({ err, file: issuerRecordFile(config.dataDir) }, 'auth: could not write the local issuer record; `npm run token` needs the same settings as the server');
+      }
+    }
     router.get('/.well-known/jwks.json', (_req, res) => {
       res.json(jwks);
     });

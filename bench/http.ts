@@ -24,7 +24,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createObject, freePort, request, startCluster, type Cluster } from './support/cluster-harness';
+import { createObject, freePort, request, startCluster } from './support/cluster-harness';
 
 // autocannon ships no types; the part used here
 interface AcResult {
@@ -41,7 +41,7 @@ interface AcOptions {
   requests?: Array<{ method: string; path: string; headers?: Record<string, string> }>;
   headers?: Record<string, string>;
 }
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- autocannon ships no types: typed by hand above
 const autocannon = require('autocannon') as (o: AcOptions) => Promise<AcResult>;
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -133,7 +133,6 @@ function describing(headers: Record<string, string | string[] | undefined>): Rec
   return out;
 }
 
-type Row = Record<string, Figures>;
 type Scenario = 'hit' | 'notModified' | 'miss';
 
 /** A running target and how to measure each scenario on it (re-warming the cache before HIT/304). */

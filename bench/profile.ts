@@ -73,7 +73,7 @@ function summarise(file: string, skipUs: number): string[] {
 
 async function profile(bench: Bench, name: Workload & ('hit' | 'miss')): Promise<string[]> {
   const forked = Date.now();
-  let skipUs = 0;
+  let skipUs: number;
   {
     const server = await startRerum(bench, undefined, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${DIR}`, `--cpu-prof-name=${name}.cpuprofile`] });
     try {

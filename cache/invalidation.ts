@@ -10,8 +10,8 @@
  *  - query entries whose filter could match the old or the new version: candidates come from the
  *    QueryIndex (equality terms + always-test bucket), each confirmed with mingo;
  *  - search / searchPhrase entries: dropped by every write whose old or new version holds a value at
- *    one of the searchable paths (SEARCHABLE_FIELDS, db/indexes.ts: the fields of the text index and
- *    of the reference's Atlas Search indexes, and the only paths the search routes query); kept by
+ *    one of the searchable paths (SEARCHABLE_FIELDS, rerum/search-fields.ts: the fields of the text
+ *    index and of the reference's Atlas Search indexes, and the only paths the search routes query); kept by
  *    writes of documents without any (most metadata, people, manifests without text). A document
  *    with no value at those paths cannot be a result, and cannot change any result's score (MongoDB
  *    `$text` scores each document on its own; Atlas Search's BM25 statistics are per queried field).
@@ -29,7 +29,7 @@
  */
 import type { ObjectChange } from '../types/contracts';
 import type { CachedRouteKind } from '../types/contracts';
-import { SEARCHABLE_FIELDS } from '../db/indexes';
+import { SEARCHABLE_FIELDS } from '../rerum/search-fields';
 import { idKey } from './keys';
 import { compileFilter, type CompiledFilter } from './matcher';
 import { QueryIndex, valuesAtPath } from './query-index';

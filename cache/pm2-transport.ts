@@ -147,7 +147,7 @@ export class Pm2Transport implements SyncTransport {
     if (!fs.existsSync(path.join(home, 'rpc.sock')) || !fs.existsSync(path.join(home, 'pub.sock'))) {
       throw new Error(`no PM2 daemon sockets under ${home}`);
     }
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only once a daemon is known to be there to join
     const pm2 = require('pm2') as Pm2Api;
     this.pm2 = pm2;
     await this.listen(onMessage);

@@ -6,13 +6,14 @@
  * With ATLAS_SEARCH the reference's two Atlas Search queries run (IIIF Presentation 3 and 2.1
  * indexes) and are merged; `options` are the Atlas operator's options (defaults: none for words,
  * `{"slop": 2}` for phrase), as the reference. Otherwise a MongoDB `$text` query over the same fields
- * (text index made by db/indexes.ts); `options` are then ignored, and phrase search matches the
- * exact phrase (no `slop`).
+ * (text index made by db/indexes.ts; the fields of both: rerum/search-fields.ts); `options` are then
+ * ignored, and phrase search matches the exact phrase (no `slop`).
  */
 import type { RequestHandler } from 'express';
 import { MongoServerError, type Document, type Filter } from 'mongodb';
 import type { ObjectStore } from '../db/objects';
 import { HttpError, badRequest } from '../middleware/http-error';
+import { PRESI2_FIELDS, PRESI2_INDEX, PRESI3_FIELDS, PRESI3_INDEX, type SearchFieldGroup } from '../rerum/search-fields';
 import type { RerumDocument } from '../types/rerum';
 import { queryTimedOut } from './admission';
 import type { Kit } from './kit';
@@ -36,28 +37,11 @@ export function searchRequestOf(body: unknown, mode: Mode): { text: string; opti
 type Scored = RerumDocument & { __rerum?: { score?: number } };
 const scoreOf = (d: Scored): number => d.__rerum?.score ?? 0;
 
-const PRESI3_FIELDS: Array<[string | undefined, string[]]> = [
-  [undefined, ['body.value', 'bodyValue']],
-  ['items.annotations.items', ['items.annotations.items.body.value', 'items.annotations.items.bodyValue']],
-  ['annotations', ['annotations.items.body.value', 'annotations.items.bodyValue']],
-  ['annotations.items', ['annotations.items.body.value', 'annotations.items.bodyValue']],
-  ['items', ['items.body.value', 'items.bodyValue', 'items.annotations.items.body.value', 'items.annotations.items.bodyValue']],
-];
-const PRESI2_FIELDS: Array<[string | undefined, string[]]> = [
-  [undefined, ['resource.chars', 'resource.cnt:chars']],
-  ['resources', ['resources.resource.chars', 'resources.resource.cnt:chars']],
-  ['otherContent.resources', ['otherContent.resources.resource.chars', 'otherContent.resources.resource.cnt:chars']],
-  [
-    'sequences.canvases.otherContent.resources',
-    ['sequences.canvases.otherContent.resources.resource.chars', 'sequences.canvases.otherContent.resources.resource.cnt:chars'],
-  ],
-];
-
 /** One Atlas Search pipeline: a compound `should` over the index's fields (embedded documents where nested). */
-function atlasPipeline(index: string, fields: Array<[string | undefined, string[]]>, text: string, mode: Mode, options: Options, upTo: number): Document[] {
+function atlasPipeline(index: string, fields: readonly SearchFieldGroup[], text: string, mode: Mode, options: Options, upTo: number): Document[] {
   const op = mode === 'phrase' ? 'phrase' : 'text';
-  const should = fields.map(([embedded, path]) => {
-    const clause = { [op]: { query: text, path, ...options } };
+  const should = fields.map(({ embedded, paths }) => {
+    const clause = { [op]: { query: text, path: [...paths], ...options } };
     return embedded ? { embeddedDocument: { path: embedded, operator: clause } } : clause;
   });
   return [
@@ -68,8 +52,8 @@ function atlasPipeline(index: string, fields: Array<[string | undefined, string[
 }
 
 export const atlasPipelines = (text: string, mode: Mode, options: Options, upTo: number): [Document[], Document[]] => [
-  atlasPipeline('presi3AnnotationText', PRESI3_FIELDS, text, mode, options, upTo),
-  atlasPipeline('presi2AnnotationText', PRESI2_FIELDS, text, mode, options, upTo),
+  atlasPipeline(PRESI3_INDEX, PRESI3_FIELDS, text, mode, options, upTo),
+  atlasPipeline(PRESI2_INDEX, PRESI2_FIELDS, text, mode, options, upTo),
 ];
 
 async function atlasSearch(store: ObjectStore, text: string, mode: Mode, options: Options, limit: number, skip: number, maxTimeMS: number) {

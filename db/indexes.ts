@@ -1,31 +1,13 @@
 /**
  * Indexes the /v1 routes rely on. Idempotent: safe to run at every start.
  * With ATLAS_SEARCH the reference's Atlas Search indexes (presi3AnnotationText, presi2AnnotationText)
- * are managed in Atlas; otherwise one MongoDB text index over the same fields serves /search.
+ * are managed in Atlas; otherwise one MongoDB text index over the same fields (rerum/search-fields.ts)
+ * serves /search.
  */
 import type { Collection, IndexSpecification } from 'mongodb';
 import type { Config } from '../config';
+import { SEARCHABLE_FIELDS } from '../rerum/search-fields';
 import type { RerumDocument } from '../types/rerum';
-
-/** The text fields the reference's Atlas Search indexes cover (IIIF Presentation 3 and 2.1 annotations). */
-export const SEARCHABLE_FIELDS = [
-  'body.value',
-  'bodyValue',
-  'items.body.value',
-  'items.bodyValue',
-  'items.annotations.items.body.value',
-  'items.annotations.items.bodyValue',
-  'annotations.items.body.value',
-  'annotations.items.bodyValue',
-  'resource.chars',
-  'resource.cnt:chars',
-  'resources.resource.chars',
-  'resources.resource.cnt:chars',
-  'otherContent.resources.resource.chars',
-  'otherContent.resources.resource.cnt:chars',
-  'sequences.canvases.otherContent.resources.resource.chars',
-  'sequences.canvases.otherContent.resources.resource.cnt:chars',
-];
 
 export const TEXT_INDEX_NAME = 'rerum_text_search';
 

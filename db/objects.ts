@@ -302,7 +302,7 @@ export class ObjectStore {
         throw err;
       }
       for (const { parent, ids } of byParent.values()) {
-        let ok = false;
+        let ok: boolean;
         try {
           ok = await w.link(parent, ids);
         } catch {

@@ -17,6 +17,8 @@ const DOMAIN_STATUS: Record<DomainErrorKind, number> = {
   ConcurrentChange: 409,
   BrokenTree: 500,
   WriteFailed: 500,
+  Unstorable: 400,
+  TooLarge: 413,
 };
 
 function fromDomainError(err: DomainError): HttpError {

@@ -12,7 +12,11 @@ export type DomainErrorKind =
   /** A history or release tree cannot be mended; nothing was changed (500). */
   | 'BrokenTree'
   /** The database refused or lost a step of the write; what was done is undone (500). */
-  | 'WriteFailed';
+  | 'WriteFailed'
+  /** Client content that cannot be stored safely: a `$` or NUL property name, `__proto__`, too deep (400). */
+  | 'Unstorable'
+  /** Client content too large to store under MongoDB's document size limit (413). */
+  | 'TooLarge';
 
 export class DomainError extends Error {
   constructor(
@@ -35,6 +39,8 @@ export const idTaken = (takenId?: string) => new IdTakenError(takenId);
 export const concurrentChange = (what: string) =>
   new DomainError('ConcurrentChange', `${what} was changed by another request while this one was in progress. Nothing was changed; try again.`);
 export const writeFailed = (message: string) => new DomainError('WriteFailed', message);
+export const unstorable = (message: string) => new DomainError('Unstorable', message);
+export const tooLarge = (message: string) => new DomainError('TooLarge', message);
 
 /** A tree could not be mended: an `@id` it links to is missing. */
 export class BrokenTreeError extends DomainError {

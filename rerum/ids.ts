@@ -35,6 +35,7 @@ export const isValidId = (value: unknown): value is string => typeof value === '
  * else is answered by the database as it stands (undefined).
  */
 export const exactSegment = (value: unknown): string | undefined =>
+  // eslint-disable-next-line no-control-regex -- the C0 controls and DEL are exactly what is refused
   typeof value === 'string' && value !== '' && !/[/?#%\s\u0000-\u001f\u007f]/.test(value) ? value : undefined;
 
 /**

@@ -17,7 +17,7 @@
  * `__deleted`) are not refused but ignored, as the reference ignores `__rerum` (rerum/document.ts).
  */
 import { calculateObjectSize } from 'bson';
-import { HttpError, badRequest } from '../middleware/http-error';
+import { tooLarge, unstorable } from './errors';
 
 /** Deepest nesting of objects/arrays accepted in client content (the body itself is level 1). */
 export const MAX_CONTENT_DEPTH = 98;
@@ -50,7 +50,7 @@ export function assertStorable(content: unknown, label = 'The object'): void {
     if (value === null || typeof value !== 'object') continue;
     if (depth > MAX_CONTENT_DEPTH) {
       const path = pathOf(node);
-      throw badRequest(`${label} is nested too deeply ${describe(path.slice(0, 5))}${path.length > 5 ? '…' : ''}: at most ${MAX_CONTENT_DEPTH} levels of objects and arrays can be stored.`);
+      throw unstorable(`${label} is nested too deeply ${describe(path.slice(0, 5))}${path.length > 5 ? '…' : ''}: at most ${MAX_CONTENT_DEPTH} levels of objects and arrays can be stored.`);
     }
     if (Array.isArray(value)) {
       for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], depth: depth + 1, key: String(i), parent: node });
@@ -58,13 +58,13 @@ export function assertStorable(content: unknown, label = 'The object'): void {
     }
     for (const key of Object.keys(value)) {
       if (key.startsWith('$')) {
-        throw badRequest(`${label} has the property name ${shown(key)} ${describe(pathOf(node))}: property names starting with '$' cannot be stored.`);
+        throw unstorable(`${label} has the property name ${shown(key)} ${describe(pathOf(node))}: property names starting with '$' cannot be stored.`);
       }
       if (key.includes('\0')) {
-        throw badRequest(`${label} has a property name with a NUL character ${describe(pathOf(node))}: it cannot be stored.`);
+        throw unstorable(`${label} has a property name with a NUL character ${describe(pathOf(node))}: it cannot be stored.`);
       }
       if (key === '__proto__') {
-        throw badRequest(`${label} has the property name "__proto__" ${describe(pathOf(node))}: it cannot be stored.`);
+        throw unstorable(`${label} has the property name "__proto__" ${describe(pathOf(node))}: it cannot be stored.`);
       }
       stack.push({ value: (value as Record<string, unknown>)[key], depth: depth + 1, key, parent: node });
     }
@@ -72,7 +72,7 @@ export function assertStorable(content: unknown, label = 'The object'): void {
   if (content === null || typeof content !== 'object') return; // not an object: the route's own checks answer
   const size = calculateObjectSize(content as Record<string, unknown>);
   if (size > MAX_BSON_BYTES - RESERVED_BSON_BYTES) {
-    throw new HttpError(413, `${label} is too large to store: ${size} bytes as BSON, the limit is ${MAX_BSON_BYTES - RESERVED_BSON_BYTES}.`);
+    throw tooLarge(`${label} is too large to store: ${size} bytes as BSON, the limit is ${MAX_BSON_BYTES - RESERVED_BSON_BYTES}.`);
   }
 }
 

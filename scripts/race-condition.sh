@@ -26,9 +26,8 @@
 # could not fail.) It counts fresh vs stale answers and HITs per step, prints the figures and exits 1
 # on any stale read.
 set -euo pipefail
-
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 CLUSTER=0
 BROKEN=0
@@ -40,38 +39,32 @@ if [[ "${1:-}" == "--broken-sync" ]]; then
   echo "NEGATIVE CONTROL: CACHE_SYNC_DISABLED_FOR_TEST=1 — invalidations are not broadcast; stale reads are expected"
 fi
 ROUNDS="${1:-${ROUNDS:-300}}"
-command -v curl >/dev/null || { echo "curl is required" >&2; exit 2; }
-
-cleanup() { :; }
-trap 'cleanup' EXIT
+require_cmd curl
+HDR="$(temp_file race-headers)"
+register_temp "$HDR"
 
 if [[ "$CLUSTER" == 1 ]]; then
-  PORT="${PORT:-$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')}"
-  export PORT
-  export PM2_HOME; PM2_HOME="$(mktemp -d "${TMPDIR:-/tmp}/rerum-race-pm2.XXXXXX")"
-  export DATA_DIR; DATA_DIR="$(mktemp -d "${TMPDIR:-/tmp}/rerum-race-data.XXXXXX")"
+  PORT="${PORT:-$(free_port)}"
+  EMBEDDED_MONGO_PORT="${EMBEDDED_MONGO_PORT:-$(free_port)}"
+  PM2_HOME="$(temp_dir race-pm2)"
+  DATA_DIR="$(temp_dir race-data)"
+  register_temp "$PM2_HOME" "$DATA_DIR"
+  export PORT EMBEDDED_MONGO_PORT PM2_HOME DATA_DIR
   export INSTANCES=4 CACHING=true LOG_LEVEL="${LOG_LEVEL:-warn}" PM2_APP_NAME="rerum-race-$PORT"
   export RERUM_BASE="http://127.0.0.1:$PORT"
-  cleanup() {
+  unset MONGO_CONNECTION_STRING
+  stop_cluster() {
     echo "stopping the cluster"
-    "$ROOT/node_modules/.bin/pm2" kill >/dev/null 2>&1 || true
-    rm -rf "$PM2_HOME" "$DATA_DIR"
+    "$ROOT/node_modules/.bin/pm2" kill >/dev/null 2>&1
   }
-  if [[ -f server.ts && -f db/embedded/standalone.ts && "${RACE_TARGET:-}" != "mini" ]]; then
-    echo "building…"
-    npm run -s build
-    unset MONGO_CONNECTION_STRING
-    export EMBEDDED_MONGO_PORT="${EMBEDDED_MONGO_PORT:-$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')}"
-  else
-    echo "server.ts / db/embedded/standalone.ts not present (or RACE_TARGET=mini): using the stand-in bench/support/mini-server.ts"
-    "$ROOT/node_modules/.bin/tsc" -p bench/tsconfig.json
-    export RERUM_SCRIPT=dist/.bench/bench/support/mini-server.js MONGO_CONNECTION_STRING=mongodb://127.0.0.1:1/unused MINI_DB_DIR="$DATA_DIR/mini-db"
-  fi
+  on_exit stop_cluster # runs before the temporary directories go (on_exit: last registered first)
+  echo "building…"
+  npm run -s build
   "$ROOT/node_modules/.bin/pm2" start ecosystem.config.cjs >/dev/null
   BASE_URL="http://127.0.0.1:$PORT"
   echo -n "waiting for 4 workers on $BASE_URL "
   for _ in $(seq 1 240); do
-    if curl -fsS "$BASE_URL/v1/api/cache/stats" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);process.exit((j.workerCount===4||process.env.MINI_BREAK_SYNC==="1")&&j.workers.every(w=>w.leaseValid)?0:1)})' 2>/dev/null; then
+    if curl -fsS "$BASE_URL/v1/api/cache/stats" 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);process.exit(j.workerCount===4&&j.workers.every(w=>w.leaseValid)?0:1)})' 2>/dev/null; then
       echo " up"; break
     fi
     echo -n "."; sleep 0.5
@@ -116,17 +109,17 @@ declare -A after_workers=()
 read_once() {
   local resp verdict worker
   if [[ "$2" == id ]]; then
-    resp="$("${CURL[@]}" -D /dev/stderr "$BASE_URL/v1/id/$SEG" 2>/tmp/race-hdr.$$)"
+    resp="$("${CURL[@]}" -D /dev/stderr "$BASE_URL/v1/id/$SEG" 2>"$HDR")"
   else
-    resp="$("${CURL[@]}" -D /dev/stderr -X POST "$BASE_URL/v1/api/query" -H 'Content-Type: application/json' -d "{\"rid\":\"$RID\"}" 2>/tmp/race-hdr.$$)"
+    resp="$("${CURL[@]}" -D /dev/stderr -X POST "$BASE_URL/v1/api/query" -H 'Content-Type: application/json' -d "{\"rid\":\"$RID\"}" 2>"$HDR")"
   fi
-  worker="$(grep -i '^x-worker' /tmp/race-hdr.$$ | tr -d '\r' | cut -d' ' -f2)"
+  worker="$(grep -i '^x-worker' "$HDR" | tr -d '\r' | cut -d' ' -f2)"
   if [[ "$3" == after ]]; then
     after_reads=$((after_reads + 1)); after_workers[${worker:-?}]=1
-    grep -qi '^x-cache: HIT' /tmp/race-hdr.$$ && after_hits=$((after_hits + 1))
+    grep -qi '^x-cache: HIT' "$HDR" && after_hits=$((after_hits + 1))
   else
     between_reads=$((between_reads + 1))
-    grep -qi '^x-cache: HIT' /tmp/race-hdr.$$ && between_hits=$((between_hits + 1))
+    grep -qi '^x-cache: HIT' "$HDR" && between_hits=$((between_hits + 1))
   fi
   verdict="$(judge "$1" "$resp")"
   if [[ "$verdict" == fresh ]]; then fresh=$((fresh + 1)); else
@@ -146,7 +139,6 @@ for i in $(seq 1 "$ROUNDS"); do
   for kind in id id query; do read_once "$i" "$kind" after; done
   for kind in id id id query; do read_once "$i" "$kind" between; done
 done
-rm -f /tmp/race-hdr.$$
 elapsed=$(( ($(date +%s%N) - start) / 1000000 ))
 total=$((fresh + stale))
 echo
@@ -159,6 +151,7 @@ echo "               (the copies the next write must drop on the workers that do
 echo "                the reads right after the write would be HITs on them: see --broken-sync)"
 echo "write latency: avg $((wsum / ROUNDS)) ms, max $wmax ms (curl included)"
 echo "elapsed:       ${elapsed} ms"
+# shellcheck disable=SC2016 # a JavaScript template literal, not a shell expansion
 "${CURL[@]}" "$BASE_URL/v1/api/cache/stats" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{try{const j=JSON.parse(s);console.log(`cache stats:   workers ${j.workerCount} hits ${j.hits} misses ${j.misses} invalidations ${j.invalidations} entries ${j.entries}`)}catch{}})' || true
 if [[ "$BROKEN" == 1 ]]; then
   if (( stale > 0 )); then echo "PASS (negative control): sync disabled, $stale stale reads detected"; exit 0; fi

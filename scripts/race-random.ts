@@ -270,7 +270,7 @@ async function startOwnCluster(opts: Options): Promise<Target> {
   } catch (e) {
     const l = logs();
     await stop();
-    throw new Error(`${(e as Error).message}\n${l}`);
+    throw new Error(`${(e as Error).message}\n${l}`, { cause: e });
   }
 }
 
@@ -1249,7 +1249,7 @@ async function main(): Promise<void> {
       void cleanup().then(() => process.exit(130));
     });
   }
-  let code = 2;
+  let code: number;
   try {
     code = await new Run(opts).main();
   } catch (e) {

@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
 # Smoke test as a new user would do it: `npm start` on the embedded default (no MongoDB, no Auth0),
 # mint a token with `npm run token`, then create → read → update → history → since → query →
-# delete with curl, checking every answer. Stops the server with SIGTERM and checks it shuts down
-# cleanly. Exits non-zero on the first mismatch.
+# delete with curl, checking every answer (with node; no jq needed). Stops the server with SIGTERM
+# and checks it shuts down cleanly. Exits non-zero on the first mismatch.
 #
 #   bash scripts/smoke.sh            (uses a free port and a temporary DATA_DIR)
 set -euo pipefail
-ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-cd "$ROOT"
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+require_cmd curl
+require_cmd setsid "util-linux"
 
-PORT="$(node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')"
-DATA_DIR="$(mktemp -d "${TMPDIR:-/tmp}/rerum-smoke.XXXXXX")"
+PORT="$(free_port)"
+DATA_DIR="$(temp_dir smoke)"
+register_temp "$DATA_DIR"
 LOG="$DATA_DIR/server.log"
 BASE="http://127.0.0.1:$PORT"
 export PORT DATA_DIR RERUM_BASE="$BASE" LOG_LEVEL=info
@@ -22,11 +25,10 @@ fail() {
   [[ -f "$LOG" ]] && { echo "--- server log (last 30 lines)" >&2; tail -n 30 "$LOG" >&2; }
   exit 1
 }
-cleanup() {
+stop_server() {
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then kill -TERM -- "-$SERVER_PID" 2>/dev/null || true; sleep 1; kill -KILL -- "-$SERVER_PID" 2>/dev/null || true; fi
-  rm -rf "$DATA_DIR"
 }
-trap cleanup EXIT
+on_exit stop_server
 
 # call METHOD PATH [BODY] → sets STATUS, BODY, HEADERS
 call() {
@@ -39,9 +41,15 @@ call() {
   HEADERS="$(tr -d '\r' <"$hdr")"
 }
 expect_status() { [[ "$STATUS" == "$1" ]] || fail "$2: expected HTTP $1, got $STATUS: $BODY"; }
-# jqcheck FILTER MESSAGE: the jq filter must print true for BODY
-jqcheck() { [[ "$(jq -r "$1" <<<"$BODY" 2>/dev/null)" == "true" ]] || fail "$2 (jq: $1) in: $BODY"; }
-objof() { jq -c '.new_obj_state // .' <<<"$BODY"; }
+# js EXPR: evaluates the JavaScript expression EXPR with `b` = BODY parsed as JSON; prints the value
+# (a string as is, anything else as JSON).
+js() {
+  node -e 'const b = JSON.parse(require("fs").readFileSync(0, "utf8")); const v = eval(process.argv[1]);
+    process.stdout.write(typeof v === "string" ? v : JSON.stringify(v) ?? "undefined")' "$1" <<<"$BODY"
+}
+# check EXPR MESSAGE: EXPR must be true for BODY
+check() { [[ "$(js "$1" 2>/dev/null)" == "true" ]] || fail "$2 (check: $1) in: $BODY"; }
+objof() { js 'b.new_obj_state ?? b'; }
 
 echo "== npm start (port $PORT, data in $DATA_DIR)"
 setsid npm start >"$LOG" 2>&1 &
@@ -62,46 +70,46 @@ RID="smoke-$(date +%s)-$$"
 echo "== create"
 call POST /v1/api/create "{\"type\":\"SmokeTest\",\"rid\":\"$RID\",\"label\":\"first\"}"
 expect_status 201 create
-V1="$(objof | jq -r '."@id"')"
+BODY="$(objof)"
+V1="$(js 'b["@id"]')"
 [[ "$V1" == "$BASE/v1/id/"* ]] || fail "create: @id $V1 does not start with $BASE/v1/id/"
 grep -qi "^location: $V1\$" <<<"$HEADERS" || fail "create: Location header is not $V1"
-BODY="$(objof)"
-jqcheck '.__rerum.generatedBy == "'"$BASE"'/v1/id/smoke-agent" and .__rerum.history.prime == "root" and (has("_id") | not)' "create: __rerum"
+check 'b.__rerum.generatedBy === "'"$BASE"'/v1/id/smoke-agent" && b.__rerum.history.prime === "root" && !("_id" in b)' "create: __rerum"
 
 echo "== read"
 TOKEN_SAVED="$TOKEN"; TOKEN=""
 call GET "/v1/id/${V1##*/}"
 expect_status 200 "GET /v1/id"
-jqcheck '.label == "first" and (has("_id") | not)' "read"
+check 'b.label === "first" && !("_id" in b)' "read"
 TOKEN="$TOKEN_SAVED"
 
 echo "== update"
 call PUT /v1/api/update "{\"@id\":\"$V1\",\"type\":\"SmokeTest\",\"rid\":\"$RID\",\"label\":\"second\"}"
 expect_status 200 update
 BODY="$(objof)"
-V2="$(jq -r '."@id"' <<<"$BODY")"
+V2="$(js 'b["@id"]')"
 [[ "$V2" != "$V1" ]] || fail "update: the new version has the old @id"
-jqcheck '.label == "second" and .__rerum.history.previous == "'"$V1"'" and .__rerum.history.prime == "'"$V1"'"' "update: history links"
+check 'b.label === "second" && b.__rerum.history.previous === "'"$V1"'" && b.__rerum.history.prime === "'"$V1"'"' "update: history links"
 
 echo "== history and since"
 call GET "/v1/history/${V2##*/}"
 expect_status 200 history
-jqcheck 'length == 1 and .[0]."@id" == "'"$V1"'"' "history of the new version lists the first"
+check 'b.length === 1 && b[0]["@id"] === "'"$V1"'"' "history of the new version lists the first"
 call GET "/v1/since/${V1##*/}"
 expect_status 200 since
-jqcheck 'length == 1 and .[0]."@id" == "'"$V2"'"' "since of the first version lists the new one"
+check 'b.length === 1 && b[0]["@id"] === "'"$V2"'"' "since of the first version lists the new one"
 
 echo "== query"
 call POST /v1/api/query "{\"rid\":\"$RID\"}"
 expect_status 200 query
-jqcheck 'length == 2 and ([.[].label] | sort) == ["first","second"]' "query finds both versions"
+check 'b.length === 2 && b.map((o) => o.label).sort().join() === "first,second"' "query finds both versions"
 
 echo "== delete"
 call DELETE "/v1/api/delete/${V2##*/}"
 expect_status 204 delete
 call POST /v1/api/query "{\"rid\":\"$RID\",\"label\":\"second\"}"
 expect_status 200 "query after delete"
-jqcheck 'length == 0' "the deleted version no longer matches a query"
+check 'b.length === 0' "the deleted version no longer matches a query"
 
 echo "== graceful shutdown"
 kill -TERM -- "-$SERVER_PID"
@@ -115,5 +123,5 @@ set +e
 out="$(PORT=eighty MONGO_CONNECTION_STRING=postgres://x node dist/server.js 2>&1)"; code=$?
 set -e
 [[ "$code" == 2 ]] || fail "bad configuration: expected exit code 2, got $code: $out"
-grep -q "PORT must be" <<<"$out" && grep -q "MONGO_CONNECTION_STRING must" <<<"$out" || fail "bad configuration: message does not name PORT and MONGO_CONNECTION_STRING: $out"
+{ grep -q "PORT must be" <<<"$out" && grep -q "MONGO_CONNECTION_STRING must" <<<"$out"; } || fail "bad configuration: message does not name PORT and MONGO_CONNECTION_STRING: $out"
 echo "SMOKE OK"

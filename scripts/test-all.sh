@@ -1,18 +1,27 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README and CI run it:
+#   0. lint: ESLint with the import boundaries (npm run lint:eslint) and shellcheck (npm run lint:sh)
 #   1. jest: unit, route, auth, database-conformance, cache and PM2-cluster tests
 #   2. scripts/smoke.sh: a new user's `npm start`, then create → update → history → query → delete with curl
 #   3. npm run race: PM2 cluster of 4 workers, overwrite → read rounds, fails on any stale read
 #   4. scripts/race-random.ts, 45 s (`npm run race:random` is the 4-minute run): random concurrent writes
 #      of every kind and cached reads on a 4-worker cluster, each read checked against the database
-# Ends with one line "N passed, N failed" (jest tests + the three scripts) and exits non-zero on any failure.
+# Ends with one line "N passed, N failed" (jest tests + the lint steps + the three scripts) and exits
+# non-zero on any failure.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-report=$(mktemp -t jest-report.XXXXXX.json)
-trap 'rm -f "$report"' EXIT
+report="$(temp_file jest-report)"
+register_temp "$report"
 passed=0
 failed=0
+
+# step COMMAND…: runs one counted step
+step() {
+  echo "== $*"
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "!! $* failed"; fi
+}
 
 echo "== build"
 if ! npm run -s build; then
@@ -21,20 +30,26 @@ if ! npm run -s build; then
   exit 1
 fi
 
+# Prettier joins once the tree is formatted: then this line becomes `step npm run -s lint`.
+step npm run -s lint:eslint
+step npm run -s lint:sh
+
 echo "== jest"
 npx jest --ci --json --outputFile="$report"
 jest_status=$?
+jp=0
+jf=0
 if [ -s "$report" ]; then
-  read -r jp jf < <(node -e 'const r=require(process.argv[1]); console.log(r.numPassedTests, r.numFailedTests + r.numRuntimeErrorTestSuites)' "$report")
-  passed=$((passed + jp))
-  failed=$((failed + jf))
+  read -r jp jf < <(node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")); console.log(r.numPassedTests, r.numFailedTests + r.numRuntimeErrorTestSuites)' "$report")
 fi
-if [ "$jest_status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=$((failed + 1)); fi
+# jest failed without a failed test to show for it (e.g. a crash): count it once
+if [ "$jest_status" -ne 0 ] && [ "$jf" -eq 0 ]; then jf=1; fi
+passed=$((passed + jp))
+failed=$((failed + jf))
 
-for step in "bash scripts/smoke.sh" "npm run -s race" "node dist/scripts/race-random.js --duration 45"; do
-  echo "== $step"
-  if $step; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "!! $step failed"; fi
-done
+step bash scripts/smoke.sh
+step npm run -s race
+step node dist/scripts/race-random.js --duration 45
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -18,7 +18,7 @@ import { createTestServer, type TestServer } from '../support/app';
 const CHROMIUM = process.env.CHROMIUM_PATH ?? ['/usr/bin/chromium', '/usr/bin/chromium-browser'].find((p) => fs.existsSync(p));
 
 type Seen = { method: string; path: string; status: number };
-type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON bodies, read by deep property access
 
 const PAGE = '<!doctype html><html><head><meta charset="utf-8"><title>rerum browser cache test</title></head><body>test page</body></html>';
 
@@ -75,7 +75,7 @@ async function pageFetch(page: Page, url: string, init: { method?: string; heade
     async (u, i) => {
       const r = await fetch(u, { method: i.method ?? 'GET', headers: i.headers, body: i.body === undefined ? undefined : JSON.stringify(i.body) });
       const text = await r.text();
-      let body: unknown = null;
+      let body: unknown;
       try {
         body = text ? JSON.parse(text) : null;
       } catch {

@@ -31,7 +31,6 @@ describe('PM2 cluster (4 workers)', () => {
   beforeAll(async () => {
     c = await startCluster({ instances: 4, env: { CACHE_SYNC_TIMEOUT_MS: String(T), CACHE_LEASE_MS: String(L), CACHE_MAX_ENTRIES: '10000' } });
     built = true;
-    // eslint-disable-next-line no-console
     console.log(`pm2 cluster test against the ${c.target} server at ${c.base}`);
   });
 
@@ -99,7 +98,6 @@ describe('PM2 cluster (4 workers)', () => {
     const slow = writes.filter((w) => w.ms > bound + 400);
     const unexplained = slow.filter((w) => !(w.start < resumedAt && w.end >= resumedAt - 50));
     const running = writes.filter((w) => !slow.includes(w));
-    // eslint-disable-next-line no-console
     console.log(
       `rounds=${ROUNDS} stale=${stale} crossWorkerRounds=${crossWorkerRounds} hits=${hits} misses=${misses} ` +
         `write p50=${percentile(writes.map((w) => w.ms), 50).toFixed(1)}ms p99=${percentile(writes.map((w) => w.ms), 99).toFixed(1)}ms ` +
@@ -141,7 +139,6 @@ describe('PM2 cluster (4 workers)', () => {
       { phaseMs: 1000, parallel: 2, filters: 150, only: ['regex', '$or 30,000', '$nin', '$expr', 'search 1 MB', 'poison'], log: () => undefined },
       c,
     );
-    // eslint-disable-next-line no-console
     console.log(
       `${formatTable(r.phases)}\nworst ping beside the attacks (${r.worst.pings} pings): p99 ${r.worst.p99.toFixed(1)} ms, ` +
         `max ${r.worst.max.toFixed(1)} ms (targets p99 < 100 ms, max < 1 s; asserted: max < 5 s) in ${Date.now() - t0} ms`,
@@ -238,13 +235,12 @@ describe('pm2 reload under write load (4 workers)', () => {
       workers: { worker: string; pid: number; leaseValid: boolean; sync?: { joinMs?: number; view?: string[] } }[];
     };
     const joinMs = s.workers.map((w) => w.sync?.joinMs);
-    // eslint-disable-next-line no-console
     console.log(
       `pm2 reload of 4 workers took ${((reloadEnd - reloadStart) / 1000).toFixed(1)} s; writes during it: ${during.length}, ` +
         `latency p50=${p(50)}ms p99=${p(99)}ms max=${Math.max(...during).toFixed(0)}ms (bound L/2=${RL / 2}ms); ` +
         `stale=${stale.length} errors=${errors.length} lost connections=${lost.length} lease waits logged=${leaseWaits.length}; replacements joined after ${joinMs.map((j) => (j === undefined ? '?' : `${Math.round(j)}ms`)).join(', ')} (heartbeat every ${Math.floor(RL / 3)}ms)`,
     );
-    if (lost.length) console.log(`lost connections (first 5): ${[...new Set(lost)].slice(0, 5).join('; ')}`); // eslint-disable-line no-console
+    if (lost.length) console.log(`lost connections (first 5): ${[...new Set(lost)].slice(0, 5).join('; ')}`);
     expect(stale).toEqual([]);
     expect(errors).toEqual([]);
     expect(lost.length).toBeLessThanOrEqual(1); // a protocol hang would block many; PM2's handoff may drop one

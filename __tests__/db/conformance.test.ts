@@ -14,7 +14,6 @@ afterAll(async () => {
 });
 
 const coll = (name: string): Collection<Document> => t.db.collection(name);
-const strip = (docs: Document[]): Document[] => docs.map(({ _id, ...rest }) => (void _id, rest));
 
 describe('CRUD', () => {
   test('insertOne assigns an ObjectId and findOne returns it', async () => {

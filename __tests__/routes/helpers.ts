@@ -3,7 +3,7 @@ import request from 'supertest';
 import { createTestServer, DEFAULT_AGENT, type TestServer } from '../support/app';
 import type { RerumDocument } from '../../types/rerum';
 
-export type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+export type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any -- JSON bodies, read by deep property access
 
 export const OTHER_AGENT = 'http://rerum.test/v1/id/agent-other';
 export { DEFAULT_AGENT };

@@ -243,7 +243,7 @@ test.each(operations)('%s %s answers every documented status', async (op, method
     try {
       expectShape(op, method, status, r);
     } catch (e) {
-      throw new Error(`${method.toUpperCase()} ${op} → expected ${status}, got ${r.status} ${r.text?.slice(0, 200)}\n${(e as Error).message}`);
+      throw new Error(`${method.toUpperCase()} ${op} → expected ${status}, got ${r.status} ${r.text?.slice(0, 200)}\n${(e as Error).message}`, { cause: e });
     }
   }
 });

@@ -7,7 +7,6 @@
 import { selectDatabase, type SelectedDatabase } from '../../db/select';
 
 declare global {
-  // eslint-disable-next-line no-var
   var __RERUM_TEST_DB__: SelectedDatabase | undefined;
 }
 

@@ -237,7 +237,7 @@ export async function startCluster(opts: StartOptions): Promise<Cluster> {
   } catch (e) {
     const l = logs();
     await stop();
-    throw new Error(`${(e as Error).message}\n${l}`);
+    throw new Error(`${(e as Error).message}\n${l}`, { cause: e });
   }
 }
 

@@ -454,7 +454,7 @@ interface LockOwner {
 }
 
 function readLock(file: string): LockOwner {
-  let text = '';
+  let text: string;
   try {
     text = fs.readFileSync(file, 'utf8').trim();
   } catch {
