@@ -23,7 +23,8 @@ import { healthRouter } from './routes/health';
 import { createV1Router, publicDir } from './routes/v1';
 import type { AppDeps } from './types/contracts';
 
-export const DOWN_MESSAGE = 'RERUM v1 is down for updates or maintenance at this time.  We apologize for the inconvenience.  Try again later.';
+export const DOWN_MESSAGE =
+  'RERUM v1 is down for updates or maintenance at this time.  We apologize for the inconvenience.  Try again later.';
 
 /**
  * JSON (application/json, application/ld+json) and text/plain bodies, in one middleware. A request

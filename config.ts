@@ -175,7 +175,9 @@ export function loadConfig(env: Env = process.env): Config {
     logLevel: name('LOG_LEVEL', 'info', /^(fatal|error|warn|info|debug|trace|silent)$/, 'a pino level'),
   };
   if (config.headersTimeoutMs > config.requestTimeoutMs) {
-    problems.push(`HEADERS_TIMEOUT_MS (${config.headersTimeoutMs}) must not be larger than REQUEST_TIMEOUT_MS (${config.requestTimeoutMs})`);
+    problems.push(
+      `HEADERS_TIMEOUT_MS (${config.headersTimeoutMs}) must not be larger than REQUEST_TIMEOUT_MS (${config.requestTimeoutMs})`,
+    );
   }
   if (problems.length) throw new ConfigError(problems);
   return Object.freeze(config);

@@ -20,7 +20,12 @@ export interface BuiltDeps extends AppDeps {
   collection: Collection<RerumDocument>;
 }
 
-export async function createAppDeps(config: Config, logger: Logger, client: MongoClient, opts: { issuerKey?: IssuerKey } = {}): Promise<BuiltDeps> {
+export async function createAppDeps(
+  config: Config,
+  logger: Logger,
+  client: MongoClient,
+  opts: { issuerKey?: IssuerKey } = {},
+): Promise<BuiltDeps> {
   const db = client.db(config.mongoDbName);
   const collection = db.collection<RerumDocument>(config.mongoCollection);
   await ensureIndexes(collection, config);

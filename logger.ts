@@ -19,11 +19,14 @@ export function pm2WorkerId(env: NodeJS.ProcessEnv = process.env): string | unde
 
 export function createLogger(level: string): Logger {
   const worker = pm2WorkerId();
-  return pino({
-    level,
-    base: { pid: process.pid, ...(worker !== undefined ? { worker } : {}) },
-    timestamp: pino.stdTimeFunctions.isoTime,
-  }, pino.destination({ dest: 1, sync: false }));
+  return pino(
+    {
+      level,
+      base: { pid: process.pid, ...(worker !== undefined ? { worker } : {}) },
+      timestamp: pino.stdTimeFunctions.isoTime,
+    },
+    pino.destination({ dest: 1, sync: false }),
+  );
 }
 
 export type { Logger };

@@ -62,7 +62,10 @@ async function main(): Promise<void> {
     server.once('listening', resolve);
     server.once('error', reject);
   });
-  logger.info({ port: config.port, base: config.base, caching: config.caching, database: database.kind }, `RERUM API listening on ${config.base}`);
+  logger.info(
+    { port: config.port, base: config.base, caching: config.caching, database: database.kind },
+    `RERUM API listening on ${config.base}`,
+  );
 
   let stopping = false;
   const shutdown = async (reason: string) => {
@@ -100,6 +103,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((err) => {
-  console.error('RERUM API failed to start:', err instanceof Error ? err.stack ?? err.message : err);
+  console.error('RERUM API failed to start:', err instanceof Error ? (err.stack ?? err.message) : err);
   process.exit(1);
 });

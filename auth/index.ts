@@ -18,7 +18,15 @@ import type { Config } from '../config';
 import { HttpError, forbidden } from '../middleware/http-error';
 import type { AuthLayer } from '../types/contracts';
 import { issuerKeyFile, loadOrCreateIssuerKey, type IssuerKey } from './issuer-key';
-import { issuerRecordFile, issuerRecordOf, jwksOf, localIssuer, signLocalToken, writeIssuerRecord, type TokenRequest } from './local-issuer';
+import {
+  issuerRecordFile,
+  issuerRecordOf,
+  jwksOf,
+  localIssuer,
+  signLocalToken,
+  writeIssuerRecord,
+  type TokenRequest,
+} from './local-issuer';
 
 type AuthOptions = NonNullable<Parameters<typeof auth>[0]>;
 
@@ -65,7 +73,7 @@ function withLocalIssuerHint(err: unknown, config: Config): unknown {
   e.message =
     `${e.message}: this server accepts tokens from its local issuer "${localIssuer(config)}" for audience "${config.audience}", ` +
     `signed with the key in its DATA_DIR (${issuerKeyFile(config.dataDir)}). ` +
-    'Mint one with `npm run token -- --agent <url>` (it reads these from the running server\'s DATA_DIR; give it the same DATA_DIR if the server has another)';
+    "Mint one with `npm run token -- --agent <url>` (it reads these from the running server's DATA_DIR; give it the same DATA_DIR if the server has another)";
   return err;
 }
 
@@ -81,21 +89,32 @@ export function createAuthLayer(config: Config, logger: Logger, issuerKey?: Issu
   } else {
     const key = issuerKey ?? loadOrCreateIssuerKey(config.dataDir);
     const jwks = jwksOf(key);
-    const check = auth({ audience: config.audience, issuer: localIssuer(config), publicKey: jwks as unknown as AuthOptions['publicKey'], tokenSigningAlg: 'RS256' });
+    const check = auth({
+      audience: config.audience,
+      issuer: localIssuer(config),
+      publicKey: jwks as unknown as AuthOptions['publicKey'],
+      tokenSigningAlg: 'RS256',
+    });
     verify = (req, res, next) => check(req, res, (err?: unknown) => next(err === undefined ? err : withLocalIssuerHint(err, config)));
     // The key came from DATA_DIR: say next to it what tokens must carry, for `npm run token`.
     if (!issuerKey) {
       try {
         writeIssuerRecord(config.dataDir, issuerRecordOf(config));
       } catch (err) {
-        log.warn({ err, file: issuerRecordFile(config.dataDir) }, 'auth: could not write the local issuer record; `npm run token` needs the same settings as the server');
+        log.warn(
+          { err, file: issuerRecordFile(config.dataDir) },
+          'auth: could not write the local issuer record; `npm run token` needs the same settings as the server',
+        );
       }
     }
     router.get('/.well-known/jwks.json', (_req, res) => {
       res.json(jwks);
     });
     issueToken = (req) => signLocalToken(config, key, req);
-    log.info({ issuer: localIssuer(config), audience: config.audience }, 'auth: local issuer (mint tokens with `npm run token -- --agent <url>`)');
+    log.info(
+      { issuer: localIssuer(config), audience: config.audience },
+      'auth: local issuer (mint tokens with `npm run token -- --agent <url>`)',
+    );
   }
 
   // As the reference: the configured claim, then the two claims RERUM's own Auth0 tenant has used.

@@ -21,7 +21,13 @@ const WORKERS = (process.env.BENCH_WORKERS ?? '1,4').split(',').map(Number);
 const REFERENCE = {
   hitMs: '1–5 ms (id), 17–21 ms (query/search, report)',
   missMs: '300–800 ms (query 412 ms, id 408–450 ms, against Atlas)',
-  writeOverhead: { 0: '50–100 ms', 50: '~200 ms', 200: '400–600 ms', 500: '800–1000 ms', 10000: 'n/a (lists every key over IPC)' } as Record<number, string>,
+  writeOverhead: {
+    0: '50–100 ms',
+    50: '~200 ms',
+    200: '400–600 ms',
+    500: '800–1000 ms',
+    10000: 'n/a (lists every key over IPC)',
+  } as Record<number, string>,
   stale: 'stale reads: 83% of write→read rounds before its fix',
 };
 
@@ -40,7 +46,8 @@ async function hitMiss(): Promise<Record<string, { p50: number; p99: number }>> 
   const c = await startCluster({ instances: 1, noBuild: true, env: { CACHE_MAX_ENTRIES: '20000' } });
   try {
     const ids: string[] = [];
-    for (let i = 0; i < 100; i++) ids.push((await createObject(c, { type: 'BenchRead', k: i, body: { value: 'x'.repeat(200) } })).split('/').pop()!);
+    for (let i = 0; i < 100; i++)
+      ids.push((await createObject(c, { type: 'BenchRead', k: i, body: { value: 'x'.repeat(200) } })).split('/').pop()!);
     const out: Record<string, number[]> = { idMiss: [], idHit: [], queryMiss: [], queryHit: [] };
     for (const id of ids) {
       const m = await request('GET', `${c.base}/v1/id/${id}`);
@@ -128,7 +135,10 @@ async function writes(workers: number, level: number | 'off'): Promise<WriteRun>
       const samples = s.workers.flatMap((w) => recent(w.invalidateSamplesMs));
       serverP99 = percentile(samples, 99);
       serverP50 = percentile(samples, 50);
-      localP99 = percentile(s.workers.flatMap((w) => recent(w.invalidateLocalSamplesMs)), 99);
+      localP99 = percentile(
+        s.workers.flatMap((w) => recent(w.invalidateLocalSamplesMs)),
+        99,
+      );
     }
     return { workers, level, p50: percentile(ms, 50), p99: percentile(ms, 99), serverP50, serverP99, localP99, cached };
   } finally {
@@ -151,7 +161,9 @@ async function main(): Promise<void> {
   }
 
   const line = (cols: string[], widths: number[]) => cols.map((c, i) => c.padEnd(widths[i])).join('  ');
-  console.log(`\nRERUM read cache benchmark — ${target === 'real' ? 'dist/server.js' : 'stand-in mini server (same cache, file-backed store)'}; ${WRITES} writes per run; requests on fresh connections\n`);
+  console.log(
+    `\nRERUM read cache benchmark — ${target === 'real' ? 'dist/server.js' : 'stand-in mini server (same cache, file-backed store)'}; ${WRITES} writes per run; requests on fresh connections\n`,
+  );
   console.log('Reads (1 worker)                  p50 ms   p99 ms   reference');
   const rw = [32, 7, 7, 40];
   console.log(line(['GET /v1/id  MISS', fmt(hm.idMiss.p50), fmt(hm.idMiss.p99), REFERENCE.missMs], rw));
@@ -161,7 +173,22 @@ async function main(): Promise<void> {
 
   console.log('\nWrites: PUT /v1/api/overwrite');
   const ww = [8, 16, 20, 9, 9, 12, 24, 16, 30];
-  console.log(line(['workers', 'cached queries', 'per worker (actual)', 'p50 ms', 'p99 ms', '+p99 vs off', 'in invalidate() p50/p99', 'local drop p99', 'reference (added per write)'], ww));
+  console.log(
+    line(
+      [
+        'workers',
+        'cached queries',
+        'per worker (actual)',
+        'p50 ms',
+        'p99 ms',
+        '+p99 vs off',
+        'in invalidate() p50/p99',
+        'local drop p99',
+        'reference (added per write)',
+      ],
+      ww,
+    ),
+  );
   const verdicts: string[] = [];
   for (const w of WORKERS) {
     const off = runs.find((r) => r.workers === w && r.level === 'off')!;
@@ -169,7 +196,17 @@ async function main(): Promise<void> {
       const added = r.level === 'off' ? '' : fmt(r.p99 - off.p99);
       console.log(
         line(
-          [String(w), r.level === 'off' ? 'caching off' : String(r.level), r.cached, fmt(r.p50), fmt(r.p99), added, r.level === 'off' ? '' : `${fmt(r.serverP50)} / ${fmt(r.serverP99)} ms`, r.level === 'off' ? '' : `${fmt(r.localP99)} ms`, r.level === 'off' ? '' : REFERENCE.writeOverhead[r.level] ?? ''],
+          [
+            String(w),
+            r.level === 'off' ? 'caching off' : String(r.level),
+            r.cached,
+            fmt(r.p50),
+            fmt(r.p99),
+            added,
+            r.level === 'off' ? '' : `${fmt(r.serverP50)} / ${fmt(r.serverP99)} ms`,
+            r.level === 'off' ? '' : `${fmt(r.localP99)} ms`,
+            r.level === 'off' ? '' : (REFERENCE.writeOverhead[r.level] ?? ''),
+          ],
           ww,
         ),
       );

@@ -71,7 +71,17 @@ interface Target {
   stop(): Promise<void>;
 }
 
-const HEADER_SKIP = new Set(['date', 'connection', 'keep-alive', 'x-cache', 'x-worker', 'etag', 'content-length', 'transfer-encoding', 'last-modified']);
+const HEADER_SKIP = new Set([
+  'date',
+  'connection',
+  'keep-alive',
+  'x-cache',
+  'x-worker',
+  'etag',
+  'content-length',
+  'transfer-encoding',
+  'last-modified',
+]);
 const describing = (headers: Record<string, string | string[] | undefined>) => {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HEADER_SKIP.has(k)) out[k] = Array.isArray(v) ? v.join(', ') : v;
@@ -85,7 +95,9 @@ async function rerumTargets(bench: Bench, workers: number): Promise<Target[]> {
     const s = await startRerum(bench);
     out.push({ name: 'rerum', base: s.base, serves: all, token: bench.token, pids: [s.pid], stop: s.stop });
     for (const v of VARIANTS) {
-      const o = await startRerum(bench, v.script, { env: { ...v.env, ...(v.uriSuffix ? { MONGO_CONNECTION_STRING: bench.mongoUri + v.uriSuffix } : {}) } });
+      const o = await startRerum(bench, v.script, {
+        env: { ...v.env, ...(v.uriSuffix ? { MONGO_CONNECTION_STRING: bench.mongoUri + v.uriSuffix } : {}) },
+      });
       out.push({ name: v.name, base: o.base, serves: all, token: bench.token, pids: [o.pid], stop: o.stop });
     }
     return out;
@@ -128,7 +140,13 @@ async function baselines(bench: Bench, rerum: Target, workers: number): Promise<
   );
   const floor = await startProcess(
     path.join(support, 'bare-driver.js'),
-    { BARE_WORKERS: String(workers), BARE_MONGO_URI: bench.mongoUri, BARE_DB: DB_NAME, BARE_COLLECTION: COLLECTION, BARE_ID_PREFIX: ID_PREFIX },
+    {
+      BARE_WORKERS: String(workers),
+      BARE_MONGO_URI: bench.mongoUri,
+      BARE_DB: DB_NAME,
+      BARE_COLLECTION: COLLECTION,
+      BARE_ID_PREFIX: ID_PREFIX,
+    },
     { ready: 'ipc' },
   );
   return [
@@ -159,12 +177,17 @@ async function runWorkers(bench: Bench, workers: number): Promise<string[]> {
       console.log(`  ${workers} worker(s): round ${round + 1}/${ROUNDS} done`);
     }
     const get = (t: string, w: Workload) => (samples.has(`${t}:${w}`) ? median(samples.get(`${t}:${w}`)!) : undefined);
-    const out = [`-- ${workers} worker(s) (${workers === 1 ? 'one process' : 'PM2 cluster'}), ${CONNECTIONS} connections, ${SECONDS} s × ${ROUNDS} rounds, median`];
+    const out = [
+      `-- ${workers} worker(s) (${workers === 1 ? 'one process' : 'PM2 cluster'}), ${CONNECTIONS} connections, ${SECONDS} s × ${ROUNDS} rounds, median`,
+    ];
     for (const w of SELECTED) {
       out.push(`  ${LABELS[w]}`);
       for (const t of targets) {
         const f = get(t.name, w);
-        if (f) out.push(`    ${t.name.padEnd(10)} ${fmt(f.rps, 0).padStart(7)} req/s   p50 ${fmt(f.p50, 1).padStart(6)} ms   p99 ${fmt(f.p99, 1).padStart(6)} ms   CPU ${fmt(f.cpuUs, 0).padStart(5)} µs/req   [${f.statuses}]`);
+        if (f)
+          out.push(
+            `    ${t.name.padEnd(10)} ${fmt(f.rps, 0).padStart(7)} req/s   p50 ${fmt(f.p50, 1).padStart(6)} ms   p99 ${fmt(f.p99, 1).padStart(6)} ms   CPU ${fmt(f.cpuUs, 0).padStart(5)} µs/req   [${f.statuses}]`,
+          );
       }
       const r = get('rerum', w);
       if (!r) continue;

@@ -21,7 +21,9 @@ function report(name: string, samples: number[]): boolean {
   const p50 = pct(s, 50);
   const p99 = pct(s, 99);
   const ok = p50 < TARGET_P50_MS;
-  console.log(`${name.padEnd(18)} n=${s.length}  median=${p50.toFixed(3)} ms  p99=${p99.toFixed(3)} ms  target p50 < ${TARGET_P50_MS} ms: ${ok ? 'PASS' : 'FAIL'}`);
+  console.log(
+    `${name.padEnd(18)} n=${s.length}  median=${p50.toFixed(3)} ms  p99=${p99.toFixed(3)} ms  target p50 < ${TARGET_P50_MS} ms: ${ok ? 'PASS' : 'FAIL'}`,
+  );
   return ok;
 }
 

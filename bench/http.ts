@@ -98,17 +98,34 @@ async function measure(url: string, opts: Partial<AcOptions> = {}, pids: number[
   const statuses = Object.entries(r.statusCodeStats ?? {})
     .map(([code, s]) => `${code}×${s.count}`)
     .join(' ');
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, statuses: r.errors ? `${statuses} errors×${r.errors}` : statuses, cpuUs };
+  return {
+    rps: r.requests.average,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    statuses: r.errors ? `${statuses} errors×${r.errors}` : statuses,
+    cpuUs,
+  };
 }
 
 /** A bare Express app (in its own process tree) answering `body` with `headers`. */
-async function startBare(workers: number, body: Buffer, headers: Record<string, string>): Promise<{ base: string; pid: number; stop(): void }> {
+async function startBare(
+  workers: number,
+  body: Buffer,
+  headers: Record<string, string>,
+): Promise<{ base: string; pid: number; stop(): void }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-http-'));
   const file = path.join(dir, 'body');
   fs.writeFileSync(file, body);
   const port = await freePort();
   const child: ChildProcess = fork(path.join(__dirname, 'support', 'bare-express.js'), [], {
-    env: { ...process.env, BARE_PORT: String(port), BARE_WORKERS: String(workers), BARE_BODY_FILE: file, BARE_HEADERS: JSON.stringify(headers), NODE_ENV: 'production' },
+    env: {
+      ...process.env,
+      BARE_PORT: String(port),
+      BARE_WORKERS: String(workers),
+      BARE_BODY_FILE: file,
+      BARE_HEADERS: JSON.stringify(headers),
+      NODE_ENV: 'production',
+    },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   await new Promise<void>((resolve, reject) => {
@@ -127,7 +144,17 @@ async function startBare(workers: number, body: Buffer, headers: Record<string, 
 
 /** Headers worth copying into the bare app (the representation; not per-request or validator ones). */
 function describing(headers: Record<string, string | string[] | undefined>): Record<string, string> {
-  const skip = new Set(['date', 'connection', 'keep-alive', 'x-cache', 'x-worker', 'etag', 'content-length', 'transfer-encoding', 'last-modified']);
+  const skip = new Set([
+    'date',
+    'connection',
+    'keep-alive',
+    'x-cache',
+    'x-worker',
+    'etag',
+    'content-length',
+    'transfer-encoding',
+    'last-modified',
+  ]);
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(headers)) if (v !== undefined && !skip.has(k)) out[k] = Array.isArray(v) ? v.join(', ') : v;
   return out;
@@ -149,7 +176,8 @@ async function rerumTarget(name: string, workers: number, env: Record<string, st
   try {
     const hitId = (await createObject(c, { type: 'BenchHttp', label: 'hit', body: { value: 'x'.repeat(300) } })).split('/').pop()!;
     const missIds: string[] = [];
-    for (let i = 0; i < MISS_IDS; i++) missIds.push((await createObject(c, { type: 'BenchHttp', k: i, body: { value: 'y'.repeat(300) } })).split('/').pop()!);
+    for (let i = 0; i < MISS_IDS; i++)
+      missIds.push((await createObject(c, { type: 'BenchHttp', k: i, body: { value: 'y'.repeat(300) } })).split('/').pop()!);
     const url = `${c.base}/v1/id/${hitId}`;
     // fill every worker's cache with the hit object (CACHE_MAX_ENTRIES=1: the MISS runs evict it)
     const warm = async () => {
@@ -201,10 +229,14 @@ const median = (xs: Figures[]): Figures => [...xs].sort((a, b) => a.rps - b.rps)
 
 const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '—');
 const line = (name: string, f: Figures | undefined) =>
-  f ? `    ${name.padEnd(28)} ${fmt(f.rps, 0).padStart(8)} req/s   p50 ${fmt(f.p50).padStart(6)} ms   p99 ${fmt(f.p99).padStart(6)} ms   server CPU ${fmt(f.cpuUs, 0).padStart(5)} µs/req   [${f.statuses}]` : '';
+  f
+    ? `    ${name.padEnd(28)} ${fmt(f.rps, 0).padStart(8)} req/s   p50 ${fmt(f.p50).padStart(6)} ms   p99 ${fmt(f.p99).padStart(6)} ms   server CPU ${fmt(f.cpuUs, 0).padStart(5)} µs/req   [${f.statuses}]`
+    : '';
 
 async function main(): Promise<void> {
-  console.log(`bench:http — ${SECONDS}s per measurement, ${ROUNDS} interleaved rounds (median shown), ${CONNECTIONS} connections, workers ${WORKERS.join(',')}${BASELINE ? `, baseline ${BASELINE}` : ''}`);
+  console.log(
+    `bench:http — ${SECONDS}s per measurement, ${ROUNDS} interleaved rounds (median shown), ${CONNECTIONS} connections, workers ${WORKERS.join(',')}${BASELINE ? `, baseline ${BASELINE}` : ''}`,
+  );
   const summary: string[] = [];
   for (const workers of WORKERS) {
     console.log(`\n== ${workers} worker(s)`);
@@ -230,7 +262,9 @@ async function main(): Promise<void> {
       const get = (t: string, s: Scenario) => (samples.has(`${t}:${s}`) ? median(samples.get(`${t}:${s}`)!) : undefined);
       const r = { hit: get('rerum', 'hit')!, notModified: get('rerum', 'notModified')!, miss: get('rerum', 'miss')! };
       const bare = { hit: get('bare', 'hit')!, notModified: get('bare', 'notModified')! };
-      const base = BASELINE ? { hit: get('baseline', 'hit')!, notModified: get('baseline', 'notModified')!, miss: get('baseline', 'miss')! } : undefined;
+      const base = BASELINE
+        ? { hit: get('baseline', 'hit')!, notModified: get('baseline', 'notModified')!, miss: get('baseline', 'miss')! }
+        : undefined;
       const cpu = (a?: Figures, b?: Figures) => (a && b ? fmt(a.cpuUs / b.cpuUs) : '—');
       const out = [
         `-- ${workers} worker(s), ${targets[0].body.length}-byte body`,
@@ -241,9 +275,13 @@ async function main(): Promise<void> {
         line('bare express 304', bare.notModified),
         ...(base ? [line('baseline HIT', base.hit), line('baseline 304', base.notModified), line('baseline MISS', base.miss)] : []),
         `    ratios (req/s): HIT/bare ${fmt(r.hit.rps / bare.hit.rps)}   304/bare 304 ${fmt(r.notModified.rps / bare.notModified.rps)}   304/HIT ${fmt(r.notModified.rps / r.hit.rps)}   MISS/HIT ${fmt(r.miss.rps / r.hit.rps)}` +
-          (base ? `   HIT/baseline HIT ${fmt(r.hit.rps / base.hit.rps)}   304/baseline 304 ${fmt(r.notModified.rps / base.notModified.rps)}   MISS/baseline MISS ${fmt(r.miss.rps / base.miss.rps)}` : ''),
+          (base
+            ? `   HIT/baseline HIT ${fmt(r.hit.rps / base.hit.rps)}   304/baseline 304 ${fmt(r.notModified.rps / base.notModified.rps)}   MISS/baseline MISS ${fmt(r.miss.rps / base.miss.rps)}`
+            : ''),
         `    ratios (server CPU per request, lower is cheaper): HIT/bare ${cpu(r.hit, bare.hit)}   304/bare 304 ${cpu(r.notModified, bare.notModified)}   304/HIT ${cpu(r.notModified, r.hit)}   MISS/HIT ${cpu(r.miss, r.hit)}` +
-          (base ? `   HIT/baseline HIT ${cpu(r.hit, base.hit)}   304/baseline 304 ${cpu(r.notModified, base.notModified)}   MISS/baseline MISS ${cpu(r.miss, base.miss)}` : ''),
+          (base
+            ? `   HIT/baseline HIT ${cpu(r.hit, base.hit)}   304/baseline 304 ${cpu(r.notModified, base.notModified)}   MISS/baseline MISS ${cpu(r.miss, base.miss)}`
+            : ''),
       ].filter(Boolean);
       console.log(out.join('\n'));
       summary.push(...out);

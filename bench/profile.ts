@@ -31,7 +31,12 @@ function partOf(url: string, fn: string): string {
   if (fn === '(garbage collector)') return 'GC';
   if (fn === '(idle)') return 'idle';
   if (fn === '(program)' || fn === '(root)') return 'V8 / native (program)';
-  if (/node_modules\/(express|router|body-parser|finalhandler|send|serve-static|type-is|content-type|mime|qs|on-finished|raw-body|iconv|path-to-regexp|accepts|negotiator|debug|depd|cookie|statuses|vary|parseurl|encodeurl|escape-html|http-errors|proxy-addr|fresh|range-parser|etag)\//.test(url)) return 'Express and its parts';
+  if (
+    /node_modules\/(express|router|body-parser|finalhandler|send|serve-static|type-is|content-type|mime|qs|on-finished|raw-body|iconv|path-to-regexp|accepts|negotiator|debug|depd|cookie|statuses|vary|parseurl|encodeurl|escape-html|http-errors|proxy-addr|fresh|range-parser|etag)\//.test(
+      url,
+    )
+  )
+    return 'Express and its parts';
   if (/node_modules\/(mongodb|bson)\//.test(url)) return 'driver + BSON';
   if (/node_modules\/(pino|sonic-boom|thread-stream|fast-redact|quick-format|atomic-sleep|on-exit-leak-free)/.test(url)) return 'pino';
   if (/node_modules\//.test(url)) return 'other packages';
@@ -67,7 +72,8 @@ function summarise(file: string, skipUs: number): string[] {
   const out = [`  self time by part (share of non-idle time, ${(busy / 1e6).toFixed(1)} s):`];
   for (const [k, t] of [...parts].sort((a, b) => b[1] - a[1])) if (k !== 'idle') out.push(`    ${pct(t, busy)}  ${k}`);
   out.push('  top functions (self time):');
-  for (const [k, t] of [...fns].sort((a, b) => b[1] - a[1]).slice(0, 15)) if (!k.startsWith('(idle)')) out.push(`    ${pct(t, busy)}  ${k}`);
+  for (const [k, t] of [...fns].sort((a, b) => b[1] - a[1]).slice(0, 15))
+    if (!k.startsWith('(idle)')) out.push(`    ${pct(t, busy)}  ${k}`);
   return out;
 }
 
@@ -75,12 +81,16 @@ async function profile(bench: Bench, name: Workload & ('hit' | 'miss')): Promise
   const forked = Date.now();
   let skipUs: number;
   {
-    const server = await startRerum(bench, undefined, { nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${DIR}`, `--cpu-prof-name=${name}.cpuprofile`] });
+    const server = await startRerum(bench, undefined, {
+      nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${DIR}`, `--cpu-prof-name=${name}.cpuprofile`],
+    });
     try {
       await warm(server.base, bench, 'hit', 4);
       skipUs = (Date.now() - forked) * 1000; // start-up and warming are left out of the summary
       const f = await measure(server.base, bench, name, SECONDS, CONNECTIONS, [server.pid]);
-      console.log(`  ${name}: ${f.rps.toFixed(0)} req/s, p50 ${f.p50} ms, p99 ${f.p99} ms, CPU ${f.cpuUs.toFixed(0)} µs/req [${f.statuses}]`);
+      console.log(
+        `  ${name}: ${f.rps.toFixed(0)} req/s, p50 ${f.p50} ms, p99 ${f.p99} ms, CPU ${f.cpuUs.toFixed(0)} µs/req [${f.statuses}]`,
+      );
     } finally {
       await server.stop(); // the profile is written as the process exits
     }

@@ -125,7 +125,9 @@ Promise.all(Array.from({ length: loops }, (_, i) => loop(i % 2 ? 'MISS' : 'HIT')
 `;
 
 function startPinger(base: string, pingId: string): { ready: Promise<void>; stop(): Promise<Ping[]>; kill(): void } {
-  const child = spawn(process.execPath, ['-e', PINGER, JSON.stringify({ base, pingId, loops: 4 })], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = spawn(process.execPath, ['-e', PINGER, JSON.stringify({ base, pingId, loops: 4 })], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   let readyResolve!: () => void;
   const ready = new Promise<void>((r) => (readyResolve = r));
   const done = new Promise<Ping[]>((resolve, reject) => {
@@ -178,7 +180,10 @@ function summarize(name: string, pings: Ping[], from: number, to: number, result
     name,
     attacks: results.length,
     statuses: [...counts].map(([s, n]) => `${n}×${s}`).join(' ') || '—',
-    attackP50: percentile(results.map((r) => r.ms), 50),
+    attackP50: percentile(
+      results.map((r) => r.ms),
+      50,
+    ),
     attackMax: max(results.map((r) => r.ms)),
     pings: during.length,
     failedPings: during.filter((p) => !p.ok).length,
@@ -221,7 +226,12 @@ export async function runStall(opts: StallOptions, cluster?: Cluster): Promise<S
     // a few objects to scan, the ReDoS victim, and the object the HIT pings read
     const seeded = await request('POST', `${c.base}/v1/api/bulkCreate`, {
       token: c.token,
-      body: Array.from({ length: 300 }, (_, i) => ({ type: 'StallSeed', n: i, label: i % 3 ? `label ${i}` : A28, text: `lorem ipsum w${i}x` })),
+      body: Array.from({ length: 300 }, (_, i) => ({
+        type: 'StallSeed',
+        n: i,
+        label: i % 3 ? `label ${i}` : A28,
+        text: `lorem ipsum w${i}x`,
+      })),
     });
     if (seeded.status !== 201) throw new Error(`seed failed: ${seeded.status} ${seeded.text.slice(0, 300)}`);
     const pingId = (await createObject(c, { type: 'StallPing' })).split('/').pop()!;
@@ -273,7 +283,9 @@ export async function runStall(opts: StallOptions, cluster?: Cluster): Promise<S
         const results: { status: number; ms: number }[] = [];
         await pool(ids, 6, async (i) => {
           for (let k = 0; k < 4; k++) {
-            const r = await request('POST', `${c.base}/v1/api/query`, { body: hostileFilter(i), timeoutMs: 120_000 }).catch(() => undefined);
+            const r = await request('POST', `${c.base}/v1/api/query`, { body: hostileFilter(i), timeoutMs: 120_000 }).catch(
+              () => undefined,
+            );
             results.push({ status: r?.status ?? 0, ms: r?.ms ?? NaN });
           }
         });
@@ -286,7 +298,11 @@ export async function runStall(opts: StallOptions, cluster?: Cluster): Promise<S
         const until = now() + opts.phaseMs;
         let k = 0;
         do {
-          const r = await request('POST', `${c.base}/v1/api/create`, { token: c.token, body: { label: A28, n: -1, k: k++ }, timeoutMs: 120_000 }).catch(() => undefined);
+          const r = await request('POST', `${c.base}/v1/api/create`, {
+            token: c.token,
+            body: { label: A28, n: -1, k: k++ },
+            timeoutMs: 120_000,
+          }).catch(() => undefined);
           results.push({ status: r?.status ?? 0, ms: r?.ms ?? NaN });
         } while (now() < until);
         return results;
@@ -303,7 +319,12 @@ export async function runStall(opts: StallOptions, cluster?: Cluster): Promise<S
     const ms = inAttack.map((p) => p.ms);
     return {
       phases,
-      worst: { p99: percentile(ms, 99), max: ms.length ? Math.max(...ms) : NaN, pings: ms.length, failedPings: inAttack.filter((p) => !p.ok).length },
+      worst: {
+        p99: percentile(ms, 99),
+        max: ms.length ? Math.max(...ms) : NaN,
+        pings: ms.length,
+        failedPings: inAttack.filter((p) => !p.ok).length,
+      },
     };
   } finally {
     pinger?.kill();
@@ -319,7 +340,13 @@ async function main(): Promise<void> {
   await build('real');
   process.stdout.write('starting a 4-worker PM2 cluster on the embedded database…\n');
   const only = process.env.STALL_ONLY ? process.env.STALL_ONLY.split(',').map((x) => x.trim()) : undefined;
-  const r = await runStall({ phaseMs: env('STALL_PHASE_MS', 4000), parallel: env('STALL_PARALLEL', 3), filters: env('STALL_FILTERS', 1000), only, noBuild: true });
+  const r = await runStall({
+    phaseMs: env('STALL_PHASE_MS', 4000),
+    parallel: env('STALL_PARALLEL', 3),
+    filters: env('STALL_FILTERS', 1000),
+    only,
+    noBuild: true,
+  });
   process.stdout.write(`\n${formatTable(r.phases)}\n\n`);
   const w = r.worst;
   process.stdout.write(

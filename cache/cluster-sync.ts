@@ -91,7 +91,10 @@ export interface PublishResult {
 export class LocalSync implements CacheSync {
   readonly mode = 'local' as const;
   readonly workerId: string;
-  constructor(private readonly handlers: SyncHandlers, workerId?: string) {
+  constructor(
+    private readonly handlers: SyncHandlers,
+    workerId?: string,
+  ) {
     this.workerId = workerId ?? workerLabel();
   }
   canServe(): boolean {
@@ -336,14 +339,20 @@ export class ClusterSync implements CacheSync {
       if (m.lastHeard < cutoff) {
         this.members.delete(id);
         changed = true;
-        this.logger.warn({ sibling: m.worker, siblingPid: m.pid }, 'cache sync: sibling silent for longer than the lease; dropped from the view');
+        this.logger.warn(
+          { sibling: m.worker, siblingPid: m.pid },
+          'cache sync: sibling silent for longer than the lease; dropped from the view',
+        );
       }
     }
     for (const [pid, e] of this.expected) {
       if (e.since < cutoff) {
         this.expected.delete(pid);
         changed = true;
-        this.logger.warn({ sibling: e.worker, siblingPid: pid }, 'cache sync: a sibling listed by PM2 never answered within the lease; no longer waiting for it');
+        this.logger.warn(
+          { sibling: e.worker, siblingPid: pid },
+          'cache sync: a sibling listed by PM2 never answered within the lease; no longer waiting for it',
+        );
       }
     }
     if (changed) this.checkAll();
@@ -361,7 +370,11 @@ export class ClusterSync implements CacheSync {
       const hb = this.heartbeats[i];
       if (!hb.acked.has(this.self)) continue;
       let all = true;
-      for (const id of this.members.keys()) if (!hb.acked.has(id)) { all = false; break; }
+      for (const id of this.members.keys())
+        if (!hb.acked.has(id)) {
+          all = false;
+          break;
+        }
       if (!all) continue;
       this.heartbeats.splice(0, i + 1);
       this.lease.renew(hb.sentAt);
@@ -495,7 +508,10 @@ export class ClusterSync implements CacheSync {
     const timedOut = this.labels(need);
     // Rule 2: a sibling that did not acknowledge cannot hold a lease past t0 + L.
     const remaining = t0 + this.L - this.now();
-    this.logger.warn({ timedOut, waitMs: Math.max(0, Math.round(remaining)) }, 'cache sync: siblings did not acknowledge an invalidation in time; waiting out their lease');
+    this.logger.warn(
+      { timedOut, waitMs: Math.max(0, Math.round(remaining)) },
+      'cache sync: siblings did not acknowledge an invalidation in time; waiting out their lease',
+    );
     if (remaining > 0) {
       // finish early if they acknowledge (or drop out) meanwhile
       await this.awaitReplies('invAck', seq, need, Math.ceil(remaining) + 1, onAck);
@@ -517,7 +533,13 @@ export class ClusterSync implements CacheSync {
    * and handed to onReply as it arrives; a worker that leaves the view is no longer waited for), or
    * until this worker closes, or timeoutMs. True when nobody is left to wait for.
    */
-  private awaitReplies(type: 'invAck' | 'statsRes', seq: number, need: Set<string>, timeoutMs: number, onReply: (from: Sender, msg: Msg) => void): Promise<boolean> {
+  private awaitReplies(
+    type: 'invAck' | 'statsRes',
+    seq: number,
+    need: Set<string>,
+    timeoutMs: number,
+    onReply: (from: Sender, msg: Msg) => void,
+  ): Promise<boolean> {
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       const finish = (allIn: boolean) => {

@@ -53,7 +53,8 @@ export function createEnabledCache(config: Config, logger: Logger, opts: ReadCac
    * entries but does not tell its siblings, so they keep serving stale copies.
    */
   const syncDisabledForTest = process.env.CACHE_SYNC_DISABLED_FOR_TEST === '1';
-  if (syncDisabledForTest) log.error('cache: CACHE_SYNC_DISABLED_FOR_TEST=1 — invalidations are NOT broadcast; siblings will serve stale data (test only)');
+  if (syncDisabledForTest)
+    log.error('cache: CACHE_SYNC_DISABLED_FOR_TEST=1 — invalidations are NOT broadcast; siblings will serve stale data (test only)');
   const handlers = {
     apply: (plan: Parameters<WorkerCache['apply']>[0]) => worker.apply(plan),
     clearAll: () => {
@@ -63,7 +64,9 @@ export function createEnabledCache(config: Config, logger: Logger, opts: ReadCac
       ...worker.stats(),
       leaseValid: sync.canServe(),
       invalidateMs: writeTimeStats(),
-      ...(details ? { details: worker.details(), invalidateSamplesMs: writeTimes.map(round2), invalidateLocalSamplesMs: localTimes.map(round2) } : {}),
+      ...(details
+        ? { details: worker.details(), invalidateSamplesMs: writeTimes.map(round2), invalidateLocalSamplesMs: localTimes.map(round2) }
+        : {}),
     }),
   };
   const transport = opts.transport ?? (runningUnderPm2() ? new Pm2Transport(log) : undefined);

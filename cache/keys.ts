@@ -53,7 +53,8 @@ function canonQueryDoc(doc: unknown): unknown {
   for (const k of Object.keys(doc).sort()) {
     const v = doc[k];
     if (LOGICAL_LIST.has(k) && Array.isArray(v)) out[k] = v.map(canonQueryDoc);
-    else if (k.startsWith('$')) out[k] = v; // $where, $expr, $text, …: leave untouched
+    else if (k.startsWith('$'))
+      out[k] = v; // $where, $expr, $text, …: leave untouched
     else out[k] = canonFieldCondition(v);
   }
   return out;
@@ -132,7 +133,10 @@ export function keyForRequest(kind: CachedRouteKind, req: Request): KeyInfo | un
     case 'gog': {
       // The Gallery of Glosses reads: the route (path as sent), its JSON body and the page.
       if (req.method === 'HEAD') return undefined;
-      return { kind, key: `gog:${stableStringify({ path: req.baseUrl + req.path, body: req.body ?? null, limit: pageValue(q.limit), skip: pageValue(q.skip) })}` };
+      return {
+        kind,
+        key: `gog:${stableStringify({ path: req.baseUrl + req.path, body: req.body ?? null, limit: pageValue(q.limit), skip: pageValue(q.skip) })}`,
+      };
     }
     default:
       return undefined;

@@ -8,8 +8,17 @@
 import { compileFilter as compileMongoFilter, type Doc } from '../db/embedded/mingo-boundary';
 
 const UNSURE_OPERATORS = new Set([
-  '$where', '$expr', '$function', '$accumulator', '$text', '$jsonSchema',
-  '$near', '$nearSphere', '$geoWithin', '$geoIntersects', '$sampleRate',
+  '$where',
+  '$expr',
+  '$function',
+  '$accumulator',
+  '$text',
+  '$jsonSchema',
+  '$near',
+  '$nearSphere',
+  '$geoWithin',
+  '$geoIntersects',
+  '$sampleRate',
 ]);
 
 /**

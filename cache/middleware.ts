@@ -22,8 +22,18 @@ import type { WorkerCache } from './worker-cache';
 
 /** Headers that belong to one request/connection, never to a stored representation. */
 const PER_REQUEST = new Set([
-  'x-cache', 'x-worker', 'date', 'connection', 'keep-alive', 'transfer-encoding', 'content-length', 'etag',
-  'access-control-allow-origin', 'access-control-expose-headers', 'access-control-allow-credentials', 'set-cookie',
+  'x-cache',
+  'x-worker',
+  'date',
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'content-length',
+  'etag',
+  'access-control-allow-origin',
+  'access-control-expose-headers',
+  'access-control-allow-credentials',
+  'set-cookie',
 ]);
 
 /** The headers a controller set on `res` that describe its answer. */
@@ -81,7 +91,8 @@ export function readMiddleware(kind: CachedRouteKind, cache: WorkerCache, sync: 
       // res.json() and res.send(object) come back here with the serialized string
       if (!done && res.statusCode === 200 && (typeof body === 'string' || Buffer.isBuffer(body))) {
         const headers = describingHeaders(res);
-        if (!headers['content-type']) headers['Content-Type'] = typeof body === 'string' ? 'text/html; charset=utf-8' : 'application/octet-stream';
+        if (!headers['content-type'])
+          headers['Content-Type'] = typeof body === 'string' ? 'text/html; charset=utf-8' : 'application/octet-stream';
         sendRepresentation(req, res, representation(200, body, headers));
         return res;
       }

@@ -96,7 +96,17 @@ interface Pm2Api {
   connect(cb: (err?: Error | null) => void): void;
   disconnect(cb?: () => void): void;
   launchBus(cb: (err: Error | null, bus: { on(ev: string, fn: (p: BusPacket) => void): void; close?: () => void }) => void): void;
-  list(cb: (err: Error | null, list: { pm_id?: number | string; pid?: number; name?: string; pm2_env?: { status?: string; namespace?: string; pm_uptime?: number } }[]) => void): void;
+  list(
+    cb: (
+      err: Error | null,
+      list: {
+        pm_id?: number | string;
+        pid?: number;
+        name?: string;
+        pm2_env?: { status?: string; namespace?: string; pm_uptime?: number };
+      }[],
+    ) => void,
+  ): void;
 }
 
 /** True when this process is a PM2-managed worker that can talk to the daemon. */
@@ -128,7 +138,10 @@ export class Pm2Transport implements SyncTransport {
   private pendingSends = 0;
   private drained: (() => void)[] = [];
 
-  constructor(private readonly logger: Logger, env: NodeJS.ProcessEnv = process.env) {
+  constructor(
+    private readonly logger: Logger,
+    env: NodeJS.ProcessEnv = process.env,
+  ) {
     this.selfId = workerLabel(env);
     this.appName = env.name;
     this.namespace = env.namespace;
@@ -253,7 +266,12 @@ export class Pm2Transport implements SyncTransport {
 
   broadcast(data: unknown): void {
     if (this.closed || typeof process.send !== 'function' || !process.connected) return;
-    const envelope: Envelope = { _id: this.instanceId, _w: this.selfId, _pid: process.pid, ...(this.socketPath ? { _addr: this.socketPath } : {}) };
+    const envelope: Envelope = {
+      _id: this.instanceId,
+      _w: this.selfId,
+      _pid: process.pid,
+      ...(this.socketPath ? { _addr: this.socketPath } : {}),
+    };
     this.pendingSends++;
     const sent = () => {
       if (--this.pendingSends === 0) for (const f of this.drained.splice(0)) f();

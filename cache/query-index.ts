@@ -57,7 +57,12 @@ function impliesPresence(op: string, operand: unknown): boolean {
       return typeof operand === 'number';
     case '$type': {
       const types = Array.isArray(operand) ? operand : [operand];
-      return types.length > 0 && types.every((t) => (typeof t === 'string' && !['null', 'undefined', 'missing'].includes(t)) || (typeof t === 'number' && t !== 6 && t !== 10));
+      return (
+        types.length > 0 &&
+        types.every(
+          (t) => (typeof t === 'string' && !['null', 'undefined', 'missing'].includes(t)) || (typeof t === 'number' && t !== 6 && t !== 10),
+        )
+      );
     }
     default:
       return false;

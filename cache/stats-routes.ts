@@ -19,35 +19,39 @@ export function cacheRouter(
 ): Router {
   const r = Router();
   const wantsDetails = (q: unknown) => String(q ?? '') === 'true';
-  r.get('/stats', (req, res, next) => (wantsDetails(req.query.details) ? requireAdmin(req, res, next) : next()), async (req, res, next) => {
-    try {
-      const details = wantsDetails(req.query.details);
-      const { workers, missing } = await sync.clusterStats(details);
-      const total: Record<string, number> = {};
-      for (const f of SUMMED) total[f] = workers.reduce((s, w) => s + (Number(w[f]) || 0), 0);
-      res.set('Cache-Control', 'no-store');
-      res.json({
-        enabled: true,
-        mode: sync.mode,
-        worker: sync.workerId,
-        ...total,
-        hitRate: hitRate(total.hits, total.misses),
-        /** Slowest worker's p99 time spent in invalidate() over its last 1024 writes. */
-        invalidateP99Ms: Math.max(0, ...workers.map((w) => Number((w.invalidateMs as { p99?: number } | undefined)?.p99) || 0)),
-        length: total.entries,
-        maxLength: limits.maxEntries,
-        maxBytes: limits.maxBytes,
-        ttl: limits.ttlSeconds,
-        syncTimeoutMs: limits.syncTimeoutMs,
-        leaseMs: limits.leaseMs,
-        workerCount: workers.length,
-        missingWorkers: missing,
-        workers,
-      });
-    } catch (e) {
-      next(e);
-    }
-  });
+  r.get(
+    '/stats',
+    (req, res, next) => (wantsDetails(req.query.details) ? requireAdmin(req, res, next) : next()),
+    async (req, res, next) => {
+      try {
+        const details = wantsDetails(req.query.details);
+        const { workers, missing } = await sync.clusterStats(details);
+        const total: Record<string, number> = {};
+        for (const f of SUMMED) total[f] = workers.reduce((s, w) => s + (Number(w[f]) || 0), 0);
+        res.set('Cache-Control', 'no-store');
+        res.json({
+          enabled: true,
+          mode: sync.mode,
+          worker: sync.workerId,
+          ...total,
+          hitRate: hitRate(total.hits, total.misses),
+          /** Slowest worker's p99 time spent in invalidate() over its last 1024 writes. */
+          invalidateP99Ms: Math.max(0, ...workers.map((w) => Number((w.invalidateMs as { p99?: number } | undefined)?.p99) || 0)),
+          length: total.entries,
+          maxLength: limits.maxEntries,
+          maxBytes: limits.maxBytes,
+          ttl: limits.ttlSeconds,
+          syncTimeoutMs: limits.syncTimeoutMs,
+          leaseMs: limits.leaseMs,
+          workerCount: workers.length,
+          missingWorkers: missing,
+          workers,
+        });
+      } catch (e) {
+        next(e);
+      }
+    },
+  );
   r.post('/clear', requireAdmin, async (_req, res, next) => {
     try {
       const { cleared, workers, timedOut } = await clearEverywhere();

@@ -128,7 +128,14 @@ export class WorkerCache {
     let position = 0;
     const now = Date.now();
     for (const { entry, hits } of this.store.entriesByRecency()) {
-      out.push({ position: position++, key: entry.key, kind: entry.kind, ageSeconds: Math.round((now - entry.createdAt) / 1000), hits, bytes: entry.bytes });
+      out.push({
+        position: position++,
+        key: entry.key,
+        kind: entry.kind,
+        ageSeconds: Math.round((now - entry.createdAt) / 1000),
+        hits,
+        bytes: entry.bytes,
+      });
     }
     return out;
   }

@@ -21,7 +21,22 @@ export type QueryLimits = Pick<Config, 'queryMaxClauses' | 'queryMaxList' | 'que
 /** Operators that would run JavaScript on the database server. */
 const SERVER_JS = new Set(['$where', '$function', '$accumulator']);
 /** Expression operators whose cost is set by client-chosen numbers or repeated per array element. */
-const LOOPING = new Set(['$range', '$reduce', '$map', '$filter', '$zip', '$sortArray', '$setUnion', '$setIntersection', '$setDifference', '$allElementsTrue', '$anyElementTrue', '$concatArrays', '$regexFindAll', '$replaceAll']);
+const LOOPING = new Set([
+  '$range',
+  '$reduce',
+  '$map',
+  '$filter',
+  '$zip',
+  '$sortArray',
+  '$setUnion',
+  '$setIntersection',
+  '$setDifference',
+  '$allElementsTrue',
+  '$anyElementTrue',
+  '$concatArrays',
+  '$regexFindAll',
+  '$replaceAll',
+]);
 
 /** 400 unless `filter` is within the limits above. */
 export function admitQuery(filter: unknown, limits: QueryLimits): void {
@@ -42,7 +57,8 @@ export function admitQuery(filter: unknown, limits: QueryLimits): void {
     }
     for (const [k, inner] of Object.entries(v)) {
       if (SERVER_JS.has(k)) throw badRequest(`The query could not be run: ${k} (server-side JavaScript) is not allowed.`);
-      if (LOOPING.has(k)) throw badRequest(`The query could not be run: the ${k} operator is not allowed in queries (its cost is unbounded).`);
+      if (LOOPING.has(k))
+        throw badRequest(`The query could not be run: the ${k} operator is not allowed in queries (its cost is unbounded).`);
       if (++clauses > limits.queryMaxClauses) {
         throw badRequest(`The query has more than ${limits.queryMaxClauses} clauses (QUERY_MAX_CLAUSES).`);
       }
@@ -58,5 +74,8 @@ const MAX_TIME_EXPIRED = 50;
 export function queryTimedOut(err: unknown, limits: QueryLimits): HttpError | undefined {
   const e = err as { code?: number; codeName?: string };
   if (e?.code !== MAX_TIME_EXPIRED && e?.codeName !== 'MaxTimeMSExpired') return undefined;
-  return new HttpError(503, `The query took longer than ${limits.queryMaxTimeMs} ms (QUERY_MAX_TIME_MS) and was stopped. Narrow it down, e.g. with more specific properties.`);
+  return new HttpError(
+    503,
+    `The query took longer than ${limits.queryMaxTimeMs} ms (QUERY_MAX_TIME_MS) and was stopped. Narrow it down, e.g. with more specific properties.`,
+  );
 }

@@ -101,6 +101,9 @@ export const newRefreshTokenHandler = (config: Config) => tokenProxy(config, { g
 /** GET /client/verify, behind the token check: 200 text when the token is good. */
 export function verifyHandler(config: Config): RequestHandler {
   return (_req, res) => {
-    res.status(200).type('text/plain').send(config.issuerBaseUrl ? 'The token was verified by Auth0' : "The token was verified by this server's local issuer");
+    res
+      .status(200)
+      .type('text/plain')
+      .send(config.issuerBaseUrl ? 'The token was verified by Auth0' : "The token was verified by this server's local issuer");
   };
 }

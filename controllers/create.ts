@@ -32,7 +32,11 @@ const ID_ATTEMPTS = 5;
  * check, and a duplicate key on a drawn id (practically never: ids end in 5 random bytes, see newId)
  * draws again; one on a client's id is 'IdTaken' (409). One round trip in the usual case.
  */
-async function insertWithFreshIds(kit: Kit, clientIds: (string | undefined)[], make: (ids: string[]) => RerumDocument[]): Promise<RerumDocument[]> {
+async function insertWithFreshIds(
+  kit: Kit,
+  clientIds: (string | undefined)[],
+  make: (ids: string[]) => RerumDocument[],
+): Promise<RerumDocument[]> {
   const ids = clientIds.map((c) => c ?? newId());
   for (let attempt = 1; ; attempt++) {
     const docs = make(ids);
@@ -75,7 +79,9 @@ export function bulkCreateHandler(kit: Kit): RequestHandler {
     // the answer's items in step with the request's.
     const empty = items.findIndex((d) => hasNoContent(d));
     if (empty >= 0) {
-      throw badRequest(`Detected empty JSON object at index ${empty}.  You must provide at least one property in each object of the /bulkCreate request body JSON.`);
+      throw badRequest(
+        `Detected empty JSON object at index ${empty}.  You must provide at least one property in each object of the /bulkCreate request body JSON.`,
+      );
     }
     const agent = kit.agentOf(req);
     const now = nowStamp();

@@ -29,7 +29,9 @@ export function bulkItems(body: unknown, route: 'bulkCreate' | 'bulkUpdate'): Bo
     return needsId ? typeof id !== 'string' || id === '' : Boolean(id);
   });
   if (invalid) {
-    throw badRequest(`All objects in the body of a \`/${route}\` must be JSON and must ${needsId ? '' : 'not '}contain a declared identifier property.`);
+    throw badRequest(
+      `All objects in the body of a \`/${route}\` must be JSON and must ${needsId ? '' : 'not '}contain a declared identifier property.`,
+    );
   }
   return items as Body[];
 }
@@ -65,9 +67,12 @@ export function createKit(deps: AppDeps): Kit {
     },
     liveObject(found, action, notFoundStatus = 404) {
       if (!found) {
-        throw new HttpError(notFoundStatus, notFoundStatus === 501
-          ? 'This object is not from RERUM and will need imported. This is not automated yet. You can make a new object with create.'
-          : `No object with this id could be found in RERUM. Cannot ${action}.`);
+        throw new HttpError(
+          notFoundStatus,
+          notFoundStatus === 501
+            ? 'This object is not from RERUM and will need imported. This is not automated yet. You can make a new object with create.'
+            : `No object with this id could be found in RERUM. Cannot ${action}.`,
+        );
       }
       if (isDeleted(found)) throw forbidden(`The object you are trying to ${action} is deleted.`);
       return found;

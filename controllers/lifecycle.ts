@@ -41,7 +41,12 @@ export function overwriteHandler(kit: Kit): RequestHandler {
       return;
     }
     const stamp = nowStamp();
-    const after = composeDocument(body, original._id, original['@id'] ?? config.idPrefix + original._id, overwrittenMetadata(original, stamp));
+    const after = composeDocument(
+      body,
+      original._id,
+      original['@id'] ?? config.idPrefix + original._id,
+      overwrittenMetadata(original, stamp),
+    );
     await kit.store.replaceAll([{ before: original, after }]);
     sendWritten(res, config, after, 200, { 'Current-Overwritten-Version': stamp });
   };

@@ -13,7 +13,18 @@ import type { RerumDocument, RerumResponseObject, StoredDocument } from '../type
 export const JSON_TYPE = 'application/json; charset=utf-8';
 const ANNO_LD_TYPE = 'application/ld+json; charset=utf-8; profile="http://www.w3.org/ns/anno.jsonld"';
 /** The reference's container types: a `@type`/`type` string containing one of these (so any `...List`), or an array naming one. */
-const CONTAINER_TYPES = ['ItemList', 'AnnotationPage', 'AnnotationList', 'AnnotationCollection', 'Sequence', 'Range', 'Canvas', 'List', 'Set', 'Collection'];
+const CONTAINER_TYPES = [
+  'ItemList',
+  'AnnotationPage',
+  'AnnotationList',
+  'AnnotationCollection',
+  'Sequence',
+  'Range',
+  'Canvas',
+  'List',
+  'Set',
+  'Collection',
+];
 /** The `Allow` the reference sends with every object and list it answers. */
 export const ALLOW_ALL = 'GET,OPTIONS,HEAD,PUT,PATCH,DELETE,POST';
 
@@ -107,7 +118,12 @@ export function sendBulkWritten(res: Response, config: Config, docs: RerumDocume
 
 /** A read answering a list of objects (query, search, history, since). */
 export function sendList(req: Request, res: Response, config: Config, docs: StoredDocument[]): void {
-  sendRead(req, res, docs.map((d) => toResponse(d, config.idPrefix)), listHeaders(config));
+  sendRead(
+    req,
+    res,
+    docs.map((d) => toResponse(d, config.idPrefix)),
+    listHeaders(config),
+  );
 }
 
 /**
@@ -115,7 +131,11 @@ export function sendList(req: Request, res: Response, config: Config, docs: Stor
  * (parseInt), capped at `maxQueryLimit` / `maxQuerySkip`; a missing, unreadable, zero or negative
  * value falls back to the default (limit 100, skip 0).
  */
-export function limitSkip(req: Request, caps: Pick<Config, 'maxQueryLimit' | 'maxQuerySkip'>, defaultLimit = 100): { limit: number; skip: number } {
+export function limitSkip(
+  req: Request,
+  caps: Pick<Config, 'maxQueryLimit' | 'maxQuerySkip'>,
+  defaultLimit = 100,
+): { limit: number; skip: number } {
   const read = (name: 'limit' | 'skip', dflt: number, max: number) => {
     const raw = req.query[name];
     const n = raw === undefined ? NaN : Number.parseInt(String(raw), 10);

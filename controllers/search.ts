@@ -38,7 +38,14 @@ type Scored = RerumDocument & { __rerum?: { score?: number } };
 const scoreOf = (d: Scored): number => d.__rerum?.score ?? 0;
 
 /** One Atlas Search pipeline: a compound `should` over the index's fields (embedded documents where nested). */
-function atlasPipeline(index: string, fields: readonly SearchFieldGroup[], text: string, mode: Mode, options: Options, upTo: number): Document[] {
+function atlasPipeline(
+  index: string,
+  fields: readonly SearchFieldGroup[],
+  text: string,
+  mode: Mode,
+  options: Options,
+  upTo: number,
+): Document[] {
   const op = mode === 'phrase' ? 'phrase' : 'text';
   const should = fields.map(({ embedded, paths }) => {
     const clause = { [op]: { query: text, path: [...paths], ...options } };
@@ -61,9 +68,10 @@ async function atlasSearch(store: ObjectStore, text: string, mode: Mode, options
   // itself (e.g. client `options` the operator rejects): a 400 naming it. Network errors stay 500s.
   const run = (p: Document[]) =>
     store.aggregate<Scored>(p, { maxTimeMS }).catch((err: unknown) => {
-        if (err instanceof MongoServerError && (err as { code?: number }).code !== 50) throw badRequest(`Atlas Search refused this search: ${err.message}`);
-        throw err;
-      });
+      if (err instanceof MongoServerError && (err as { code?: number }).code !== 50)
+        throw badRequest(`Atlas Search refused this search: ${err.message}`);
+      throw err;
+    });
   const [q3, q2] = atlasPipelines(text, mode, options, limit + skip);
   const [p3, p2] = await Promise.all([run(q3), run(q2)]);
   const seen = new Set<string>();
@@ -80,7 +88,14 @@ async function atlasSearch(store: ObjectStore, text: string, mode: Mode, options
 /** Where the text score is projected before it moves into `__rerum.score` (a client's own `score` stays untouched). */
 const TEXT_SCORE = '__rerumTextScore';
 
-async function textIndexSearch(store: ObjectStore, text: string, mode: Mode, limit: number, skip: number, maxTimeMS: number): Promise<Scored[]> {
+async function textIndexSearch(
+  store: ObjectStore,
+  text: string,
+  mode: Mode,
+  limit: number,
+  skip: number,
+  maxTimeMS: number,
+): Promise<Scored[]> {
   const search = mode === 'phrase' ? `"${text.replace(/"/g, ' ').trim()}"` : text;
   const run = async () => {
     const found = await store.find({ $text: { $search: search }, __deleted: { $exists: false } } as Filter<RerumDocument>, {
@@ -110,12 +125,16 @@ function searchHandler(kit: Kit, mode: Mode): RequestHandler {
   return async (req, res) => {
     const { text, options } = searchRequestOf(req.body, mode);
     if (text.length > config.searchMaxChars) {
-      throw new HttpError(413, `The search text is ${text.length} characters long: at most ${config.searchMaxChars} are allowed (SEARCH_MAX_CHARS).`);
+      throw new HttpError(
+        413,
+        `The search text is ${text.length} characters long: at most ${config.searchMaxChars} are allowed (SEARCH_MAX_CHARS).`,
+      );
     }
     const { limit, skip } = limitSkip(req, config);
-    const results = await (config.atlasSearch
-      ? atlasSearch(store, text, mode, options, limit, skip, config.queryMaxTimeMs)
-      : textIndexSearch(store, text, mode, limit, skip, config.queryMaxTimeMs)
+    const results = await (
+      config.atlasSearch
+        ? atlasSearch(store, text, mode, options, limit, skip, config.queryMaxTimeMs)
+        : textIndexSearch(store, text, mode, limit, skip, config.queryMaxTimeMs)
     ).catch((err: unknown) => {
       throw queryTimedOut(err, config) ?? err;
     });

@@ -89,7 +89,9 @@ export function bulkUpdateHandler(kit: Kit): RequestHandler {
       .filter(({ declared }) => declared.includes(config.idPrefix))
       .map(({ item, declared }) => ({ item, segment: segmentOf(declared) }));
     // every original in one query
-    const originals = named.length ? await kit.store.findBySegments([...new Set(named.map((n) => n.segment))]) : new Map<string, StoredDocument>();
+    const originals = named.length
+      ? await kit.store.findBySegments([...new Set(named.map((n) => n.segment))])
+      : new Map<string, StoredDocument>();
     assertIfMatchEach(req, originals.values(), config);
     const made: NewVersion[] = [];
     for (const { item, segment } of named) {
@@ -98,6 +100,11 @@ export function bulkUpdateHandler(kit: Kit): RequestHandler {
       made.push(newVersion(kit, original, item, agent, now));
     }
     await kit.store.insertVersions(made);
-    sendBulkWritten(res, config, made.map((m) => m.version), 200);
+    sendBulkWritten(
+      res,
+      config,
+      made.map((m) => m.version),
+      200,
+    );
   };
 }

@@ -63,7 +63,9 @@ const onlyMetadataChanged = (r: Replacement): boolean =>
 /** `doc` with `ids` added to (or removed from) its `history.next`, as `$addToSet`/`$pull` do. */
 function withNext(doc: RerumDocument, ids: string[], add: boolean): RerumDocument {
   const next = doc.__rerum?.history?.next ?? [];
-  const changed = add ? [...next, ...ids.filter((id, i) => !next.includes(id) && ids.indexOf(id) === i)] : next.filter((id) => !ids.includes(id));
+  const changed = add
+    ? [...next, ...ids.filter((id, i) => !next.includes(id) && ids.indexOf(id) === i)]
+    : next.filter((id) => !ids.includes(id));
   return { ...doc, __rerum: { ...doc.__rerum, history: { ...doc.__rerum.history, next: changed } } };
 }
 
@@ -94,7 +96,10 @@ class WriteSteps {
 
   /** Remove a document this write inserted, if it is still there (matched by `_id` and creation stamp). */
   async removeInserted(doc: RerumDocument): Promise<void> {
-    const gone = await this.collection.findOneAndDelete({ _id: doc._id, '__rerum.createdAt': doc.__rerum.createdAt } as Filter<RerumDocument>);
+    const gone = await this.collection.findOneAndDelete({
+      _id: doc._id,
+      '__rerum.createdAt': doc.__rerum.createdAt,
+    } as Filter<RerumDocument>);
     this.note(gone as StoredDocument | null, null);
   }
 
@@ -143,7 +148,10 @@ class WriteSteps {
     if (onlyMetadataChanged(r)) {
       const after = r.after as RerumDocument;
       const before = await this.step(
-        () => this.collection.findOneAndUpdate(unchanged(r.before), { $set: { __rerum: after.__rerum } } as never, { returnDocument: 'before' }),
+        () =>
+          this.collection.findOneAndUpdate(unchanged(r.before), { $set: { __rerum: after.__rerum } } as never, {
+            returnDocument: 'before',
+          }),
         [r.before, r.after],
       );
       if (!before) return false;
@@ -194,7 +202,9 @@ export class ObjectStore {
 
   /** The document whose `_id` or `__rerum.slug` is `segment`. */
   async findBySegment(segment: string): Promise<StoredDocument | null> {
-    return (await this.reads.findOne({ $or: [{ _id: segment }, { '__rerum.slug': segment }] } as Filter<RerumDocument>)) as StoredDocument | null;
+    return (await this.reads.findOne({
+      $or: [{ _id: segment }, { '__rerum.slug': segment }],
+    } as Filter<RerumDocument>)) as StoredDocument | null;
   }
 
   /** The document an `@id`/`id` URI names. */

@@ -175,7 +175,12 @@ async function embedded(opts: SelectOptions, dataDir: string): Promise<SelectedD
     dbPath,
     port: envPort ?? 0,
     ...(logger
-      ? { logger: { info: (o: unknown, m?: string) => logger.info(o, m), warn: (o: unknown, m?: string) => (logger.warn ?? logger.info).call(logger, o, m) } }
+      ? {
+          logger: {
+            info: (o: unknown, m?: string) => logger.info(o, m),
+            warn: (o: unknown, m?: string) => (logger.warn ?? logger.info).call(logger, o, m),
+          },
+        }
       : {}),
   });
   return { uri: h.uri, kind: 'embedded', stop: () => h.stop() };

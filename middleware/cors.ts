@@ -13,10 +13,24 @@ import type { RequestHandler } from 'express';
 
 const METHODS = 'GET,HEAD,PUT,PATCH,POST,DELETE';
 export const EXPOSED_HEADERS = [
-  '*', 'Location', 'Link', 'Allow', 'ETag', 'Current-Overwritten-Version', 'X-Cache', 'X-Worker', 'WWW-Authenticate',
+  '*',
+  'Location',
+  'Link',
+  'Allow',
+  'ETag',
+  'Current-Overwritten-Version',
+  'X-Cache',
+  'X-Worker',
+  'WWW-Authenticate',
 ].join(', ');
 export const ALLOWED_REQUEST_HEADERS = [
-  'Authorization', 'Content-Type', 'Slug', 'If-Overwritten-Version', 'If-Match', 'If-None-Match', 'X-HTTP-Method-Override',
+  'Authorization',
+  'Content-Type',
+  'Slug',
+  'If-Overwritten-Version',
+  'If-Match',
+  'If-None-Match',
+  'X-HTTP-Method-Override',
 ].join(', ');
 
 export const cors: RequestHandler = (req, res, next) => {

@@ -43,8 +43,7 @@ export function requireContentType(...kinds: BodyKind[]): RequestHandler {
   };
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> =>
-  typeof v === 'object' && v !== null && !Array.isArray(v);
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function shapeGuard(check: (body: unknown) => boolean, expected: string): RequestHandler {
   const contentType = requireContentType('json');

@@ -11,7 +11,8 @@ import { assertStorable, assertStorableItems } from '../rerum/storable';
 export function bulkItemLimit(max: number): RequestHandler {
   return (req, _res, next) => {
     const n = Array.isArray(req.body) ? req.body.length : 0;
-    if (n > max) return next(new HttpError(413, `The array has ${n} items: at most ${max} can be written in one request (BULK_MAX_ITEMS).`));
+    if (n > max)
+      return next(new HttpError(413, `The array has ${n} items: at most ${max} can be written in one request (BULK_MAX_ITEMS).`));
     next();
   };
 }

@@ -79,7 +79,12 @@ const isProtectedKey = (k: string, aliasing: boolean): boolean =>
   k === '__rerum' || k === '__deleted' || k === '_id' || k === '@id' || (aliasing && k === 'id');
 
 /** Apply each unprotected key of `body` to a copy of `original`; `step` says whether the key applied. */
-function applyBody(original: RerumDocument, body: Json, aliasing: boolean, step: (content: Json, k: string, v: unknown) => boolean): PatchResult {
+function applyBody(
+  original: RerumDocument,
+  body: Json,
+  aliasing: boolean,
+  step: (content: Json, k: string, v: unknown) => boolean,
+): PatchResult {
   const content: Json = clone(original);
   let changed = false;
   for (const [k, v] of Object.entries(body)) {

@@ -37,7 +37,10 @@ export class IdTakenError extends DomainError {
 }
 export const idTaken = (takenId?: string) => new IdTakenError(takenId);
 export const concurrentChange = (what: string) =>
-  new DomainError('ConcurrentChange', `${what} was changed by another request while this one was in progress. Nothing was changed; try again.`);
+  new DomainError(
+    'ConcurrentChange',
+    `${what} was changed by another request while this one was in progress. Nothing was changed; try again.`,
+  );
 export const writeFailed = (message: string) => new DomainError('WriteFailed', message);
 export const unstorable = (message: string) => new DomainError('Unstorable', message);
 export const tooLarge = (message: string) => new DomainError('TooLarge', message);

@@ -75,7 +75,11 @@ export function contextualDeclaredId(body: Record<string, unknown>): unknown {
 export function segmentOf(uri: unknown): string {
   if (typeof uri !== 'string') throw invalidId(`The '@id' or 'id' must be a string URI.`);
   if (!/^https?:\/\//.test(uri)) throw invalidId(`The '@id' or 'id' must be an http(s) URI. Please check: ${uri}`);
-  const seg = uri.replace(/[?#].*$/, '').split('/').pop() ?? '';
+  const seg =
+    uri
+      .replace(/[?#].*$/, '')
+      .split('/')
+      .pop() ?? '';
   if (!seg) throw invalidId(`The '@id' or 'id' does not name an object: ${uri}`);
   return seg;
 }

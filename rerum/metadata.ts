@@ -63,8 +63,7 @@ export function importMetadata(config: MetaConfig, generator: string, externalId
   return meta;
 }
 
-export const isDeleted = (doc: StoredDocument): doc is DeletedDocument =>
-  Object.prototype.hasOwnProperty.call(doc, '__deleted');
+export const isDeleted = (doc: StoredDocument): doc is DeletedDocument => Object.prototype.hasOwnProperty.call(doc, '__deleted');
 
 export const isReleased = (doc: StoredDocument): boolean =>
   !isDeleted(doc) && typeof doc.__rerum?.isReleased === 'string' && doc.__rerum.isReleased !== '';

@@ -31,7 +31,12 @@ const describe = (path: string[]): string => (path.length ? `at '${path.join('.'
 const shown = (key: string): string => JSON.stringify(key.length > 60 ? `${key.slice(0, 60)}…` : key);
 
 /** 400 unless `content` (one JSON object to store) follows the rules above; 413 when too large to store. */
-interface Node { value: unknown; depth: number; key: string; parent: Node | undefined }
+interface Node {
+  value: unknown;
+  depth: number;
+  key: string;
+  parent: Node | undefined;
+}
 
 /** The property path of a node (built only for an error message). */
 function pathOf(node: Node | undefined): string[] {
@@ -50,7 +55,9 @@ export function assertStorable(content: unknown, label = 'The object'): void {
     if (value === null || typeof value !== 'object') continue;
     if (depth > MAX_CONTENT_DEPTH) {
       const path = pathOf(node);
-      throw unstorable(`${label} is nested too deeply ${describe(path.slice(0, 5))}${path.length > 5 ? '…' : ''}: at most ${MAX_CONTENT_DEPTH} levels of objects and arrays can be stored.`);
+      throw unstorable(
+        `${label} is nested too deeply ${describe(path.slice(0, 5))}${path.length > 5 ? '…' : ''}: at most ${MAX_CONTENT_DEPTH} levels of objects and arrays can be stored.`,
+      );
     }
     if (Array.isArray(value)) {
       for (let i = value.length - 1; i >= 0; i--) stack.push({ value: value[i], depth: depth + 1, key: String(i), parent: node });
@@ -58,7 +65,9 @@ export function assertStorable(content: unknown, label = 'The object'): void {
     }
     for (const key of Object.keys(value)) {
       if (key.startsWith('$')) {
-        throw unstorable(`${label} has the property name ${shown(key)} ${describe(pathOf(node))}: property names starting with '$' cannot be stored.`);
+        throw unstorable(
+          `${label} has the property name ${shown(key)} ${describe(pathOf(node))}: property names starting with '$' cannot be stored.`,
+        );
       }
       if (key.includes('\0')) {
         throw unstorable(`${label} has a property name with a NUL character ${describe(pathOf(node))}: it cannot be stored.`);

@@ -6,7 +6,13 @@ export function healthRouter(deps: AppDeps): Router {
   const router = Router();
   const started = Date.now();
   router.get(['/health', '/v1/health'], async (_req, res) => {
-    const body = { status: 'ok', database: 'ok', down: deps.config.down, readonly: deps.config.readonly, uptimeSeconds: Math.round((Date.now() - started) / 1000) };
+    const body = {
+      status: 'ok',
+      database: 'ok',
+      down: deps.config.down,
+      readonly: deps.config.readonly,
+      uptimeSeconds: Math.round((Date.now() - started) / 1000),
+    };
     try {
       await deps.pingDatabase();
     } catch (err) {

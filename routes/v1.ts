@@ -23,7 +23,8 @@ type Handlers = Partial<Record<Method, RequestHandler[]>>;
 
 /** public/ at the project root, also when running from dist/. */
 const projectRoot = path.resolve(__dirname, '..');
-export const publicDir = path.basename(projectRoot) === 'dist' ? path.resolve(projectRoot, '..', 'public') : path.resolve(projectRoot, 'public');
+export const publicDir =
+  path.basename(projectRoot) === 'dist' ? path.resolve(projectRoot, '..', 'public') : path.resolve(projectRoot, 'public');
 
 /** Mount `handlers` on `path`; every other method → 405 with Allow, OPTIONS → 204 with Allow. */
 export function route(router: Router, routePath: string, handlers: Handlers, allowedOverride?: string[]): void {
@@ -33,12 +34,24 @@ export function route(router: Router, routePath: string, handlers: Handlers, all
   for (const m of methods) {
     const hs = handlers[m]!;
     switch (m) {
-      case 'GET': r.get(...hs); break;
-      case 'HEAD': r.head(...hs); break;
-      case 'POST': r.post(...hs); break;
-      case 'PUT': r.put(...hs); break;
-      case 'PATCH': r.patch(...hs); break;
-      case 'DELETE': r.delete(...hs); break;
+      case 'GET':
+        r.get(...hs);
+        break;
+      case 'HEAD':
+        r.head(...hs);
+        break;
+      case 'POST':
+        r.post(...hs);
+        break;
+      case 'PUT':
+        r.put(...hs);
+        break;
+      case 'PATCH':
+        r.patch(...hs);
+        break;
+      case 'DELETE':
+        r.delete(...hs);
+        break;
     }
   }
   r.options((_req, res) => {
@@ -126,13 +139,22 @@ export function createV1Router(deps: AppDeps): Router {
   route(router, '/api/update', { PUT: [auth, requireJsonObject, requireStorableBody, updateHandler(kit)] });
   route(router, '/api/bulkUpdate', { PUT: [auth, requireJsonArray, bulkLimit, requireStorableBody, bulkUpdateHandler(kit)] });
   route(router, '/api/overwrite', { PUT: [auth, requireJsonObject, requireStorableBody, overwriteHandler(kit)] });
-  for (const [name, handler] of [['patch', patchHandler], ['set', setHandler], ['unset', unsetHandler]] as const) {
+  for (const [name, handler] of [
+    ['patch', patchHandler],
+    ['set', setHandler],
+    ['unset', unsetHandler],
+  ] as const) {
     const h = handler(kit);
-    route(router, `/api/${name}`, {
-      PATCH: [auth, requireJsonObject, requireStorableBody, h],
-      // The reference's order: token, then Content-Type, then the override header.
-      POST: [auth, requireJsonObject, patchOverride, requireStorableBody, h],
-    }, ['PATCH', 'OPTIONS']);
+    route(
+      router,
+      `/api/${name}`,
+      {
+        PATCH: [auth, requireJsonObject, requireStorableBody, h],
+        // The reference's order: token, then Content-Type, then the override header.
+        POST: [auth, requireJsonObject, patchOverride, requireStorableBody, h],
+      },
+      ['PATCH', 'OPTIONS'],
+    );
   }
   route(router, '/api/release/:_id', { PATCH: [auth, releaseHandler(kit)] });
   route(router, '/api/delete/:_id', { DELETE: [auth, deleteHandler(kit)] });

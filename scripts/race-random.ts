@@ -93,18 +93,42 @@ function parseOptions(argv: string[]): Options {
     const a = argv[i];
     const v = () => argv[++i];
     switch (a) {
-      case '--duration': o.durationS = num('duration', v()); break;
-      case '--ops': o.maxOps = num('ops', v()); break;
-      case '--seed': o.seed = Math.floor(num('seed', v())); break;
-      case '--clients': o.clients = Math.max(1, Math.floor(num('clients', v()))); break;
-      case '--instances': o.instances = Math.max(1, Math.floor(num('instances', v()))); break;
-      case '--base': o.base = v()?.replace(/\/+$/, ''); break;
-      case '--mongo': o.mongo = v(); break;
-      case '--token': o.token = v(); break;
-      case '--uncached': o.uncached = v()?.replace(/\/+$/, ''); break;
-      case '--broken-sync': o.brokenSync = true; break;
-      case '--verbose': o.verbose = true; break;
-      case '--max-report': o.maxReport = num('max-report', v()); break;
+      case '--duration':
+        o.durationS = num('duration', v());
+        break;
+      case '--ops':
+        o.maxOps = num('ops', v());
+        break;
+      case '--seed':
+        o.seed = Math.floor(num('seed', v()));
+        break;
+      case '--clients':
+        o.clients = Math.max(1, Math.floor(num('clients', v())));
+        break;
+      case '--instances':
+        o.instances = Math.max(1, Math.floor(num('instances', v())));
+        break;
+      case '--base':
+        o.base = v()?.replace(/\/+$/, '');
+        break;
+      case '--mongo':
+        o.mongo = v();
+        break;
+      case '--token':
+        o.token = v();
+        break;
+      case '--uncached':
+        o.uncached = v()?.replace(/\/+$/, '');
+        break;
+      case '--broken-sync':
+        o.brokenSync = true;
+        break;
+      case '--verbose':
+        o.verbose = true;
+        break;
+      case '--max-report':
+        o.maxReport = num('max-report', v());
+        break;
       case '--help':
       case '-h':
         console.log(fs.readFileSync(__filename.replace(/\.js$/, '.ts'), 'utf8').split('*/')[0]);
@@ -186,9 +210,14 @@ interface Target {
 
 function runPm2(args: string[], env: NodeJS.ProcessEnv, timeoutMs = 120_000): Promise<{ code: number; out: string }> {
   return new Promise((resolve) => {
-    execFile(path.join(ROOT, 'node_modules', '.bin', 'pm2'), args, { cwd: ROOT, env, timeout: timeoutMs, maxBuffer: 16 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? 1 : 0, out: `${String(stdout)}${String(stderr)}` });
-    });
+    execFile(
+      path.join(ROOT, 'node_modules', '.bin', 'pm2'),
+      args,
+      { cwd: ROOT, env, timeout: timeoutMs, maxBuffer: 16 << 20 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? 1 : 0, out: `${String(stdout)}${String(stderr)}` });
+      },
+    );
   });
 }
 
@@ -215,7 +244,17 @@ async function startOwnCluster(opts: Options): Promise<Target> {
     EMBEDDED_MONGO_DBPATH: path.join(dataDir, 'embedded-mongo'),
     ...(opts.brokenSync ? { CACHE_SYNC_DISABLED_FOR_TEST: '1' } : {}),
   };
-  for (const k of ['MONGO_CONNECTION_STRING', 'NODE_APP_INSTANCE', 'pm_id', 'JEST_WORKER_ID', 'RERUM_PREFIX', 'RERUM_ID_PREFIX', 'AUDIENCE', 'ISSUER_BASE_URL']) delete env[k];
+  for (const k of [
+    'MONGO_CONNECTION_STRING',
+    'NODE_APP_INSTANCE',
+    'pm_id',
+    'JEST_WORKER_ID',
+    'RERUM_PREFIX',
+    'RERUM_ID_PREFIX',
+    'AUDIENCE',
+    'ISSUER_BASE_URL',
+  ])
+    delete env[k];
   let stopped = false;
   const logs = () => {
     const dir = path.join(pm2Home, 'logs');
@@ -279,11 +318,24 @@ async function startOwnCluster(opts: Options): Promise<Target> {
  * alias URLs, whose right answer is "what the uncached server answers", and a cross-check of the
  * driver oracle on a sample of the other reads.
  */
-async function startUncachedServer(base: string, mongoUri: string, dataDir: string | undefined): Promise<{ url: string; stop(): Promise<void> }> {
+async function startUncachedServer(
+  base: string,
+  mongoUri: string,
+  dataDir: string | undefined,
+): Promise<{ url: string; stop(): Promise<void> }> {
   const port = await freePort();
-  const env: NodeJS.ProcessEnv = { ...process.env, PORT: String(port), RERUM_BASE: base, CACHING: 'false', MONGO_CONNECTION_STRING: mongoUri, LOG_LEVEL: 'warn', NODE_ENV: 'production' };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: String(port),
+    RERUM_BASE: base,
+    CACHING: 'false',
+    MONGO_CONNECTION_STRING: mongoUri,
+    LOG_LEVEL: 'warn',
+    NODE_ENV: 'production',
+  };
   if (dataDir) env.DATA_DIR = dataDir;
-  for (const k of ['NODE_APP_INSTANCE', 'pm_id', 'PM2_HOME', 'RERUM_PREFIX', 'RERUM_ID_PREFIX', 'AUDIENCE', 'ISSUER_BASE_URL']) delete env[k];
+  for (const k of ['NODE_APP_INSTANCE', 'pm_id', 'PM2_HOME', 'RERUM_PREFIX', 'RERUM_ID_PREFIX', 'AUDIENCE', 'ISSUER_BASE_URL'])
+    delete env[k];
   const child = spawn(process.execPath, [path.join(ROOT, 'dist', 'server.js')], { cwd: ROOT, env, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
@@ -379,7 +431,11 @@ function stable(fams: string[], obj: string | undefined, from: number, to: numbe
 
 function pruneWrites(): void {
   const old = now() - 120_000;
-  for (const [f, list] of writesByFam) writesByFam.set(f, list.filter((w) => w.end > old));
+  for (const [f, list] of writesByFam)
+    writesByFam.set(
+      f,
+      list.filter((w) => w.end > old),
+    );
 }
 
 // ---------------------------------------------------------------- reads: what is asked, and what the database says
@@ -428,7 +484,9 @@ class Oracle {
   }
 
   private async bySegment(seg: string): Promise<StoredDocument | null> {
-    return (await this.coll.findOne({ $or: [{ _id: seg }, { '__rerum.slug': seg }] } as Filter<Document>)) as unknown as StoredDocument | null;
+    return (await this.coll.findOne({
+      $or: [{ _id: seg }, { '__rerum.slug': seg }],
+    } as Filter<Document>)) as unknown as StoredDocument | null;
   }
 
   private async compute(spec: ReadSpec): Promise<Answer> {
@@ -501,7 +559,14 @@ function normalize(route: Route, a: Answer): string {
 /** Segments of the objects two answers disagree on (missing from one, or different). */
 function differingObjects(a: Answer, b: Answer): Set<string> {
   const items = (x: Answer): Map<string, string> => {
-    const list = x.status !== 200 ? [] : Array.isArray(x.body) ? (x.body as Record<string, unknown>[]) : x.body ? [x.body as Record<string, unknown>] : [];
+    const list =
+      x.status !== 200
+        ? []
+        : Array.isArray(x.body)
+          ? (x.body as Record<string, unknown>[])
+          : x.body
+            ? [x.body as Record<string, unknown>]
+            : [];
     return new Map(list.map((o) => [segOf(String(o['@id'] ?? o.id ?? '')), canon(o)]));
   };
   const A = items(a);
@@ -761,7 +826,9 @@ class Client {
         if (stable(spec.fams, spec.obj, Math.min(s, exp.at), now())) {
           stats.oracleChecks++;
           if (normalize(spec.route, u) !== normalize(spec.route, exp.answer)) {
-            stats.oracleDisagreements.push(`${spec.method} ${spec.path} ${spec.body ? JSON.stringify(spec.body) : ''}: driver ${describe(exp.answer)}, uncached server ${describe(u)}`);
+            stats.oracleDisagreements.push(
+              `${spec.method} ${spec.path} ${spec.body ? JSON.stringify(spec.body) : ''}: driver ${describe(exp.answer)}, uncached server ${describe(u)}`,
+            );
           }
         }
       }
@@ -860,34 +927,54 @@ class Client {
     let objs: Set<string> | null = new Set([target]);
     switch (kind) {
       case 'create':
-        method = 'POST'; url = '/v1/api/create'; body = this.content(f); objs = new Set();
+        method = 'POST';
+        url = '/v1/api/create';
+        body = this.content(f);
+        objs = new Set();
         break;
       case 'bulkCreate':
-        method = 'POST'; url = '/v1/api/bulkCreate'; body = Array.from({ length: this.rng.range(1, 3) }, () => this.content(f)); objs = new Set();
+        method = 'POST';
+        url = '/v1/api/bulkCreate';
+        body = Array.from({ length: this.rng.range(1, 3) }, () => this.content(f));
+        objs = new Set();
         break;
       case 'update':
-        url = '/v1/api/update'; body = { '@id': id, ...this.content(f) };
+        url = '/v1/api/update';
+        body = { '@id': id, ...this.content(f) };
         break;
       case 'overwrite':
-        url = '/v1/api/overwrite'; body = { '@id': id, ...this.content(f) };
+        url = '/v1/api/overwrite';
+        body = { '@id': id, ...this.content(f) };
         break;
       case 'patch':
-        method = 'PATCH'; url = '/v1/api/patch'; body = { '@id': id, n: this.rng.int(10) };
+        method = 'PATCH';
+        url = '/v1/api/patch';
+        body = { '@id': id, n: this.rng.int(10) };
         break;
       case 'set':
-        method = 'PATCH'; url = '/v1/api/set'; body = { '@id': id, extra: { [this.rng.pick(EXTRAS)]: this.rng.int(5) }, [`s${this.rng.int(3)}`]: 1 };
+        method = 'PATCH';
+        url = '/v1/api/set';
+        body = { '@id': id, extra: { [this.rng.pick(EXTRAS)]: this.rng.int(5) }, [`s${this.rng.int(3)}`]: 1 };
         break;
       case 'unset':
-        method = 'PATCH'; url = '/v1/api/unset'; body = { '@id': id, [this.rng.chance(0.5) ? 'tag' : `s${this.rng.int(3)}`]: null };
+        method = 'PATCH';
+        url = '/v1/api/unset';
+        body = { '@id': id, [this.rng.chance(0.5) ? 'tag' : `s${this.rng.int(3)}`]: null };
         break;
       case 'delete':
-        method = 'DELETE'; url = `/v1/api/delete/${encodeURIComponent(target)}`; objs = null;
+        method = 'DELETE';
+        url = `/v1/api/delete/${encodeURIComponent(target)}`;
+        objs = null;
         break;
       case 'release':
-        method = 'PATCH'; url = `/v1/api/release/${encodeURIComponent(target)}`; objs = null;
+        method = 'PATCH';
+        url = `/v1/api/release/${encodeURIComponent(target)}`;
+        objs = null;
         break;
       case 'bulkUpdate':
-        url = '/v1/api/bulkUpdate'; body = extra.bulk!.map((seg) => ({ '@id': t.idPrefix + seg, ...this.content(f) })); objs = new Set(extra.bulk);
+        url = '/v1/api/bulkUpdate';
+        body = extra.bulk!.map((seg) => ({ '@id': t.idPrefix + seg, ...this.content(f) }));
+        objs = new Set(extra.bulk);
         break;
     }
     const rec = beginWrite([f.name], objs);
@@ -975,11 +1062,23 @@ class Client {
       plan.push({ kind: 'bulkUpdate', target: hot, bulk });
       const k = (f.children.get(hot) ?? []).length;
       const dup = bulk.filter((x) => x === hot).length;
-      for (let i = 0; i < 4; i++) inflightReads.push(this.querySpec([f], { '__rerum.history.next': { $size: k + r.range(1, dup - 1) } }, r.range(50, 99)));
+      for (let i = 0; i < 4; i++)
+        inflightReads.push(this.querySpec([f], { '__rerum.history.next': { $size: k + r.range(1, dup - 1) } }, r.range(50, 99)));
     }
     for (let i = plan.length ? count : 0; i < count; i++) {
       const kind = grow
-        ? r.weighted({ update: 24, overwrite: 14, bulkUpdate: 16, patch: 8, set: 6, unset: 5, create: 3, bulkCreate: 2, delete: 3, release: 3 })
+        ? r.weighted({
+            update: 24,
+            overwrite: 14,
+            bulkUpdate: 16,
+            patch: 8,
+            set: 6,
+            unset: 5,
+            create: 3,
+            bulkCreate: 2,
+            delete: 3,
+            release: 3,
+          })
         : r.weighted({ overwrite: 40, delete: 8, release: 5 });
       const target = r.chance(0.65) ? hot : r.chance(0.6) ? relative() : r.pick(live);
       if (kind === 'bulkUpdate') {
@@ -1005,7 +1104,11 @@ class Client {
     const describePlan = (statuses?: string[]) =>
       plan
         .map((p, i) => {
-          const what = p.bulk ? `bulkUpdate[${p.bulk.map(short).join(',')}]` : p.kind === 'create' || p.kind === 'bulkCreate' ? p.kind : `${p.kind} ${short(p.target)}`;
+          const what = p.bulk
+            ? `bulkUpdate[${p.bulk.map(short).join(',')}]`
+            : p.kind === 'create' || p.kind === 'bulkCreate'
+              ? p.kind
+              : `${p.kind} ${short(p.target)}`;
           return statuses ? `${what} → ${statuses[i]}` : what;
         })
         .join(' ∥ ');
@@ -1049,12 +1152,19 @@ class Client {
       const k = (f.children.get(hot) ?? []).length;
       const warm: ReadSpec[] = [];
       for (let i = 0; i < 5; i++) warm.push(this.randomRead(f));
-      for (let i = 0; i < 2; i++) warm.push(this.querySpec([f], { '__rerum.history.next': { $size: k + r.range(1, 3) } }, r.chance(0.5) ? undefined : r.range(50, 99)));
+      for (let i = 0; i < 2; i++)
+        warm.push(
+          this.querySpec([f], { '__rerum.history.next': { $size: k + r.range(1, 3) } }, r.chance(0.5) ? undefined : r.range(50, 99)),
+        );
       await this.readAll(warm, 2, 'warm', f);
       // 2. burst, with fresh-key reads in flight
       const during: ReadSpec[] = [];
       for (let i = 0; i < r.range(3, 7); i++) {
-        during.push(r.chance(0.6) ? this.querySpec([f], { '__rerum.history.next': { $size: r.range(1, 4) } }, r.range(50, 99)) : this.randomRead(f, true));
+        during.push(
+          r.chance(0.6)
+            ? this.querySpec([f], { '__rerum.history.next': { $size: r.range(1, 4) } }, r.range(50, 99))
+            : this.randomRead(f, true),
+        );
       }
       await this.burst(f, hot, during);
       if (this.run.over()) break;
@@ -1122,7 +1232,9 @@ class Run {
       };
       console.log(`race-random: against ${o.base} (database ${o.mongo})`);
     } else {
-      console.log(`race-random: starting a ${o.instances}-worker PM2 cluster on the embedded database${o.brokenSync ? ' (NEGATIVE CONTROL: CACHE_SYNC_DISABLED_FOR_TEST=1)' : ''}…`);
+      console.log(
+        `race-random: starting a ${o.instances}-worker PM2 cluster on the embedded database${o.brokenSync ? ' (NEGATIVE CONTROL: CACHE_SYNC_DISABLED_FOR_TEST=1)' : ''}…`,
+      );
       this.target = await startOwnCluster(o);
       console.log(`race-random: cluster up at ${this.target.base} in ${((now() - started) / 1000).toFixed(1)} s`);
     }
@@ -1136,12 +1248,16 @@ class Run {
     }
     this.oracle = new Oracle(mongo.db(this.target.dbName).collection(this.target.collection), this.target.idPrefix, uncachedUrl);
     this.tag = `${o.seed.toString(36)}${Date.now().toString(36).slice(-4)}`;
-    console.log(`race-random: seed ${o.seed}, ${o.clients} clients, ${o.durationS} s${Number.isFinite(o.maxOps) ? `, at most ${o.maxOps} operations` : ''}`);
+    console.log(
+      `race-random: seed ${o.seed}, ${o.clients} clients, ${o.durationS} s${Number.isFinite(o.maxOps) ? `, at most ${o.maxOps} operations` : ''}`,
+    );
     const t0 = now();
     this.deadline = t0 + o.durationS * 1000;
     const clients = Array.from({ length: o.clients }, (_, i) => new Client(i, this));
     const ticker = setInterval(() => {
-      console.log(`  … ${((now() - t0) / 1000).toFixed(0)} s: ${stats.ops} ops, ${stats.checked} reads checked (${stats.checkedHits} HITs), ${stats.stale.length} stale`);
+      console.log(
+        `  … ${((now() - t0) / 1000).toFixed(0)} s: ${stats.ops} ops, ${stats.checked} reads checked (${stats.checkedHits} HITs), ${stats.stale.length} stale`,
+      );
     }, 15_000);
     try {
       await Promise.all(clients.map((c) => c.loop()));
@@ -1151,7 +1267,13 @@ class Run {
     const elapsed = (now() - t0) / 1000;
     let cacheStats = '';
     try {
-      const s = (await request('GET', `${this.target.base}/v1/api/cache/stats`)).json as { workerCount: number; hits: number; misses: number; invalidations: number; entries: number };
+      const s = (await request('GET', `${this.target.base}/v1/api/cache/stats`)).json as {
+        workerCount: number;
+        hits: number;
+        misses: number;
+        invalidations: number;
+        entries: number;
+      };
       cacheStats = `workers ${s.workerCount}, hits ${s.hits}, misses ${s.misses}, invalidations ${s.invalidations}, entries ${s.entries}`;
     } catch {
       /* ignore */
@@ -1173,12 +1295,23 @@ class Run {
     console.log(`operations:     ${stats.ops} (${(stats.ops / elapsed).toFixed(0)}/s): ${writes} writes, ${stats.reads} reads`);
     console.log(`writes:         ${fmt(stats.writes)}`);
     console.log(`write answers:  ${fmt(stats.writeStatus)}`);
-    console.log(`reads checked:  ${stats.checked} (cache HITs ${stats.checkedHits}); unchecked (a write that could change them overlapped): ${stats.unchecked}; errors ${stats.readErrors}`);
-    console.log(`by route:       ${Object.entries(stats.byRoute).map(([k, v]) => `${k} ${v.checked} (HIT ${v.hits}, stale ${v.stale})`).join('; ')}`);
+    console.log(
+      `reads checked:  ${stats.checked} (cache HITs ${stats.checkedHits}); unchecked (a write that could change them overlapped): ${stats.unchecked}; errors ${stats.readErrors}`,
+    );
+    console.log(
+      `by route:       ${Object.entries(stats.byRoute)
+        .map(([k, v]) => `${k} ${v.checked} (HIT ${v.hits}, stale ${v.stale})`)
+        .join('; ')}`,
+    );
     console.log(`workers seen:   ${[...stats.workers].sort().join(', ')}`);
-    console.log(`oracle:         ${this.oracle.driverReads} driver reads, ${this.oracle.uncachedReads} uncached-server reads${this.oracle.uncachedUrl ? '' : ' (no uncached server: alias URLs judged by the driver lookup)'}`);
-    console.log(`oracle check:   ${stats.oracleChecks} checked reads also asked of the uncached server, ${stats.oracleDisagreements.length} disagreements with the driver oracle`);
-    for (const d of stats.oracleDisagreements.slice(0, 5)) console.log(`  WARNING oracle disagreement (a fault of this checker, not counted as stale): ${d}`);
+    console.log(
+      `oracle:         ${this.oracle.driverReads} driver reads, ${this.oracle.uncachedReads} uncached-server reads${this.oracle.uncachedUrl ? '' : ' (no uncached server: alias URLs judged by the driver lookup)'}`,
+    );
+    console.log(
+      `oracle check:   ${stats.oracleChecks} checked reads also asked of the uncached server, ${stats.oracleDisagreements.length} disagreements with the driver oracle`,
+    );
+    for (const d of stats.oracleDisagreements.slice(0, 5))
+      console.log(`  WARNING oracle disagreement (a fault of this checker, not counted as stale): ${d}`);
     if (cacheStats) console.log(`cache stats:    ${cacheStats}`);
     // per category: stale reads, and distinct stale entries (key + wrong answer); examples: the first read of each entry
     const cats = new Map<string, { reads: number; entries: Stale[] }>();
@@ -1203,7 +1336,9 @@ class Run {
       }
     }
     if (seen.size > shown) console.log(`  … and ${seen.size - shown} more entries (--max-report N shows more)`);
-    console.log(`replay:         node dist/scripts/race-random.js --seed ${o.seed} --duration ${o.durationS} --clients ${o.clients} (same choices; the interleaving varies)`);
+    console.log(
+      `replay:         node dist/scripts/race-random.js --seed ${o.seed} --duration ${o.durationS} --clients ${o.clients} (same choices; the interleaving varies)`,
+    );
     if (o.brokenSync) {
       if (stats.stale.length > 0) {
         console.log(`PASS (negative control): sync disabled, ${stats.stale.length} stale reads detected`);

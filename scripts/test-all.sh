@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, as the README and CI run it:
-#   0. lint: ESLint with the import boundaries (npm run lint:eslint) and shellcheck (npm run lint:sh)
+#   0. lint: ESLint with the import boundaries and prettier --check (npm run lint), shellcheck (npm run lint:sh)
 #   1. jest: unit, route, auth, database-conformance, cache and PM2-cluster tests
 #   2. scripts/smoke.sh: a new user's `npm start`, then create → update → history → query → delete with curl
-#   3. npm run race: PM2 cluster of 4 workers, overwrite → read rounds, fails on any stale read
+#   3. scripts/race-condition.sh --cluster 120 (npm run race: 300 rounds): PM2 cluster of 4 workers,
+#      overwrite → read rounds, fails on any stale read
 #   4. scripts/race-random.ts, 45 s (`npm run race:random` is the 4-minute run): random concurrent writes
 #      of every kind and cached reads on a 4-worker cluster, each read checked against the database
 # Ends with one line "N passed, N failed" (jest tests + the lint steps + the three scripts) and exits
@@ -30,8 +31,7 @@ if ! npm run -s build; then
   exit 1
 fi
 
-# Prettier joins once the tree is formatted: then this line becomes `step npm run -s lint`.
-step npm run -s lint:eslint
+step npm run -s lint
 step npm run -s lint:sh
 
 echo "== jest"
@@ -48,7 +48,8 @@ passed=$((passed + jp))
 failed=$((failed + jf))
 
 step bash scripts/smoke.sh
-step npm run -s race
+# 120 rounds (npm run race runs 300): the randomized checker below covers far more ground
+step bash scripts/race-condition.sh --cluster 120
 step node dist/scripts/race-random.js --duration 45
 
 echo "$passed passed, $failed failed"

@@ -57,7 +57,11 @@ describe('app shell', () => {
 
   it('answers malformed JSON with 400 and writes nothing', async () => {
     const before = await count();
-    const res = await request(srv.app).post('/v1/api/create').set('Authorization', auth).set('Content-Type', 'application/json').send('{"label": "unterminated');
+    const res = await request(srv.app)
+      .post('/v1/api/create')
+      .set('Authorization', auth)
+      .set('Content-Type', 'application/json')
+      .send('{"label": "unterminated');
     expect(res.status).toBe(400);
     expect(res.body).toMatchObject({ status: 400, error: 'Bad Request' });
     expect(res.body.message).toMatch(/not valid JSON/);
@@ -66,7 +70,10 @@ describe('app shell', () => {
 
   it('answers a body over MAX_BODY_BYTES with 413 and writes nothing', async () => {
     const before = await count();
-    const res = await request(srv.app).post('/v1/api/create').set('Authorization', auth).send({ big: 'x'.repeat(5000) });
+    const res = await request(srv.app)
+      .post('/v1/api/create')
+      .set('Authorization', auth)
+      .send({ big: 'x'.repeat(5000) });
     expect(res.status).toBe(413);
     expect(res.body.message).toMatch(/4096 bytes/);
     expect(await count()).toBe(before);
@@ -74,7 +81,11 @@ describe('app shell', () => {
 
   it('answers a non-JSON Content-Type on a JSON route with 415 and writes nothing', async () => {
     const before = await count();
-    const res = await request(srv.app).post('/v1/api/create').set('Authorization', auth).set('Content-Type', 'application/xml').send('<a/>');
+    const res = await request(srv.app)
+      .post('/v1/api/create')
+      .set('Authorization', auth)
+      .set('Content-Type', 'application/xml')
+      .send('<a/>');
     expect(res.status).toBe(415);
     expect(res.body.message).toMatch(/application\/json/);
     expect(await count()).toBe(before);
@@ -82,7 +93,11 @@ describe('app shell', () => {
 
   it('answers a JSON body of the wrong shape with 400 and writes nothing', async () => {
     const before = await count();
-    const res = await request(srv.app).post('/v1/api/create').set('Authorization', auth).set('Content-Type', 'application/json').send('"just a string"');
+    const res = await request(srv.app)
+      .post('/v1/api/create')
+      .set('Authorization', auth)
+      .set('Content-Type', 'application/json')
+      .send('"just a string"');
     expect(res.status).toBe(400);
     expect(await count()).toBe(before);
   });

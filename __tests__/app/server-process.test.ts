@@ -136,7 +136,9 @@ describe('slow clients are dropped in seconds', () => {
   });
 
   test('headers sent one byte at a time: 408 and closed after HEADERS_TIMEOUT_MS; others served meanwhile', async () => {
-    const slow = Array.from({ length: 5 }, () => slowClient(srv.port, 'GET /v1/api HTTP/1.1\r\nHost: x\r\n', 'X-Slow: aaaaaaaaaaaaaaaaaaaaaaaa', 100));
+    const slow = Array.from({ length: 5 }, () =>
+      slowClient(srv.port, 'GET /v1/api HTTP/1.1\r\nHost: x\r\n', 'X-Slow: aaaaaaaaaaaaaaaaaaaaaaaa', 100),
+    );
     const ping = await request('GET', `${srv.base}/v1/api`);
     expect(ping.status).toBe(200);
     expect(ping.ms).toBeLessThan(1_000);

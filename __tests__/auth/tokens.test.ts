@@ -80,24 +80,40 @@ describe('bearer tokens', () => {
 
   it('refuses an unsigned alg:none token', async () => {
     const now = Math.floor(Date.now() / 1000);
-    const payload = { [srv.config.agentClaim]: DEFAULT_AGENT, iss: `${srv.config.base}/`, aud: srv.config.audience, iat: now, exp: now + 600 };
+    const payload = {
+      [srv.config.agentClaim]: DEFAULT_AGENT,
+      iss: `${srv.config.base}/`,
+      aud: srv.config.audience,
+      iat: now,
+      exp: now + 600,
+    };
     await expectRefused(`Bearer ${b64({ alg: 'none', typ: 'JWT' })}.${b64(payload)}.`, /rejected/);
   });
 
   it('refuses an HS256 token keyed with the public key (algorithm confusion)', async () => {
     const now = Math.floor(Date.now() / 1000);
     const head = b64({ alg: 'HS256', typ: 'JWT', kid: srv.key.kid });
-    const body = b64({ [srv.config.agentClaim]: DEFAULT_AGENT, iss: `${srv.config.base}/`, aud: srv.config.audience, iat: now, exp: now + 600 });
+    const body = b64({
+      [srv.config.agentClaim]: DEFAULT_AGENT,
+      iss: `${srv.config.base}/`,
+      aud: srv.config.audience,
+      iat: now,
+      exp: now + 600,
+    });
     const sig = crypto.createHmac('sha256', JSON.stringify(srv.key.publicJwk)).update(`${head}.${body}`).digest('base64url');
     await expectRefused(`Bearer ${head}.${body}.${sig}`, /rejected/);
   });
 
-  it('refuses a valid token naming no agent with 403 and the reference\'s message (401 would make clients refresh and loop)', async () => {
+  it("refuses a valid token naming no agent with 403 and the reference's message (401 would make clients refresh and loop)", async () => {
     const before = await count();
     const token = await srv.token(DEFAULT_AGENT, { [srv.config.agentClaim]: undefined });
     const res = await create(`Bearer ${token}`);
     expect(res.status).toBe(403);
-    expect(res.body).toEqual({ status: 403, error: 'Forbidden', message: 'Could not get agent from req.user.  Have you registered with RERUM?' });
+    expect(res.body).toEqual({
+      status: 403,
+      error: 'Forbidden',
+      message: 'Could not get agent from req.user.  Have you registered with RERUM?',
+    });
     expect(await count()).toBe(before);
   });
 

@@ -73,7 +73,11 @@ afterAll(async () => {
 async function pageFetch(page: Page, url: string, init: { method?: string; headers?: Record<string, string>; body?: unknown } = {}) {
   return page.evaluate(
     async (u, i) => {
-      const r = await fetch(u, { method: i.method ?? 'GET', headers: i.headers, body: i.body === undefined ? undefined : JSON.stringify(i.body) });
+      const r = await fetch(u, {
+        method: i.method ?? 'GET',
+        headers: i.headers,
+        body: i.body === undefined ? undefined : JSON.stringify(i.body),
+      });
       const text = await r.text();
       let body: unknown;
       try {
@@ -117,7 +121,13 @@ async function runAllWriteKinds(page: Page, label: string) {
   expect(r3.body.v).toBe('over');
   expect(r3.cov).toBe(ow.body.__rerum.isOverwritten);
   // …and a second overwrite that echoes it back is accepted (no stale 409)
-  const ow2 = await write('PUT', '/v1/api/overwrite', { '@id': a['@id'], type: 'BrowserTest', label, v: 'over2', __rerum: { isOverwritten: r3.cov } });
+  const ow2 = await write('PUT', '/v1/api/overwrite', {
+    '@id': a['@id'],
+    type: 'BrowserTest',
+    label,
+    v: 'over2',
+    __rerum: { isOverwritten: r3.cov },
+  });
   expect(ow2.status).toBe(200);
   expect((await read(a)).body.v).toBe('over2');
 
@@ -152,7 +162,11 @@ async function runAllWriteKinds(page: Page, label: string) {
   // another client's write (not through this browser) → fresh on the next read
   const d = await create({ type: 'BrowserTest', label, v: 1 });
   expect((await read(d)).body.v).toBe(1);
-  const res = await fetch(`${apiBase}/v1/api/overwrite`, { method: 'PUT', headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' }, body: JSON.stringify({ '@id': d['@id'], v: 2 }) });
+  const res = await fetch(`${apiBase}/v1/api/overwrite`, {
+    method: 'PUT',
+    headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify({ '@id': d['@id'], v: 2 }),
+  });
   expect(res.status).toBe(200);
   expect((await read(d)).body.v).toBe(2);
 

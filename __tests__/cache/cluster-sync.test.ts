@@ -40,7 +40,13 @@ function cluster(n: number) {
 }
 
 function fillId(c: ReadCacheInternals, seg: string, body: string) {
-  return c.worker.fill(c.worker.beginRead(c.sync.leaseEpoch()), c.sync.leaseEpoch(), { kind: 'id', key: idKey('id', seg), segment: seg }, body, {});
+  return c.worker.fill(
+    c.worker.beginRead(c.sync.leaseEpoch()),
+    c.sync.leaseEpoch(),
+    { kind: 'id', key: idKey('id', seg), segment: seg },
+    body,
+    {},
+  );
 }
 
 describe('cluster sync', () => {

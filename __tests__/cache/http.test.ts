@@ -22,10 +22,13 @@ d('cache over HTTP (real app)', () => {
   const seg = (o: Obj) => o['@id'].split('/').pop()!;
   const objOf = (body: unknown): Obj => {
     const b = body as Record<string, unknown>;
-    return ((b?.new_obj_state as Obj | undefined) ?? (b as Obj));
+    return (b?.new_obj_state as Obj | undefined) ?? (b as Obj);
   };
   const get = (url: string) => request(srv.app).get(url);
-  const query = (filter: unknown) => request(srv.app).post('/v1/api/query').send(filter as object);
+  const query = (filter: unknown) =>
+    request(srv.app)
+      .post('/v1/api/query')
+      .send(filter as object);
   const auth = (r: request.Test) => r.set('Authorization', `Bearer ${token}`);
   const create = async (body: Record<string, unknown>) => {
     const r = await auth(request(srv.app).post('/v1/api/create')).send(body);
@@ -43,7 +46,9 @@ d('cache over HTTP (real app)', () => {
 
   beforeAll(async () => {
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require(supportFile) as { createTestServer(o: { caching: boolean; env?: Record<string, string> }): Promise<Server> | Server };
+    const mod = require(supportFile) as {
+      createTestServer(o: { caching: boolean; env?: Record<string, string> }): Promise<Server> | Server;
+    };
     srv = await mod.createTestServer({ caching: true, env: { CACHE_ADMIN_AGENT: ADMIN } });
     token = await srv.token();
     adminToken = await srv.token(ADMIN);

@@ -26,10 +26,12 @@ function setup() {
     const seg = d._id;
     put({ kind: 'id', key: idKey('id', seg), segment: seg }, strip(d));
   };
-  const putTree = (kind: 'history' | 'since', seg: string, docs: RerumDocument[]) => put({ kind, key: idKey(kind, seg), segment: seg }, docs.map(strip));
+  const putTree = (kind: 'history' | 'since', seg: string, docs: RerumDocument[]) =>
+    put({ kind, key: idKey(kind, seg), segment: seg }, docs.map(strip));
   const putQuery = (filter: Record<string, unknown>, result: RerumDocument[] = []) =>
     put({ kind: 'query', key: queryKey(filter, undefined, undefined), filter }, result.map(strip));
-  const putSearch = (text: string, kind: 'search' | 'searchPhrase' = 'search') => put({ kind, key: searchKey(kind, { searchText: text }, undefined, undefined) }, []);
+  const putSearch = (text: string, kind: 'search' | 'searchPhrase' = 'search') =>
+    put({ kind, key: searchKey(kind, { searchText: text }, undefined, undefined) }, []);
   const keys = () => new Set([...cache.store.entriesByRecency()].map((e) => e.entry.key));
   const write = (changes: ObjectChange[]) => cache.apply(planFromChanges(changes));
   return { cache, putId, putTree, putQuery, putSearch, keys, write };
@@ -40,7 +42,11 @@ describe('invalidation per write type', () => {
   function world() {
     const s = setup();
     const A0 = doc(hexId(), { type: 'Annotation', body: { value: 'v0' }, target: 'http://example.org/canvas/1' });
-    const { next: B, prevAfter: A } = updateChanges(A0, { type: 'Annotation', body: { value: 'v1' }, target: 'http://example.org/canvas/1' });
+    const { next: B, prevAfter: A } = updateChanges(A0, {
+      type: 'Annotation',
+      body: { value: 'v1' },
+      target: 'http://example.org/canvas/1',
+    });
     const U = doc(hexId(), { type: 'Person', name: 'Ada' });
     s.putId(A);
     s.putId(B);
@@ -66,7 +72,15 @@ describe('invalidation per write type', () => {
     const k = w.keys();
     expect(k.has(queryKey({ type: 'Annotation' }, undefined, undefined))).toBe(false);
     expect(k.has(searchKey('search', { searchText: 'ada' }, undefined, undefined))).toBe(false);
-    for (const kept of [idKey('id', w.A._id), idKey('id', w.B._id), idKey('id', w.U._id), idKey('history', w.B._id), idKey('since', w.A._id), idKey('since', w.B._id)]) expect(k.has(kept)).toBe(true);
+    for (const kept of [
+      idKey('id', w.A._id),
+      idKey('id', w.B._id),
+      idKey('id', w.U._id),
+      idKey('history', w.B._id),
+      idKey('since', w.A._id),
+      idKey('since', w.B._id),
+    ])
+      expect(k.has(kept)).toBe(true);
     expect(k.has(queryKey({ 'body.value': 'v1' }, undefined, undefined))).toBe(true);
     expect(k.has(queryKey({ type: 'Person' }, undefined, undefined))).toBe(true);
     expect(k.has(queryKey({ name: { $regex: '^A' } }, undefined, undefined))).toBe(true);
@@ -85,7 +99,9 @@ describe('invalidation per write type', () => {
     expect(k.has(idKey('since', w.A._id))).toBe(false); // found through the tree prime
     expect(k.has(idKey('since', w.B._id))).toBe(false);
     expect(k.has(queryKey({ 'body.value': 'v1' }, undefined, undefined))).toBe(false); // matched the old B
-    expect(k.has(queryKey({ target: 'http://example.org/canvas/1', '__rerum.history.next': { $size: 0 } }, undefined, undefined))).toBe(false);
+    expect(k.has(queryKey({ target: 'http://example.org/canvas/1', '__rerum.history.next': { $size: 0 } }, undefined, undefined))).toBe(
+      false,
+    );
     expect(k.has(queryKey({ type: 'Annotation' }, undefined, undefined))).toBe(false);
     expect(k.has(idKey('id', w.U._id))).toBe(true);
     expect(k.has(idKey('history', w.U._id))).toBe(true);
@@ -153,11 +169,18 @@ describe('invalidation per write type', () => {
 });
 
 describe('search entries: dropped only by writes with a value at a searchable path', () => {
-  const SEARCHES: Array<[string, 'search' | 'searchPhrase']> = [['ada', 'search'], ['lovelace notes', 'searchPhrase']];
+  const SEARCHES: Array<[string, 'search' | 'searchPhrase']> = [
+    ['ada', 'search'],
+    ['lovelace notes', 'searchPhrase'],
+  ];
   function world() {
     const s = setup();
     const P = doc(hexId(), { type: 'Person', name: 'Ada', label: { en: ['Ada Lovelace'] } }); // no searchable path
-    const A = doc(hexId(), { type: 'Annotation', body: { type: 'TextualBody', value: 'old words' }, target: 'http://example.org/canvas/1' });
+    const A = doc(hexId(), {
+      type: 'Annotation',
+      body: { type: 'TextualBody', value: 'old words' },
+      target: 'http://example.org/canvas/1',
+    });
     const U = doc(hexId(), { type: 'Place', name: 'Untouched' });
     s.putId(P);
     s.putId(A);
@@ -193,7 +216,13 @@ describe('search entries: dropped only by writes with a value at a searchable pa
       (w) => releaseChange(w.A).changes,
       // IIIF Presentation 2.1 and nested Presentation 3 shapes, arrays at every level
       () => createChange(doc(hexId(), { '@type': 'oa:Annotation', resource: { '@type': 'cnt:ContentAsText', 'cnt:chars': 'x' } })),
-      () => createChange(doc(hexId(), { type: 'Manifest', sequences: [{ canvases: [{ otherContent: [{ resources: [{ resource: { chars: 'y' } }] }] }] }] })),
+      () =>
+        createChange(
+          doc(hexId(), {
+            type: 'Manifest',
+            sequences: [{ canvases: [{ otherContent: [{ resources: [{ resource: { chars: 'y' } }] }] }] }],
+          }),
+        ),
       () => createChange(doc(hexId(), { type: 'Canvas', items: [{ annotations: [{ items: [{ body: [{ value: 'z' }] }] }] }] })),
     ];
     for (const step of steps) {

@@ -15,7 +15,7 @@ describe('cache key scheme', () => {
     expect(keyForRequest('id', req('POST', { id: 'abc' }))).toBeUndefined();
   });
 
-  test('an id that is not a plain segment gets no key (never another id\'s entry)', () => {
+  test("an id that is not a plain segment gets no key (never another id's entry)", () => {
     for (const alias of ['nope/S', 'S#x', 'S?x', 'S ', ' S', 'S\t', 'a%2Fb', '']) {
       expect(keyForRequest('id', req('GET', { _id: alias }))).toBeUndefined();
     }
@@ -32,7 +32,11 @@ describe('cache key scheme', () => {
   });
 
   test('operator documents and $or branches are sorted, literal sub-documents keep their order', () => {
-    expect(canonicalFilter({ b: { $lt: 5, $gt: 1 }, a: 1, $or: [{ y: 1, x: 2 }] })).toEqual({ $or: [{ x: 2, y: 1 }], a: 1, b: { $gt: 1, $lt: 5 } });
+    expect(canonicalFilter({ b: { $lt: 5, $gt: 1 }, a: 1, $or: [{ y: 1, x: 2 }] })).toEqual({
+      $or: [{ x: 2, y: 1 }],
+      a: 1,
+      b: { $gt: 1, $lt: 5 },
+    });
     expect(JSON.stringify(canonicalFilter({ $or: [{ y: 1, x: 2 }] }))).toBe('{"$or":[{"x":2,"y":1}]}');
     // {a: {c, b}} and {a: {b, c}} are different MongoDB queries (embedded-document equality is ordered)
     expect(queryKey({ a: { c: 1, b: 2 } }, undefined, undefined)).not.toBe(queryKey({ a: { b: 2, c: 1 } }, undefined, undefined));
@@ -41,7 +45,9 @@ describe('cache key scheme', () => {
   test('search keys cover body, options and pagination', () => {
     const a = keyForRequest('search', req('POST', {}, { searchText: 'x', options: { b: 1, a: 2 } }, { limit: '5' }))!;
     expect(a.key).toBe('search:{"body":{"options":{"a":2,"b":1},"searchText":"x"},"limit":5,"skip":null}');
-    expect(keyForRequest('searchPhrase', req('POST', {}, 'medieval manuscript'))!.key).toBe(searchKey('searchPhrase', 'medieval manuscript', undefined, undefined));
+    expect(keyForRequest('searchPhrase', req('POST', {}, 'medieval manuscript'))!.key).toBe(
+      searchKey('searchPhrase', 'medieval manuscript', undefined, undefined),
+    );
     expect(a.key.startsWith('search:')).toBe(true);
   });
 

@@ -4,7 +4,11 @@ describe('lease', () => {
   test('valid until sent-at + lease; a lapse clears once, and renewal after a lapse clears before reuse', () => {
     let now = 1000;
     let clears = 0;
-    const l = new Lease(100, () => clears++, () => now);
+    const l = new Lease(
+      100,
+      () => clears++,
+      () => now,
+    );
     expect(l.valid()).toBe(false);
     expect(clears).toBe(0); // never held: nothing to clear
     l.renew(990); // heartbeat sent at 990, acknowledged now
@@ -36,7 +40,11 @@ describe('lease', () => {
 
   test('renewal never shortens; revoke ends it at once', () => {
     let now = 0;
-    const l = new Lease(100, () => undefined, () => now);
+    const l = new Lease(
+      100,
+      () => undefined,
+      () => now,
+    );
     l.renew(50);
     l.renew(10);
     expect(l.expiry).toBe(150);

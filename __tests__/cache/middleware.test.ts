@@ -25,7 +25,8 @@ function makeApp(env: Record<string, string> = {}) {
   let gate: Promise<void> | undefined;
   let reads = 0;
   // stands in for AuthLayer.requireAdmin (the real one is tested in __tests__/routes/abuse-admin.test.ts)
-  const requireAdmin: RequestHandler = (req, res, next) => (req.headers.authorization === 'Bearer admin' ? next() : res.status(403).json({ error: 'no' }));
+  const requireAdmin: RequestHandler = (req, res, next) =>
+    req.headers.authorization === 'Bearer admin' ? next() : res.status(403).json({ error: 'no' });
   const app = express();
   app.use(express.json());
   app.get('/v1/id/:id', cache.read('id'), async (req, res) => {
@@ -110,7 +111,9 @@ describe('read middleware', () => {
     await request(t.app).get(`/v1/id/${d._id}`);
     await request(t.app).post('/v1/api/query').send({ n: 1 });
     expect((await request(t.app).post('/v1/api/query').send({ n: 1 })).headers['x-cache']).toBe('HIT');
-    await request(t.app).put('/v1/api/overwrite').send({ _id: d._id, props: { type: 'T', n: 2 } });
+    await request(t.app)
+      .put('/v1/api/overwrite')
+      .send({ _id: d._id, props: { type: 'T', n: 2 } });
     const g = await request(t.app).get(`/v1/id/${d._id}`);
     expect(g.headers['x-cache']).toBe('MISS');
     expect(g.body.n).toBe(2);
@@ -125,11 +128,18 @@ describe('read middleware', () => {
     const d = doc(hexId(), { type: 'T', n: 1 });
     t.db.set(d._id, d);
     const release = t.hold();
-    const slowRead = request(t.app).get(`/v1/id/${d._id}`).then((r) => r);
-    const slowQuery = request(t.app).post('/v1/api/query').send({ n: 1 }).then((r) => r);
+    const slowRead = request(t.app)
+      .get(`/v1/id/${d._id}`)
+      .then((r) => r);
+    const slowQuery = request(t.app)
+      .post('/v1/api/query')
+      .send({ n: 1 })
+      .then((r) => r);
     await new Promise((r) => setTimeout(r, 50)); // both reads have taken their snapshot and wait
     expect(t.reads()).toBe(2);
-    await request(t.app).put('/v1/api/overwrite').send({ _id: d._id, props: { type: 'T', n: 2 } });
+    await request(t.app)
+      .put('/v1/api/overwrite')
+      .send({ _id: d._id, props: { type: 'T', n: 2 } });
     release(); // now the held reads answer with their old snapshot
     const [old, oldQ] = await Promise.all([slowRead, slowQuery]);
     expect(old.body.n).toBe(1); // it answered with what it read
@@ -173,7 +183,10 @@ describe('createReadCache', () => {
     const cache = createReadCache(loadConfig({ CACHING: 'false' }), logger);
     const app = express();
     app.get('/v1/id/:id', cache.read('id'), (_req, res) => res.json({ ok: true }));
-    app.use('/v1/api/cache', cache.router((_q, _s, n) => n()));
+    app.use(
+      '/v1/api/cache',
+      cache.router((_q, _s, n) => n()),
+    );
     const r = await request(app).get('/v1/id/x');
     expect(r.headers['x-cache']).toBeUndefined();
     expect((await request(app).get('/v1/api/cache/stats')).body.enabled).toBe(false);
@@ -184,7 +197,10 @@ describe('createReadCache', () => {
     const { createReadCache } = await import('../../cache');
     const cache = createReadCache(loadConfig({ CACHING: 'true' }), logger);
     const app = express();
-    app.use('/v1/api/cache', cache.router((_q, _s, n) => n()));
+    app.use(
+      '/v1/api/cache',
+      cache.router((_q, _s, n) => n()),
+    );
     expect((await request(app).get('/v1/api/cache/stats')).body).toMatchObject({ enabled: true, mode: 'local', workerCount: 1 });
     await cache.close();
   });

@@ -29,7 +29,10 @@ describe('PM2 cluster (4 workers)', () => {
   let c: Cluster;
 
   beforeAll(async () => {
-    c = await startCluster({ instances: 4, env: { CACHE_SYNC_TIMEOUT_MS: String(T), CACHE_LEASE_MS: String(L), CACHE_MAX_ENTRIES: '10000' } });
+    c = await startCluster({
+      instances: 4,
+      env: { CACHE_SYNC_TIMEOUT_MS: String(T), CACHE_LEASE_MS: String(L), CACHE_MAX_ENTRIES: '10000' },
+    });
     built = true;
     console.log(`pm2 cluster test against the ${c.target} server at ${c.base}`);
   });
@@ -71,18 +74,25 @@ describe('PM2 cluster (4 workers)', () => {
         );
       }
       const start = now();
-      const w = await request('PUT', `${c.base}/v1/api/overwrite`, { body: { '@id': id, type: 'CacheRaceTest', rid, n: i }, token: c.token });
+      const w = await request('PUT', `${c.base}/v1/api/overwrite`, {
+        body: { '@id': id, type: 'CacheRaceTest', rid, n: i },
+        token: c.token,
+      });
       if (w.status !== 200) throw new Error(`overwrite ${w.status}: ${w.text}`);
       writes.push({ ms: w.ms, start, end: now() });
       // read right after the write's response, one after the other, on fresh connections
       const servedBy = new Set<string>();
       for (let k = 0; k < 6; k++) {
-        const r = k < 5 ? await request('GET', `${c.base}/v1/id/${seg}`) : await request('POST', `${c.base}/v1/api/query`, { body: { rid } });
+        const r =
+          k < 5 ? await request('GET', `${c.base}/v1/id/${seg}`) : await request('POST', `${c.base}/v1/api/query`, { body: { rid } });
         const body = r.json as { n?: number } | { n?: number }[];
         const n = Array.isArray(body) ? (body.length === 1 ? body[0].n : undefined) : body?.n;
         if (n !== i) {
           stale++;
-          if (staleSamples.length < 5) staleSamples.push(`round ${i}: got ${JSON.stringify(n)} from worker ${String(r.headers['x-worker'])} (${String(r.headers['x-cache'])})`);
+          if (staleSamples.length < 5)
+            staleSamples.push(
+              `round ${i}: got ${JSON.stringify(n)} from worker ${String(r.headers['x-worker'])} (${String(r.headers['x-cache'])})`,
+            );
         }
         servedBy.add(String(r.headers['x-worker']));
         if (r.headers['x-cache'] === 'HIT') hits++;
@@ -100,7 +110,13 @@ describe('PM2 cluster (4 workers)', () => {
     const running = writes.filter((w) => !slow.includes(w));
     console.log(
       `rounds=${ROUNDS} stale=${stale} crossWorkerRounds=${crossWorkerRounds} hits=${hits} misses=${misses} ` +
-        `write p50=${percentile(writes.map((w) => w.ms), 50).toFixed(1)}ms p99=${percentile(writes.map((w) => w.ms), 99).toFixed(1)}ms ` +
+        `write p50=${percentile(
+          writes.map((w) => w.ms),
+          50,
+        ).toFixed(1)}ms p99=${percentile(
+          writes.map((w) => w.ms),
+          99,
+        ).toFixed(1)}ms ` +
         `max(not held by the stopped worker)=${Math.max(...running.map((w) => w.ms)).toFixed(0)}ms bound=max(T,L)=${bound}ms slow=${slow.map((w) => Math.round(w.ms)).join(',')}`,
     );
     expect(staleSamples).toEqual([]);
@@ -114,7 +130,13 @@ describe('PM2 cluster (4 workers)', () => {
     // stats: summed over all 4 workers, and they add up to what this client saw
     const s = await request('GET', `${c.base}/v1/api/cache/stats?details=true`, { token: c.adminToken });
     expect(s.status).toBe(200);
-    const stats = s.json as { workerCount: number; hits: number; misses: number; entries: number; workers: { worker: string; hits: number; misses: number; entries: number; details: { key: string }[] }[] };
+    const stats = s.json as {
+      workerCount: number;
+      hits: number;
+      misses: number;
+      entries: number;
+      workers: { worker: string; hits: number; misses: number; entries: number; details: { key: string }[] }[];
+    };
     expect(stats.workerCount).toBe(4);
     expect(new Set(stats.workers.map((w) => w.worker)).size).toBe(4);
     expect(stats.hits).toBe(stats.workers.reduce((n, w) => n + w.hits, 0));
@@ -136,7 +158,13 @@ describe('PM2 cluster (4 workers)', () => {
   test('stall: hostile queries and a poisoned cache beside GET /v1/id pings (HIT and MISS)', async () => {
     const t0 = Date.now();
     const r = await runStall(
-      { phaseMs: 1000, parallel: 2, filters: 150, only: ['regex', '$or 30,000', '$nin', '$expr', 'search 1 MB', 'poison'], log: () => undefined },
+      {
+        phaseMs: 1000,
+        parallel: 2,
+        filters: 150,
+        only: ['regex', '$or 30,000', '$nin', '$expr', 'search 1 MB', 'poison'],
+        log: () => undefined,
+      },
       c,
     );
     console.log(
@@ -198,7 +226,11 @@ describe('pm2 reload under write load (4 workers)', () => {
       for (let n = 1; running; n++) {
         const start = now();
         try {
-          const w = await request('PUT', `${c.base}/v1/api/overwrite`, { body: { '@id': id, type: 'CacheReloadTest', k, n }, token: c.token, timeoutMs: 10_000 });
+          const w = await request('PUT', `${c.base}/v1/api/overwrite`, {
+            body: { '@id': id, type: 'CacheReloadTest', k, n },
+            token: c.token,
+            timeoutMs: 10_000,
+          });
           writes.push({ ms: w.ms, start, end: now(), status: w.status });
           if (w.status !== 200) {
             errors.push(`overwrite ${w.status}: ${w.text.slice(0, 200)}`);
@@ -206,7 +238,10 @@ describe('pm2 reload under write load (4 workers)', () => {
           }
           const r = await request('GET', `${c.base}/v1/id/${seg}`, { timeoutMs: 10_000 });
           const got = (r.json as { n?: number } | undefined)?.n;
-          if (got !== n) stale.push(`writer ${k}: wrote n=${n}, worker ${String(r.headers['x-worker'])} answered ${JSON.stringify(got)} (${String(r.headers['x-cache'])})`);
+          if (got !== n)
+            stale.push(
+              `writer ${k}: wrote n=${n}, worker ${String(r.headers['x-worker'])} answered ${JSON.stringify(got)} (${String(r.headers['x-cache'])})`,
+            );
         } catch (e) {
           lost.push(String((e as Error).message));
         }
@@ -225,7 +260,10 @@ describe('pm2 reload under write load (4 workers)', () => {
     const during = writes.filter((w) => w.end >= reloadStart && w.start <= reloadEnd).map((w) => w.ms);
     const p = (q: number) => percentile(during, q).toFixed(1);
     const logDir = path.join(c.pm2Home, 'logs');
-    const logs = fs.readdirSync(logDir).map((f) => fs.readFileSync(path.join(logDir, f), 'utf8')).join('\n');
+    const logs = fs
+      .readdirSync(logDir)
+      .map((f) => fs.readFileSync(path.join(logDir, f), 'utf8'))
+      .join('\n');
     const leaseWaits = logs.split('\n').filter((l) => l.includes('did not acknowledge an invalidation in time'));
 
     // every worker replaced, every replacement in the view of the others and holding a lease

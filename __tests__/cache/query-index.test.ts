@@ -45,7 +45,12 @@ function gen(seed: number) {
     if (k < 0.9 && depth < 2) return { $elemMatch: { b: scalar() } };
     if (k < 0.93) return { $size: pick([0, 1, 2]) };
     if (k < 0.95) return pick<unknown>([{ $lt: pick([1, 'y']) }, { $lte: null }, { $gte: null }, { $gt: null }, { $lt: 2, $ne: 1 }]);
-    if (k < 0.97) return pick<unknown>([{ $type: pick(['string', 'number', 'array', 'null', 'bool', 'object']) }, { $type: ['null', 'string'] }, { $mod: [2, 0] }]);
+    if (k < 0.97)
+      return pick<unknown>([
+        { $type: pick(['string', 'number', 'array', 'null', 'bool', 'object']) },
+        { $type: ['null', 'string'] },
+        { $mod: [2, 0] },
+      ]);
     if (k < 0.98) return { $regex: 'x', $options: 'i' };
     return { $eq: value(), $in: [scalar()] };
   };
@@ -76,7 +81,10 @@ describe('query index', () => {
   test('terms: equalities, $in, $or of equalities, AND picks one conjunct, the rest always-test', () => {
     expect(indexTerms({ type: 'Annotation' })).toEqual([{ path: 'type', value: 's:Annotation' }]);
     expect(indexTerms({ a: { $in: [1, 'x'] } })?.map((t) => t.value)).toEqual(['n:1', 's:x']);
-    expect(indexTerms({ $or: [{ a: 1 }, { 'b.c': 'z' }] })).toEqual([{ path: 'a', value: 'n:1' }, { path: 'b.c', value: 's:z' }]);
+    expect(indexTerms({ $or: [{ a: 1 }, { 'b.c': 'z' }] })).toEqual([
+      { path: 'a', value: 'n:1' },
+      { path: 'b.c', value: 's:z' },
+    ]);
     expect(indexTerms({ a: { $gt: 1 }, b: 2 })).toEqual([{ path: 'b', value: 'n:2' }]);
     expect(indexTerms({ a: null })).toBeUndefined();
     expect(indexTerms({ a: { $in: [1, null] } })).toBeUndefined();
@@ -86,14 +94,26 @@ describe('query index', () => {
   });
 
   test('presence terms: $exists: true, ranges, $regex, $size… index their path; value terms win over them', () => {
-    for (const cond of [{ $exists: true }, { $gt: 1 }, { $lt: 'm' }, { $regex: '^A', $options: 'i' }, { $size: 0 }, { $mod: [2, 0] }, { $elemMatch: { b: 1 } }, { $type: 'string' }]) {
+    for (const cond of [
+      { $exists: true },
+      { $gt: 1 },
+      { $lt: 'm' },
+      { $regex: '^A', $options: 'i' },
+      { $size: 0 },
+      { $mod: [2, 0] },
+      { $elemMatch: { b: 1 } },
+      { $type: 'string' },
+    ]) {
       expect(indexTerms({ a: cond })).toEqual([{ path: 'a', value: PRESENT }]);
     }
     for (const cond of [{ $exists: false }, { $gte: null }, { $lte: null }, { $type: 'null' }, { $nin: [1] }, { $not: { $gt: 1 } }]) {
       expect(indexTerms({ a: cond })).toBeUndefined();
     }
     expect(indexTerms({ a: { $gt: 1 }, b: 2 })).toEqual([{ path: 'b', value: 'n:2' }]);
-    expect(indexTerms({ $or: [{ a: 1 }, { b: { $gt: 1 } }] })).toEqual([{ path: 'a', value: 'n:1' }, { path: 'b', value: PRESENT }]);
+    expect(indexTerms({ $or: [{ a: 1 }, { b: { $gt: 1 } }] })).toEqual([
+      { path: 'a', value: 'n:1' },
+      { path: 'b', value: PRESENT },
+    ]);
     const idx = new QueryIndex();
     idx.add('range', { 'target.@id': { $regex: '^http' } });
     idx.add('exists', { 'body.value': { $exists: true } });
@@ -194,7 +214,9 @@ describe('query index', () => {
         if (unexpected.length > 0 || brute.some((k) => !indexed.includes(k))) {
           const missing = brute.filter((k) => !indexed.includes(k));
           const extra = unexpected;
-          throw new Error(`mismatch: ${JSON.stringify({ missing: missing.map((k) => filters.get(k)), extra: extra.map((k) => filters.get(k)), docs })}`);
+          throw new Error(
+            `mismatch: ${JSON.stringify({ missing: missing.map((k) => filters.get(k)), extra: extra.map((k) => filters.get(k)), docs })}`,
+          );
         }
       }
       store.close();
@@ -203,7 +225,8 @@ describe('query index', () => {
 
   test('cost: a write tests only candidates, not every cached query', () => {
     const idx = new QueryIndex();
-    for (let i = 0; i < 10000; i++) idx.add(`q${i}`, { 'target.@id': `http://example.org/canvas/${i}`, type: 'Annotation', motivation: { $ne: 'x' } });
+    for (let i = 0; i < 10000; i++)
+      idx.add(`q${i}`, { 'target.@id': `http://example.org/canvas/${i}`, type: 'Annotation', motivation: { $ne: 'x' } });
     const d = { type: 'Annotation', target: { '@id': 'http://example.org/canvas/42' } };
     // each filter is indexed under its most selective single term: equality on target.@id or type
     const c = idx.candidates(d);

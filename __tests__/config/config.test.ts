@@ -54,7 +54,15 @@ describe('loadConfig', () => {
   test('names every bad variable in one ConfigError', () => {
     let err: unknown;
     try {
-      loadConfig({ PORT: 'eighty', RERUM_BASE: 'ftp://x', MONGO_CONNECTION_STRING: 'postgres://db', DOWN: 'maybe', CACHE_TTL: '-1', RERUM_ID_PREFIX: 'http://x/v1/id', LOG_LEVEL: 'loud' });
+      loadConfig({
+        PORT: 'eighty',
+        RERUM_BASE: 'ftp://x',
+        MONGO_CONNECTION_STRING: 'postgres://db',
+        DOWN: 'maybe',
+        CACHE_TTL: '-1',
+        RERUM_ID_PREFIX: 'http://x/v1/id',
+        LOG_LEVEL: 'loud',
+      });
     } catch (e) {
       err = e;
     }
@@ -73,7 +81,9 @@ describe('loadConfig', () => {
       requestTimeoutMs: 500,
       shutdownTimeoutMs: 1000,
     });
-    expect(() => loadConfig({ HEADERS_TIMEOUT_MS: '20000', REQUEST_TIMEOUT_MS: '10000' })).toThrow(/HEADERS_TIMEOUT_MS \(20000\) must not be larger than REQUEST_TIMEOUT_MS/);
+    expect(() => loadConfig({ HEADERS_TIMEOUT_MS: '20000', REQUEST_TIMEOUT_MS: '10000' })).toThrow(
+      /HEADERS_TIMEOUT_MS \(20000\) must not be larger than REQUEST_TIMEOUT_MS/,
+    );
     expect(() => loadConfig({ SHUTDOWN_TIMEOUT_MS: '0' })).toThrow(/SHUTDOWN_TIMEOUT_MS/);
   });
 

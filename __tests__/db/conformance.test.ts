@@ -26,8 +26,15 @@ describe('CRUD', () => {
 
   test('string _id, insertMany, find by _id $in', async () => {
     const c = coll('crud2');
-    await c.insertMany([{ _id: 'x' as unknown as ObjectId, v: 1 }, { _id: 'y' as unknown as ObjectId, v: 2 }, { _id: 'z' as unknown as ObjectId, v: 3 }]);
-    const docs = await c.find({ _id: { $in: ['x', 'z'] } } as Document).sort({ v: 1 }).toArray();
+    await c.insertMany([
+      { _id: 'x' as unknown as ObjectId, v: 1 },
+      { _id: 'y' as unknown as ObjectId, v: 2 },
+      { _id: 'z' as unknown as ObjectId, v: 3 },
+    ]);
+    const docs = await c
+      .find({ _id: { $in: ['x', 'z'] } } as Document)
+      .sort({ v: 1 })
+      .toArray();
     expect(docs.map((d) => d.v)).toEqual([1, 3]);
     await expect(c.insertOne({ _id: 'x' as unknown as ObjectId })).rejects.toMatchObject({ code: 11000 });
   });
@@ -59,8 +66,21 @@ describe('CRUD', () => {
     const c = coll('batches');
     expect((await c.find({}).sort({ i: -1 }).skip(2).limit(3).toArray()).map((d) => d.i)).toEqual([7, 6, 5]);
     expect((await c.find({}).sort({ i: 1 }).limit(-4).toArray()).map((d) => d.i)).toEqual([0, 1, 2, 3]);
-    expect((await c.find({}, { projection: { _id: 0, i: 1 } }).sort({ i: 1 }).limit(2).toArray())).toEqual([{ i: 0 }, { i: 1 }]);
-    expect((await c.find({ i: { $lt: 3 } }).sort({ $natural: -1 }).toArray()).map((d) => d.i)).toEqual([2, 1, 0]);
+    expect(
+      await c
+        .find({}, { projection: { _id: 0, i: 1 } })
+        .sort({ i: 1 })
+        .limit(2)
+        .toArray(),
+    ).toEqual([{ i: 0 }, { i: 1 }]);
+    expect(
+      (
+        await c
+          .find({ i: { $lt: 3 } })
+          .sort({ $natural: -1 })
+          .toArray()
+      ).map((d) => d.i),
+    ).toEqual([2, 1, 0]);
   });
 });
 
@@ -69,8 +89,27 @@ describe('filters', () => {
   beforeAll(async () => {
     c = coll('filters');
     await c.insertMany([
-      { name: 'a', n: 1, tags: ['x', 'y'], sub: { k: 'p', deep: { v: 1 } }, '@id': 'http://e/1', items: [{ q: 1, w: 'a' }, { q: 5, w: 'b' }], __rerum: { history: { prime: 'root' } } },
-      { name: 'b', n: 2, tags: ['y'], sub: { k: 'q', deep: { v: 2 } }, id: 'http://e/2', items: [{ q: 2, w: 'c' }], __rerum: { history: { prime: 'http://e/1' } } },
+      {
+        name: 'a',
+        n: 1,
+        tags: ['x', 'y'],
+        sub: { k: 'p', deep: { v: 1 } },
+        '@id': 'http://e/1',
+        items: [
+          { q: 1, w: 'a' },
+          { q: 5, w: 'b' },
+        ],
+        __rerum: { history: { prime: 'root' } },
+      },
+      {
+        name: 'b',
+        n: 2,
+        tags: ['y'],
+        sub: { k: 'q', deep: { v: 2 } },
+        id: 'http://e/2',
+        items: [{ q: 2, w: 'c' }],
+        __rerum: { history: { prime: 'http://e/1' } },
+      },
       { name: 'c', n: 3, tags: [], sub: { k: 'r' }, opt: null, items: [] },
       { name: 'd', n: 4.5, s: 'Hello World', mixed: 'str' },
       { name: 'e', n: -1, mixed: 7 },
@@ -117,7 +156,11 @@ describe('filters', () => {
 describe('ObjectId and Date', () => {
   test('equality and ordering', async () => {
     const c = coll('oid');
-    const ids = [new ObjectId('000000000000000000000001'), new ObjectId('000000000000000000000002'), new ObjectId('ffffffffffffffffffffff00')];
+    const ids = [
+      new ObjectId('000000000000000000000001'),
+      new ObjectId('000000000000000000000002'),
+      new ObjectId('ffffffffffffffffffffff00'),
+    ];
     await c.insertMany([
       { _id: ids[2], ref: ids[0], at: new Date('2024-03-01T00:00:00Z') },
       { _id: ids[0], ref: ids[1], at: new Date('2024-01-01T00:00:00Z') },
@@ -125,10 +168,26 @@ describe('ObjectId and Date', () => {
     ]);
     expect((await c.findOne({ ref: new ObjectId(ids[1].toHexString()) }))?._id).toEqual(ids[0]);
     expect(await c.findOne({ ref: ids[1].toHexString() })).toBeNull();
-    expect((await c.find({}).sort({ _id: -1 }).toArray()).map((d) => d._id.toHexString())).toEqual(ids.map((i) => i.toHexString()).reverse());
-    expect((await c.find({ _id: { $gt: ids[0] } }).sort({ _id: 1 }).toArray()).map((d) => d._id)).toEqual([ids[1], ids[2]]);
+    expect((await c.find({}).sort({ _id: -1 }).toArray()).map((d) => d._id.toHexString())).toEqual(
+      ids.map((i) => i.toHexString()).reverse(),
+    );
+    expect(
+      (
+        await c
+          .find({ _id: { $gt: ids[0] } })
+          .sort({ _id: 1 })
+          .toArray()
+      ).map((d) => d._id),
+    ).toEqual([ids[1], ids[2]]);
     expect((await c.findOne({ at: new Date('2024-02-01T00:00:00Z') }))?._id).toEqual(ids[1]);
-    expect((await c.find({ at: { $lt: new Date('2024-02-15T00:00:00Z') } }).sort({ at: 1 }).toArray()).map((d) => d._id)).toEqual([ids[0], ids[1]]);
+    expect(
+      (
+        await c
+          .find({ at: { $lt: new Date('2024-02-15T00:00:00Z') } })
+          .sort({ at: 1 })
+          .toArray()
+      ).map((d) => d._id),
+    ).toEqual([ids[0], ids[1]]);
     const d = await c.findOne({ _id: ids[2] });
     expect(d?.at).toBeInstanceOf(Date);
     expect(d?.ref).toBeInstanceOf(ObjectId);
@@ -154,10 +213,23 @@ describe('updates', () => {
   test('$set (dotted creates subdocs) / $unset / $inc / $push / $pull / $addToSet', async () => {
     const c = coll('upd');
     const { insertedId } = await c.insertOne({ a: 1, list: [1, 2, 3], set: ['x'] });
-    const r = await c.updateOne({ _id: insertedId }, { $set: { 'x.y.z': 'deep', a: 2 }, $inc: { count: 3 }, $push: { list: 4 } } as Document);
+    const r = await c.updateOne({ _id: insertedId }, {
+      $set: { 'x.y.z': 'deep', a: 2 },
+      $inc: { count: 3 },
+      $push: { list: 4 },
+    } as Document);
     expect(r).toMatchObject({ matchedCount: 1, modifiedCount: 1 });
-    await c.updateOne({ _id: insertedId }, { $pull: { list: { $gte: 3 } }, $addToSet: { set: { $each: ['x', 'y'] } }, $unset: { a: '' } } as Document);
-    expect(await c.findOne({ _id: insertedId }, { projection: { _id: 0 } })).toEqual({ list: [1, 2], set: ['x', 'y'], x: { y: { z: 'deep' } }, count: 3 });
+    await c.updateOne({ _id: insertedId }, {
+      $pull: { list: { $gte: 3 } },
+      $addToSet: { set: { $each: ['x', 'y'] } },
+      $unset: { a: '' },
+    } as Document);
+    expect(await c.findOne({ _id: insertedId }, { projection: { _id: 0 } })).toEqual({
+      list: [1, 2],
+      set: ['x', 'y'],
+      x: { y: { z: 'deep' } },
+      count: 3,
+    });
     const same = await c.updateOne({ _id: insertedId }, { $set: { count: 3 } });
     expect(same).toMatchObject({ matchedCount: 1, modifiedCount: 0 });
   });
@@ -168,7 +240,12 @@ describe('updates', () => {
     const up = await c.updateOne({ key: 'new', 'sub.x': 1 }, { $set: { v: 1 }, $setOnInsert: { created: true } }, { upsert: true });
     expect(up.upsertedCount).toBe(1);
     expect(up.upsertedId).toBeInstanceOf(ObjectId);
-    expect(await c.findOne({ _id: up.upsertedId! }, { projection: { _id: 0 } })).toEqual({ key: 'new', sub: { x: 1 }, v: 1, created: true });
+    expect(await c.findOne({ _id: up.upsertedId! }, { projection: { _id: 0 } })).toEqual({
+      key: 'new',
+      sub: { x: 1 },
+      v: 1,
+      created: true,
+    });
     const again = await c.updateOne({ key: 'new' }, { $set: { v: 2 }, $setOnInsert: { created: false } }, { upsert: true });
     expect(again).toMatchObject({ matchedCount: 1, modifiedCount: 1, upsertedCount: 0 });
     const doc = (await c.findOne({ key: 'new' }))!;
@@ -180,7 +257,11 @@ describe('updates', () => {
   });
   test('findOneAndUpdate / findOneAndDelete / deleteMany / counts', async () => {
     const c = coll('fam');
-    await c.insertMany([{ k: 1, v: 'a' }, { k: 2, v: 'b' }, { k: 3, v: 'c' }]);
+    await c.insertMany([
+      { k: 1, v: 'a' },
+      { k: 2, v: 'b' },
+      { k: 3, v: 'c' },
+    ]);
     const after = await c.findOneAndUpdate({ k: 2 }, { $set: { v: 'B' } }, { returnDocument: 'after' });
     expect(after?.v).toBe('B');
     const before = await c.findOneAndUpdate({ k: 3 }, { $set: { v: 'C' } }, { returnDocument: 'before' });
@@ -200,11 +281,23 @@ describe('updates', () => {
   });
   test('positional $, arrayFilters, $push with $each/$sort/$slice', async () => {
     const c = coll('arrays');
-    const { insertedId } = await c.insertOne({ items: [{ q: 1, w: 'a' }, { q: 5, w: 'b' }], g: [1, 5, 9] });
+    const { insertedId } = await c.insertOne({
+      items: [
+        { q: 1, w: 'a' },
+        { q: 5, w: 'b' },
+      ],
+      g: [1, 5, 9],
+    });
     await c.updateOne({ _id: insertedId, 'items.q': 5 }, { $set: { 'items.$.w': 'X' } });
     await c.updateOne({ _id: insertedId }, { $set: { 'g.$[e]': 0 } }, { arrayFilters: [{ e: { $gt: 4 } }] });
     await c.updateOne({ _id: insertedId }, { $push: { g: { $each: [3, 2], $sort: 1, $slice: -3 } } } as Document);
-    expect(await c.findOne({ _id: insertedId }, { projection: { _id: 0 } })).toEqual({ items: [{ q: 1, w: 'a' }, { q: 5, w: 'X' }], g: [1, 2, 3] });
+    expect(await c.findOne({ _id: insertedId }, { projection: { _id: 0 } })).toEqual({
+      items: [
+        { q: 1, w: 'a' },
+        { q: 5, w: 'X' },
+      ],
+      g: [1, 2, 3],
+    });
   });
   test('distinct', async () => {
     const c = coll('dist');
@@ -263,7 +356,7 @@ describe('indexes', () => {
     expect(await ns({ tags: 'a' })).toEqual([0, 1]);
     expect(await ns({ tags: ['a', 'b'] })).toEqual([0]);
     expect(await ns({ '@id': null })).toEqual([1]);
-    await c.updateOne({ n: 1 }, { $set: { '@id': 'moved', 'tags': ['z'] } });
+    await c.updateOne({ n: 1 }, { $set: { '@id': 'moved', tags: ['z'] } });
     expect(await ns({ '@id': 'moved' })).toEqual([1]);
     expect(await ns({ tags: 'a' })).toEqual([0]);
     await c.deleteOne({ '@id': 'u2' });
@@ -284,7 +377,7 @@ describe('indexes', () => {
     expect(names).toContain('idx');
     expect(await t.db.listCollections({ name: 'idx' }).toArray()).toHaveLength(1);
     expect(await c.drop()).toBe(true);
-    expect((await t.db.listCollections({ name: 'idx' }).toArray())).toHaveLength(0);
+    expect(await t.db.listCollections({ name: 'idx' }).toArray()).toHaveLength(0);
     await t.db.createCollection('made');
     await expect(t.db.createCollection('made')).rejects.toMatchObject({ code: 48 });
   });
@@ -294,14 +387,22 @@ describe('aggregation', () => {
   test('$match/$group/$sort/$count/$addFields/$unwind/$lookup', async () => {
     const orders = coll('orders');
     const people = coll('people');
-    await people.insertMany([{ _id: 'p1' as unknown as ObjectId, name: 'Ann' }, { _id: 'p2' as unknown as ObjectId, name: 'Bob' }]);
+    await people.insertMany([
+      { _id: 'p1' as unknown as ObjectId, name: 'Ann' },
+      { _id: 'p2' as unknown as ObjectId, name: 'Bob' },
+    ]);
     await orders.insertMany([
       { who: 'p1', amount: 5, items: ['a', 'b'] },
       { who: 'p1', amount: 7, items: ['c'] },
       { who: 'p2', amount: 1, items: [] },
     ]);
-    const grouped = await orders.aggregate([{ $group: { _id: '$who', total: { $sum: '$amount' }, n: { $sum: 1 } } }, { $sort: { _id: 1 } }]).toArray();
-    expect(grouped).toEqual([{ _id: 'p1', total: 12, n: 2 }, { _id: 'p2', total: 1, n: 1 }]);
+    const grouped = await orders
+      .aggregate([{ $group: { _id: '$who', total: { $sum: '$amount' }, n: { $sum: 1 } } }, { $sort: { _id: 1 } }])
+      .toArray();
+    expect(grouped).toEqual([
+      { _id: 'p1', total: 12, n: 2 },
+      { _id: 'p2', total: 1, n: 1 },
+    ]);
     expect(await orders.aggregate([{ $match: { amount: { $gt: 2 } } }, { $count: 'c' }]).toArray()).toEqual([{ c: 2 }]);
     const unwound = await orders.aggregate([{ $unwind: '$items' }, { $project: { _id: 0, items: 1 } }, { $sort: { items: 1 } }]).toArray();
     expect(unwound).toEqual([{ items: 'a' }, { items: 'b' }, { items: 'c' }]);
@@ -315,7 +416,7 @@ describe('aggregation', () => {
       ])
       .toArray();
     expect(joined).toEqual([{ double: 14, name: 'Ann' }]);
-    expect((await people.findOne({ _id: 'p1' } as Document))).toEqual({ _id: 'p1', name: 'Ann' });
+    expect(await people.findOne({ _id: 'p1' } as Document)).toEqual({ _id: 'p1', name: 'Ann' });
   });
 });
 
@@ -337,7 +438,10 @@ describe('text search', () => {
       .toArray();
     expect(res.map((d) => d.k)).toEqual([1, 2]);
     expect(res[0].score).toBeGreaterThan(res[1].score);
-    const either = await c.find({ $text: { $search: 'cherry durian' } }).sort({ k: 1 }).toArray();
+    const either = await c
+      .find({ $text: { $search: 'cherry durian' } })
+      .sort({ k: 1 })
+      .toArray();
     expect(either.map((d) => d.k)).toEqual([3, 4]);
     const phrase = await c.find({ $text: { $search: '"king of fruit"' } }).toArray();
     expect(phrase.map((d) => d.k)).toEqual([4]);
@@ -354,8 +458,15 @@ describe('text search', () => {
   test('wildcard text index covers nested strings', async () => {
     const c = coll('texts_wild');
     await c.createIndex({ '$**': 'text' });
-    await c.insertMany([{ k: 1, a: { b: ['needle in array'] } }, { k: 2, other: 'hay' }, { k: 3, deep: { x: { y: 'Needle' } } }]);
-    const res = await c.find({ $text: { $search: 'needle' } }).sort({ k: 1 }).toArray();
+    await c.insertMany([
+      { k: 1, a: { b: ['needle in array'] } },
+      { k: 2, other: 'hay' },
+      { k: 3, deep: { x: { y: 'Needle' } } },
+    ]);
+    const res = await c
+      .find({ $text: { $search: 'needle' } })
+      .sort({ k: 1 })
+      .toArray();
     expect(res.map((d) => d.k)).toEqual([1, 3]);
     expect(await c.countDocuments({ $text: { $search: 'hay' } })).toBe(1);
   });
@@ -375,7 +486,9 @@ describe('refusals (as a standalone mongod)', () => {
     const session = t.client.startSession();
     try {
       session.startTransaction();
-      const err = (await c.insertOne({ inTxn: true }, { session }).catch((e: unknown) => e)) as MongoServerError & { originalError?: MongoServerError };
+      const err = (await c.insertOne({ inTxn: true }, { session }).catch((e: unknown) => e)) as MongoServerError & {
+        originalError?: MongoServerError;
+      };
       expect(err).toBeInstanceOf(MongoServerError);
       // The driver re-wraps this refusal as "does not support retryable writes"; the server's answer is kept.
       const server = err.originalError ?? err;
@@ -386,7 +499,9 @@ describe('refusals (as a standalone mongod)', () => {
       await session.endSession();
     }
     expect(await c.countDocuments({ inTxn: true })).toBe(0);
-    expect(await codeOf(t.db.command({ find: 'txn', txnNumber: 1, autocommit: false, startTransaction: true, lsid: { id: new UUID() } }))).toBe(20);
+    expect(
+      await codeOf(t.db.command({ find: 'txn', txnNumber: 1, autocommit: false, startTransaction: true, lsid: { id: new UUID() } })),
+    ).toBe(20);
   });
 
   test('wrong argument types: TypeMismatch (14)', async () => {
@@ -420,8 +535,14 @@ describe('refusals (as a standalone mongod)', () => {
   });
 
   test('$out with a non-string, non-object argument: 16990', async () => {
-    expect(await codeOf(coll('args').aggregate([{ $out: 5 } as Document]).toArray())).toBe(16990);
-    expect((await t.db.listCollections({ name: 'undefined' }).toArray())).toHaveLength(0);
+    expect(
+      await codeOf(
+        coll('args')
+          .aggregate([{ $out: 5 } as Document])
+          .toArray(),
+      ),
+    ).toBe(16990);
+    expect(await t.db.listCollections({ name: 'undefined' }).toArray()).toHaveLength(0);
   });
 
   test('documents nested deeper than 100 levels are refused: Overflow (15)', async () => {
@@ -439,7 +560,11 @@ describe('refusals (as a standalone mongod)', () => {
 });
 
 describe('update semantics (MongoDB documented behaviour)', () => {
-  const codeOf = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'no error', (e: { code?: unknown }) => e.code);
+  const codeOf = (p: Promise<unknown>): Promise<unknown> =>
+    p.then(
+      () => 'no error',
+      (e: { code?: unknown }) => e.code,
+    );
 
   test('$inc on a null or non-numeric field: TypeMismatch (14), document unchanged', async () => {
     const c = coll('incnull');

@@ -100,9 +100,19 @@ describe('persistence (separate process, kill -9)', () => {
       process.execPath,
       [
         path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
-        '--outDir', outDir,
-        '--module', 'commonjs', '--target', 'es2022', '--moduleResolution', 'node',
-        '--esModuleInterop', '--skipLibCheck', '--strict', '--types', 'node',
+        '--outDir',
+        outDir,
+        '--module',
+        'commonjs',
+        '--target',
+        'es2022',
+        '--moduleResolution',
+        'node',
+        '--esModuleInterop',
+        '--skipLibCheck',
+        '--strict',
+        '--types',
+        'node',
         path.join(root, 'db', 'embedded', 'standalone.ts'),
       ],
       { cwd: root, stdio: 'pipe' },
@@ -137,7 +147,9 @@ describe('persistence (separate process, kill -9)', () => {
   }
 
   const exited = (child: ChildProcess): Promise<number | null> =>
-    new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));
+    new Promise((resolve) =>
+      child.exitCode !== null || child.signalCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code)),
+    );
 
   test('acknowledged writes survive SIGKILL; torn journal tail is ignored; SIGTERM exits cleanly', async () => {
     const dbPath = tmpDir('kill9');
@@ -323,7 +335,12 @@ describe('hostile wire input', () => {
 
   test('the driver refuses a >16 MiB document', async () => {
     await withClient(h.uri, async (c) => {
-      await expect(c.db('hostile').collection('big').insertOne({ blob: 'z'.repeat(17 * 1024 * 1024) })).rejects.toThrow();
+      await expect(
+        c
+          .db('hostile')
+          .collection('big')
+          .insertOne({ blob: 'z'.repeat(17 * 1024 * 1024) }),
+      ).rejects.toThrow();
       expect(await c.db('admin').command({ ping: 1 })).toMatchObject({ ok: 1 });
     });
   });
@@ -332,7 +349,15 @@ describe('hostile wire input', () => {
 describe('selectDatabase', () => {
   const saved = { ...process.env };
   afterEach(() => {
-    for (const k of ['TEST_MONGO', 'TEST_MONGO_URI', 'MONGOMS_SYSTEM_BINARY', 'MONGOMS_DOWNLOAD', 'MONGO_CONNECTION_STRING', 'EMBEDDED_MONGO_PORT', 'EMBEDDED_MONGO_DBPATH']) {
+    for (const k of [
+      'TEST_MONGO',
+      'TEST_MONGO_URI',
+      'MONGOMS_SYSTEM_BINARY',
+      'MONGOMS_DOWNLOAD',
+      'MONGO_CONNECTION_STRING',
+      'EMBEDDED_MONGO_PORT',
+      'EMBEDDED_MONGO_DBPATH',
+    ]) {
       if (saved[k] === undefined) delete process.env[k];
       else process.env[k] = saved[k];
     }
@@ -403,7 +428,11 @@ describe('not supported: refused, never silently ignored', () => {
     await withClient(h.uri, async (c) => {
       const col = c.db('ns').collection('x');
       await col.insertOne({ s: 'a' });
-      const code = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'no error', (e: { code?: unknown }) => e.code);
+      const code = (p: Promise<unknown>): Promise<unknown> =>
+        p.then(
+          () => 'no error',
+          (e: { code?: unknown }) => e.code,
+        );
       expect(await code(col.find({ s: 'A' }, { collation: { locale: 'en', strength: 2 } }).toArray())).toBe(115);
       expect(await code(col.countDocuments({}, { collation: { locale: 'fr' } }))).toBe(115);
       expect(await code(col.aggregate([{ $match: { $expr: { $eq: ['$s', '$$v'] } } }], { let: { v: 'a' } }).toArray())).toBe(115);

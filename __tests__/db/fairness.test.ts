@@ -38,15 +38,31 @@ beforeAll(async () => {
     process.execPath,
     [
       path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
-      '--outDir', outDir, '--module', 'commonjs', '--target', 'es2022', '--moduleResolution', 'node',
-      '--esModuleInterop', '--skipLibCheck', '--strict', '--types', 'node',
+      '--outDir',
+      outDir,
+      '--module',
+      'commonjs',
+      '--target',
+      'es2022',
+      '--moduleResolution',
+      'node',
+      '--esModuleInterop',
+      '--skipLibCheck',
+      '--strict',
+      '--types',
+      'node',
       path.join(root, 'db', 'embedded', 'standalone.ts'),
     ],
     { cwd: root, stdio: 'pipe' },
   );
   dbPath = fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-fairness-'));
   child = spawn(process.execPath, [path.join(outDir, 'standalone.js')], {
-    env: { ...process.env, EMBEDDED_MONGO_PORT: '0', EMBEDDED_MONGO_DBPATH: dbPath, EMBEDDED_MONGO_COMPACT_AT_BYTES: String(Math.round((48 * 1024 * 1024 * N) / 300_000)) },
+    env: {
+      ...process.env,
+      EMBEDDED_MONGO_PORT: '0',
+      EMBEDDED_MONGO_DBPATH: dbPath,
+      EMBEDDED_MONGO_COMPACT_AT_BYTES: String(Math.round((48 * 1024 * 1024 * N) / 300_000)),
+    },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -120,7 +136,6 @@ async function worstPingDuring(label: string, heavy: () => Promise<unknown>): Pr
   return worst;
 }
 
-
 test('baseline: worst ping of an idle server', async () => {
   const idle = await worstPingDuring('idle 2 s', () => new Promise((r) => setTimeout(r, 2000)));
   const loadPerCore = os.loadavg()[0] / os.cpus().length;
@@ -151,7 +166,12 @@ test('journal compaction of a large state does not stall other connections', asy
     for (let round = 0; Date.now() < deadline; round++) {
       await col.updateMany({ i: { $lt: Math.round(N / 15) } }, { $set: { round, pad: 'x'.repeat(100) } });
       const snap = path.join(dbPath, 'snapshot.bson');
-      if (fs.existsSync(snap) && fs.statSync(snap).mtimeMs > before && fs.readdirSync(dbPath).filter((f) => f.startsWith('journal-')).length === 1) return;
+      if (
+        fs.existsSync(snap) &&
+        fs.statSync(snap).mtimeMs > before &&
+        fs.readdirSync(dbPath).filter((f) => f.startsWith('journal-')).length === 1
+      )
+        return;
     }
     throw new Error('no compaction happened');
   });
@@ -159,11 +179,20 @@ test('journal compaction of a large state does not stall other connections', asy
 });
 
 test('maxTimeMS is honoured on find, aggregate, count and distinct (50 MaxTimeMSExpired)', async () => {
-  const code = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'no error', (e: { code?: unknown }) => e.code);
+  const code = (p: Promise<unknown>): Promise<unknown> =>
+    p.then(
+      () => 'no error',
+      (e: { code?: unknown }) => e.code,
+    );
   const slow = { 'nested.x': { $gt: 1000 }, s: { $ne: 'x' } };
   expect(await code(col.find(slow).maxTimeMS(1).toArray())).toBe(50);
   expect(await code(col.aggregate([{ $match: slow }], { maxTimeMS: 1 }).toArray())).toBe(50);
   expect(await code(col.countDocuments(slow, { maxTimeMS: 1 }))).toBe(50);
   expect(await code(col.distinct('s', slow, { maxTimeMS: 1 }))).toBe(50);
-  expect(await col.find({ _id: 1 } as Document).maxTimeMS(1000).toArray()).toHaveLength(1);
+  expect(
+    await col
+      .find({ _id: 1 } as Document)
+      .maxTimeMS(1000)
+      .toArray(),
+  ).toHaveLength(1);
 });

@@ -27,8 +27,19 @@ beforeAll(() => {
     process.execPath,
     [
       path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
-      '--outDir', outDir, '--module', 'commonjs', '--target', 'es2022', '--moduleResolution', 'node',
-      '--esModuleInterop', '--skipLibCheck', '--strict', '--types', 'node',
+      '--outDir',
+      outDir,
+      '--module',
+      'commonjs',
+      '--target',
+      'es2022',
+      '--moduleResolution',
+      'node',
+      '--esModuleInterop',
+      '--skipLibCheck',
+      '--strict',
+      '--types',
+      'node',
       path.join(root, 'db', 'embedded', 'repair.ts'),
     ],
     { cwd: root, stdio: 'pipe' },
@@ -154,7 +165,12 @@ describe('snapshot checksum', () => {
   test('a damaged snapshot refuses start; db:repair keeps its valid records', async () => {
     const dbPath = tmpDir('snap');
     const h = await startEmbeddedMongo({ dbPath });
-    await withClient(h.uri, (c) => c.db('j').collection('docs').insertMany(Array.from({ length: 1000 }, (_, i) => ({ i, m: marker(i) }))));
+    await withClient(h.uri, (c) =>
+      c
+        .db('j')
+        .collection('docs')
+        .insertMany(Array.from({ length: 1000 }, (_, i) => ({ i, m: marker(i) }))),
+    );
     await h.stop(); // compacts everything into snapshot.bson
     const snap = path.join(dbPath, 'snapshot.bson');
     patch(snap, offsetOf(snap, marker(300)), ['X'.charCodeAt(0)]);
@@ -169,8 +185,18 @@ describe('files written before checksums', () => {
   test('an old-format snapshot + journal is read and rewritten in the new format', async () => {
     const dbPath = tmpDir('legacy');
     const rec = (d: object): Buffer => Buffer.from(BSON.serialize(d));
-    fs.writeFileSync(path.join(dbPath, 'snapshot.bson'), Buffer.concat([rec({ op: 'meta', gen: 3 }), rec({ op: 'createCollection', db: 'j', c: 'docs', options: {} }), rec({ op: 'put', db: 'j', c: 'docs', doc: { _id: 1, i: 1 } })]));
-    fs.writeFileSync(path.join(dbPath, 'journal-3.bson'), Buffer.concat([rec({ op: 'put', db: 'j', c: 'docs', doc: { _id: 2, i: 2 } }), rec({ op: 'del', db: 'j', c: 'docs', id: 1 })]));
+    fs.writeFileSync(
+      path.join(dbPath, 'snapshot.bson'),
+      Buffer.concat([
+        rec({ op: 'meta', gen: 3 }),
+        rec({ op: 'createCollection', db: 'j', c: 'docs', options: {} }),
+        rec({ op: 'put', db: 'j', c: 'docs', doc: { _id: 1, i: 1 } }),
+      ]),
+    );
+    fs.writeFileSync(
+      path.join(dbPath, 'journal-3.bson'),
+      Buffer.concat([rec({ op: 'put', db: 'j', c: 'docs', doc: { _id: 2, i: 2 } }), rec({ op: 'del', db: 'j', c: 'docs', id: 1 })]),
+    );
     expect(await count(dbPath)).toBe(1);
     expect(fs.readFileSync(path.join(dbPath, 'snapshot.bson')).subarray(0, 4).toString()).toBe('EMDB');
     expect(await count(dbPath, { i: 2 })).toBe(1);

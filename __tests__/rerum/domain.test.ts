@@ -57,8 +57,15 @@ describe('metadata', () => {
   test('root', () => {
     const m = rootMetadata(cfg, 'agentA', '2026-01-01T00:00:00.000');
     expect(m).toEqual({
-      '@context': cfg.context, alpha: true, APIversion: '1.1.0', createdAt: '2026-01-01T00:00:00.000', generatedBy: 'agentA',
-      isOverwritten: '', isReleased: '', releases: { previous: '', next: [], replaces: '' }, history: { prime: 'root', previous: '', next: [] },
+      '@context': cfg.context,
+      alpha: true,
+      APIversion: '1.1.0',
+      createdAt: '2026-01-01T00:00:00.000',
+      generatedBy: 'agentA',
+      isOverwritten: '',
+      isReleased: '',
+      releases: { previous: '', next: [], replaces: '' },
+      history: { prime: 'root', previous: '', next: [] },
     });
     expect(rootMetadata(cfg, 'a', undefined, 'my-slug').slug).toBe('my-slug');
   });
@@ -96,11 +103,21 @@ describe('metadata', () => {
 
 describe('documents', () => {
   test('compose orders @context, @id, content, __rerum, _id and drops protected keys', () => {
-    const d = composeDocument({ x: 1, '@context': 'c', '@id': 'forged', _id: 'forged', __rerum: { forged: true }, id: 'kept' }, 'h', P + 'h', rootMetadata(cfg, 'a'));
+    const d = composeDocument(
+      { x: 1, '@context': 'c', '@id': 'forged', _id: 'forged', __rerum: { forged: true }, id: 'kept' },
+      'h',
+      P + 'h',
+      rootMetadata(cfg, 'a'),
+    );
     expect(Object.keys(d)).toEqual(['@context', '@id', 'x', 'id', '__rerum', '_id']);
     expect(d['@id']).toBe(P + 'h');
     expect((d.__rerum as unknown as Record<string, unknown>).forged).toBeUndefined();
-    const iiif = composeDocument({ '@context': 'http://iiif.io/api/presentation/3/context.json', id: 'forged' }, 'h', P + 'h', rootMetadata(cfg, 'a'));
+    const iiif = composeDocument(
+      { '@context': 'http://iiif.io/api/presentation/3/context.json', id: 'forged' },
+      'h',
+      P + 'h',
+      rootMetadata(cfg, 'a'),
+    );
     expect(iiif.id).toBeUndefined();
   });
   test('responses never carry _id; aliasing contexts get id', () => {
@@ -201,13 +218,16 @@ describe('releases tree', () => {
     const d = version(c, 'd');
     return { a, b, c, d, all: [a, b, c, d] };
   }
-  const apply = (all: RerumDocument[], reps: { after: unknown }[]) =>
-    all.map((d) => (afterOf(reps, d._id) ?? d));
+  const apply = (all: RerumDocument[], reps: { after: unknown }[]) => all.map((d) => afterOf(reps, d._id) ?? d);
 
   test('first release: descendants point to it, ancestors list it', () => {
     const t = chain();
     const plan = planRelease(t.all, t.b, '2026-01-01T00:00:00.000', 'slug-b');
-    expect(plan.released.__rerum).toMatchObject({ isReleased: '2026-01-01T00:00:00.000', slug: 'slug-b', releases: { replaces: '', previous: '' } });
+    expect(plan.released.__rerum).toMatchObject({
+      isReleased: '2026-01-01T00:00:00.000',
+      slug: 'slug-b',
+      releases: { replaces: '', previous: '' },
+    });
     expect(afterOf(plan.replacements, 'c')!.__rerum.releases.previous).toBe(P + 'b');
     expect(afterOf(plan.replacements, 'd')!.__rerum.releases.previous).toBe(P + 'b');
     expect(afterOf(plan.replacements, 'a')!.__rerum.releases.next).toEqual([P + 'b']);
@@ -228,7 +248,14 @@ describe('releases tree', () => {
   test('releasing between two releases re-points the later one', () => {
     const t = chain();
     let all = apply(t.all, planRelease(t.all, t.a, 't1').replacements);
-    all = apply(all, planRelease(all, all.find((x) => x._id === 'd')!, 't2').replacements);
+    all = apply(
+      all,
+      planRelease(
+        all,
+        all.find((x) => x._id === 'd')!,
+        't2',
+      ).replacements,
+    );
     const c = all.find((x) => x._id === 'c')!;
     expect(c.__rerum.releases.previous).toBe(P + 'a');
     const plan = planRelease(all, c, 't3');

@@ -15,15 +15,17 @@ afterAll(async () => {
   await h?.srv.close();
 });
 
-const query = (body: unknown) => request(h.srv.app).post('/v1/api/query').set('Content-Type', 'application/json').send(JSON.stringify(body));
+const query = (body: unknown) =>
+  request(h.srv.app).post('/v1/api/query').set('Content-Type', 'application/json').send(JSON.stringify(body));
 
 /**
  * Hostile filters, all candidates for any write that sets `label` (the index files them under it):
  * even ones a backtracking regex alone, odd ones that regex plus a 100-branch `$or`.
  */
-const hostile = (i: number) => (i % 2 === 0
-  ? { label: { $regex: '^(a+)+$' }, n: { $ne: i } }
-  : { label: { $regex: '^(a+)+$' }, $or: [{ n: { $ne: i } }, ...Array.from({ length: 100 }, (_, j) => ({ [`f${j}`]: { $ne: j } }))] });
+const hostile = (i: number) =>
+  i % 2 === 0
+    ? { label: { $regex: '^(a+)+$' }, n: { $ne: i } }
+    : { label: { $regex: '^(a+)+$' }, $or: [{ n: { $ne: i } }, ...Array.from({ length: 100 }, (_, j) => ({ [`f${j}`]: { $ne: j } }))] };
 
 test(`${FILTERS} poisoned cached filters: an innocent create stays fast and stale entries are still dropped`, async () => {
   await h.create({ label: 'seed' });

@@ -28,7 +28,7 @@ function predictedAfter(seen: string, counterOffsets: number[], secondsAhead: nu
   return out;
 }
 
-test('squatting replay: B claims predicted ids as Slugs; A\'s next 20 objects are still A\'s', async () => {
+test("squatting replay: B claims predicted ids as Slugs; A's next 20 objects are still A's", async () => {
   const seen = h.seg(await h.create({ by: 'A', n: -1 }));
   // B's own 48 creates consume the next 48 counter values; A's first 8 creates would get the 8 after
   // them, in one of the next 6 seconds.

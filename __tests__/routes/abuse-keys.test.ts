@@ -49,7 +49,10 @@ describe('refused keys on every write route', () => {
 
   test('10,000-deep objects and arrays → 400 naming the depth, nothing written', async () => {
     const before = await snapshot();
-    for (const [open, close] of [['{"n":', '}'], ['[', ']']]) {
+    for (const [open, close] of [
+      ['{"n":', '}'],
+      ['[', ']'],
+    ]) {
       // As text: the test client's own serialiser would overflow its stack on such a value.
       const r = await raw(h.authed('post', '/v1/api/create'), `{"deep":${open.repeat(10_000)}1${close.repeat(10_000)}}`);
       expect(r.status).toBe(400);
@@ -83,7 +86,13 @@ describe('refused keys on every write route', () => {
       [h.authed('put', '/v1/api/overwrite'), { '@id': id, $rename: { v: 'w' } }],
       [h.authed('put', '/v1/api/overwrite'), { '@id': id, d: deep(500) }],
       [h.authed('post', '/v1/api/bulkCreate'), [{ ok: 1 }, { bad: { $x: 1 } }]],
-      [h.authed('put', '/v1/api/bulkUpdate'), [{ '@id': id, ok: 1 }, { '@id': id, $x: 1 }]],
+      [
+        h.authed('put', '/v1/api/bulkUpdate'),
+        [
+          { '@id': id, ok: 1 },
+          { '@id': id, $x: 1 },
+        ],
+      ],
     ];
     for (const [req, body] of cases) {
       const r = await req.send(body as object);
@@ -126,10 +135,10 @@ describe('server-owned keys', () => {
   });
 });
 
-describe('griefing replay: another agent cannot make an owner\'s object undeletable or unreleasable', () => {
+describe("griefing replay: another agent cannot make an owner's object undeletable or unreleasable", () => {
   const GRIEF_BODIES: Obj[] = [{ $x: 1 }, { $where: 'x' }, { __deleted: { object: {} } }, { __deleted: true }];
 
-  test.each(GRIEF_BODIES)('B updates A\'s object with %j; A can still delete and release its own', async (extra) => {
+  test.each(GRIEF_BODIES)("B updates A's object with %j; A can still delete and release its own", async (extra) => {
     const forDelete = await h.create({ v: 1 });
     const forRelease = await h.create({ v: 1 });
     for (const target of [forDelete, forRelease]) {
@@ -169,8 +178,11 @@ describe('body size at the limit', () => {
   test('with MAX_BODY_BYTES set to 16 MiB, a body that cannot be stored is 413, not 500', async () => {
     const big = await startHarness({ env: { MAX_BODY_BYTES: String(16 * 1024 * 1024) } });
     try {
-      const r = await request(big.srv.app).post('/v1/api/create').set('Authorization', `Bearer ${big.token}`)
-        .set('Content-Type', 'application/json').send(bodyOfBytes(16 * 1024 * 1024));
+      const r = await request(big.srv.app)
+        .post('/v1/api/create')
+        .set('Authorization', `Bearer ${big.token}`)
+        .set('Content-Type', 'application/json')
+        .send(bodyOfBytes(16 * 1024 * 1024));
       expect(r.status).toBe(413);
       expect(r.body.message).toMatch(/too large to store/);
       expect(await big.count()).toBe(0);

@@ -31,7 +31,9 @@ test('catastrophic-backtracking regex over a 29-character value answers in well 
   expect(r.status).toBe(200);
   expect(r.body).toEqual([]);
   expect(ms).toBeLessThan(1000);
-  const [r2, ms2] = await timed(() => query({ kind: 'redos-victim', $or: [{ label: { $regex: '^(a|aa)+$' } }, { label: { $not: { $regex: '^(a+)+b' } } }] }));
+  const [r2, ms2] = await timed(() =>
+    query({ kind: 'redos-victim', $or: [{ label: { $regex: '^(a|aa)+$' } }, { label: { $not: { $regex: '^(a+)+b' } } }] }),
+  );
   expect(r2.status).toBe(200);
   expect(r2.body).toHaveLength(1);
   expect(ms2).toBeLessThan(1000);
@@ -65,21 +67,31 @@ test.each([
   ['$where', { $where: 'sleep(100)' }, /\$where/],
   ['$or with 2,000 branches', { $or: Array.from({ length: 2000 }, (_, i) => ({ label: `x${i}` })) }, /at most 1000.*QUERY_MAX_LIST/],
   ['$nin with 5,000 values', { label: { $nin: Array.from({ length: 5000 }, (_, i) => `v${i}`) } }, /QUERY_MAX_LIST/],
-  ['$and of 600 clauses in 6 lists', { $and: Array.from({ length: 6 }, (_, j) => Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${j}_${i}`, i]))) }, /more than 500 clauses.*QUERY_MAX_CLAUSES/],
+  [
+    '$and of 600 clauses in 6 lists',
+    { $and: Array.from({ length: 6 }, (_, j) => Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`k${j}_${i}`, i]))) },
+    /more than 500 clauses.*QUERY_MAX_CLAUSES/,
+  ],
   ['40-deep $and', JSON.parse(`${'{"$and":['.repeat(40)}{"a":1}${']}'.repeat(40)}`), /nested too deeply.*QUERY_MAX_DEPTH/],
-])('%s → 400 naming the limit, quickly', async (_name, filter, named) => {
-  const [r, ms] = await timed(() => query(filter));
-  expect(r.status).toBe(400);
-  expect(r.body.message).toMatch(named);
-  expect(ms).toBeLessThan(1000);
-  const head = await query(filter, 'head');
-  expect(head.status).toBe(400);
-}, 120_000);
+])(
+  '%s → 400 naming the limit, quickly',
+  async (_name, filter, named) => {
+    const [r, ms] = await timed(() => query(filter));
+    expect(r.status).toBe(400);
+    expect(r.body.message).toMatch(named);
+    expect(ms).toBeLessThan(1000);
+    const head = await query(filter, 'head');
+    expect(head.status).toBe(400);
+  },
+  120_000,
+);
 
 test('the limits are settings: a larger QUERY_MAX_LIST admits a longer list', async () => {
   const wide = await startHarness({ env: { QUERY_MAX_LIST: '3000', QUERY_MAX_CLAUSES: '5000' } });
   try {
-    const r = await request(wide.srv.app).post('/v1/api/query').send({ $or: Array.from({ length: 2000 }, (_, i) => ({ label: `x${i}` })) });
+    const r = await request(wide.srv.app)
+      .post('/v1/api/query')
+      .send({ $or: Array.from({ length: 2000 }, (_, i) => ({ label: `x${i}` })) });
     expect(r.status).toBe(200);
   } finally {
     await wide.srv.close();
@@ -108,7 +120,10 @@ test('every client query carries maxTimeMS; a query stopped by it is 503 naming 
 
 test('search text over SEARCH_MAX_CHARS is 413, quickly', async () => {
   const [r, ms] = await timed(() =>
-    request(h.srv.app).post('/v1/api/search').set('Content-Type', 'application/json').send(JSON.stringify({ searchText: 'word '.repeat(200_000) })),
+    request(h.srv.app)
+      .post('/v1/api/search')
+      .set('Content-Type', 'application/json')
+      .send(JSON.stringify({ searchText: 'word '.repeat(200_000) })),
   );
   expect(r.status).toBe(413);
   expect(r.body.message).toMatch(/SEARCH_MAX_CHARS/);

@@ -68,7 +68,8 @@ describe('concurrent writes on one object leave no cached query stale', () => {
       for (const f of [both, one]) {
         const got = (await query(f)).ids;
         const want = await truth(f);
-        if (JSON.stringify(got) !== JSON.stringify(want)) stale.push(`trial ${trial} ${JSON.stringify(f)}: got ${got.length}, stored ${want.length}`);
+        if (JSON.stringify(got) !== JSON.stringify(want))
+          stale.push(`trial ${trial} ${JSON.stringify(f)}: got ${got.length}, stored ${want.length}`);
       }
     }
     expect(stale).toEqual([]);
@@ -84,11 +85,15 @@ describe('concurrent writes on one object leave no cached query stale', () => {
         { '@id': p['@id'], v: 'new', '__rerum.history.next': { $size: 0 } },
       ];
       for (const f of filters) await warm(f);
-      await Promise.all([send('PUT', '/v1/api/overwrite', { '@id': p['@id'], v: 'new' }, true), send('PUT', '/v1/api/update', { '@id': p['@id'], n: 1 }, true)]);
+      await Promise.all([
+        send('PUT', '/v1/api/overwrite', { '@id': p['@id'], v: 'new' }, true),
+        send('PUT', '/v1/api/update', { '@id': p['@id'], n: 1 }, true),
+      ]);
       for (const f of filters) {
         const got = (await query(f)).ids;
         const want = await truth(f);
-        if (JSON.stringify(got) !== JSON.stringify(want)) stale.push(`trial ${trial} ${JSON.stringify(f)}: got ${got.length}, stored ${want.length}`);
+        if (JSON.stringify(got) !== JSON.stringify(want))
+          stale.push(`trial ${trial} ${JSON.stringify(f)}: got ${got.length}, stored ${want.length}`);
       }
     }
     expect(stale).toEqual([]);
@@ -100,7 +105,12 @@ describe('concurrent writes on one object leave no cached query stale', () => {
       const p = await create({ trial, kind: 'bulk' });
       // matches the parent with 1 to 4 next versions: every state between before and after. Each
       // read asks a new variant (`k`), so every one reads the database and may fill its own entry.
-      const middle = (k: number) => ({ '@id': p['@id'], '__rerum.history.next.0': { $exists: true }, '__rerum.history.next.4': { $exists: false }, k: { $ne: k } });
+      const middle = (k: number) => ({
+        '@id': p['@id'],
+        '__rerum.history.next.0': { $exists: true },
+        '__rerum.history.next.4': { $exists: false },
+        k: { $ne: k },
+      });
       let writing = true;
       let k = 0;
       const asked: number[] = [];
@@ -119,7 +129,8 @@ describe('concurrent writes on one object leave no cached query stale', () => {
       const want = await truth(middle(-1));
       for (const mine of asked) {
         const got = await query(middle(mine));
-        if (got.cache === 'HIT' && JSON.stringify(got.ids) !== JSON.stringify(want)) stale.push(`trial ${trial} read ${mine}: got ${got.ids.length}, stored ${want.length}`);
+        if (got.cache === 'HIT' && JSON.stringify(got.ids) !== JSON.stringify(want))
+          stale.push(`trial ${trial} read ${mine}: got ${got.ids.length}, stored ${want.length}`);
       }
     }
     expect(stale).toEqual([]);
@@ -136,7 +147,11 @@ describe('an alias of a cached id is answered as the uncached server answers it'
     expect((await send('GET', path)).headers.get('x-cache')).toBe('HIT');
     for (const alias of aliases(s)) {
       const r = await send('GET', `/v1/${route}/${alias}`);
-      expect({ alias, status: r.status, cache: r.headers.get('x-cache') }).toEqual({ alias, status: 404, cache: expect.not.stringMatching(/HIT/) });
+      expect({ alias, status: r.status, cache: r.headers.get('x-cache') }).toEqual({
+        alias,
+        status: 404,
+        cache: expect.not.stringMatching(/HIT/),
+      });
     }
   });
 });

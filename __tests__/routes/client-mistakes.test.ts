@@ -21,7 +21,13 @@ async function headWithBody(path: string, body: unknown): Promise<{ status: numb
     const payload = Buffer.from(JSON.stringify(body));
     return await new Promise((resolve, reject) => {
       const req = http.request(
-        { host: '127.0.0.1', port: (server.address() as AddressInfo).port, path, method: 'HEAD', headers: { 'Content-Type': 'application/json', 'Content-Length': payload.length } },
+        {
+          host: '127.0.0.1',
+          port: (server.address() as AddressInfo).port,
+          path,
+          method: 'HEAD',
+          headers: { 'Content-Type': 'application/json', 'Content-Length': payload.length },
+        },
         (res) => {
           res.resume();
           res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
@@ -75,12 +81,15 @@ describe('limit and skip', () => {
       expect(Number(head.headers['content-length'])).toBe(Buffer.byteLength(JSON.stringify(post.body)));
     }
   });
-  test.each(['limit=99999999999999999999', 'skip=1e20', 'limit=9007199254740992', 'skip=99999999999999999999'])('huge values are capped, never a database error: %s', async (qs) => {
-    const q = await request(h.srv.app).post(`/v1/api/query?${qs}`).send({ a: 1 });
-    expect(q.status).toBe(200);
-    const s = await request(h.srv.app).post(`/v1/api/search?${qs}`).send({ searchText: 'x' });
-    expect(s.status).toBe(200);
-  });
+  test.each(['limit=99999999999999999999', 'skip=1e20', 'limit=9007199254740992', 'skip=99999999999999999999'])(
+    'huge values are capped, never a database error: %s',
+    async (qs) => {
+      const q = await request(h.srv.app).post(`/v1/api/query?${qs}`).send({ a: 1 });
+      expect(q.status).toBe(200);
+      const s = await request(h.srv.app).post(`/v1/api/search?${qs}`).send({ searchText: 'x' });
+      expect(s.status).toBe(200);
+    },
+  );
 });
 
 describe('a write that fails part-way still invalidates what was visible', () => {
@@ -93,7 +102,10 @@ describe('a write that fails part-way still invalidates what was visible', () =>
     const link = failNthCall(h.srv.collection, 'findOneAndUpdate', 2, 'second link fails');
     const inv = jest.spyOn(h.srv.deps.cache, 'invalidate');
     try {
-      const r = await h.authed('put', '/v1/api/bulkUpdate').send([{ '@id': a['@id'], n: 'a2' }, { '@id': b['@id'], n: 'b2' }]);
+      const r = await h.authed('put', '/v1/api/bulkUpdate').send([
+        { '@id': a['@id'], n: 'a2' },
+        { '@id': b['@id'], n: 'b2' },
+      ]);
       expect(r.status).toBe(500);
       expect(touched(inv)).toContain(h.seg(a));
       expect(touched(inv).filter((id) => id && id !== h.seg(a)).length).toBeGreaterThan(0); // the removed version
@@ -127,7 +139,10 @@ describe('a write that fails part-way still invalidates what was visible', () =>
     const fresh = 'abcdefabcdefabcdefabcdef';
     const inv = jest.spyOn(h.srv.deps.cache, 'invalidate');
     try {
-      const r = await h.authed('post', '/v1/api/bulkCreate').send([{ _id: fresh, n: 1 }, { _id: taken, n: 2 }]);
+      const r = await h.authed('post', '/v1/api/bulkCreate').send([
+        { _id: fresh, n: 1 },
+        { _id: taken, n: 2 },
+      ]);
       expect(r.status).toBe(409);
       expect(touched(inv)).toContain(fresh);
     } finally {

@@ -27,7 +27,10 @@ async function signAccess(iss: string, claims: Record<string, unknown> = {}): Pr
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({ 'http://store.rerum.io/agent': DEFAULT_AGENT, ...claims })
     .setProtectedHeader({ alg: 'RS256', kid: key.kid, typ: 'JWT' })
-    .setIssuer(iss).setAudience(AUDIENCE).setIssuedAt(now).setExpirationTime(now + 600)
+    .setIssuer(iss)
+    .setAudience(AUDIENCE)
+    .setIssuedAt(now)
+    .setExpirationTime(now + 600)
     .sign(await importJWK(key.privateJwk, 'RS256'));
 }
 
@@ -82,13 +85,18 @@ describe('with an Auth0 tenant configured', () => {
     await tenant?.close();
   });
 
-  test('GET /client/register: 200 text with the tenant\'s authorize URL for this API', async () => {
+  test("GET /client/register: 200 text with the tenant's authorize URL for this API", async () => {
     const r = await request(srv.app).get('/client/register');
     expect(r.status).toBe(200);
     const url = new URL(r.text);
     expect(`${url.origin}${url.pathname}`).toBe(`${tenant.base}authorize`);
     expect(Object.fromEntries(url.searchParams)).toEqual({
-      audience: AUDIENCE, scope: 'offline_access', response_type: 'code', client_id: CLIENT_ID, redirect_uri: 'http://rerum.test/v1/', state: 'register',
+      audience: AUDIENCE,
+      scope: 'offline_access',
+      response_type: 'code',
+      client_id: CLIENT_ID,
+      redirect_uri: 'http://rerum.test/v1/',
+      state: 'register',
     });
   });
 
@@ -97,10 +105,19 @@ describe('with an Auth0 tenant configured', () => {
     const r = await request(srv.app).post('/client/request-new-access-token').send({ refresh_token: 'good-refresh' });
     expect(r.status).toBe(200);
     expect(r.body).toMatchObject({ token_type: 'Bearer', expires_in: 600 });
-    expect(tenant.received).toEqual([{
-      grant_type: 'refresh_token', client_id: CLIENT_ID, client_secret: CLIENT_SECRET, refresh_token: 'good-refresh', redirect_uri: 'http://rerum.test/v1/',
-    }]);
-    const created = await request(srv.app).post('/v1/api/create').set('Authorization', `Bearer ${r.body.access_token}`).send({ via: 'tenant' });
+    expect(tenant.received).toEqual([
+      {
+        grant_type: 'refresh_token',
+        client_id: CLIENT_ID,
+        client_secret: CLIENT_SECRET,
+        refresh_token: 'good-refresh',
+        redirect_uri: 'http://rerum.test/v1/',
+      },
+    ]);
+    const created = await request(srv.app)
+      .post('/v1/api/create')
+      .set('Authorization', `Bearer ${r.body.access_token}`)
+      .send({ via: 'tenant' });
     expect(created.status).toBe(201);
     expect(created.body.__rerum.generatedBy).toBe(DEFAULT_AGENT);
   });
@@ -115,10 +132,12 @@ describe('with an Auth0 tenant configured', () => {
 
   test('the old names POST /v1/api/accessToken and /v1/api/refreshToken do the same', async () => {
     expect((await request(srv.app).post('/v1/api/accessToken').send({ refresh_token: 'good-refresh' })).status).toBe(200);
-    expect((await request(srv.app).post('/v1/api/refreshToken').send({ authorization_code: 'good-code' })).body.refresh_token).toBe('new-refresh');
+    expect((await request(srv.app).post('/v1/api/refreshToken').send({ authorization_code: 'good-code' })).body.refresh_token).toBe(
+      'new-refresh',
+    );
   });
 
-  test('refusals: the tenant\'s 4xx with its description; a failing tenant is 502; a missing field is 400 and nothing is sent', async () => {
+  test("refusals: the tenant's 4xx with its description; a failing tenant is 502; a missing field is 400 and nothing is sent", async () => {
     const bad = await request(srv.app).post('/client/request-new-access-token').send({ refresh_token: 'stale' });
     expect(bad.status).toBe(403);
     expect(bad.body).toMatchObject({ status: 403, error: 'Forbidden' });
@@ -130,14 +149,24 @@ describe('with an Auth0 tenant configured', () => {
     expect(tenant.received).toHaveLength(0);
   });
 
-  test('GET /client/verify: 200 text for the tenant\'s token; 401 without or with a bad one; 403 without an agent', async () => {
-    const ok = await request(srv.app).get('/client/verify').set('Authorization', `Bearer ${await signAccess(tenant.base)}`);
+  test("GET /client/verify: 200 text for the tenant's token; 401 without or with a bad one; 403 without an agent", async () => {
+    const ok = await request(srv.app)
+      .get('/client/verify')
+      .set('Authorization', `Bearer ${await signAccess(tenant.base)}`);
     expect(ok.status).toBe(200);
     expect(ok.headers['content-type']).toMatch(/text\/plain/);
     expect(ok.text).toBe('The token was verified by Auth0');
     expect((await request(srv.app).get('/client/verify')).status).toBe(401);
-    expect((await request(srv.app).get('/client/verify').set('Authorization', `Bearer ${await signAccess('https://elsewhere.example/')}`)).status).toBe(401);
-    const noAgent = await request(srv.app).get('/client/verify').set('Authorization', `Bearer ${await signAccess(tenant.base, { 'http://store.rerum.io/agent': undefined })}`);
+    expect(
+      (
+        await request(srv.app)
+          .get('/client/verify')
+          .set('Authorization', `Bearer ${await signAccess('https://elsewhere.example/')}`)
+      ).status,
+    ).toBe(401);
+    const noAgent = await request(srv.app)
+      .get('/client/verify')
+      .set('Authorization', `Bearer ${await signAccess(tenant.base, { 'http://store.rerum.io/agent': undefined })}`);
     expect(noAgent.status).toBe(403);
   });
 
@@ -179,10 +208,18 @@ describe('without an Auth0 tenant (local issuer)', () => {
     }
   });
 
-  test('GET /client/verify works with the local issuer\'s tokens', async () => {
-    const ok = await request(srv.app).get('/client/verify').set('Authorization', `Bearer ${await srv.token()}`);
+  test("GET /client/verify works with the local issuer's tokens", async () => {
+    const ok = await request(srv.app)
+      .get('/client/verify')
+      .set('Authorization', `Bearer ${await srv.token()}`);
     expect(ok.status).toBe(200);
     expect(ok.text).toMatch(/^The token was verified by/);
-    expect((await request(srv.app).get('/client/verify').set('Authorization', `Bearer ${await srv.token(DEFAULT_AGENT, {}, -60)}`)).status).toBe(401);
+    expect(
+      (
+        await request(srv.app)
+          .get('/client/verify')
+          .set('Authorization', `Bearer ${await srv.token(DEFAULT_AGENT, {}, -60)}`)
+      ).status,
+    ).toBe(401);
   });
 });

@@ -36,7 +36,9 @@ describe('POST /v1/api/create', () => {
     expect(Object.keys(ld.body).slice(0, 2)).toEqual(['@context', '@id']);
     expect(ld.headers.link).toContain('anno.jsonld');
 
-    const iiif = await h.authed('post', '/v1/api/create').send({ '@context': 'http://iiif.io/api/presentation/3/context.json', type: 'Manifest', id: 'http://forged/1' });
+    const iiif = await h
+      .authed('post', '/v1/api/create')
+      .send({ '@context': 'http://iiif.io/api/presentation/3/context.json', type: 'Manifest', id: 'http://forged/1' });
     expect(iiif.status).toBe(201);
     expect(Object.keys(iiif.body).slice(0, 2)).toEqual(['@context', 'id']);
     expect(iiif.body.id).toMatch(new RegExp(`^${h.prefix}[0-9a-f]{24}$`));
@@ -161,7 +163,9 @@ describe('POST /v1/api/query', () => {
     expectNoUnderscoreId(all.body);
     const page = await request(h.srv.app).post('/v1/api/query?limit=2&skip=1').send({ tag });
     expect(page.body.map((o: { i: number }) => o.i)).toEqual([1, 2]);
-    const ops = await request(h.srv.app).post('/v1/api/query').send({ tag, i: { $gte: 3 } });
+    const ops = await request(h.srv.app)
+      .post('/v1/api/query')
+      .send({ tag, i: { $gte: 3 } });
     expect(ops.body).toHaveLength(2);
   });
 
@@ -203,7 +207,7 @@ describe('index, static, compatibility', () => {
     expect(root.status).toBe(200);
     expect(root.headers['content-type']).toMatch(/text\/html/);
   });
-  test('old .action names are answered as today\'s routes (rewritten, as the reference)', async () => {
+  test("old .action names are answered as today's routes (rewritten, as the reference)", async () => {
     const r = await h.authed('post', '/v1/api/create.action').send({ a: 1 });
     expect(r.status).toBe(201);
     expect((await h.get('/v1/api/nonsense.action')).status).toBe(404);

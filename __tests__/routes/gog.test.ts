@@ -27,8 +27,17 @@ beforeAll(async () => {
   made.f3 = await asGog({ type: 'WitnessFragment', label: 'f3 (partOf asserted by someone else)' });
   made.f4 = await asGog({ type: 'WitnessFragment', label: 'f4 (since updated)' });
   made.notFragment = await asGog({ type: 'Person', label: 'not a fragment' });
-  made.a1 = await asGog({ type: 'Annotation', target: made.f1['@id'], body: { partOf: { value: MS } }, label: 'f1 is part of the manuscript' });
-  made.a2 = await asGog({ type: 'Annotation', target: made.f1['@id'], body: { references: { value: ['http://example.org/gloss/1', 'http://example.org/gloss/2'] } } });
+  made.a1 = await asGog({
+    type: 'Annotation',
+    target: made.f1['@id'],
+    body: { partOf: { value: MS } },
+    label: 'f1 is part of the manuscript',
+  });
+  made.a2 = await asGog({
+    type: 'Annotation',
+    target: made.f1['@id'],
+    body: { references: { value: ['http://example.org/gloss/1', 'http://example.org/gloss/2'] } },
+  });
   made.a3 = await asGog({ '@type': 'oa:Annotation', target: made.f2['@id'], body: { partOf: MS.replace('http', 'https') } });
   made.a4 = await h.create({ type: 'Annotation', target: made.f3['@id'], body: { partOf: { value: MS } } }, strangerToken);
   made.a5 = await asGog({ type: 'Annotation', target: made.f4['@id'], body: { partOf: { value: MS } } });
@@ -41,10 +50,13 @@ afterAll(async () => {
 });
 
 const post = (path: string, body: unknown, token = gogToken) =>
-  request(h.srv.app).post(path).set('Authorization', `Bearer ${token}`).send(body as object);
+  request(h.srv.app)
+    .post(path)
+    .set('Authorization', `Bearer ${token}`)
+    .send(body as object);
 
 describe('POST /gog/fragmentsInManuscript', () => {
-  test('the current WitnessFragments the Gallery\'s Annotations place in the manuscript (either scheme), in Annotation order', async () => {
+  test("the current WitnessFragments the Gallery's Annotations place in the manuscript (either scheme), in Annotation order", async () => {
     const r = await post('/gog/fragmentsInManuscript', { ManuscriptWitness: MS });
     expect(r.status).toBe(200);
     expect(r.body).toEqual([
@@ -62,7 +74,7 @@ describe('POST /gog/fragmentsInManuscript', () => {
 });
 
 describe('POST /gog/glossesInManuscript', () => {
-  test('the Glosses referenced from the fragments\' Annotations, each once', async () => {
+  test("the Glosses referenced from the fragments' Annotations, each once", async () => {
     const r = await post('/gog/glossesInManuscript', { ManuscriptWitness: MS });
     expect(r.status).toBe(200);
     expect(r.body).toEqual([
@@ -74,23 +86,28 @@ describe('POST /gog/glossesInManuscript', () => {
 });
 
 describe('refusals of the two POSTs', () => {
-  test.each(['/gog/fragmentsInManuscript', '/gog/glossesInManuscript'])('%s: 401 without a token, 403 for another agent, 400 for a bad body, 415, 405', async (path) => {
-    expect((await request(h.srv.app).post(path).send({ ManuscriptWitness: MS })).status).toBe(401);
-    const other = await post(path, { ManuscriptWitness: MS }, strangerToken);
-    expect(other.status).toBe(403);
-    expect(other.body.message).toBe('Only the Gallery of Glosses can make this request.');
-    for (const body of [{}, { ManuscriptWitness: 'urn:x' }, { ManuscriptWitness: 5 }]) {
-      const bad = await post(path, body);
-      expect(bad.status).toBe(400);
-      expect(bad.body.message).toBe('The body must be JSON like {"ManuscriptWitness":"witness_uri_here"}.');
-    }
-    expect((await request(h.srv.app).post(path).set('Authorization', `Bearer ${gogToken}`).set('Content-Type', 'text/plain').send('x')).status).toBe(415);
-    expect((await request(h.srv.app).get(path)).status).toBe(405);
-  });
+  test.each(['/gog/fragmentsInManuscript', '/gog/glossesInManuscript'])(
+    '%s: 401 without a token, 403 for another agent, 400 for a bad body, 415, 405',
+    async (path) => {
+      expect((await request(h.srv.app).post(path).send({ ManuscriptWitness: MS })).status).toBe(401);
+      const other = await post(path, { ManuscriptWitness: MS }, strangerToken);
+      expect(other.status).toBe(403);
+      expect(other.body.message).toBe('Only the Gallery of Glosses can make this request.');
+      for (const body of [{}, { ManuscriptWitness: 'urn:x' }, { ManuscriptWitness: 5 }]) {
+        const bad = await post(path, body);
+        expect(bad.status).toBe(400);
+        expect(bad.body.message).toBe('The body must be JSON like {"ManuscriptWitness":"witness_uri_here"}.');
+      }
+      expect(
+        (await request(h.srv.app).post(path).set('Authorization', `Bearer ${gogToken}`).set('Content-Type', 'text/plain').send('x')).status,
+      ).toBe(415);
+      expect((await request(h.srv.app).get(path)).status).toBe(405);
+    },
+  );
 });
 
 describe('GET /gog/id/:id', () => {
-  test('the object with its Annotations merged in as DEER does, with /v1/id\'s caching headers but no Last-Modified', async () => {
+  test("the object with its Annotations merged in as DEER does, with /v1/id's caching headers but no Last-Modified", async () => {
     const r = await h.get(`/gog/id/${h.seg(made.f1)}`);
     expect(r.status).toBe(200);
     expect(r.body['@id']).toBe(made.f1['@id']);
@@ -114,16 +131,19 @@ describe('GET /gog/id/:id', () => {
     expect(r.headers['last-modified']).toBeUndefined();
   });
 
-  test('a key asserted twice becomes an array; the object\'s own value comes first', async () => {
+  test("a key asserted twice becomes an array; the object's own value comes first", async () => {
     const e = await h.create({ type: 'Entity', label: 'own label' }, gogToken);
-    await h.create({ type: 'Annotation', target: { '@id': e['@id'].replace('http', 'https') }, body: { label: { value: 'second' } } }, gogToken);
+    await h.create(
+      { type: 'Annotation', target: { '@id': e['@id'].replace('http', 'https') }, body: { label: { value: 'second' } } },
+      gogToken,
+    );
     const r = await h.get(`/gog/id/${h.seg(e)}`);
     expect(r.status).toBe(200);
     expect(r.body.label[0]).toBe('own label');
     expect(r.body.label[1].value).toBe('second');
   });
 
-  test('objects of the development agent too; 403 for anyone else\'s; 404 unknown or deleted; 405', async () => {
+  test("objects of the development agent too; 403 for anyone else's; 404 unknown or deleted; 405", async () => {
     const dev = await h.create({ type: 'Thing' }, await h.srv.token(GOG_DEV));
     expect((await h.get(`/gog/id/${h.seg(dev)}`)).status).toBe(200);
     const foreign = await h.get(`/gog/id/${h.seg(made.a4)}`);
@@ -145,7 +165,10 @@ describe('cached like the other reads', () => {
     expect(again.headers['x-cache']).toBe('HIT');
     expect(again.body).toEqual(first.body);
     expect((await post('/gog/glossesInManuscript', { ManuscriptWitness: MS }, strangerToken)).status).toBe(403);
-    await h.create({ type: 'Annotation', target: made.f2['@id'], body: { references: { value: ['http://example.org/gloss/9'] } } }, gogToken);
+    await h.create(
+      { type: 'Annotation', target: made.f2['@id'], body: { references: { value: ['http://example.org/gloss/9'] } } },
+      gogToken,
+    );
     const after = await ask();
     expect(after.headers['x-cache']).toBe('MISS');
     expect(after.body.map((g: Obj) => g['@id'])).toContain('http://example.org/gloss/9');

@@ -60,7 +60,18 @@ export async function startHarness(opts: Parameters<typeof createTestServer>[0] 
 /** Every __rerum field of a fresh version/object, checked exactly. */
 export function expectRerum(r: Obj, expected: { generatedBy: string; prime: string; previous: string; next?: string[] }) {
   expect(Object.keys(r).sort()).toEqual(
-    ['@context', 'alpha', 'APIversion', 'createdAt', 'generatedBy', 'isOverwritten', 'isReleased', 'releases', 'history', ...(r.slug ? ['slug'] : [])].sort(),
+    [
+      '@context',
+      'alpha',
+      'APIversion',
+      'createdAt',
+      'generatedBy',
+      'isOverwritten',
+      'isReleased',
+      'releases',
+      'history',
+      ...(r.slug ? ['slug'] : []),
+    ].sort(),
   );
   expect(r['@context']).toBe('http://store.rerum.io/v1/context.json');
   expect(r.alpha).toBe(true);
@@ -82,7 +93,12 @@ export function expectNoUnderscoreId(body: unknown) {
  * Makes the `nth` call of `collection[method]` reject with `message` (the others go through), to
  * drive a write's failure path against the real database. Restore the returned spy when done.
  */
-export function failNthCall<M extends 'findOneAndUpdate' | 'findOneAndReplace'>(collection: Harness['srv']['collection'], method: M, nth: number, message: string): jest.SpyInstance {
+export function failNthCall<M extends 'findOneAndUpdate' | 'findOneAndReplace'>(
+  collection: Harness['srv']['collection'],
+  method: M,
+  nth: number,
+  message: string,
+): jest.SpyInstance {
   const real = (collection[method] as (...a: unknown[]) => Promise<unknown>).bind(collection);
   let calls = 0;
   return jest.spyOn(collection, method).mockImplementation(((...args: unknown[]) => {

@@ -20,7 +20,11 @@ afterAll(async () => {
 /** Headers that belong to one request, not to the answer. */
 const PER_REQUEST = new Set(['date', 'x-cache', 'x-worker', 'connection', 'keep-alive']);
 const describing = (headers: Record<string, string>) =>
-  Object.fromEntries(Object.entries(headers).filter(([k]) => !PER_REQUEST.has(k)).sort(([a], [b]) => a.localeCompare(b)));
+  Object.fromEntries(
+    Object.entries(headers)
+      .filter(([k]) => !PER_REQUEST.has(k))
+      .sort(([a], [b]) => a.localeCompare(b)),
+  );
 /** What a 304 must carry: the 200's headers less Content-Length (see middleware/representation.ts). */
 const describing304 = (headers: Record<string, string>) => {
   const { 'content-length': _length, ...rest } = describing(headers);
@@ -55,7 +59,7 @@ describe('freshness and validators', () => {
     expect((await h.get('/v1/id/not-here-yet')).headers['cache-control']).toBe('no-cache');
   });
 
-  test('If-None-Match with the current ETag → 304 without a body and with the 200\'s headers, cached and uncached, GET and HEAD', async () => {
+  test("If-None-Match with the current ETag → 304 without a body and with the 200's headers, cached and uncached, GET and HEAD", async () => {
     for (const x of [h, plain]) {
       const a = await x.create({ type: 'Cond', n: 1 });
       for (const url of [`/v1/id/${x.seg(a)}`, `/v1/history/${x.seg(a)}`, `/v1/since/${x.seg(a)}`]) {
@@ -88,11 +92,15 @@ describe('freshness and validators', () => {
     const before = await h.get(`/v1/id/${h.seg(a)}`);
     const since = before.headers['last-modified'] ?? new Date(Date.now() + 60_000).toUTCString();
     await h.update({ '@id': a['@id'], n: 2 });
-    const r = await request(h.srv.app).get(`/v1/id/${h.seg(a)}`).set('If-Modified-Since', since);
+    const r = await request(h.srv.app)
+      .get(`/v1/id/${h.seg(a)}`)
+      .set('If-Modified-Since', since);
     expect(r.status).toBe(200);
     expect(r.body.__rerum.history.next).toHaveLength(1);
     await h.authed('patch', `/v1/api/release/${h.seg(a)}`);
-    const rel = await request(h.srv.app).get(`/v1/id/${h.seg(a)}`).set('If-Modified-Since', since);
+    const rel = await request(h.srv.app)
+      .get(`/v1/id/${h.seg(a)}`)
+      .set('If-Modified-Since', since);
     expect(rel.status).toBe(200);
     expect(rel.body.__rerum.isReleased).not.toBe('');
   });
@@ -107,7 +115,7 @@ describe('the ETag changes with every change of the stored document', () => {
     return now;
   };
 
-  test('update, patch, set, unset: the new version has its own ETag, the parent\'s changes (history.next)', async () => {
+  test("update, patch, set, unset: the new version has its own ETag, the parent's changes (history.next)", async () => {
     const a = await h.create({ type: 'Tag', v: 1, drop: true });
     let tagA = await etagOf(h, a);
     const steps: Array<[string, 'put' | 'patch', string, Obj]> = [
@@ -169,7 +177,9 @@ describe('a HIT is the MISS: every cached route, header by header and body by bo
     const a = await h.create({ type: 'Parity', tag: 'parity', body: { value: 'parity words here' } });
     const b = await h.update({ '@id': a['@id'], type: 'Parity', tag: 'parity', body: { value: 'parity words here' } });
     // an overwritten object: its Current-Overwritten-Version must survive the cache
-    const ow = await h.authed('put', '/v1/api/overwrite').send({ '@id': b['@id'], type: 'Parity', tag: 'parity', body: { value: 'parity words here' } });
+    const ow = await h
+      .authed('put', '/v1/api/overwrite')
+      .send({ '@id': b['@id'], type: 'Parity', tag: 'parity', body: { value: 'parity words here' } });
     expect(ow.status).toBe(200);
     const ld = await h.create({ '@context': 'http://www.w3.org/ns/anno.jsonld', type: 'AnnotationList', tag: 'parity-ld' });
 
@@ -212,7 +222,10 @@ describe('a HIT is the MISS: every cached route, header by header and body by bo
     await h.get(`/v1/id/${h.seg(a)}`);
     const hit = await h.get(`/v1/id/${h.seg(a)}`);
     expect(hit.headers['x-cache']).toBe('HIT');
-    const r = await h.authed('put', '/v1/api/overwrite').set('If-Overwritten-Version', hit.headers['current-overwritten-version']).send({ '@id': a['@id'], v: 3 });
+    const r = await h
+      .authed('put', '/v1/api/overwrite')
+      .set('If-Overwritten-Version', hit.headers['current-overwritten-version'])
+      .send({ '@id': a['@id'], v: 3 });
     expect(r.status).toBe(200);
   });
 });
@@ -222,17 +235,37 @@ describe('CORS', () => {
     const a = await h.create({ type: 'Cors' });
     const r = await h.get(`/v1/id/${h.seg(a)}`).set('Origin', 'https://page.example');
     expect(r.headers['access-control-allow-origin']).toBe('*');
-    const exposed = String(r.headers['access-control-expose-headers']).split(/\s*,\s*/).map((s) => s.toLowerCase());
+    const exposed = String(r.headers['access-control-expose-headers'])
+      .split(/\s*,\s*/)
+      .map((s) => s.toLowerCase());
     expect(exposed).toContain('*');
     const safelisted = ['cache-control', 'content-language', 'content-length', 'content-type', 'expires', 'last-modified', 'pragma'];
     for (const name of Object.keys(r.headers)) {
-      if (name.startsWith('access-control-') || safelisted.includes(name) || name === 'date' || name === 'connection' || name === 'keep-alive') continue;
+      if (
+        name.startsWith('access-control-') ||
+        safelisted.includes(name) ||
+        name === 'date' ||
+        name === 'connection' ||
+        name === 'keep-alive'
+      )
+        continue;
       expect([name, exposed.includes(name)]).toEqual([name, true]);
     }
-    const pre = await request(h.srv.app).options('/v1/api/overwrite').set('Origin', 'https://page.example').set('Access-Control-Request-Method', 'PUT');
+    const pre = await request(h.srv.app)
+      .options('/v1/api/overwrite')
+      .set('Origin', 'https://page.example')
+      .set('Access-Control-Request-Method', 'PUT');
     expect(pre.status).toBe(204);
     const allowed = String(pre.headers['access-control-allow-headers']).toLowerCase();
-    for (const name of ['slug', 'if-overwritten-version', 'if-match', 'if-none-match', 'authorization', 'content-type', 'x-http-method-override']) {
+    for (const name of [
+      'slug',
+      'if-overwritten-version',
+      'if-match',
+      'if-none-match',
+      'authorization',
+      'content-type',
+      'x-http-method-override',
+    ]) {
       expect(allowed).toContain(name);
     }
     const asked = await request(h.srv.app)
@@ -249,7 +282,10 @@ describe('If-Match on writes: 412 with the current version unless the ETag match
   const writeKinds: Array<[string, (o: Obj) => request.Test]> = [
     ['update', (o) => h.authed('put', '/v1/api/update').send({ '@id': o['@id'], v: 'u' })],
     ['patch', (o) => h.authed('patch', '/v1/api/patch').send({ '@id': o['@id'], v: 'p' })],
-    ['patch (POST override)', (o) => h.authed('post', '/v1/api/patch').set('X-HTTP-Method-Override', 'PATCH').send({ '@id': o['@id'], v: 'p' })],
+    [
+      'patch (POST override)',
+      (o) => h.authed('post', '/v1/api/patch').set('X-HTTP-Method-Override', 'PATCH').send({ '@id': o['@id'], v: 'p' }),
+    ],
     ['set', (o) => h.authed('patch', '/v1/api/set').send({ '@id': o['@id'], added: 1 })],
     ['unset', (o) => h.authed('patch', '/v1/api/unset').send({ '@id': o['@id'], v: null })],
     ['overwrite', (o) => h.authed('put', '/v1/api/overwrite').send({ '@id': o['@id'], v: 'o' })],
@@ -281,7 +317,7 @@ describe('If-Match on writes: 412 with the current version unless the ETag match
     expect([200, 204]).toContain(ok.status);
   });
 
-  test('If-Match: * and no If-Match keep today\'s behaviour', async () => {
+  test("If-Match: * and no If-Match keep today's behaviour", async () => {
     const a = await h.create({ type: 'IfMatch', v: 1 });
     expect((await h.authed('put', '/v1/api/overwrite').set('If-Match', '*').send({ '@id': a['@id'], v: 2 })).status).toBe(200);
     expect((await h.authed('put', '/v1/api/overwrite').send({ '@id': a['@id'], v: 3 })).status).toBe(200);
@@ -292,8 +328,17 @@ describe('If-Match on writes: 412 with the current version unless the ETag match
     await h.authed('patch', `/v1/api/release/${h.seg(a)}`);
     expect((await h.authed('put', '/v1/api/overwrite').set('If-Match', '"x"').send({ '@id': a['@id'], v: 2 })).status).toBe(403);
     const b = await h.create({ type: 'IfMatch', v: 1 });
-    expect((await h.authed('put', '/v1/api/overwrite', h.otherToken).set('If-Match', '"x"').send({ '@id': b['@id'], v: 2 })).status).toBe(401);
-    expect((await h.authed('put', '/v1/api/update').set('If-Match', '"x"').send({ '@id': `${h.prefix}000000000000000000000000`, v: 2 })).status).toBe(404);
+    expect((await h.authed('put', '/v1/api/overwrite', h.otherToken).set('If-Match', '"x"').send({ '@id': b['@id'], v: 2 })).status).toBe(
+      401,
+    );
+    expect(
+      (
+        await h
+          .authed('put', '/v1/api/update')
+          .set('If-Match', '"x"')
+          .send({ '@id': `${h.prefix}000000000000000000000000`, v: 2 })
+      ).status,
+    ).toBe(404);
   });
 
   test('bulkUpdate: every named object must match; one stale → 412 before anything is written', async () => {
@@ -303,11 +348,24 @@ describe('If-Match on writes: 412 with the current version unless the ETag match
     const tagB = await etagOf(h, b);
     await h.update({ '@id': b['@id'], v: 2 });
     const count = await h.count();
-    const stale = await h.authed('put', '/v1/api/bulkUpdate').set('If-Match', `${tagA}, ${tagB}`).send([{ '@id': a['@id'], v: 'x' }, { '@id': b['@id'], v: 'x' }]);
+    const stale = await h
+      .authed('put', '/v1/api/bulkUpdate')
+      .set('If-Match', `${tagA}, ${tagB}`)
+      .send([
+        { '@id': a['@id'], v: 'x' },
+        { '@id': b['@id'], v: 'x' },
+      ]);
     expect(stale.status).toBe(412);
     expect(await h.count()).toBe(count);
     const fresh = `${tagA}, ${await etagOf(h, b)}`;
-    const ok = await h.authed('put', '/v1/api/bulkUpdate').set('If-Match', fresh).send([{ '@id': a['@id'], v: 'x' }, { '@id': b['@id'], v: 'x' }, { '@id': a['@id'], v: 'y' }]);
+    const ok = await h
+      .authed('put', '/v1/api/bulkUpdate')
+      .set('If-Match', fresh)
+      .send([
+        { '@id': a['@id'], v: 'x' },
+        { '@id': b['@id'], v: 'x' },
+        { '@id': a['@id'], v: 'y' },
+      ]);
     expect(ok.status).toBe(200);
     expect(ok.body).toHaveLength(3);
   });

@@ -67,17 +67,34 @@ async function headWithBody(path: string, body: unknown): Promise<Answer> {
   try {
     const payload = Buffer.from(JSON.stringify(body));
     return await new Promise((resolve, reject) => {
-      http.request({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, path, method: 'HEAD', headers: { 'Content-Type': 'application/json', 'Content-Length': payload.length } }, (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: '', body: {}, headers: res.headers as Answer['headers'] }));
-      }).on('error', reject).end(payload);
+      http
+        .request(
+          {
+            host: '127.0.0.1',
+            port: (server.address() as AddressInfo).port,
+            path,
+            method: 'HEAD',
+            headers: { 'Content-Type': 'application/json', 'Content-Length': payload.length },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, text: '', body: {}, headers: res.headers as Answer['headers'] }));
+          },
+        )
+        .on('error', reject)
+        .end(payload);
     });
   } finally {
     await new Promise((r) => server.close(r));
   }
 }
 
-interface Fixture { live: Obj; deleted: Obj; released: Obj; slug: string }
+interface Fixture {
+  live: Obj;
+  deleted: Obj;
+  released: Obj;
+  slug: string;
+}
 async function fixture(): Promise<Fixture> {
   const live = await h.create({ contract: 'live', label: 'contract words', k: 1 });
   const deleted = await h.create({ contract: 'gone', k: 1 });
@@ -101,16 +118,21 @@ function cases(f: Fixture): Record<string, Record<string, Record<number, Provoke
       413: () => patchy(route, method).send({ ...body(f), ...BIG }),
       415: () => patchy(route, method).set('Content-Type', 'text/plain').send('k'),
       501: () => patchy(route, method).send({ ...body(f), '@id': `${h.prefix}${UNKNOWN}` }),
-      ...(method === 'post' ? { 405: () => patchy(route, 'post', false).send(body(f)) } as Record<number, Provoke> : {}),
+      ...(method === 'post' ? ({ 405: () => patchy(route, 'post', false).send(body(f)) } as Record<number, Provoke>) : {}),
     });
     return { patch: forMethod('patch'), post: forMethod('post') };
   };
   return {
     '/api': { get: { 200: () => anon('get', '/api'), 503: () => request(down.app).get('/v1/api') } },
-    ...Object.fromEntries(['/id', '/since', '/history'].map((p) => [`${p}/{id}`, {
-      get: { 200: () => anon('get', `${p}/${live}`), 404: () => anon('get', `${p}/${UNKNOWN}`) },
-      head: { 200: () => anon('head', `${p}/${live}`), 404: () => anon('head', `${p}/${UNKNOWN}`) },
-    }])),
+    ...Object.fromEntries(
+      ['/id', '/since', '/history'].map((p) => [
+        `${p}/{id}`,
+        {
+          get: { 200: () => anon('get', `${p}/${live}`), 404: () => anon('get', `${p}/${UNKNOWN}`) },
+          head: { 200: () => anon('head', `${p}/${live}`), 404: () => anon('head', `${p}/${UNKNOWN}`) },
+        },
+      ]),
+    ),
     '/api/query': {
       post: {
         200: () => anon('post', '/api/query').send({ contract: 'live' }),
@@ -120,14 +142,19 @@ function cases(f: Fixture): Record<string, Record<string, Record<number, Provoke
       },
       head: { 200: () => anon('head', '/api/query'), 404: () => headWithBody('/v1/api/query', { contract: 'nothing matches this' }) },
     },
-    ...Object.fromEntries(['/api/search', '/api/search/phrase'].map((p) => [p, {
-      post: {
-        200: () => anon('post', p).send({ searchText: 'contract words' }),
-        400: () => anon('post', p).send({}),
-        413: () => anon('post', p).set('Content-Type', 'text/plain').send('w'.repeat(5000)),
-        415: () => anon('post', p).set('Content-Type', 'application/xml').send('<a/>'),
-      },
-    }])),
+    ...Object.fromEntries(
+      ['/api/search', '/api/search/phrase'].map((p) => [
+        p,
+        {
+          post: {
+            200: () => anon('post', p).send({ searchText: 'contract words' }),
+            400: () => anon('post', p).send({}),
+            413: () => anon('post', p).set('Content-Type', 'text/plain').send('w'.repeat(5000)),
+            415: () => anon('post', p).set('Content-Type', 'application/xml').send('<a/>'),
+          },
+        },
+      ]),
+    ),
     '/api/create': {
       post: {
         201: () => authed('post', '/api/create').send({ k: 1 }),
@@ -174,7 +201,8 @@ function cases(f: Fixture): Record<string, Record<string, Record<number, Provoke
         401: () => anon('put', '/api/overwrite').send({ '@id': f.live['@id'], k: 4 }),
         403: () => authed('put', '/api/overwrite').send({ '@id': f.released['@id'], k: 4 }),
         404: () => authed('put', '/api/overwrite').send({ '@id': `${h.prefix}${UNKNOWN}`, k: 4 }),
-        409: () => authed('put', '/api/overwrite').set('If-Overwritten-Version', '2001-01-01T00:00:00.000').send({ '@id': f.live['@id'], k: 5 }),
+        409: () =>
+          authed('put', '/api/overwrite').set('If-Overwritten-Version', '2001-01-01T00:00:00.000').send({ '@id': f.live['@id'], k: 5 }),
         413: () => authed('put', '/api/overwrite').send({ '@id': f.live['@id'], ...BIG }),
         415: () => authed('put', '/api/overwrite').set('Content-Type', 'text/plain').send('k'),
       },
@@ -225,9 +253,11 @@ function expectShape(op: string, method: string, status: number, r: Answer) {
   }
 }
 
-const operations = Object.entries(CONTRACT).flatMap(([op, methods]) => Object.entries(methods).map(([method, statuses]) => [op, method, statuses] as const));
+const operations = Object.entries(CONTRACT).flatMap(([op, methods]) =>
+  Object.entries(methods).map(([method, statuses]) => [op, method, statuses] as const),
+);
 
-test('the written-out contract has every operation of the reference\'s contract (17 paths, 24 operations)', () => {
+test("the written-out contract has every operation of the reference's contract (17 paths, 24 operations)", () => {
   expect(operations).toHaveLength(24);
 });
 
@@ -243,7 +273,10 @@ test.each(operations)('%s %s answers every documented status', async (op, method
     try {
       expectShape(op, method, status, r);
     } catch (e) {
-      throw new Error(`${method.toUpperCase()} ${op} → expected ${status}, got ${r.status} ${r.text?.slice(0, 200)}\n${(e as Error).message}`, { cause: e });
+      throw new Error(
+        `${method.toUpperCase()} ${op} → expected ${status}, got ${r.status} ${r.text?.slice(0, 200)}\n${(e as Error).message}`,
+        { cause: e },
+      );
     }
   }
 });

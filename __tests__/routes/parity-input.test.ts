@@ -40,7 +40,7 @@ describe('empty JSON objects', () => {
   });
 });
 
-describe('?limit and ?skip (the reference\'s getPagination)', () => {
+describe("?limit and ?skip (the reference's getPagination)", () => {
   const tag = `pg-${Date.now()}`;
   beforeAll(async () => {
     for (let chunk = 0; chunk < 6; chunk++) {
@@ -83,8 +83,15 @@ describe('?limit and ?skip (the reference\'s getPagination)', () => {
 });
 
 describe('Content-Type as strict as the reference', () => {
-  const bad = ['application/json;', 'application/json; text/plain', 'application/json, text/plain', 'application/json text/plain',
-    'text/plain; application/json', 'application/json; charset=utf-8, text/plain', 'application/json; a=b text/plain;'];
+  const bad = [
+    'application/json;',
+    'application/json; text/plain',
+    'application/json, text/plain',
+    'application/json text/plain',
+    'text/plain; application/json',
+    'application/json; charset=utf-8, text/plain',
+    'application/json; a=b text/plain;',
+  ];
   test.each(bad)('%s → 415 on query, create and search; nothing written', async (ct) => {
     const before = await h.count();
     const q = await request(h.srv.app).post('/v1/api/query').set('Content-Type', ct).send('{"a":1}');
@@ -99,7 +106,11 @@ describe('Content-Type as strict as the reference', () => {
   });
 
   test('one type with proper parameters (quoted values may hold spaces and commas) is accepted', async () => {
-    for (const ct of ['application/json; charset=utf-8', 'application/ld+json;profile="http://www.w3.org/ns/anno.jsonld, x y"', 'APPLICATION/JSON']) {
+    for (const ct of [
+      'application/json; charset=utf-8',
+      'application/ld+json;profile="http://www.w3.org/ns/anno.jsonld, x y"',
+      'APPLICATION/JSON',
+    ]) {
       const q = await request(h.srv.app).post('/v1/api/query').set('Content-Type', ct).send('{"a":1}');
       expect(q.status).toBe(200);
     }
@@ -140,10 +151,13 @@ describe('HEAD /v1/api/query without a body', () => {
       const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
       const headers: http.OutgoingHttpHeaders = payload ? { 'Content-Type': 'application/json', 'Content-Length': payload.length } : {};
       return await new Promise((resolve, reject) => {
-        const req = http.request({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, path, method: 'HEAD', headers }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res));
-        });
+        const req = http.request(
+          { host: '127.0.0.1', port: (server.address() as AddressInfo).port, path, method: 'HEAD', headers },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res));
+          },
+        );
         req.on('error', reject);
         req.end(payload);
       });
@@ -154,12 +168,17 @@ describe('HEAD /v1/api/query without a body', () => {
 
   test('no body and {} match everything: 200 with the Content-Length of the first page', async () => {
     await h.create({ any: 1 });
-    const all = await h.srv.collection.find({ __deleted: { $exists: false } }).limit(100).toArray();
+    const all = await h.srv.collection
+      .find({ __deleted: { $exists: false } })
+      .limit(100)
+      .toArray();
     expect(all.length).toBeGreaterThan(0);
     for (const body of [undefined, {}]) {
       const r = await head('/v1/api/query?limit=2', body);
       expect(r.statusCode).toBe(200);
-      const post = await request(h.srv.app).post('/v1/api/query?limit=2').send({ '@id': { $exists: true } });
+      const post = await request(h.srv.app)
+        .post('/v1/api/query?limit=2')
+        .send({ '@id': { $exists: true } });
       expect(Number(r.headers['content-length'])).toBe(Buffer.byteLength(JSON.stringify(post.body)));
     }
   });
@@ -170,10 +189,13 @@ describe('HEAD /v1/api/query without a body', () => {
       const server = empty.srv.app.listen(0, '127.0.0.1');
       await new Promise((r) => server.once('listening', r));
       const status = await new Promise<number>((resolve, reject) => {
-        http.request({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, path: '/v1/api/query', method: 'HEAD' }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
-        }).on('error', reject).end();
+        http
+          .request({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, path: '/v1/api/query', method: 'HEAD' }, (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          })
+          .on('error', reject)
+          .end();
       });
       await new Promise((r) => server.close(r));
       expect(status).toBe(404);

@@ -25,10 +25,7 @@ describe('Allow on successful answers (configureWebAnnoHeadersFor / configureLDH
     expect(c.status).toBe(201);
     expect(c.headers.allow).toBe(ALLOW);
     const id = c.body['@id'];
-    const answers = [
-      await h.get(`/v1/id/${h.seg(id)}`),
-      await h.authed('put', '/v1/api/overwrite').send({ '@id': id, n: 2 }),
-    ];
+    const answers = [await h.get(`/v1/id/${h.seg(id)}`), await h.authed('put', '/v1/api/overwrite').send({ '@id': id, n: 2 })];
     const u = await h.authed('put', '/v1/api/update').send({ '@id': id, n: 3 });
     answers.push(u);
     const v = u.body['@id'];
@@ -56,16 +53,28 @@ describe('Allow on successful answers (configureWebAnnoHeadersFor / configureLDH
     ]) {
       expect(r.status).toBe(200);
       expect(r.headers.allow).toBe(ALLOW);
-      expect(r.headers.link).toBe('<http://store.rerum.io/v1/context.json>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"');
+      expect(r.headers.link).toBe(
+        '<http://store.rerum.io/v1/context.json>; rel="http://www.w3.org/ns/json-ld#context"; type="application/ld+json"',
+      );
     }
   });
 });
 
 describe('container Link type header', () => {
   test.each([
-    ['AnnotationPage', true], ['Set', true], ['AnnotationList', true], ['sc:AnnotationList', true], ['ItemList', true],
-    ['AnnotationCollection', true], ['Sequence', true], ['Range', true], ['Canvas', true], ['List', true], ['Collection', true],
-    ['Annotation', false], ['Manifest', false],
+    ['AnnotationPage', true],
+    ['Set', true],
+    ['AnnotationList', true],
+    ['sc:AnnotationList', true],
+    ['ItemList', true],
+    ['AnnotationCollection', true],
+    ['Sequence', true],
+    ['Range', true],
+    ['Canvas', true],
+    ['List', true],
+    ['Collection', true],
+    ['Annotation', false],
+    ['Manifest', false],
   ])('type %s → container %s', async (type, container) => {
     const viaType = await h.create({ type });
     const viaAtType = await h.create({ '@type': type });
@@ -97,7 +106,7 @@ describe('/v1/context.json', () => {
 });
 
 describe('GET /v1/api', () => {
-  test('lists the reference\'s endpoints, methods and texts', async () => {
+  test("lists the reference's endpoints, methods and texts", async () => {
     const r = await h.get('/v1/api');
     expect(r.status).toBe(200);
     expect(r.body).toEqual({
@@ -122,10 +131,19 @@ describe('GET /v1/api', () => {
 
 describe('site pages', () => {
   const pages: [string, RegExp][] = [
-    ['/', /text\/html/], ['/v1/', /text\/html/], ['/index.html', /text\/html/], ['/v1/API.html', /text\/html/], ['/API.html', /text\/html/],
-    ['/terms.txt', /text\/plain/], ['/v1/terms.txt', /text\/plain/], ['/maintenance.html', /text\/html/],
-    ['/stylesheets/style.css', /text\/css/], ['/stylesheets/api.css', /text\/css/], ['/v1/stylesheets/api.css', /text\/css/],
-    ['/favicon.ico', /image\/(x-icon|vnd\.microsoft\.icon)/], ['/v1/favicon.ico', /image\/(x-icon|vnd\.microsoft\.icon)/],
+    ['/', /text\/html/],
+    ['/v1/', /text\/html/],
+    ['/index.html', /text\/html/],
+    ['/v1/API.html', /text\/html/],
+    ['/API.html', /text\/html/],
+    ['/terms.txt', /text\/plain/],
+    ['/v1/terms.txt', /text\/plain/],
+    ['/maintenance.html', /text\/html/],
+    ['/stylesheets/style.css', /text\/css/],
+    ['/stylesheets/api.css', /text\/css/],
+    ['/v1/stylesheets/api.css', /text\/css/],
+    ['/favicon.ico', /image\/(x-icon|vnd\.microsoft\.icon)/],
+    ['/v1/favicon.ico', /image\/(x-icon|vnd\.microsoft\.icon)/],
   ];
   test.each(pages)('%s is 200 %s', async (path, type) => {
     const r = await h.get(path);
@@ -152,7 +170,9 @@ describe('site pages', () => {
       expect(maint.text).toMatch(/maintenance/);
       const api = await request(down.app).get('/v1/api');
       expect(api.status).toBe(503);
-      expect(api.body.message).toBe('RERUM v1 is down for updates or maintenance at this time.  We apologize for the inconvenience.  Try again later.');
+      expect(api.body.message).toBe(
+        'RERUM v1 is down for updates or maintenance at this time.  We apologize for the inconvenience.  Try again later.',
+      );
     } finally {
       await down.close();
     }

@@ -17,9 +17,13 @@ afterAll(async () => {
 const IIIF3 = 'http://iiif.io/api/presentation/3/context.json';
 
 describe('bulk bodies (one shared check for bulkCreate and bulkUpdate)', () => {
-  test('bulkCreate: an empty or null @id is no declared id (as the reference); the stored @id is RERUM\'s', async () => {
+  test("bulkCreate: an empty or null @id is no declared id (as the reference); the stored @id is RERUM's", async () => {
     const before = await h.count();
-    const r = await h.authed('post', '/v1/api/bulkCreate').send([{ '@id': '', a: 1 }, { '@id': null, a: 2 }, { id: 'kept-as-content', a: 3 }]);
+    const r = await h.authed('post', '/v1/api/bulkCreate').send([
+      { '@id': '', a: 1 },
+      { '@id': null, a: 2 },
+      { id: 'kept-as-content', a: 3 },
+    ]);
     expect(r.status).toBe(201);
     expect(r.body).toHaveLength(3);
     for (const o of r.body as Obj[]) expect(o['@id'].startsWith(h.prefix)).toBe(true);
@@ -41,7 +45,10 @@ describe('bulk bodies (one shared check for bulkCreate and bulkUpdate)', () => {
     const before = await h.count();
     const bad: unknown[][] = [
       [{ '@id': a['@id'], v: 2 }, { '@id': '' }],
-      [{ '@id': a['@id'], v: 2 }, { id: a['@id'], v: 3 }],
+      [
+        { '@id': a['@id'], v: 2 },
+        { id: a['@id'], v: 3 },
+      ],
       [{ '@id': a['@id'], v: 2 }, { '@id': 5 }],
       [{ '@id': a['@id'], v: 2 }, null],
       [],

@@ -34,10 +34,9 @@ const expectStatus = async (t: Promise<{ status: number; text: string }>, status
 
 test('create: one insert (no lookup first); with a Slug, one lookup of the Slug', async () => {
   expect(await trips(() => expectStatus(h.authed('post', '/v1/api/create').send({ a: 1 }), 201))).toEqual(['insert']);
-  expect(await trips(() => expectStatus(h.authed('post', '/v1/api/create').set('Slug', `slug-${Date.now()}`).send({ a: 1 }), 201))).toEqual([
-    'find',
-    'insert',
-  ]);
+  expect(await trips(() => expectStatus(h.authed('post', '/v1/api/create').set('Slug', `slug-${Date.now()}`).send({ a: 1 }), 201))).toEqual(
+    ['find', 'insert'],
+  );
 });
 
 test('create: a drawn id that is taken is drawn again; a client _id that is taken is 409 at once', async () => {
@@ -67,7 +66,9 @@ test('create: a drawn id that is taken is drawn again; a client _id that is take
 });
 
 test('bulkCreate: one insert for all items', async () => {
-  expect(await trips(() => expectStatus(h.authed('post', '/v1/api/bulkCreate').send([{ a: 1 }, { a: 2 }, { a: 3 }]), 201))).toEqual(['insert']);
+  expect(await trips(() => expectStatus(h.authed('post', '/v1/api/bulkCreate').send([{ a: 1 }, { a: 2 }, { a: 3 }]), 201))).toEqual([
+    'insert',
+  ]);
 });
 
 test('update, patch, set, unset: read the original, insert the version, link it (pre-image)', async () => {
@@ -81,13 +82,25 @@ test('update, patch, set, unset: read the original, insert the version, link it 
 
 test('bulkUpdate: one read for all originals, one insert, one link per parent', async () => {
   const [a, b] = [await h.create({ v: 1 }), await h.create({ v: 1 })];
-  const items = [{ '@id': a['@id'], v: 2 }, { '@id': b['@id'], v: 2 }, { '@id': a['@id'], v: 3 }];
-  expect(await trips(() => expectStatus(h.authed('put', '/v1/api/bulkUpdate').send(items), 200))).toEqual(['find', 'insert', 'findAndModify', 'findAndModify']);
+  const items = [
+    { '@id': a['@id'], v: 2 },
+    { '@id': b['@id'], v: 2 },
+    { '@id': a['@id'], v: 3 },
+  ];
+  expect(await trips(() => expectStatus(h.authed('put', '/v1/api/bulkUpdate').send(items), 200))).toEqual([
+    'find',
+    'insert',
+    'findAndModify',
+    'findAndModify',
+  ]);
 });
 
 test('overwrite: read, then one conditional replace', async () => {
   const a = await h.create({ v: 1 });
-  expect(await trips(() => expectStatus(h.authed('put', '/v1/api/overwrite').send({ '@id': a['@id'], v: 2 }), 200))).toEqual(['find', 'findAndModify']);
+  expect(await trips(() => expectStatus(h.authed('put', '/v1/api/overwrite').send({ '@id': a['@id'], v: 2 }), 200))).toEqual([
+    'find',
+    'findAndModify',
+  ]);
 });
 
 test('delete and release of an object without versions: read, then one write (no tree query)', async () => {
@@ -102,8 +115,19 @@ test('delete and release in a tree: read, the tree in one query, one write per c
   const b = await h.update({ '@id': a['@id'], v: 2 });
   const c = await h.update({ '@id': b['@id'], v: 3 });
   // deleting b: c takes over b's previous, a lists c instead of b, b becomes a tombstone
-  expect(await trips(() => expectStatus(h.authed('delete', `/v1/api/delete/${h.seg(b)}`), 204))).toEqual(['find', 'find', 'findAndModify', 'findAndModify', 'findAndModify']);
+  expect(await trips(() => expectStatus(h.authed('delete', `/v1/api/delete/${h.seg(b)}`), 204))).toEqual([
+    'find',
+    'find',
+    'findAndModify',
+    'findAndModify',
+    'findAndModify',
+  ]);
   expect((await h.stored(c['@id']))?.__rerum.history.previous).toBe(a['@id']);
   // releasing c: a's releases.next lists c, c is stamped
-  expect(await trips(() => expectStatus(h.authed('patch', `/v1/api/release/${h.seg(c)}`), 200))).toEqual(['find', 'find', 'findAndModify', 'findAndModify']);
+  expect(await trips(() => expectStatus(h.authed('patch', `/v1/api/release/${h.seg(c)}`), 200))).toEqual([
+    'find',
+    'find',
+    'findAndModify',
+    'findAndModify',
+  ]);
 });

@@ -19,7 +19,10 @@ afterAll(async () => {
 });
 
 const search = (path: string, body: unknown, type = 'application/json') =>
-  request(h.srv.app).post(path).set('Content-Type', type).send(typeof body === 'string' && type === 'text/plain' ? body : JSON.stringify(body));
+  request(h.srv.app)
+    .post(path)
+    .set('Content-Type', type)
+    .send(typeof body === 'string' && type === 'text/plain' ? body : JSON.stringify(body));
 
 describe('search', () => {
   test('words: any of the words in the searchable fields, best first, with __rerum.score, no _id', async () => {
@@ -106,7 +109,10 @@ describe('search', () => {
     expect(p2[0].$search.index).toBe('presi2AnnotationText');
     expect(p3[0].$search.compound.should[0]).toEqual({ phrase: { query: 'brown fox', path: ['body.value', 'bodyValue'], slop: 2 } });
     expect(p2[0].$search.compound.should[1]).toEqual({
-      embeddedDocument: { path: 'resources', operator: { phrase: { query: 'brown fox', path: ['resources.resource.chars', 'resources.resource.cnt:chars'], slop: 2 } } },
+      embeddedDocument: {
+        path: 'resources',
+        operator: { phrase: { query: 'brown fox', path: ['resources.resource.chars', 'resources.resource.cnt:chars'], slop: 2 } },
+      },
     });
     const [w3] = atlasPipelines('fox', 'words', { fuzzy: { maxEdits: 1 } }, 100);
     expect(w3[0].$search.compound.should[0]).toEqual({ text: { query: 'fox', path: ['body.value', 'bodyValue'], fuzzy: { maxEdits: 1 } } });

@@ -1,6 +1,15 @@
 /** update (and import), patch, set, unset, bulkUpdate, history, since; write failures leave nothing behind. */
 import request from 'supertest';
-import { DEFAULT_AGENT, OTHER_AGENT, expectNoUnderscoreId, expectRerum, failNthCall, startHarness, type Harness, type Obj } from './helpers';
+import {
+  DEFAULT_AGENT,
+  OTHER_AGENT,
+  expectNoUnderscoreId,
+  expectRerum,
+  failNthCall,
+  startHarness,
+  type Harness,
+  type Obj,
+} from './helpers';
 
 let h: Harness;
 beforeAll(async () => {
@@ -99,7 +108,11 @@ describe('PATCH /v1/api/patch, /set, /unset', () => {
   test('no effective change: 200 with the object, nothing written', async () => {
     const a = await h.create({ keep: 1 });
     const before = await h.count();
-    for (const [route, body] of [['patch', { novel: 1 }], ['set', { keep: 2 }], ['unset', { keep: 2, absent: null }]] as const) {
+    for (const [route, body] of [
+      ['patch', { novel: 1 }],
+      ['set', { keep: 2 }],
+      ['unset', { keep: 2, absent: null }],
+    ] as const) {
       const r = await h.authed('patch', `/v1/api/${route}`).send({ '@id': a['@id'], ...body });
       expect(r.status).toBe(200);
       expect(r.body.new_obj_state['@id']).toBe(a['@id']);
@@ -165,7 +178,10 @@ describe('PUT /v1/api/bulkUpdate', () => {
     const before = await h.count();
     const spy = failNthCall(h.srv.collection, 'findOneAndUpdate', 2, 'second link fails');
     try {
-      const r = await h.authed('put', '/v1/api/bulkUpdate').send([{ '@id': a['@id'], n: 'a2' }, { '@id': b['@id'], n: 'b2' }]);
+      const r = await h.authed('put', '/v1/api/bulkUpdate').send([
+        { '@id': a['@id'], n: 'a2' },
+        { '@id': b['@id'], n: 'b2' },
+      ]);
       expect(r.status).toBe(500);
     } finally {
       spy.mockRestore();

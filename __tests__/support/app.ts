@@ -77,7 +77,10 @@ export async function createTestServer(
       auth.issueToken!({ agent, claims: claims as Record<string, never> | undefined, expiresInSeconds }),
     async close() {
       await cache.close();
-      await client.db(config.mongoDbName).dropDatabase().catch(() => {});
+      await client
+        .db(config.mongoDbName)
+        .dropDatabase()
+        .catch(() => {});
       await client.close();
     },
   };

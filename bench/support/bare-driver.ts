@@ -37,7 +37,10 @@ async function worker(): Promise<void> {
     res.json(strip(d));
   });
   app.post('/v1/api/query', async (req, res) => {
-    const docs = await coll.find(req.body as Document).limit(100).toArray();
+    const docs = await coll
+      .find(req.body as Document)
+      .limit(100)
+      .toArray();
     res.json(docs.map(strip));
   });
   app.post('/v1/api/create', async (req, res) => {

@@ -43,7 +43,12 @@ export function freePort(): Promise<number> {
   });
 }
 
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 180_000): Promise<{ code: number; stdout: string; stderr: string }> {
+function run(
+  cmd: string,
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 180_000,
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     execFile(cmd, args, { cwd: ROOT, env, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
@@ -69,7 +74,11 @@ export interface HttpResult {
 }
 
 /** One request on its own connection (no keep-alive), so PM2's round robin spreads requests. A Buffer body is sent as it is (JSON). */
-export function request(method: string, url: string, opts: { body?: unknown; token?: string; timeoutMs?: number } = {}): Promise<HttpResult> {
+export function request(
+  method: string,
+  url: string,
+  opts: { body?: unknown; token?: string; timeoutMs?: number } = {},
+): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const payload = opts.body === undefined ? undefined : Buffer.isBuffer(opts.body) ? opts.body : Buffer.from(JSON.stringify(opts.body));
     const started = process.hrtime.bigint();
@@ -197,7 +206,8 @@ export async function startCluster(opts: StartOptions): Promise<Cluster> {
         const s = await request('GET', `${base}/v1/api/cache/stats`, { timeoutMs: 5000 });
         const body = s.json as { workerCount?: number; workers?: { leaseValid?: boolean }[] } | undefined;
         const expected = env.MINI_BREAK_SYNC === '1' ? 1 : opts.instances; // negative control: each worker alone
-        if (s.status === 200 && body?.workerCount === expected && (env.CACHING === 'false' || body.workers?.every((w) => w.leaseValid))) break;
+        if (s.status === 200 && body?.workerCount === expected && (env.CACHING === 'false' || body.workers?.every((w) => w.leaseValid)))
+          break;
         if (s.status === 200 && env.CACHING === 'false') break;
       } catch {
         /* not up yet */

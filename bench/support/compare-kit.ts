@@ -203,7 +203,11 @@ export interface Server {
 }
 
 /** `node [nodeArgs] script` on its own port, until `GET probe` answers 200. */
-export async function startProcess(script: string, env: Record<string, string>, opts: { nodeArgs?: string[]; probe?: string; logFile?: string; ready?: 'ipc' | 'http' } = {}): Promise<Server> {
+export async function startProcess(
+  script: string,
+  env: Record<string, string>,
+  opts: { nodeArgs?: string[]; probe?: string; logFile?: string; ready?: 'ipc' | 'http' } = {},
+): Promise<Server> {
   const port = await freePort();
   const out = opts.logFile ? fs.openSync(opts.logFile, 'a') : 'ignore';
   const child = fork(script, [], {
@@ -239,7 +243,11 @@ export async function startProcess(script: string, env: Record<string, string>, 
 }
 
 /** The real server (this build's dist/server.js, or another build's) on the bench database. */
-export function startRerum(bench: Bench, script = path.join(ROOT, 'dist', 'server.js'), extra: { nodeArgs?: string[]; env?: Record<string, string> } = {}): Promise<Server> {
+export function startRerum(
+  bench: Bench,
+  script = path.join(ROOT, 'dist', 'server.js'),
+  extra: { nodeArgs?: string[]; env?: Record<string, string> } = {},
+): Promise<Server> {
   return startProcess(
     script,
     {
@@ -301,7 +309,15 @@ export function workloadRequests(bench: Bench, w: Workload): AcRequest[] {
           method: 'PUT',
           path: '/v1/api/update',
           headers: { ...JSON_HEADERS, ...auth },
-          setupRequest: (r) => ({ ...r, body: JSON.stringify({ '@id': ID_PREFIX + next(), type: 'BenchSeed', label: 'updated', body: { value: 'Lorem ipsum '.repeat(16) } }) }),
+          setupRequest: (r) => ({
+            ...r,
+            body: JSON.stringify({
+              '@id': ID_PREFIX + next(),
+              type: 'BenchSeed',
+              label: 'updated',
+              body: { value: 'Lorem ipsum '.repeat(16) },
+            }),
+          }),
         },
       ];
   }
@@ -318,12 +334,25 @@ export async function warm(base: string, bench: Bench, w: Workload, times = 8): 
   }
 }
 
-export async function measure(base: string, bench: Bench, w: Workload, seconds: number, connections: number, pids: number[] = []): Promise<Figures> {
+export async function measure(
+  base: string,
+  bench: Bench,
+  w: Workload,
+  seconds: number,
+  connections: number,
+  pids: number[] = [],
+): Promise<Figures> {
   const before = cpuTicks(pids);
   const r = await autocannon({ url: base, connections, duration: seconds, requests: workloadRequests(bench, w) });
   const cpuUs = ((cpuTicks(pids) - before) * TICK_US) / Math.max(1, r.requests.total);
   const statuses = Object.entries(r.statusCodeStats ?? {})
     .map(([code, s]) => `${code}×${s.count}`)
     .join(' ');
-  return { rps: r.requests.average, p50: r.latency.p50, p99: r.latency.p99, statuses: r.errors ? `${statuses} errors×${r.errors}` : statuses, cpuUs };
+  return {
+    rps: r.requests.average,
+    p50: r.latency.p50,
+    p99: r.latency.p99,
+    statuses: r.errors ? `${statuses} errors×${r.errors}` : statuses,
+    cpuUs,
+  };
 }

@@ -39,7 +39,10 @@ class LoneTransport implements SyncTransport {
   }
   async close(): Promise<void> {}
 }
-const cache = config.caching && process.env.MINI_BREAK_SYNC === '1' ? createEnabledCache(config, logger, { transport: new LoneTransport() }) : createReadCache(config, logger);
+const cache =
+  config.caching && process.env.MINI_BREAK_SYNC === '1'
+    ? createEnabledCache(config, logger, { transport: new LoneTransport() })
+    : createReadCache(config, logger);
 
 function readDoc(id: string): RerumDocument | undefined {
   if (!/^[A-Za-z0-9_-]+$/.test(id)) return undefined;
@@ -89,8 +92,14 @@ app.post('/v1/api/create', async (req, res) => {
     _id: id,
     '@id': config.idPrefix + id,
     __rerum: {
-      '@context': config.context, alpha: true, APIversion: config.apiVersion, createdAt: new Date().toISOString().replace('Z', ''),
-      generatedBy: 'mini', isOverwritten: '', isReleased: '', releases: { previous: '', next: [], replaces: '' },
+      '@context': config.context,
+      alpha: true,
+      APIversion: config.apiVersion,
+      createdAt: new Date().toISOString().replace('Z', ''),
+      generatedBy: 'mini',
+      isOverwritten: '',
+      isReleased: '',
+      releases: { previous: '', next: [], replaces: '' },
       history: { prime: 'root', previous: '', next: [] },
     },
   };
@@ -100,15 +109,26 @@ app.post('/v1/api/create', async (req, res) => {
 });
 app.put('/v1/api/overwrite', async (req, res) => {
   const body = req.body as Record<string, unknown>;
-  const id = String(body['@id'] ?? body.id ?? '').split('/').pop() ?? '';
+  const id =
+    String(body['@id'] ?? body.id ?? '')
+      .split('/')
+      .pop() ?? '';
   const before = readDoc(id);
   if (!before) return res.status(404).json({ message: 'not found' });
-  const after: RerumDocument = { ...body, _id: before._id, '@id': before['@id'], __rerum: { ...before.__rerum, isOverwritten: new Date().toISOString().replace('Z', '') } };
+  const after: RerumDocument = {
+    ...body,
+    _id: before._id,
+    '@id': before['@id'],
+    __rerum: { ...before.__rerum, isOverwritten: new Date().toISOString().replace('Z', '') },
+  };
   writeDoc(after);
   await cache.invalidate([{ before, after }]);
   res.json(out(after));
 });
-app.use('/v1/api/cache', cache.router((_req, _res, next) => next()));
+app.use(
+  '/v1/api/cache',
+  cache.router((_req, _res, next) => next()),
+);
 
 const server = app.listen(config.port, () => {
   if (process.send) process.send('ready');

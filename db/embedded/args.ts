@@ -11,48 +11,125 @@ type T = 'string' | 'object' | 'array' | 'number' | 'bool' | 'any';
 
 /** Fields every command may carry (the generic arguments of mongod). */
 const GENERIC = new Set([
-  '$db', 'lsid', '$clusterTime', '$readPreference', 'readConcern', 'writeConcern', 'comment', 'maxTimeMS',
-  'apiVersion', 'apiStrict', 'apiDeprecationErrors', '$audit', '$client', 'clientOperationKey', 'stmtId',
-  '$configServerState', '$queryOptions', 'mayBypassWriteBlocking', '$traceCtx', 'readOnly', 'help',
+  '$db',
+  'lsid',
+  '$clusterTime',
+  '$readPreference',
+  'readConcern',
+  'writeConcern',
+  'comment',
+  'maxTimeMS',
+  'apiVersion',
+  'apiStrict',
+  'apiDeprecationErrors',
+  '$audit',
+  '$client',
+  'clientOperationKey',
+  'stmtId',
+  '$configServerState',
+  '$queryOptions',
+  'mayBypassWriteBlocking',
+  '$traceCtx',
+  'readOnly',
+  'help',
 ]);
 
 const TXN_FIELDS = ['txnNumber', 'startTransaction', 'autocommit'];
 
 const FIND: Record<string, T[]> = {
-  filter: ['object'], projection: ['object'], sort: ['object'], hint: ['object', 'string'], skip: ['number'],
-  limit: ['number'], batchSize: ['number'], singleBatch: ['bool'], max: ['object'], min: ['object'],
-  returnKey: ['bool'], showRecordId: ['bool'], tailable: ['bool'], oplogReplay: ['bool'], noCursorTimeout: ['bool'],
-  awaitData: ['bool'], allowPartialResults: ['bool'], collation: ['object'], let: ['object'], allowDiskUse: ['bool'],
-  readOnce: ['bool'], term: ['number'], ntoreturn: ['number'], $recordId: ['any'],
+  filter: ['object'],
+  projection: ['object'],
+  sort: ['object'],
+  hint: ['object', 'string'],
+  skip: ['number'],
+  limit: ['number'],
+  batchSize: ['number'],
+  singleBatch: ['bool'],
+  max: ['object'],
+  min: ['object'],
+  returnKey: ['bool'],
+  showRecordId: ['bool'],
+  tailable: ['bool'],
+  oplogReplay: ['bool'],
+  noCursorTimeout: ['bool'],
+  awaitData: ['bool'],
+  allowPartialResults: ['bool'],
+  collation: ['object'],
+  let: ['object'],
+  allowDiskUse: ['bool'],
+  readOnce: ['bool'],
+  term: ['number'],
+  ntoreturn: ['number'],
+  $recordId: ['any'],
 };
 
 const SPECS: Record<string, Record<string, T[]>> = {
   find: { find: ['string'], ...FIND },
   aggregate: {
-    aggregate: ['string', 'number'], pipeline: ['array'], explain: ['bool'], allowDiskUse: ['bool'], cursor: ['object'],
-    bypassDocumentValidation: ['bool'], collation: ['object'], hint: ['object', 'string'], let: ['object'],
+    aggregate: ['string', 'number'],
+    pipeline: ['array'],
+    explain: ['bool'],
+    allowDiskUse: ['bool'],
+    cursor: ['object'],
+    bypassDocumentValidation: ['bool'],
+    collation: ['object'],
+    hint: ['object', 'string'],
+    let: ['object'],
   },
-  count: { count: ['string'], query: ['object'], limit: ['number'], skip: ['number'], hint: ['object', 'string'], collation: ['object'], fields: ['object'] },
+  count: {
+    count: ['string'],
+    query: ['object'],
+    limit: ['number'],
+    skip: ['number'],
+    hint: ['object', 'string'],
+    collation: ['object'],
+    fields: ['object'],
+  },
   distinct: { distinct: ['string'], key: ['string'], query: ['object'], collation: ['object'], hint: ['object', 'string'] },
   insert: { insert: ['string'], documents: ['array'], ordered: ['bool'], bypassDocumentValidation: ['bool'], let: ['object'] },
   update: { update: ['string'], updates: ['array'], ordered: ['bool'], bypassDocumentValidation: ['bool'], let: ['object'] },
   delete: { delete: ['string'], deletes: ['array'], ordered: ['bool'], let: ['object'] },
   findandmodify: {
-    findAndModify: ['string'], findandmodify: ['string'], query: ['object'], sort: ['object'], remove: ['bool'],
-    update: ['object', 'array'], new: ['bool'], fields: ['object'], upsert: ['bool'], bypassDocumentValidation: ['bool'],
-    arrayFilters: ['array'], hint: ['object', 'string'], collation: ['object'], let: ['object'],
+    findAndModify: ['string'],
+    findandmodify: ['string'],
+    query: ['object'],
+    sort: ['object'],
+    remove: ['bool'],
+    update: ['object', 'array'],
+    new: ['bool'],
+    fields: ['object'],
+    upsert: ['bool'],
+    bypassDocumentValidation: ['bool'],
+    arrayFilters: ['array'],
+    hint: ['object', 'string'],
+    collation: ['object'],
+    let: ['object'],
   },
   getmore: { getMore: ['number'], collection: ['string'], batchSize: ['number'], term: ['number'], lastKnownCommittedOpTime: ['object'] },
 };
 
 /** Fields of one statement of update / delete. */
 const STATEMENT_SPECS: Record<string, Record<string, T[]>> = {
-  update: { q: ['object'], u: ['object', 'array'], c: ['object'], upsert: ['bool'], multi: ['bool'], arrayFilters: ['array'], hint: ['object', 'string'], collation: ['object'] },
+  update: {
+    q: ['object'],
+    u: ['object', 'array'],
+    c: ['object'],
+    upsert: ['bool'],
+    multi: ['bool'],
+    arrayFilters: ['array'],
+    hint: ['object', 'string'],
+    collation: ['object'],
+  },
   delete: { q: ['object'], limit: ['number'], hint: ['object', 'string'], collation: ['object'] },
 };
 
 const TYPE_NAMES: Record<T, string> = {
-  string: 'string', object: 'object', array: 'array', number: '[long, int, decimal, double]', bool: '[bool, long, int, decimal, double]', any: 'any',
+  string: 'string',
+  object: 'object',
+  array: 'array',
+  number: '[long, int, decimal, double]',
+  bool: '[bool, long, int, decimal, double]',
+  any: 'any',
 };
 
 export function isNumber(v: unknown): boolean {
@@ -95,9 +172,13 @@ function checkFields(where: string, obj: Doc, spec: Record<string, T[]>, generic
 
 function checkCollation(c: unknown): void {
   if (c === undefined || c === null) return;
-  if (!isPlainObject(c)) throw fail('TypeMismatch', `BSON field 'collation' is the wrong type '${bsonTypeName(c)}', expected type 'object'`);
+  if (!isPlainObject(c))
+    throw fail('TypeMismatch', `BSON field 'collation' is the wrong type '${bsonTypeName(c)}', expected type 'object'`);
   if (c.locale === 'simple') return;
-  throw fail('CommandNotSupported', 'collation is not supported by the embedded server (only {locale: "simple"}); use MongoDB for collation-aware queries');
+  throw fail(
+    'CommandNotSupported',
+    'collation is not supported by the embedded server (only {locale: "simple"}); use MongoDB for collation-aware queries',
+  );
 }
 
 /** Checks a command's fields before its handler runs (commands without a spec are not checked). */
@@ -111,9 +192,14 @@ export function checkCommandArgs(name: string, cmd: Doc): void {
   checkFields(display, cmd, spec, true);
   if ('maxTimeMS' in cmd && cmd.maxTimeMS !== undefined && cmd.maxTimeMS !== null) {
     const v = cmd.maxTimeMS;
-    if (!isNumber(v)) throw fail('TypeMismatch', `BSON field 'maxTimeMS' is the wrong type '${bsonTypeName(v)}', expected types '[long, int, decimal, double]'`);
+    if (!isNumber(v))
+      throw fail(
+        'TypeMismatch',
+        `BSON field 'maxTimeMS' is the wrong type '${bsonTypeName(v)}', expected types '[long, int, decimal, double]'`,
+      );
     const n = Number(String(v));
-    if (!Number.isInteger(n) || n < 0 || n > 2147483647) throw fail('BadValue', `${String(v)} value for maxTimeMS is out of range [0, 2147483647]`);
+    if (!Number.isInteger(n) || n < 0 || n > 2147483647)
+      throw fail('BadValue', `${String(v)} value for maxTimeMS is out of range [0, 2147483647]`);
   }
   checkCollation(cmd.collation);
   if (cmd.let !== undefined && cmd.let !== null) {
@@ -124,7 +210,11 @@ export function checkCommandArgs(name: string, cmd: Doc): void {
     const list = cmd[name === 'update' ? 'updates' : 'deletes'];
     if (Array.isArray(list)) {
       for (const s of list) {
-        if (!isPlainObject(s)) throw fail('TypeMismatch', `BSON field '${display}.${name === 'update' ? 'updates' : 'deletes'}' is the wrong type, expected type 'object'`);
+        if (!isPlainObject(s))
+          throw fail(
+            'TypeMismatch',
+            `BSON field '${display}.${name === 'update' ? 'updates' : 'deletes'}' is the wrong type, expected type 'object'`,
+          );
         checkFields(name === 'update' ? 'update.updates' : 'delete.deletes', s, stmtSpec, false);
         checkCollation(s.collation);
       }

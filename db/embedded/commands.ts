@@ -96,7 +96,10 @@ function updateKind(u: unknown): UpdateKind {
   if (ops.length === 0) return 'replacement';
   if (ops.length !== keys.length) {
     const bad = keys.find((k) => !k.startsWith('$'));
-    throw fail('FailedToParse', `Unknown modifier: ${bad}. Expected a valid update modifier or pipeline-style update specified as an array`);
+    throw fail(
+      'FailedToParse',
+      `Unknown modifier: ${bad}. Expected a valid update modifier or pipeline-style update specified as an array`,
+    );
   }
   return 'operator';
 }
@@ -119,7 +122,10 @@ function applyUpdate(
   if (kind === 'replacement') {
     const repl = u as Doc;
     if ('_id' in repl && valueKey(repl._id) !== valueKey(doc._id)) {
-      throw fail('ImmutableField', `After applying the update, the (immutable) field '_id' was found to have been altered to _id: ${String(repl._id)}`);
+      throw fail(
+        'ImmutableField',
+        `After applying the update, the (immutable) field '_id' was found to have been altered to _id: ${String(repl._id)}`,
+      );
     }
     // No deep copy: the replacement comes from this request's freshly decoded body and is used once
     // (replacement updates cannot be multi), so the stored document may share its subdocuments.
@@ -201,7 +207,10 @@ function checkArithmetic(doc: Doc, mods: Doc): void {
     if (!isPlainObject(spec)) continue;
     for (const [path, by] of Object.entries(spec)) {
       if (!NUMERIC.has(bsonTypeName(by))) {
-        throw fail('TypeMismatch', `Cannot ${op === '$inc' ? 'increment' : 'multiply'} with non-numeric argument: {${path}: ${JSON.stringify(by)}}`);
+        throw fail(
+          'TypeMismatch',
+          `Cannot ${op === '$inc' ? 'increment' : 'multiply'} with non-numeric argument: {${path}: ${JSON.stringify(by)}}`,
+        );
       }
       if (path.includes('$')) continue;
       const at = lookup(doc, path);
@@ -335,8 +344,17 @@ function tooDeep(v: unknown, depth: number): boolean {
 /** A hint must name an existing index (by name or key pattern), or be {$natural: ±1}. */
 function checkHint(coll: Collection | undefined, hint: unknown): void {
   if (hint === undefined || hint === null || !coll) return;
-  if (typeof hint === 'string' ? coll.indexes.some((i) => i.name === hint) : isPlainObject(hint) && (Object.keys(hint).length === 0 || '$natural' in hint || coll.indexes.some((i) => compareBson(i.key, hint) === 0))) return;
-  throw fail('BadValue', `error processing query: ns=${coll.ns} planner returned error :: caused by :: hint provided does not correspond to an existing index`);
+  if (
+    typeof hint === 'string'
+      ? coll.indexes.some((i) => i.name === hint)
+      : isPlainObject(hint) &&
+        (Object.keys(hint).length === 0 || '$natural' in hint || coll.indexes.some((i) => compareBson(i.key, hint) === 0))
+  )
+    return;
+  throw fail(
+    'BadValue',
+    `error processing query: ns=${coll.ns} planner returned error :: caused by :: hint provided does not correspond to an existing index`,
+  );
 }
 
 function checkDocSize(doc: Doc): void {
@@ -420,7 +438,11 @@ const find: Handler = async (cmd, db, _seq, { storage, cursors }) => {
   if (limit) docs = docs.slice(0, limit);
   let batchSize = num(cmd.batchSize);
   if (limit && (batchSize === undefined || batchSize > limit)) batchSize = limit;
-  return cursors.open(ns, docs, { batchSize, singleBatch: singleBatch || (limit > 0 && docs.length <= (batchSize ?? 101)), map: buildProjector(projection, scores) });
+  return cursors.open(ns, docs, {
+    batchSize,
+    singleBatch: singleBatch || (limit > 0 && docs.length <= (batchSize ?? 101)),
+    map: buildProjector(projection, scores),
+  });
 };
 
 const getMore: Handler = (cmd, _db, _seq, { cursors }) => {
@@ -554,7 +576,11 @@ const count: Handler = async (cmd, db, _seq, { storage }) => {
   const skip = num(cmd.skip) ?? 0;
   const limit = Math.abs(num(cmd.limit) ?? 0);
   const slicer = new Slicer(deadlineOf(cmd));
-  let n = coll ? (query && Object.keys(query).length ? (await coll.matchSliced(query, limit ? skip + limit : Infinity, slicer)).docs.length : coll.docs.size) : 0;
+  let n = coll
+    ? query && Object.keys(query).length
+      ? (await coll.matchSliced(query, limit ? skip + limit : Infinity, slicer)).docs.length
+      : coll.docs.size
+    : 0;
   n = Math.max(0, n - skip);
   if (limit) n = Math.min(n, limit);
   return { n, ok: 1 };
@@ -619,7 +645,8 @@ const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) => {
     } else throw fail('Location16990', `$out only supports a string or object argument, but found ${bsonTypeName(o)}`);
     stages = stages.slice(0, -1);
   }
-  if (stages.some((s) => isPlainObject(s) && '$merge' in s)) throw fail('CommandNotSupported', '$merge is not supported by the embedded server');
+  if (stages.some((s) => isPlainObject(s) && '$merge' in s))
+    throw fail('CommandNotSupported', '$merge is not supported by the embedded server');
   const copies: Doc[] = [];
   for (const d of input) {
     const c = deepCopy(d);
@@ -631,7 +658,11 @@ const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) => {
     const c = storage.getCollection(db, name);
     return c ? [...c.docs.values()].map(deepCopy) : [];
   };
-  let results = runPipeline(copies, stages.map((s) => (isPlainObject(s) ? rewriteStage(s) : s)), resolver);
+  let results = runPipeline(
+    copies,
+    stages.map((s) => (isPlainObject(s) ? rewriteStage(s) : s)),
+    resolver,
+  );
   slicer.check();
   if (scores) {
     results = results.map((r) => {
@@ -723,7 +754,8 @@ const create: Handler = (cmd, db, _seq, { storage }) => {
   if (cmd.viewOn) throw fail('CommandNotSupported', 'views are not supported by the embedded server');
   if (storage.getCollection(db, name)) throw fail('NamespaceExists', `Collection ${db}.${name} already exists.`);
   const options: Doc = {};
-  for (const [k, v] of Object.entries(cmd)) if (k !== 'create' && !k.startsWith('$') && k !== 'lsid' && k !== 'writeConcern') options[k] = v;
+  for (const [k, v] of Object.entries(cmd))
+    if (k !== 'create' && !k.startsWith('$') && k !== 'lsid' && k !== 'writeConcern') options[k] = v;
   storage.collection(db, name, options);
   return { ok: 1 };
 };
@@ -757,7 +789,8 @@ const createIndexes: Handler = (cmd, db, _seq, { storage }) => {
     if (!isPlainObject(raw) || !isPlainObject(raw.key) || Object.keys(raw.key).length === 0) {
       throw fail('FailedToParse', "The 'key' field is a required property of an index specification");
     }
-    if (typeof raw.name !== 'string' || !raw.name) throw fail('FailedToParse', "The 'name' field is a required property of an index specification");
+    if (typeof raw.name !== 'string' || !raw.name)
+      throw fail('FailedToParse', "The 'name' field is a required property of an index specification");
     const spec: IndexSpec = { v: 2, key: raw.key, name: raw.name };
     for (const [k, v] of Object.entries(raw)) if (k !== 'key' && k !== 'name' && k !== 'v' && k !== 'ns' && k !== 'background') spec[k] = v;
     if (Object.values(raw.key).includes('text')) {
@@ -781,7 +814,11 @@ const listIndexes: Handler = (cmd, db, _seq, { storage, cursors }) => {
   const coll = storage.getCollection(db, name);
   if (!coll) throw nsNotFound(db, name);
   const batchSize = num(isPlainObject(cmd.cursor) ? cmd.cursor.batchSize : undefined);
-  return cursors.open(`${db}.${name}`, coll.indexes.map((i) => deepCopy(i)), { batchSize });
+  return cursors.open(
+    `${db}.${name}`,
+    coll.indexes.map((i) => deepCopy(i)),
+    { batchSize },
+  );
 };
 
 const dropIndexes: Handler = (cmd, db, _seq, { storage }) => {
@@ -893,7 +930,14 @@ const HANDLERS: Record<string, Handler> = {
   connectionstatus: () => ({ authInfo: { authenticatedUsers: [], authenticatedUserRoles: [] }, ok: 1 }),
   whatsmyuri: () => ({ you: '127.0.0.1:0', ok: 1 }),
   hostinfo: () => ({ system: { hostname: 'embedded' }, os: {}, extra: {}, ok: 1 }),
-  serverstatus: () => ({ host: 'embedded', version: SERVER_VERSION, process: 'embedded-mongo', uptime: process.uptime(), localTime: new Date(), ok: 1 }),
+  serverstatus: () => ({
+    host: 'embedded',
+    version: SERVER_VERSION,
+    process: 'embedded-mongo',
+    uptime: process.uptime(),
+    localTime: new Date(),
+    ok: 1,
+  }),
   dbstats: dbStats,
   getcmdlineopts: () => ({ argv: [], parsed: {}, ok: 1 }),
   getfreemonitoringstatus: () => ({ state: 'disabled', ok: 1 }),

@@ -25,8 +25,14 @@ export function crc32c(buf: Uint8Array, crc = 0, start = 0, end = buf.length): n
   for (; i + 8 <= end; i += 8) {
     const a = c ^ (buf[i] | (buf[i + 1] << 8) | (buf[i + 2] << 16) | (buf[i + 3] << 24));
     c =
-      T7[a & 0xff] ^ T6[(a >>> 8) & 0xff] ^ T5[(a >>> 16) & 0xff] ^ T4[a >>> 24] ^
-      T3[buf[i + 4]] ^ T2[buf[i + 5]] ^ T1[buf[i + 6]] ^ T0[buf[i + 7]];
+      T7[a & 0xff] ^
+      T6[(a >>> 8) & 0xff] ^
+      T5[(a >>> 16) & 0xff] ^
+      T4[a >>> 24] ^
+      T3[buf[i + 4]] ^
+      T2[buf[i + 5]] ^
+      T1[buf[i + 6]] ^
+      T0[buf[i + 7]];
   }
   for (; i < end; i++) c = T0[(c ^ buf[i]) & 0xff] ^ (c >>> 8);
   return ~c >>> 0;

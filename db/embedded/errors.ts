@@ -36,7 +36,12 @@ export const Codes = {
 export type CodeName = keyof typeof Codes;
 
 export class CommandError extends Error {
-  constructor(message: string, readonly code: number, readonly codeName: string, readonly extra: Record<string, unknown> = {}) {
+  constructor(
+    message: string,
+    readonly code: number,
+    readonly codeName: string,
+    readonly extra: Record<string, unknown> = {},
+  ) {
     super(message);
   }
 }

@@ -26,11 +26,23 @@ function flagsOf(options: string): number {
   let flags = 0;
   for (const o of options) {
     switch (o) {
-      case 'i': flags |= RE2JS.CASE_INSENSITIVE; break;
-      case 'm': flags |= RE2JS.MULTILINE; break;
-      case 's': flags |= RE2JS.DOTALL; break;
-      case 'u': case 'g': case 'd': case 'y': case 'v': break; // JavaScript-only flags that do not change a test
-      default: throw invalid(`unsupported option '${o}'`);
+      case 'i':
+        flags |= RE2JS.CASE_INSENSITIVE;
+        break;
+      case 'm':
+        flags |= RE2JS.MULTILINE;
+        break;
+      case 's':
+        flags |= RE2JS.DOTALL;
+        break;
+      case 'u':
+      case 'g':
+      case 'd':
+      case 'y':
+      case 'v':
+        break; // JavaScript-only flags that do not change a test
+      default:
+        throw invalid(`unsupported option '${o}'`);
     }
   }
   return flags;
@@ -62,7 +74,8 @@ export function linearRegex(pattern: unknown, options = ''): RE2JS {
     return re;
   }
   const bson = pattern as { _bsontype?: string; pattern?: string; options?: string } | null;
-  if (bson && typeof bson === 'object' && bson._bsontype === 'BSONRegExp') return compileText(String(bson.pattern), String(bson.options ?? ''));
+  if (bson && typeof bson === 'object' && bson._bsontype === 'BSONRegExp')
+    return compileText(String(bson.pattern), String(bson.options ?? ''));
   if (typeof pattern !== 'string') throw Object.assign(new Error('$regex has to be a string'), { code: 2 });
   return compileText(pattern, options);
 }
@@ -101,10 +114,19 @@ export function $regex(selector: string, value: unknown): (obj: Record<string, u
   };
 }
 
-interface RegexArgs { input?: unknown; regex?: unknown; options?: unknown }
+interface RegexArgs {
+  input?: unknown;
+  regex?: unknown;
+  options?: unknown;
+}
 
 /** The matches of `$regexMatch`/`$regexFind`/`$regexFindAll`'s arguments, in MongoDB's result shape. */
-function regexSearch(obj: unknown, expr: unknown, options: unknown, global: boolean): Array<{ match: string; idx: number; captures: (string | null)[] }> {
+function regexSearch(
+  obj: unknown,
+  expr: unknown,
+  options: unknown,
+  global: boolean,
+): Array<{ match: string; idx: number; captures: (string | null)[] }> {
   const args = evalExpr(obj, expr, options) as RegexArgs;
   if (typeof args?.input !== 'string') return [];
   const re = linearRegex(args.regex, typeof args.options === 'string' ? args.options : '');

@@ -30,8 +30,7 @@ export type Doc = Record<string, unknown>;
 
 type BsonLike = { _bsontype?: string };
 /** The `_bsontype` of a bson value class instance (ObjectId, Long, …), else undefined. */
-export const bsonType = (v: unknown): string | undefined =>
-  v !== null && typeof v === 'object' ? (v as BsonLike)._bsontype : undefined;
+export const bsonType = (v: unknown): string | undefined => (v !== null && typeof v === 'object' ? (v as BsonLike)._bsontype : undefined);
 
 export function isPlainObject(v: unknown): v is Doc {
   if (v === null || typeof v !== 'object') return false;
@@ -151,10 +150,13 @@ export function compareBson(a: unknown, b: unknown): number {
       return cmpPrim(xa.length, xb.length);
     }
     case 7: {
-      const ba = (a as { buffer: Uint8Array; sub_type: number });
-      const bb = (b as { buffer: Uint8Array; sub_type: number });
-      return cmpPrim(ba.buffer.length, bb.buffer.length) || cmpPrim(ba.sub_type, bb.sub_type) ||
-        Buffer.compare(Buffer.from(ba.buffer), Buffer.from(bb.buffer));
+      const ba = a as { buffer: Uint8Array; sub_type: number };
+      const bb = b as { buffer: Uint8Array; sub_type: number };
+      return (
+        cmpPrim(ba.buffer.length, bb.buffer.length) ||
+        cmpPrim(ba.sub_type, bb.sub_type) ||
+        Buffer.compare(Buffer.from(ba.buffer), Buffer.from(bb.buffer))
+      );
     }
     case 8:
       return cmpPrim(String(a), String(b)); // hex of 12 bytes orders like the bytes
@@ -167,8 +169,9 @@ export function compareBson(a: unknown, b: unknown): number {
     case 12: {
       const sa = a as { source: string; flags?: string; pattern?: string; options?: string };
       const sb = b as { source: string; flags?: string; pattern?: string; options?: string };
-      return cmpPrim(sa.source ?? sa.pattern, sb.source ?? sb.pattern) ||
-        cmpPrim(sa.flags ?? sa.options ?? '', sb.flags ?? sb.options ?? '');
+      return (
+        cmpPrim(sa.source ?? sa.pattern, sb.source ?? sb.pattern) || cmpPrim(sa.flags ?? sa.options ?? '', sb.flags ?? sb.options ?? '')
+      );
     }
   }
   return 0;
@@ -223,7 +226,8 @@ export function sortDocs<T extends Doc>(docs: T[], spec: SortSpec, scoreOf?: Sco
   const keys = Object.entries(spec).map(([path, d]) => {
     if (d !== null && typeof d === 'object' && (d as Doc).$meta === 'textScore') return { path, dir: -1, meta: true };
     const n = typeof d === 'number' ? d : Number(d);
-    if (n !== 1 && n !== -1) throw Object.assign(new Error(`$sort key ordering must be 1 (for ascending) or -1 (for descending)`), { code: 15975 });
+    if (n !== 1 && n !== -1)
+      throw Object.assign(new Error(`$sort key ordering must be 1 (for ascending) or -1 (for descending)`), { code: 15975 });
     return { path, dir: n, meta: false };
   });
   if (keys.length === 0) return docs;
@@ -245,9 +249,24 @@ export function sortDocs<T extends Doc>(docs: T[], spec: SortSpec, scoreOf?: Sco
 // ---------- $type ----------
 
 const TYPE_ALIASES: Record<string, string> = {
-  1: 'double', 2: 'string', 3: 'object', 4: 'array', 5: 'binData', 6: 'undefined', 7: 'objectId', 8: 'bool',
-  9: 'date', 10: 'null', 11: 'regex', 13: 'javascript', 16: 'int', 17: 'timestamp', 18: 'long', 19: 'decimal',
-  [-1]: 'minKey', 127: 'maxKey',
+  1: 'double',
+  2: 'string',
+  3: 'object',
+  4: 'array',
+  5: 'binData',
+  6: 'undefined',
+  7: 'objectId',
+  8: 'bool',
+  9: 'date',
+  10: 'null',
+  11: 'regex',
+  13: 'javascript',
+  16: 'int',
+  17: 'timestamp',
+  18: 'long',
+  19: 'decimal',
+  [-1]: 'minKey',
+  127: 'maxKey',
 };
 
 export function bsonTypeName(v: unknown): string {
@@ -260,18 +279,30 @@ export function bsonTypeName(v: unknown): string {
   if (v instanceof Date) return 'date';
   if (v instanceof RegExp) return 'regex';
   switch (bsonType(v)) {
-    case 'ObjectId': return 'objectId';
-    case 'Long': return 'long';
-    case 'Decimal128': return 'decimal';
-    case 'Double': return 'double';
-    case 'Int32': return 'int';
-    case 'Binary': return 'binData';
-    case 'Timestamp': return 'timestamp';
-    case 'MinKey': return 'minKey';
-    case 'MaxKey': return 'maxKey';
-    case 'Code': return 'javascript';
-    case 'BSONRegExp': return 'regex';
-    case 'BSONSymbol': return 'symbol';
+    case 'ObjectId':
+      return 'objectId';
+    case 'Long':
+      return 'long';
+    case 'Decimal128':
+      return 'decimal';
+    case 'Double':
+      return 'double';
+    case 'Int32':
+      return 'int';
+    case 'Binary':
+      return 'binData';
+    case 'Timestamp':
+      return 'timestamp';
+    case 'MinKey':
+      return 'minKey';
+    case 'MaxKey':
+      return 'maxKey';
+    case 'Code':
+      return 'javascript';
+    case 'BSONRegExp':
+      return 'regex';
+    case 'BSONSymbol':
+      return 'symbol';
   }
   return 'object';
 }
@@ -288,13 +319,10 @@ const $type: QueryOp = (selector, value) => {
   const wanted = Array.isArray(value) ? value : [value];
   const path = selector.split('.');
   return (obj) =>
-    valuesAtPath(obj, path).some((v) =>
-      wanted.some((t) => typeMatches(v, t) || (Array.isArray(v) && v.some((e) => typeMatches(e, t)))),
-    );
+    valuesAtPath(obj, path).some((v) => wanted.some((t) => typeMatches(v, t) || (Array.isArray(v) && v.some((e) => typeMatches(e, t)))));
 };
 
-const $sort = (coll: Iterator, spec: SortSpec): Iterator =>
-  coll.transform((docs: unknown[]) => Lazy(sortDocs(docs as Doc[], spec)));
+const $sort = (coll: Iterator, spec: SortSpec): Iterator => coll.transform((docs: unknown[]) => Lazy(sortDocs(docs as Doc[], spec)));
 
 /*
  * Context.from() merges left-to-right with the FIRST definition winning, and mingo's exported

@@ -46,7 +46,12 @@ export interface PersistenceLogger {
 
 /** Start-up refused: a data file is damaged in a way a crash cannot explain. */
 export class CorruptionError extends Error {
-  constructor(readonly file: string, readonly offset: number, detail: string, dbPath: string) {
+  constructor(
+    readonly file: string,
+    readonly offset: number,
+    detail: string,
+    dbPath: string,
+  ) {
     super(
       `embedded-mongo: ${file} is damaged at byte ${offset} (${detail}); refusing to start so that nothing is ` +
         `dropped silently. Run \`npm run db:repair -- --dbpath ${dbPath}\` to keep every valid record and see what is dropped.`,
@@ -194,7 +199,12 @@ export class Persistence {
     if (s.damagedAt !== undefined || s.tornAt !== undefined) throw this.corruption(snapshot, s, 'the snapshot ends in an invalid record');
     if (s.format === 0) legacy = true;
     else if (fs.existsSync(snapshot) && (!sawMeta || endCount !== snapRecords - 2)) {
-      throw new CorruptionError(snapshot, s.validBytes, 'the snapshot is incomplete: its end record is missing or does not match', this.dbPath);
+      throw new CorruptionError(
+        snapshot,
+        s.validBytes,
+        'the snapshot is incomplete: its end record is missing or does not match',
+        this.dbPath,
+      );
     }
     let replayed = 0;
     const gens = journalGens(this.dbPath);
@@ -210,7 +220,10 @@ export class Persistence {
       if (r.damagedAt !== undefined) throw this.corruption(jf, r, '');
       if (r.format === 0) legacy = true;
       if (r.tornAt !== undefined) {
-        this.logger?.warn({ file: jf, offset: r.tornAt, validBytes: r.validBytes }, 'embedded-mongo: cutting torn journal tail (incomplete last record)');
+        this.logger?.warn(
+          { file: jf, offset: r.tornAt, validBytes: r.validBytes },
+          'embedded-mongo: cutting torn journal tail (incomplete last record)',
+        );
         fs.truncateSync(jf, r.validBytes);
       }
       this.gen = g;
@@ -224,7 +237,8 @@ export class Persistence {
       this.journalBytes = FILE_HEADER.length;
     }
     fsyncDir(this.dbPath); // the journal may have just been created
-    if (docs || replayed) this.logger?.info({ dbPath: this.dbPath, snapshotRecords: docs, journalRecords: replayed }, 'embedded-mongo: recovered');
+    if (docs || replayed)
+      this.logger?.info({ dbPath: this.dbPath, snapshotRecords: docs, journalRecords: replayed }, 'embedded-mongo: recovered');
     // Older files (several journals after an interrupted compaction, or the format without
     // checksums): fold everything into one new snapshot now.
     if (legacy || replay.length > 1) {
@@ -278,7 +292,8 @@ export class Persistence {
       const nextGen = this.gen + 1;
       const view: Array<{ db: string; c: string; options: Document; indexes: Document[]; docs: Document[] }> = [];
       for (const db of this.storage.dbs.values()) {
-        for (const c of db.collections.values()) view.push({ db: db.name, c: c.name, options: c.options, indexes: c.indexes.slice(1), docs: [...c.docs.values()] });
+        for (const c of db.collections.values())
+          view.push({ db: db.name, c: c.name, options: c.options, indexes: c.indexes.slice(1), docs: [...c.docs.values()] });
       }
       const newFd = openJournal(this.journalFile(nextGen));
       fsyncDir(this.dbPath);
@@ -287,7 +302,12 @@ export class Persistence {
       this.gen = nextGen;
       this.journalBytes = FILE_HEADER.length;
       // The old journal gets no more appends: make it durable and close it in the background.
-      const oldDone = oldFd >= 0 ? fsyncAsync(oldFd).catch(() => undefined).finally(() => fs.closeSync(oldFd)) : Promise.resolve();
+      const oldDone =
+        oldFd >= 0
+          ? fsyncAsync(oldFd)
+              .catch(() => undefined)
+              .finally(() => fs.closeSync(oldFd))
+          : Promise.resolve();
       const slicer = new Slicer();
       const fd = fs.openSync(tmp, 'w');
       try {

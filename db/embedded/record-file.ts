@@ -112,7 +112,12 @@ export function readRecordFile(
   return readFramed(buf, FILE_HEADER.length, onRecord, opts);
 }
 
-function readFramed(buf: Buffer, start: number, onRecord: (d: Document, offset: number) => void, opts: { salvage?: boolean; dropped?: DroppedRange[] }): ReadResult {
+function readFramed(
+  buf: Buffer,
+  start: number,
+  onRecord: (d: Document, offset: number) => void,
+  opts: { salvage?: boolean; dropped?: DroppedRange[] },
+): ReadResult {
   let off = start;
   let records = 0;
   let validBytes = start;

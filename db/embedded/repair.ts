@@ -107,7 +107,10 @@ function sum(ranges: DroppedRange[]): number {
 export function formatReport(r: RepairReport): string {
   const lines = [`db:repair ${r.dbPath}`];
   for (const f of r.files) {
-    lines.push(`  ${path.basename(f.file)}: kept ${f.keptRecords} records` + (f.rewritten ? `, rewritten (original kept as ${path.basename(f.backup!)})` : ', intact'));
+    lines.push(
+      `  ${path.basename(f.file)}: kept ${f.keptRecords} records` +
+        (f.rewritten ? `, rewritten (original kept as ${path.basename(f.backup!)})` : ', intact'),
+    );
     for (const d of f.dropped) lines.push(`    dropped bytes ${d.start}..${d.end} (${d.end - d.start} bytes)`);
     if (f.note) lines.push(`    note: ${f.note}`);
   }

@@ -38,7 +38,10 @@ export class WireServer {
   private nextConnectionId = 1;
   readonly cursors = new CursorManager();
 
-  constructor(private readonly storage: Storage, private readonly logger: EmbeddedLogger) {
+  constructor(
+    private readonly storage: Storage,
+    private readonly logger: EmbeddedLogger,
+  ) {
     this.server = net.createServer((s) => this.onConnection(s));
     this.server.on('error', (err) => this.logger.warn({ err: err.message }, 'embedded-mongo: server error'));
   }
@@ -202,7 +205,12 @@ export class WireServer {
     try {
       out = legacy ? encodeOpReply(header.requestID, reply) : encodeOpMsg(header.requestID, reply);
     } catch (e) {
-      const err = { ok: 0, errmsg: `reply could not be encoded: ${(e as Error).message}`, code: Codes.BSONObjectTooLarge, codeName: 'BSONObjectTooLarge' };
+      const err = {
+        ok: 0,
+        errmsg: `reply could not be encoded: ${(e as Error).message}`,
+        code: Codes.BSONObjectTooLarge,
+        codeName: 'BSONObjectTooLarge',
+      };
       out = legacy ? encodeOpReply(header.requestID, err) : encodeOpMsg(header.requestID, err);
     }
     if (socket.destroyed) return false;

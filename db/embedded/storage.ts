@@ -93,7 +93,12 @@ export class Collection {
   private seq = new Map<string, number>();
   private nextSeq = 0;
 
-  constructor(readonly storage: Storage, readonly dbName: string, readonly name: string, public options: Doc = {}) {}
+  constructor(
+    readonly storage: Storage,
+    readonly dbName: string,
+    readonly name: string,
+    public options: Doc = {},
+  ) {}
 
   get ns(): string {
     return `${this.dbName}.${this.name}`;
@@ -106,7 +111,9 @@ export class Collection {
   textIndex(): TextIndexInfo | undefined {
     const spec = this.indexes.find((i) => Object.values(i.key).includes('text'));
     if (!spec) return undefined;
-    const fields = Object.entries(spec.key).filter(([, v]) => v === 'text').map(([k]) => k);
+    const fields = Object.entries(spec.key)
+      .filter(([, v]) => v === 'text')
+      .map(([k]) => k);
     const weights: Record<string, number> = {};
     for (const [k, w] of Object.entries((spec.weights as Doc | undefined) ?? {})) weights[k] = Number(w);
     return { name: spec.name, fields, weights, defaultLanguage: String(spec.default_language ?? 'english') };
@@ -149,7 +156,10 @@ export class Collection {
     return { docs: out, scores: p.scores };
   }
 
-  private prepareMatch(filter: Doc | undefined, limit: number): MatchResult | { source: Iterable<Doc>; consider: (d: Doc, out: Doc[]) => void; scores?: Map<Doc, number> } {
+  private prepareMatch(
+    filter: Doc | undefined,
+    limit: number,
+  ): MatchResult | { source: Iterable<Doc>; consider: (d: Doc, out: Doc[]) => void; scores?: Map<Doc, number> } {
     const f = filter ?? {};
     const keys = Object.keys(f);
     if (keys.length === 1 && keys[0] === '_id') {
@@ -278,7 +288,6 @@ export class Collection {
     }
   }
 
-
   private rebuildEqIndexes(): void {
     const fields = new Set<string>();
     for (const spec of this.indexes) {
@@ -325,9 +334,13 @@ export class Collection {
       const vals = valuesAtPath(doc, f.split('.'));
       keyValue[f] = vals.length ? vals[0] : null;
     }
-    const shown = Object.entries(keyValue).map(([k, v]) => `${k}: ${formatKeyValue(v)}`).join(', ');
-    return fail('DuplicateKey', `E11000 duplicate key error collection: ${this.ns} index: ${u.spec.name} dup key: { ${shown} }`,
-      { keyPattern: u.spec.key, keyValue });
+    const shown = Object.entries(keyValue)
+      .map(([k, v]) => `${k}: ${formatKeyValue(v)}`)
+      .join(', ');
+    return fail('DuplicateKey', `E11000 duplicate key error collection: ${this.ns} index: ${u.spec.name} dup key: { ${shown} }`, {
+      keyPattern: u.spec.key,
+      keyValue,
+    });
   }
 
   /** Throws DuplicateKey if `doc` (stored under `id`; `replacing` an existing one or new) collides. */
@@ -423,7 +436,10 @@ export class Collection {
     const sameKey = this.indexes.find((i) => EJSON.stringify(i.key) === keyString);
     if (sameName) {
       if (EJSON.stringify(sameName.key) !== keyString) {
-        throw fail('IndexKeySpecsConflict', `An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: ${EJSON.stringify(spec)}, existing index: ${EJSON.stringify(sameName)}`);
+        throw fail(
+          'IndexKeySpecsConflict',
+          `An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: ${EJSON.stringify(spec)}, existing index: ${EJSON.stringify(sameName)}`,
+        );
       }
       if (!!sameName.unique !== !!spec.unique) {
         throw fail('IndexOptionsConflict', `An existing index has the same name as the requested index: ${spec.name}`);
@@ -435,7 +451,10 @@ export class Collection {
     }
     const isText = Object.values(spec.key).includes('text');
     if (isText && this.textIndex()) {
-      throw fail('IndexOptionsConflict', `An equivalent index already exists with a different name and options. Requested index: ${EJSON.stringify(spec)}, existing index: ${EJSON.stringify(this.indexes.find((i) => Object.values(i.key).includes('text')))}`);
+      throw fail(
+        'IndexOptionsConflict',
+        `An equivalent index already exists with a different name and options. Requested index: ${EJSON.stringify(spec)}, existing index: ${EJSON.stringify(this.indexes.find((i) => Object.values(i.key).includes('text')))}`,
+      );
     }
     let unique: UniqueIndex | undefined;
     if (spec.unique && !isText) {
@@ -480,7 +499,10 @@ export function isOperatorObject(v: unknown): v is Doc {
 
 export class Database {
   readonly collections = new Map<string, Collection>();
-  constructor(readonly storage: Storage, readonly name: string) {}
+  constructor(
+    readonly storage: Storage,
+    readonly name: string,
+  ) {}
 }
 
 export class Storage {

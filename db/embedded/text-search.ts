@@ -29,9 +29,10 @@ export interface TextQuery {
 }
 
 const STOP_WORDS = new Set(
-  ('a an and are as at be but by for from has have he her his i if in into is it its me my no not of on or our ' +
-    'she so that the their them then there these they this to was we were what when where which who will with you your')
-    .split(' '),
+  (
+    'a an and are as at be but by for from has have he her his i if in into is it its me my no not of on or our ' +
+    'she so that the their them then there these they this to was we were what when where which who will with you your'
+  ).split(' '),
 );
 
 function stem(w: string): string {

@@ -38,7 +38,11 @@ export class WireError extends Error {}
 
 /** Thrown for a well-formed frame whose content must be answered with an error reply. */
 export class WireCommandError extends Error {
-  constructor(message: string, readonly code: number, readonly codeName: string) {
+  constructor(
+    message: string,
+    readonly code: number,
+    readonly codeName: string,
+  ) {
     super(message);
   }
 }

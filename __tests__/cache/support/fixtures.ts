@@ -10,7 +10,11 @@ export function hexId(): string {
   return (Date.now().toString(16) + counter.toString(16).padStart(8, '0') + '0000000000000000').slice(0, 24);
 }
 
-export function doc(id: string, props: Record<string, unknown>, history?: { prime?: string; previous?: string; next?: string[] }): RerumDocument {
+export function doc(
+  id: string,
+  props: Record<string, unknown>,
+  history?: { prime?: string; previous?: string; next?: string[] },
+): RerumDocument {
   return {
     _id: id,
     '@id': ID_PREFIX + id,
@@ -39,13 +43,23 @@ export function createChange(d: RerumDocument): ObjectChange[] {
 }
 
 /** update/patch/set/unset: a new version made from `prev`, and prev gains a `next`. */
-export function updateChanges(prev: RerumDocument, newProps: Record<string, unknown>): { changes: ObjectChange[]; next: RerumDocument; prevAfter: RerumDocument } {
+export function updateChanges(
+  prev: RerumDocument,
+  newProps: Record<string, unknown>,
+): { changes: ObjectChange[]; next: RerumDocument; prevAfter: RerumDocument } {
   const id = hexId();
   const primeUrl = prev.__rerum.history.prime === 'root' ? (prev['@id'] as string) : prev.__rerum.history.prime;
   const next = doc(id, newProps, { prime: primeUrl, previous: prev['@id'] as string });
   const prevAfter = clone(prev);
   prevAfter.__rerum.history.next = [...prevAfter.__rerum.history.next, next['@id'] as string];
-  return { changes: [{ before: prev, after: prevAfter }, { before: null, after: next }], next, prevAfter };
+  return {
+    changes: [
+      { before: prev, after: prevAfter },
+      { before: null, after: next },
+    ],
+    next,
+    prevAfter,
+  };
 }
 
 /** overwrite: same document, new content. */
@@ -59,7 +73,11 @@ export function overwriteChange(d: RerumDocument, newProps: Record<string, unkno
 /** delete: soft delete, the stored document becomes a __deleted marker. */
 export function deleteChange(d: RerumDocument): { changes: ObjectChange[]; after: RerumDocument } {
   const original = clone(d) as unknown as Record<string, unknown>;
-  const after = { _id: d._id, __rerum: clone(d.__rerum), __deleted: { object: original, deletor: 'agent', time: '2026-01-03' } } as RerumDocument;
+  const after = {
+    _id: d._id,
+    __rerum: clone(d.__rerum),
+    __deleted: { object: original, deletor: 'agent', time: '2026-01-03' },
+  } as RerumDocument;
   return { changes: [{ before: d, after }], after };
 }
 

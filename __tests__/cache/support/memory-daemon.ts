@@ -33,7 +33,11 @@ export class MemoryDaemon {
 
   emit(from: MemoryTransport, data: unknown): void {
     // JSON round trip: what travels is data, never shared objects; the slot is read when it is sent
-    this.queue.push({ from, sender: { id: from.instanceId, worker: from.selfId, pid: from.pid, slot: from.slot }, data: JSON.parse(JSON.stringify(data)) });
+    this.queue.push({
+      from,
+      sender: { id: from.instanceId, worker: from.selfId, pid: from.pid, slot: from.slot },
+      data: JSON.parse(JSON.stringify(data)),
+    });
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flush());
@@ -60,7 +64,10 @@ export class MemoryTransport implements SyncTransport {
   private inbox: { from: Sender; data: unknown }[] = [];
   private outbox: unknown[] = [];
 
-  constructor(private readonly daemon: MemoryDaemon, readonly selfId: string) {
+  constructor(
+    private readonly daemon: MemoryDaemon,
+    readonly selfId: string,
+  ) {
     this.instanceId = `${this.pid}.mem`;
     this.slot = selfId;
   }
