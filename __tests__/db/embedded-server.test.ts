@@ -3,7 +3,7 @@
  * wire input on raw sockets, and size limits. Runs against its own embedded servers, independent
  * of MONGO_TEST_URI.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -11,10 +11,10 @@ import * as path from 'node:path';
 import { BSON, type Document } from 'bson';
 import { MongoClient } from 'mongodb';
 import { startEmbeddedMongo, type EmbeddedMongoHandle } from '../../db/embedded';
+import { compileEmbeddedEntry } from '../support/compile-entry';
 
 jest.setTimeout(120_000);
 
-const root = path.resolve(__dirname, '..', '..');
 const tmpDirs: string[] = [];
 function tmpDir(prefix: string): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `embedded-mongo-${prefix}-`));
@@ -95,28 +95,7 @@ describe('persistence with frequent compaction', () => {
 describe('persistence (separate process, kill -9)', () => {
   let outDir = '';
   beforeAll(() => {
-    outDir = path.join(root, 'node_modules', '.cache', `embedded-mongo-test-${process.pid}`);
-    execFileSync(
-      process.execPath,
-      [
-        path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
-        '--outDir',
-        outDir,
-        '--module',
-        'commonjs',
-        '--target',
-        'es2022',
-        '--moduleResolution',
-        'node',
-        '--esModuleInterop',
-        '--skipLibCheck',
-        '--strict',
-        '--types',
-        'node',
-        path.join(root, 'db', 'embedded', 'standalone.ts'),
-      ],
-      { cwd: root, stdio: 'pipe' },
-    );
+    outDir = compileEmbeddedEntry('standalone', 'embedded-mongo-test');
   });
   afterAll(() => {
     if (outDir) fs.rmSync(outDir, { recursive: true, force: true });

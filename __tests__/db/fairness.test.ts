@@ -4,12 +4,13 @@
  * test's own client work does not delay the pings); the worst ping is printed. Also maxTimeMS
  * (50 MaxTimeMSExpired) on find, aggregate, count and distinct. The server runs in its own process.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { MongoClient, type Collection, type Document } from 'mongodb';
+import { compileEmbeddedEntry } from '../support/compile-entry';
 
 jest.setTimeout(300_000);
 
@@ -24,7 +25,6 @@ let limitMs = 250;
 /** Documents in the heavy runs: 100,000 in the suite, more with FAIRNESS_DOCS (e.g. 300000, the issue's figure). */
 const N = Number(process.env.FAIRNESS_DOCS ?? 100_000);
 
-const root = path.resolve(__dirname, '..', '..');
 let outDir = '';
 let dbPath = '';
 let child: ChildProcess | undefined;
@@ -33,28 +33,7 @@ let client: MongoClient;
 let col: Collection<Document>;
 
 beforeAll(async () => {
-  outDir = path.join(root, 'node_modules', '.cache', `embedded-fairness-${process.pid}`);
-  execFileSync(
-    process.execPath,
-    [
-      path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
-      '--outDir',
-      outDir,
-      '--module',
-      'commonjs',
-      '--target',
-      'es2022',
-      '--moduleResolution',
-      'node',
-      '--esModuleInterop',
-      '--skipLibCheck',
-      '--strict',
-      '--types',
-      'node',
-      path.join(root, 'db', 'embedded', 'standalone.ts'),
-    ],
-    { cwd: root, stdio: 'pipe' },
-  );
+  outDir = compileEmbeddedEntry('standalone', 'embedded-fairness');
   dbPath = fs.mkdtempSync(path.join(os.tmpdir(), 'embedded-fairness-'));
   child = spawn(process.execPath, [path.join(outDir, 'standalone.js')], {
     env: {

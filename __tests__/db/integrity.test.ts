@@ -3,17 +3,17 @@
  * damage that a crash cannot explain, `db:repair` (the real CLI), torn tails, old-format files,
  * and the dbPath lock. Everything goes through the real driver against embedded servers of its own.
  */
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { BSON } from 'bson';
 import { MongoClient } from 'mongodb';
 import { startEmbeddedMongo } from '../../db/embedded';
+import { compileEmbeddedEntry } from '../support/compile-entry';
 
 jest.setTimeout(120_000);
 
-const root = path.resolve(__dirname, '..', '..');
 const tmpDirs: string[] = [];
 function tmpDir(prefix: string): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `embedded-integrity-${prefix}-`));
@@ -22,28 +22,7 @@ function tmpDir(prefix: string): string {
 }
 let outDir = '';
 beforeAll(() => {
-  outDir = path.join(root, 'node_modules', '.cache', `embedded-integrity-${process.pid}`);
-  execFileSync(
-    process.execPath,
-    [
-      path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
-      '--outDir',
-      outDir,
-      '--module',
-      'commonjs',
-      '--target',
-      'es2022',
-      '--moduleResolution',
-      'node',
-      '--esModuleInterop',
-      '--skipLibCheck',
-      '--strict',
-      '--types',
-      'node',
-      path.join(root, 'db', 'embedded', 'repair.ts'),
-    ],
-    { cwd: root, stdio: 'pipe' },
-  );
+  outDir = compileEmbeddedEntry('repair', 'embedded-integrity');
 });
 afterAll(() => {
   for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
