@@ -28,6 +28,7 @@ import type { Replacement, RerumDocument, StoredDocument } from '../types/rerum'
 import { DomainError, concurrentChange, idTaken, writeFailed } from '../rerum/errors';
 import { isDeleted, treeRootOf } from '../rerum/metadata';
 import { segmentOf } from '../rerum/ids';
+import { withNextVersions } from '../rerum/tree';
 import { ensureTextIndex } from './indexes';
 
 /** Told every stored state a write touched; awaited before the write's caller may answer. */
@@ -59,15 +60,6 @@ const withoutRerum = (doc: StoredDocument): string => {
 /** Only `__rerum` differs between two live states: a metadata change. */
 const onlyMetadataChanged = (r: Replacement): boolean =>
   !isDeleted(r.before) && !isDeleted(r.after) && withoutRerum(r.before) === withoutRerum(r.after);
-
-/** `doc` with `ids` added to (or removed from) its `history.next`, as `$addToSet`/`$pull` do. */
-function withNext(doc: RerumDocument, ids: string[], add: boolean): RerumDocument {
-  const next = doc.__rerum?.history?.next ?? [];
-  const changed = add
-    ? [...next, ...ids.filter((id, i) => !next.includes(id) && ids.indexOf(id) === i)]
-    : next.filter((id) => !ids.includes(id));
-  return { ...doc, __rerum: { ...doc.__rerum, history: { ...doc.__rerum.history, next: changed } } };
-}
 
 /**
  * The steps of one write, each recording the states it saw and made. Holds the only writable
@@ -126,10 +118,10 @@ class WriteSteps {
           { $addToSet: { '__rerum.history.next': { $each: ids } } } as never,
           { returnDocument: 'before' },
         ),
-      [parent, withNext(parent, ids, true)],
+      [parent, withNextVersions(parent, ids)],
     );
     if (!before) return false;
-    this.note(before, withNext(before, ids, true));
+    this.note(before, withNextVersions(before, ids));
     return true;
   }
 
@@ -140,7 +132,7 @@ class WriteSteps {
       { $pullAll: { '__rerum.history.next': ids } } as never,
       { returnDocument: 'before' },
     );
-    if (before && !isDeleted(before)) this.note(before, withNext(before, ids, false));
+    if (before && !isDeleted(before)) this.note(before, withNextVersions(before, ids, false));
   }
 
   /** Replace `r.before` by `r.after` if it is unchanged since read; false when it was changed meanwhile. */

@@ -43,11 +43,16 @@ export function descendantsOf(versions: RerumDocument[], key: RerumDocument): Re
   return out;
 }
 
-/** `parent` once `versionId` is linked in as one of its next versions (the database's `$addToSet`). */
-export function withNextVersion(parent: RerumDocument, versionId: string): RerumDocument {
-  const after = structuredClone(parent);
-  if (!after.__rerum.history.next.includes(versionId)) after.__rerum.history.next.push(versionId);
-  return after;
+/**
+ * `doc` with `ids` added to its `history.next` (as the database's `$addToSet` with `$each`), or taken
+ * out of it (`$pullAll`). Shallow: only the path to `history.next` is new.
+ */
+export function withNextVersions(doc: RerumDocument, ids: string[], add = true): RerumDocument {
+  const next = doc.__rerum?.history?.next ?? [];
+  const changed = add
+    ? [...next, ...ids.filter((id, i) => !next.includes(id) && ids.indexOf(id) === i)]
+    : next.filter((id) => !ids.includes(id));
+  return { ...doc, __rerum: { ...doc.__rerum, history: { ...doc.__rerum.history, next: changed } } };
 }
 
 /** Copy-on-write edits of several documents; each document yields at most one replacement. */
