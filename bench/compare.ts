@@ -32,6 +32,7 @@ import {
   LABELS,
   SEED_COUNT,
   WORKLOADS,
+  describing,
   measure,
   startBench,
   startProcess,
@@ -70,23 +71,6 @@ interface Target {
   pids: number[];
   stop(): Promise<void>;
 }
-
-const HEADER_SKIP = new Set([
-  'date',
-  'connection',
-  'keep-alive',
-  'x-cache',
-  'x-worker',
-  'etag',
-  'content-length',
-  'transfer-encoding',
-  'last-modified',
-]);
-const describing = (headers: Record<string, string | string[] | undefined>) => {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HEADER_SKIP.has(k)) out[k] = Array.isArray(v) ? v.join(', ') : v;
-  return out;
-};
 
 async function rerumTargets(bench: Bench, workers: number): Promise<Target[]> {
   const all: Workload[] = [...WORKLOADS];

@@ -25,6 +25,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createObject, freePort, request, startCluster } from './support/cluster-harness';
+import { TICK_US, cpuTicks, describing } from './support/compare-kit';
 
 // autocannon ships no types; the part used here
 interface AcResult {
@@ -59,37 +60,6 @@ interface Figures {
   /** Server CPU time (user + system, all of the target's server processes) per answered request, µs. */
   cpuUs: number;
 }
-
-/** utime + stime of a process and its direct children, in clock ticks (Linux /proc). */
-function cpuTicks(pids: number[]): number {
-  const all = new Set(pids);
-  try {
-    for (const d of fs.readdirSync('/proc')) {
-      if (!/^\d+$/.test(d)) continue;
-      try {
-        const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-        const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-        if (pids.includes(ppid)) all.add(Number(d));
-      } catch {
-        /* gone */
-      }
-    }
-  } catch {
-    return NaN;
-  }
-  let ticks = 0;
-  for (const pid of all) {
-    try {
-      const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch {
-      /* gone */
-    }
-  }
-  return ticks;
-}
-const TICK_US = 1e6 / 100; // USER_HZ
 
 async function measure(url: string, opts: Partial<AcOptions> = {}, pids: number[] = []): Promise<Figures> {
   const before = cpuTicks(pids);
@@ -140,24 +110,6 @@ async function startBare(
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-/** Headers worth copying into the bare app (the representation; not per-request or validator ones). */
-function describing(headers: Record<string, string | string[] | undefined>): Record<string, string> {
-  const skip = new Set([
-    'date',
-    'connection',
-    'keep-alive',
-    'x-cache',
-    'x-worker',
-    'etag',
-    'content-length',
-    'transfer-encoding',
-    'last-modified',
-  ]);
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !skip.has(k)) out[k] = Array.isArray(v) ? v.join(', ') : v;
-  return out;
 }
 
 type Scenario = 'hit' | 'notModified' | 'miss';

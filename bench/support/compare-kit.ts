@@ -84,7 +84,25 @@ export function cpuTicks(pids: number[]): number {
   }
   return ticks;
 }
-const TICK_US = 1e6 / 100; // USER_HZ
+const HEADER_SKIP = new Set([
+  'date',
+  'connection',
+  'keep-alive',
+  'x-cache',
+  'x-worker',
+  'etag',
+  'content-length',
+  'transfer-encoding',
+  'last-modified',
+]);
+/** Headers worth copying into a bare app (the representation; not per-request or validator ones). */
+export const describing = (headers: Record<string, string | string[] | undefined>): Record<string, string> => {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(headers)) if (v !== undefined && !HEADER_SKIP.has(k)) out[k] = Array.isArray(v) ? v.join(', ') : v;
+  return out;
+};
+
+export const TICK_US = 1e6 / 100; // USER_HZ
 
 export interface Bench {
   tmp: string;
