@@ -46,6 +46,10 @@ const appName = pick('PM2_APP_NAME', 'rerum');
 const dataDir = path.resolve(root, pick('DATA_DIR', 'data'));
 const useEmbedded = pick('MONGO_CONNECTION_STRING', '') === '';
 const embeddedPort = Number(pick('EMBEDDED_MONGO_PORT', '27027'));
+/** A worker stops taking requests and drains for up to SHUTDOWN_TIMEOUT_MS (config.ts, server.ts); PM2 must
+ * not SIGKILL it before that, or a reload drops requests still in flight. */
+const shutdownTimeoutMs = Number(pick('SHUTDOWN_TIMEOUT_MS', '15000'));
+const workerKillTimeoutMs = (Number.isFinite(shutdownTimeoutMs) ? shutdownTimeoutMs : 15000) + 2000;
 const embeddedDbPath = path.resolve(root, pick('EMBEDDED_MONGO_DBPATH', path.join(dataDir, 'embedded-mongo')));
 
 /** Only what the workers need from the environment; PM2 adds its own (pm_id, NODE_APP_INSTANCE…). */
@@ -83,7 +87,7 @@ apps.push({
   instances,
   autorestart: true,
   max_restarts: 10,
-  kill_timeout: 5000,
+  kill_timeout: workerKillTimeoutMs,
   listen_timeout: 15000,
   env: workerEnv,
 });
