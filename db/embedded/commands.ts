@@ -23,7 +23,11 @@ import {
 import { checkCommandArgs, checkStatements, deadlineOf } from './args';
 import { Slicer } from './slicer';
 import { Codes, codeNameOf, CommandError, fail } from './errors';
-import { isOperatorObject, valueKey, type Collection, type IndexSpec, type Storage } from './storage';
+import type { Storage } from './storage';
+import type { Collection } from './collection';
+import type { IndexSpec } from './collection-indexes';
+import { checkHint, isOperatorObject } from './planner';
+import { valueKey } from './value-key';
 import { MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE } from './wire-protocol';
 
 export const MAX_WIRE_VERSION = 21; // MongoDB 7.0; mongodb@7.x requires >= 9
@@ -339,22 +343,6 @@ function tooDeep(v: unknown, depth: number): boolean {
     }
   }
   return false;
-}
-
-/** A hint must name an existing index (by name or key pattern), or be {$natural: ±1}. */
-function checkHint(coll: Collection | undefined, hint: unknown): void {
-  if (hint === undefined || hint === null || !coll) return;
-  if (
-    typeof hint === 'string'
-      ? coll.indexes.some((i) => i.name === hint)
-      : isPlainObject(hint) &&
-        (Object.keys(hint).length === 0 || '$natural' in hint || coll.indexes.some((i) => compareBson(i.key, hint) === 0))
-  )
-    return;
-  throw fail(
-    'BadValue',
-    `error processing query: ns=${coll.ns} planner returned error :: caused by :: hint provided does not correspond to an existing index`,
-  );
 }
 
 function checkDocSize(doc: Doc): void {
