@@ -600,3 +600,19 @@ describe('update semantics (MongoDB documented behaviour)', () => {
     expect(d?.w).toBeInstanceOf(Long);
   });
 });
+
+describe('storage rules, $merge, sessions, views (MongoDB documented behaviour)', () => {
+  const codeOf = (p: Promise<unknown>): Promise<unknown> =>
+    p.then(
+      () => 'no error',
+      (e: { code?: unknown }) => e.code,
+    );
+
+  test("an _id with a '$'-prefixed field is refused: DollarPrefixedFieldName (52)", async () => {
+    const c = coll('dollarid');
+    expect(await codeOf(c.insertOne({ _id: { $a: 1 } as unknown as ObjectId, x: 1 }))).toBe(52);
+    expect(await codeOf(c.insertMany([{ _id: { ok: 1, $b: 2 } as unknown as ObjectId }]))).toBe(52);
+    await c.insertOne({ _id: { 'a.b': 1, c: { d: 1 } } as unknown as ObjectId }); // dots are fine
+    expect(await c.countDocuments()).toBe(1);
+  });
+});

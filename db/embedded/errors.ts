@@ -14,6 +14,7 @@ export const Codes = {
   IndexNotFound: 27,
   ConflictingUpdateOperators: 40,
   CursorNotFound: 43,
+  DollarPrefixedFieldName: 52,
   NamespaceExists: 48,
   MaxTimeMSExpired: 50,
   CommandNotFound: 59,
