@@ -6,7 +6,8 @@
  *
  *   npm run db:spec -- --specs DIR [--uri mongodb://...] [--grep TEXT] [--verbose]
  *
- * Without --uri it starts the embedded database (in memory, in this process). Prints each file's
+ * Without --uri it starts the embedded database (in memory, in this process; TEST_MONGO=memory-server
+ * picks a real mongod through mongodb-memory-server instead, as the tests do). Prints each file's
  * tests as pass / FAIL (with the first mismatch) / skip (with why), then the totals.
  *
  * Covered: entities client (observeEvents, ignoreCommandMonitoringEvents, uriOptions), database and
@@ -31,7 +32,7 @@ import {
   type Db,
   type Document,
 } from 'mongodb';
-import { startEmbeddedMongo } from '../db/embedded/index';
+import { selectDatabase } from '../db/select';
 
 type Doc = Record<string, unknown>;
 
@@ -111,7 +112,11 @@ function unmet(reqs: Doc[] | undefined, server: ServerInfo): string | undefined 
       why.push(`server < ${r.minServerVersion}`);
     if (typeof r.maxServerVersion === 'string' && compareVersions(server.version, versionParts(r.maxServerVersion)) > 0)
       why.push(`server > ${r.maxServerVersion}`);
-    if (Array.isArray(r.topologies) && !r.topologies.includes(server.topology) && !(server.topology === 'sharded' && r.topologies.includes('sharded-replicaset')))
+    if (
+      Array.isArray(r.topologies) &&
+      !r.topologies.includes(server.topology) &&
+      !(server.topology === 'sharded' && r.topologies.includes('sharded-replicaset'))
+    )
       why.push(`topology not in ${r.topologies.join('/')}`);
     if (r.serverless === 'require') why.push('serverless only');
     if (r.auth === true) why.push('needs auth');
@@ -285,7 +290,19 @@ interface ClientEntity {
   events: ObservedEvent[];
 }
 
-const SENSITIVE = new Set(['authenticate', 'saslstart', 'saslcontinue', 'getnonce', 'createuser', 'updateuser', 'copydbgetnonce', 'copydbsaslstart', 'copydb', 'hello', 'ismaster']);
+const SENSITIVE = new Set([
+  'authenticate',
+  'saslstart',
+  'saslcontinue',
+  'getnonce',
+  'createuser',
+  'updateuser',
+  'copydbgetnonce',
+  'copydbsaslstart',
+  'copydb',
+  'hello',
+  'ismaster',
+]);
 
 async function createEntities(list: Doc[], uri: string, entities: Map<string, unknown>, clients: Map<string, ClientEntity>): Promise<void> {
   for (const item of list) {
@@ -302,7 +319,12 @@ async function createEntities(list: Doc[], uri: string, entities: Map<string, un
       if (observe.has('commandStartedEvent'))
         client.on('commandStarted', (e: CommandStartedEvent) => {
           if (keep(e.commandName))
-            entity.events.push({ kind: 'commandStartedEvent', commandName: e.commandName, databaseName: e.databaseName, command: e.command });
+            entity.events.push({
+              kind: 'commandStartedEvent',
+              commandName: e.commandName,
+              databaseName: e.databaseName,
+              command: e.command,
+            });
         });
       if (observe.has('commandSucceededEvent'))
         client.on('commandSucceeded', (e: CommandSucceededEvent) => {
@@ -374,9 +396,13 @@ async function runOperation(op: Doc, entities: Map<string, unknown>): Promise<un
     case 'deleteMany':
       return { deletedCount: (await coll.deleteMany(args.filter as Document, o('filter'))).deletedCount };
     case 'updateOne':
-      return updateResult((await coll.updateOne(args.filter as Document, args.update as Document, o('filter', 'update'))) as unknown as Doc);
+      return updateResult(
+        (await coll.updateOne(args.filter as Document, args.update as Document, o('filter', 'update'))) as unknown as Doc,
+      );
     case 'updateMany':
-      return updateResult((await coll.updateMany(args.filter as Document, args.update as Document, o('filter', 'update'))) as unknown as Doc);
+      return updateResult(
+        (await coll.updateMany(args.filter as Document, args.update as Document, o('filter', 'update'))) as unknown as Doc,
+      );
     case 'replaceOne':
       return updateResult(
         (await coll.replaceOne(args.filter as Document, args.replacement as Document, o('filter', 'replacement'))) as unknown as Doc,
@@ -437,8 +463,10 @@ function checkError(expected: Doc, err: unknown, entities: Map<string, unknown>)
   for (const l of (expected.errorLabelsOmit as string[] | undefined) ?? [])
     if (e.errorLabels?.includes(l)) throw new Mismatch(`unexpected error label ${l}`);
   if (expected.errorResponse !== undefined) match(expected.errorResponse, e.errorResponse, 'errorResponse', true, entities);
-  if (expected.expectResult !== undefined) match(expected.expectResult, e.result ? bulkResult(e.result) : undefined, 'error result', true, entities);
-  if (expected.writeErrors !== undefined || expected.writeConcernErrors !== undefined) throw new Skip('writeErrors maps (client bulkWrite) not supported');
+  if (expected.expectResult !== undefined)
+    match(expected.expectResult, e.result ? bulkResult(e.result) : undefined, 'error result', true, entities);
+  if (expected.writeErrors !== undefined || expected.writeConcernErrors !== undefined)
+    throw new Skip('writeErrors maps (client bulkWrite) not supported');
 }
 
 // ---------- one test ----------
@@ -553,8 +581,16 @@ async function runTest(file: Doc, test: Doc, uri: string): Promise<void> {
  * the driver's source): reported as skipped with the reason, not as the server's failures.
  */
 const DRIVER_DIFFERS: [RegExp, RegExp, string][] = [
-  [/^create-null-ids\.json$/, /_id with type null via (insertOne|insertMany|bulkWrite)/, 'the Node.js driver replaces a null _id by an ObjectId'],
-  [/^bypassDocumentValidation\.json$/, /passes bypassDocumentValidation: false/, 'the Node.js driver sends bypassDocumentValidation only when true'],
+  [
+    /^create-null-ids\.json$/,
+    /_id with type null via (insertOne|insertMany|bulkWrite)/,
+    'the Node.js driver replaces a null _id by an ObjectId',
+  ],
+  [
+    /^bypassDocumentValidation\.json$/,
+    /passes bypassDocumentValidation: false/,
+    'the Node.js driver sends bypassDocumentValidation only when true',
+  ],
 ];
 
 /** What a test needs that this runner (or the driver) does not do, found before running it. */
@@ -577,12 +613,14 @@ async function main(): Promise<void> {
     .filter((f) => f.endsWith('.json'))
     .sort();
   if (files.length === 0) throw new Error(`no .json spec files in ${dir}`);
-  const embedded = args.uri ? undefined : await startEmbeddedMongo({ port: 0 });
+  // Without --uri: the test database of db/select.ts, the embedded one unless TEST_MONGO says otherwise.
+  if (!args.uri) process.env.TEST_MONGO ??= 'embedded';
+  const embedded = args.uri ? undefined : await selectDatabase({ purpose: 'test' });
   const uri = args.uri ?? embedded!.uri;
   const totals = { pass: 0, fail: 0, skip: 0, notApplicable: 0 };
   try {
     const server = await describeServer(uri);
-    process.stdout.write(`server ${server.version.join('.')} (${server.topology}) at ${args.uri ? uri : 'embedded, in memory'}\n`);
+    process.stdout.write(`server ${server.version.join('.')} (${server.topology}) at ${embedded ? `${embedded.kind}, in memory` : uri}\n`);
     for (const f of files) {
       const file = EJSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'), { relaxed: true }) as Doc;
       const tests = (file.tests as Doc[]) ?? [];
@@ -614,7 +652,9 @@ async function main(): Promise<void> {
             lines.push(`  skip  ${desc} (${e.message})`);
           } else {
             counts.fail++;
-            lines.push(`  FAIL  ${desc}\n          ${e instanceof Mismatch ? e.message : `runner error: ${(e as Error)?.stack ?? String(e)}`}`);
+            lines.push(
+              `  FAIL  ${desc}\n          ${e instanceof Mismatch ? e.message : `runner error: ${(e as Error)?.stack ?? String(e)}`}`,
+            );
           }
         }
       }
