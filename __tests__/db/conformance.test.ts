@@ -616,3 +616,88 @@ describe('storage rules, $merge, sessions, views (MongoDB documented behaviour)'
     expect(await c.countDocuments()).toBe(1);
   });
 });
+
+describe('$merge (MongoDB documented behaviour)', () => {
+  const codeOf = (p: Promise<unknown>): Promise<unknown> =>
+    p.then(
+      () => 'no error',
+      (e: { code?: unknown }) => e.code,
+    );
+  const byId = async (name: string): Promise<Document[]> => coll(name).find({}).sort({ _id: 1 }).toArray();
+  const seed = async (): Promise<void> => {
+    await coll('msrc').deleteMany({});
+    await coll('msrc').insertMany([
+      { _id: 1, a: 1 },
+      { _id: 2, a: 2 },
+    ] as unknown as Document[]);
+    await coll('mdst').deleteMany({});
+    await coll('mdst').insertOne({ _id: 1, a: 0, b: 'kept' } as unknown as Document);
+  };
+  const merge = (spec: unknown, pre: Document[] = []): Promise<Document[]> =>
+    coll('msrc')
+      .aggregate([...pre, { $merge: spec } as Document])
+      .toArray();
+
+  test('default (whenMatched merge, whenNotMatched insert) into another collection; the cursor is empty', async () => {
+    await seed();
+    expect(await merge('mdst')).toEqual([]);
+    expect(await byId('mdst')).toEqual([
+      { _id: 1, a: 1, b: 'kept' },
+      { _id: 2, a: 2 },
+    ]);
+    await merge({ into: { db: t.db.databaseName, coll: 'mnew' } });
+    expect(await byId('mnew')).toEqual([
+      { _id: 1, a: 1 },
+      { _id: 2, a: 2 },
+    ]);
+  });
+
+  test('whenMatched replace / keepExisting, whenNotMatched discard', async () => {
+    await seed();
+    await merge({ into: 'mdst', whenMatched: 'replace', whenNotMatched: 'discard' });
+    expect(await byId('mdst')).toEqual([{ _id: 1, a: 1 }]);
+    await seed();
+    await merge({ into: 'mdst', whenMatched: 'keepExisting' });
+    expect(await byId('mdst')).toEqual([
+      { _id: 1, a: 0, b: 'kept' },
+      { _id: 2, a: 2 },
+    ]);
+  });
+
+  test('whenMatched fail: DuplicateKey (11000); whenNotMatched fail: 13113; earlier writes stay', async () => {
+    await seed();
+    expect(await codeOf(merge({ into: 'mdst', whenMatched: 'fail' }, [{ $sort: { _id: -1 } }]))).toBe(11000);
+    expect(await byId('mdst')).toEqual([
+      { _id: 1, a: 0, b: 'kept' },
+      { _id: 2, a: 2 },
+    ]);
+    await seed();
+    expect(await codeOf(merge({ into: 'mdst', whenNotMatched: 'fail' }, [{ $sort: { _id: 1 } }]))).toBe(13113);
+    expect(await byId('mdst')).toEqual([{ _id: 1, a: 1, b: 'kept' }]);
+  });
+
+  test('an update pipeline sees the result as $$new; merging into the collection being read', async () => {
+    await seed();
+    await merge({ into: 'mdst', whenMatched: [{ $set: { sum: { $add: ['$a', '$$new.a'] }, a: '$$new.a' } }], whenNotMatched: 'discard' });
+    expect(await byId('mdst')).toEqual([{ _id: 1, a: 1, b: 'kept', sum: 1 }]);
+    await merge('msrc', [{ $project: { twice: { $multiply: ['$a', 2] } } }]);
+    expect(await byId('msrc')).toEqual([
+      { _id: 1, a: 1, twice: 2 },
+      { _id: 2, a: 2, twice: 4 },
+    ]);
+  });
+
+  test("'on' other fields needs a unique index on them (51183); matched documents keep their _id", async () => {
+    await seed();
+    await coll('mkeyed').deleteMany({});
+    await coll('mkeyed').insertOne({ _id: 'x', k: 2, old: true } as unknown as Document);
+    const pre = [{ $project: { _id: 0, k: '$a', fresh: { $literal: true } } }];
+    expect(await codeOf(merge({ into: 'mkeyed', on: 'k' }, pre))).toBe(51183);
+    await coll('mkeyed').createIndex({ k: 1 }, { unique: true });
+    await merge({ into: 'mkeyed', on: 'k' }, pre);
+    const docs = await coll('mkeyed').find({}).sort({ k: 1 }).toArray();
+    expect(docs[0]).toMatchObject({ k: 1, fresh: true });
+    expect(docs[0]._id).toBeInstanceOf(ObjectId);
+    expect(docs[1]).toEqual({ _id: 'x', k: 2, old: true, fresh: true });
+  });
+});

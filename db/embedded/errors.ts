@@ -29,8 +29,16 @@ export const Codes = {
   Location15975: 15975,
   Location16990: 16990,
   Location17313: 17313,
+  Location40601: 40601,
   IDLUnknownField: 40415,
+  Location13113: 13113,
   Location51024: 51024,
+  Location51132: 51132,
+  Location51178: 51178,
+  Location51182: 51182,
+  Location51183: 51183,
+  Location51186: 51186,
+  Location51199: 51199,
   Location5739101: 5739101,
 } as const;
 
