@@ -701,3 +701,27 @@ describe('$merge (MongoDB documented behaviour)', () => {
     expect(docs[1]).toEqual({ _id: 'x', k: 2, old: true, fresh: true });
   });
 });
+
+describe('$listLocalSessions (MongoDB documented behaviour)', () => {
+  test('lists a session the server has seen, on admin with {aggregate: 1} only', async () => {
+    const session = t.client.startSession();
+    try {
+      await coll('sessions').findOne({}, { session });
+      const id = session.id!.id;
+      const admin = t.client.db('admin');
+      const mine = await admin.aggregate([{ $listLocalSessions: {} }, { $match: { '_id.id': id } }]).toArray();
+      expect(mine).toHaveLength(1);
+      expect(mine[0].lastUse).toBeInstanceOf(Date);
+      expect(mine[0]._id.uid).toBeDefined();
+      const all = await admin.aggregate([{ $listLocalSessions: { allUsers: true } }, { $match: { '_id.id': id } }]).toArray();
+      expect(all).toHaveLength(1);
+      await expect(
+        coll('sessions')
+          .aggregate([{ $listLocalSessions: {} }])
+          .toArray(),
+      ).rejects.toBeInstanceOf(MongoServerError);
+    } finally {
+      await session.endSession();
+    }
+  });
+});

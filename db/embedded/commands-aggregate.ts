@@ -13,6 +13,7 @@ import { checkHint } from './planner';
 import { checkDocSize, idFirst } from './stored-doc';
 import { isMetaTextScore, replaceMetaTextScore, TEXT_SCORE_FIELD } from './text-score';
 import { applyMerge, parseMerge, type MergeSpec } from './merge-stage';
+import { listLocalSessions } from './sessions';
 
 function rewriteStage(stage: Doc): Doc {
   const [op] = Object.keys(stage);
@@ -42,7 +43,11 @@ export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) =>
   const coll = collection ? storage.getCollection(db, collection) : undefined;
   checkHint(coll, cmd.hint);
   let scores: Map<Doc, number> | undefined;
-  if (collection) {
+  const source = stages[0];
+  if (isPlainObject(source) && '$listLocalSessions' in source) {
+    input = listLocalSessions(source.$listLocalSessions, db, collection, cursors);
+    stages = stages.slice(1);
+  } else if (collection) {
     const first = stages[0];
     if (first && isPlainObject(first.$match)) {
       if (!coll && '$text' in first.$match) throw fail('IndexNotFound', 'text index required for $text query');

@@ -5,7 +5,7 @@
  * error becomes `{ok: 0, errmsg, code, codeName}` (CommandError carries code/codeName, mingo errors
  * map to BadValue).
  */
-import type { Doc } from './mingo-boundary';
+import { isPlainObject, type Doc } from './mingo-boundary';
 import { checkCommandArgs } from './args';
 import { Codes, codeNameOf, CommandError, fail } from './errors';
 import type { CommandContext, Handler } from './command-context';
@@ -24,6 +24,7 @@ import {
 } from './commands-catalog';
 import { count, del, distinct, find, findAndModify, getMore, insert, killCursors, update } from './commands-crud';
 import { MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE } from './wire-protocol';
+import { sessionsOf } from './sessions';
 
 export type { CommandContext } from './command-context';
 
@@ -90,7 +91,10 @@ const HANDLERS: Record<string, Handler> = {
   drop,
   dropdatabase: dropDatabase,
   renamecollection: renameCollection,
-  endsessions: ok,
+  endsessions: (cmd, _db, _seq, ctx) => {
+    sessionsOf(ctx.cursors).end(Array.isArray(cmd.endSessions) ? cmd.endSessions : []);
+    return { ok: 1 };
+  },
   killallsessions: ok,
   killsessions: ok,
   refreshsessions: ok,
@@ -128,6 +132,7 @@ export async function runCommand(body: Doc, seq: Record<string, Doc[]>, ctx: Com
   const handler = HANDLERS[name.toLowerCase()];
   if (!handler) return errorReply(fail('CommandNotFound', `no such command: '${name}'`));
   const db = typeof body.$db === 'string' && body.$db ? body.$db : defaultDb;
+  if (isPlainObject(body.lsid)) sessionsOf(ctx.cursors).touch(body.lsid); // for $listLocalSessions
   try {
     checkCommandArgs(name.toLowerCase(), body);
     return await handler(body, db, seq, ctx);
