@@ -725,3 +725,42 @@ describe('$listLocalSessions (MongoDB documented behaviour)', () => {
     }
   });
 });
+
+describe('views (MongoDB documented behaviour)', () => {
+  test('a read-only view runs its pipeline for find, count, distinct and aggregate; writes are refused (166)', async () => {
+    const src = coll('vsrc');
+    await src.insertMany([
+      { _id: 1, k: 'a', n: 1 },
+      { _id: 2, k: 'b', n: 2 },
+      { _id: 3, k: 'b', n: 3 },
+    ] as unknown as Document[]);
+    await t.db.createCollection('vbig', { viewOn: 'vsrc', pipeline: [{ $match: { n: { $gt: 1 } } }] });
+    await t.db.createCollection('vbig2', { viewOn: 'vbig', pipeline: [{ $set: { twice: { $multiply: ['$n', 2] } } }] });
+    const v = coll('vbig');
+    expect(await v.find({}).sort({ _id: 1 }).toArray()).toEqual([
+      { _id: 2, k: 'b', n: 2 },
+      { _id: 3, k: 'b', n: 3 },
+    ]);
+    expect(await v.find({ n: 3 }, { projection: { _id: 0, k: 1 } }).toArray()).toEqual([{ k: 'b' }]);
+    expect(await v.countDocuments()).toBe(2);
+    expect(await v.estimatedDocumentCount()).toBe(2);
+    expect(await v.distinct('k')).toEqual(['b']);
+    expect(await v.aggregate([{ $group: { _id: null, s: { $sum: '$n' } } }]).toArray()).toEqual([{ _id: null, s: 5 }]);
+    expect((await coll('vbig2').find({}).sort({ _id: -1 }).limit(1).toArray())[0]).toEqual({ _id: 3, k: 'b', n: 3, twice: 6 });
+    await expect(v.insertOne({ n: 9 })).rejects.toMatchObject({ code: 166 });
+    await expect(v.updateOne({}, { $set: { x: 1 } })).rejects.toMatchObject({ code: 166 });
+    const listed = await t.db.listCollections({ name: 'vbig' }).toArray();
+    expect(listed[0]).toMatchObject({ name: 'vbig', type: 'view', options: { viewOn: 'vsrc' } });
+    await expect(t.db.createCollection('vbig', { viewOn: 'vsrc' })).rejects.toMatchObject({ code: 48 });
+  });
+
+  test('collMod changes a view; drop removes it and leaves its source', async () => {
+    await t.db.createCollection('vsmall', { viewOn: 'vsrc', pipeline: [{ $match: { n: 1 } }] });
+    expect(await coll('vsmall').countDocuments()).toBe(1);
+    await t.db.command({ collMod: 'vsmall', viewOn: 'vsrc', pipeline: [{ $match: { n: { $lte: 2 } } }] });
+    expect(await coll('vsmall').countDocuments()).toBe(2);
+    expect(await coll('vsmall').drop()).toBe(true);
+    expect(await t.db.listCollections({ name: 'vsmall' }).toArray()).toEqual([]);
+    expect(await coll('vsrc').countDocuments()).toBe(3);
+  });
+});

@@ -11,6 +11,7 @@ import { Codes, codeNameOf, CommandError, fail } from './errors';
 import type { CommandContext, Handler } from './command-context';
 import { aggregate } from './commands-aggregate';
 import {
+  collMod,
   create,
   createIndexes,
   dbStats,
@@ -25,6 +26,7 @@ import {
 import { count, del, distinct, find, findAndModify, getMore, insert, killCursors, update } from './commands-crud';
 import { MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE } from './wire-protocol';
 import { sessionsOf } from './sessions';
+import { viewCommand } from './views';
 
 export type { CommandContext } from './command-context';
 
@@ -88,6 +90,7 @@ const HANDLERS: Record<string, Handler> = {
   listcollections: listCollections,
   listdatabases: listDatabases,
   create,
+  collmod: collMod,
   drop,
   dropdatabase: dropDatabase,
   renamecollection: renameCollection,
@@ -135,6 +138,8 @@ export async function runCommand(body: Doc, seq: Record<string, Doc[]>, ctx: Com
   if (isPlainObject(body.lsid)) sessionsOf(ctx.cursors).touch(body.lsid); // for $listLocalSessions
   try {
     checkCommandArgs(name.toLowerCase(), body);
+    const onView = await viewCommand(name.toLowerCase(), body, db, ctx);
+    if (onView) return onView;
     return await handler(body, db, seq, ctx);
   } catch (e) {
     return errorReply(e);
