@@ -600,3 +600,167 @@ describe('update semantics (MongoDB documented behaviour)', () => {
     expect(d?.w).toBeInstanceOf(Long);
   });
 });
+
+describe('storage rules, $merge, sessions, views (MongoDB documented behaviour)', () => {
+  const codeOf = (p: Promise<unknown>): Promise<unknown> =>
+    p.then(
+      () => 'no error',
+      (e: { code?: unknown }) => e.code,
+    );
+
+  test("an _id with a '$'-prefixed field is refused: DollarPrefixedFieldName (52)", async () => {
+    const c = coll('dollarid');
+    expect(await codeOf(c.insertOne({ _id: { $a: 1 } as unknown as ObjectId, x: 1 }))).toBe(52);
+    expect(await codeOf(c.insertMany([{ _id: { ok: 1, $b: 2 } as unknown as ObjectId }]))).toBe(52);
+    await c.insertOne({ _id: { 'a.b': 1, c: { d: 1 } } as unknown as ObjectId }); // dots are fine
+    expect(await c.countDocuments()).toBe(1);
+  });
+});
+
+describe('$merge (MongoDB documented behaviour)', () => {
+  const codeOf = (p: Promise<unknown>): Promise<unknown> =>
+    p.then(
+      () => 'no error',
+      (e: { code?: unknown }) => e.code,
+    );
+  const byId = async (name: string): Promise<Document[]> => coll(name).find({}).sort({ _id: 1 }).toArray();
+  const seed = async (): Promise<void> => {
+    await coll('msrc').deleteMany({});
+    await coll('msrc').insertMany([
+      { _id: 1, a: 1 },
+      { _id: 2, a: 2 },
+    ] as unknown as Document[]);
+    await coll('mdst').deleteMany({});
+    await coll('mdst').insertOne({ _id: 1, a: 0, b: 'kept' } as unknown as Document);
+  };
+  const merge = (spec: unknown, pre: Document[] = []): Promise<Document[]> =>
+    coll('msrc')
+      .aggregate([...pre, { $merge: spec } as Document])
+      .toArray();
+
+  test('default (whenMatched merge, whenNotMatched insert) into another collection; the cursor is empty', async () => {
+    await seed();
+    expect(await merge('mdst')).toEqual([]);
+    expect(await byId('mdst')).toEqual([
+      { _id: 1, a: 1, b: 'kept' },
+      { _id: 2, a: 2 },
+    ]);
+    await merge({ into: { db: t.db.databaseName, coll: 'mnew' } });
+    expect(await byId('mnew')).toEqual([
+      { _id: 1, a: 1 },
+      { _id: 2, a: 2 },
+    ]);
+  });
+
+  test('whenMatched replace / keepExisting, whenNotMatched discard', async () => {
+    await seed();
+    await merge({ into: 'mdst', whenMatched: 'replace', whenNotMatched: 'discard' });
+    expect(await byId('mdst')).toEqual([{ _id: 1, a: 1 }]);
+    await seed();
+    await merge({ into: 'mdst', whenMatched: 'keepExisting' });
+    expect(await byId('mdst')).toEqual([
+      { _id: 1, a: 0, b: 'kept' },
+      { _id: 2, a: 2 },
+    ]);
+  });
+
+  test('whenMatched fail: DuplicateKey (11000); whenNotMatched fail: 13113; earlier writes stay', async () => {
+    await seed();
+    expect(await codeOf(merge({ into: 'mdst', whenMatched: 'fail' }, [{ $sort: { _id: -1 } }]))).toBe(11000);
+    expect(await byId('mdst')).toEqual([
+      { _id: 1, a: 0, b: 'kept' },
+      { _id: 2, a: 2 },
+    ]);
+    await seed();
+    expect(await codeOf(merge({ into: 'mdst', whenNotMatched: 'fail' }, [{ $sort: { _id: 1 } }]))).toBe(13113);
+    expect(await byId('mdst')).toEqual([{ _id: 1, a: 1, b: 'kept' }]);
+  });
+
+  test('an update pipeline sees the result as $$new; merging into the collection being read', async () => {
+    await seed();
+    await merge({ into: 'mdst', whenMatched: [{ $set: { sum: { $add: ['$a', '$$new.a'] }, a: '$$new.a' } }], whenNotMatched: 'discard' });
+    expect(await byId('mdst')).toEqual([{ _id: 1, a: 1, b: 'kept', sum: 1 }]);
+    await merge('msrc', [{ $project: { twice: { $multiply: ['$a', 2] } } }]);
+    expect(await byId('msrc')).toEqual([
+      { _id: 1, a: 1, twice: 2 },
+      { _id: 2, a: 2, twice: 4 },
+    ]);
+  });
+
+  test("'on' other fields needs a unique index on them (51183); matched documents keep their _id", async () => {
+    await seed();
+    await coll('mkeyed').deleteMany({});
+    await coll('mkeyed').insertOne({ _id: 'x', k: 2, old: true } as unknown as Document);
+    const pre = [{ $project: { _id: 0, k: '$a', fresh: { $literal: true } } }];
+    expect(await codeOf(merge({ into: 'mkeyed', on: 'k' }, pre))).toBe(51183);
+    await coll('mkeyed').createIndex({ k: 1 }, { unique: true });
+    await merge({ into: 'mkeyed', on: 'k' }, pre);
+    const docs = await coll('mkeyed').find({}).sort({ k: 1 }).toArray();
+    expect(docs[0]).toMatchObject({ k: 1, fresh: true });
+    expect(docs[0]._id).toBeInstanceOf(ObjectId);
+    expect(docs[1]).toEqual({ _id: 'x', k: 2, old: true, fresh: true });
+  });
+});
+
+describe('$listLocalSessions (MongoDB documented behaviour)', () => {
+  test('lists a session the server has seen, on admin with {aggregate: 1} only', async () => {
+    const session = t.client.startSession();
+    try {
+      await coll('sessions').findOne({}, { session });
+      const id = session.id!.id;
+      const admin = t.client.db('admin');
+      const mine = await admin.aggregate([{ $listLocalSessions: {} }, { $match: { '_id.id': id } }]).toArray();
+      expect(mine).toHaveLength(1);
+      expect(mine[0].lastUse).toBeInstanceOf(Date);
+      expect(mine[0]._id.uid).toBeDefined();
+      const all = await admin.aggregate([{ $listLocalSessions: { allUsers: true } }, { $match: { '_id.id': id } }]).toArray();
+      expect(all).toHaveLength(1);
+      await expect(
+        coll('sessions')
+          .aggregate([{ $listLocalSessions: {} }])
+          .toArray(),
+      ).rejects.toBeInstanceOf(MongoServerError);
+    } finally {
+      await session.endSession();
+    }
+  });
+});
+
+describe('views (MongoDB documented behaviour)', () => {
+  test('a read-only view runs its pipeline for find, count, distinct and aggregate; writes are refused (166)', async () => {
+    const src = coll('vsrc');
+    await src.insertMany([
+      { _id: 1, k: 'a', n: 1 },
+      { _id: 2, k: 'b', n: 2 },
+      { _id: 3, k: 'b', n: 3 },
+    ] as unknown as Document[]);
+    await t.db.createCollection('vbig', { viewOn: 'vsrc', pipeline: [{ $match: { n: { $gt: 1 } } }] });
+    await t.db.createCollection('vbig2', { viewOn: 'vbig', pipeline: [{ $set: { twice: { $multiply: ['$n', 2] } } }] });
+    const v = coll('vbig');
+    expect(await v.find({}).sort({ _id: 1 }).toArray()).toEqual([
+      { _id: 2, k: 'b', n: 2 },
+      { _id: 3, k: 'b', n: 3 },
+    ]);
+    expect(await v.find({ n: 3 }, { projection: { _id: 0, k: 1 } }).toArray()).toEqual([{ k: 'b' }]);
+    expect(await v.countDocuments()).toBe(2);
+    expect(await v.estimatedDocumentCount()).toBe(2);
+    expect(await v.distinct('k')).toEqual(['b']);
+    expect(await v.aggregate([{ $group: { _id: null, s: { $sum: '$n' } } }]).toArray()).toEqual([{ _id: null, s: 5 }]);
+    expect((await coll('vbig2').find({}).sort({ _id: -1 }).limit(1).toArray())[0]).toEqual({ _id: 3, k: 'b', n: 3, twice: 6 });
+    await expect(v.insertOne({ n: 9 })).rejects.toMatchObject({ code: 166 });
+    await expect(v.updateOne({}, { $set: { x: 1 } })).rejects.toMatchObject({ code: 166 });
+    const listed = await t.db.listCollections({ name: 'vbig' }).toArray();
+    expect(listed[0]).toMatchObject({ name: 'vbig', type: 'view', options: { viewOn: 'vsrc' } });
+    await expect(t.db.createCollection('vbig', { viewOn: 'vsrc' })).rejects.toMatchObject({ code: 48 });
+  });
+
+  test('collMod changes a view; drop removes it and leaves its source', async () => {
+    await t.db.createCollection('vsmall', { viewOn: 'vsrc', pipeline: [{ $match: { n: 1 } }] });
+    expect(await coll('vsmall').countDocuments()).toBe(1);
+    await t.db.command({ collMod: 'vsmall', viewOn: 'vsrc', pipeline: [{ $match: { n: { $lte: 2 } } }] });
+    expect(await coll('vsmall').countDocuments()).toBe(2);
+    expect(await coll('vsmall').drop()).toBe(true);
+    expect(await t.db.listCollections({ name: 'vsmall' }).toArray()).toEqual([]);
+    expect(await coll('vsrc').countDocuments()).toBe(3);
+  });
+});

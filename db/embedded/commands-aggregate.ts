@@ -1,7 +1,7 @@
 /**
  * The aggregate command: a leading $match is planned like find (index, $text scores), the rest of
- * the pipeline runs in mingo on copies; a final $out replaces its target collection. $merge and
- * explain are refused.
+ * the pipeline runs in mingo on copies; a final $out replaces its target collection, a final $merge
+ * writes into one (merge-stage.ts). explain is refused.
  */
 import { ObjectId } from 'bson';
 import { bsonTypeName, deepCopy, isPlainObject, runPipeline, type Doc } from './mingo-boundary';
@@ -12,6 +12,8 @@ import type { Handler } from './command-context';
 import { checkHint } from './planner';
 import { checkDocSize, idFirst } from './stored-doc';
 import { isMetaTextScore, replaceMetaTextScore, TEXT_SCORE_FIELD } from './text-score';
+import { applyMerge, parseMerge, type MergeSpec } from './merge-stage';
+import { listLocalSessions } from './sessions';
 
 function rewriteStage(stage: Doc): Doc {
   const [op] = Object.keys(stage);
@@ -41,7 +43,11 @@ export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) =>
   const coll = collection ? storage.getCollection(db, collection) : undefined;
   checkHint(coll, cmd.hint);
   let scores: Map<Doc, number> | undefined;
-  if (collection) {
+  const source = stages[0];
+  if (isPlainObject(source) && '$listLocalSessions' in source) {
+    input = listLocalSessions(source.$listLocalSessions, db, collection, cursors);
+    stages = stages.slice(1);
+  } else if (collection) {
     const first = stages[0];
     if (first && isPlainObject(first.$match)) {
       if (!coll && '$text' in first.$match) throw fail('IndexNotFound', 'text index required for $text query');
@@ -61,8 +67,14 @@ export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) =>
     } else throw fail('Location16990', `$out only supports a string or object argument, but found ${bsonTypeName(o)}`);
     stages = stages.slice(0, -1);
   }
-  if (stages.some((s) => isPlainObject(s) && '$merge' in s))
-    throw fail('CommandNotSupported', '$merge is not supported by the embedded server');
+  let merge: MergeSpec | undefined;
+  const lastStage = stages[stages.length - 1];
+  if (!outTarget && isPlainObject(lastStage) && '$merge' in lastStage) {
+    merge = parseMerge(lastStage.$merge, db);
+    stages = stages.slice(0, -1);
+  }
+  const misplaced = stages.find((s) => isPlainObject(s) && ('$merge' in s || '$out' in s));
+  if (misplaced) throw fail('Location40601', `${Object.keys(misplaced)[0]} can only be the final stage in the pipeline`);
   const copies: Doc[] = [];
   for (const d of input) {
     const c = deepCopy(d);
@@ -98,6 +110,10 @@ export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) =>
       checkDocSize(d);
       target.insert(d);
     }
+    results = [];
+  }
+  if (merge) {
+    await applyMerge(storage, results, merge, slicer);
     results = [];
   }
   const batchSize = num(isPlainObject(cmd.cursor) ? cmd.cursor.batchSize : undefined);

@@ -10,6 +10,7 @@ import type { Collection } from './collection';
 import type { IndexSpec } from './collection-indexes';
 import type { Handler } from './command-context';
 import { sameBson } from './stored-doc';
+import { createView, viewOf, viewsIn } from './views';
 
 function collectionInfo(c: Collection): Doc {
   return {
@@ -24,6 +25,8 @@ function collectionInfo(c: Collection): Doc {
 export const listCollections: Handler = (cmd, db, _seq, { storage, cursors }) => {
   const d = storage.dbs.get(db);
   let infos = d ? [...d.collections.values()].map(collectionInfo) : [];
+  for (const v of viewsIn(storage, db))
+    infos.push({ name: v.name, type: 'view', options: { viewOn: v.viewOn, pipeline: v.pipeline }, info: { readOnly: true } });
   const filter = optDoc(cmd.filter, 'filter');
   if (filter && Object.keys(filter).length) {
     const test = compileFilter(filter);
@@ -48,14 +51,29 @@ export const listDatabases: Handler = (cmd, _db, _seq, { storage }) => {
 
 export const create: Handler = (cmd, db, _seq, { storage }) => {
   const name = collName(cmd, 'create');
-  if (cmd.viewOn) throw fail('CommandNotSupported', 'views are not supported by the embedded server');
-  if (storage.getCollection(db, name)) throw fail('NamespaceExists', `Collection ${db}.${name} already exists.`);
+  if (cmd.viewOn !== undefined || cmd.pipeline !== undefined) return createView(storage, db, name, cmd.viewOn, cmd.pipeline);
+  if (storage.getCollection(db, name) || viewOf(storage, db, name))
+    throw fail('NamespaceExists', `Collection ${db}.${name} already exists.`);
   const options: Doc = {};
   for (const [k, v] of Object.entries(cmd))
     if (k !== 'create' && !k.startsWith('$') && k !== 'lsid' && k !== 'writeConcern') options[k] = v;
   storage.collection(db, name, options);
   return { ok: 1 };
 };
+
+/**
+ * collMod of a collection (views: views.ts): accepted without options; validators, validation
+ * levels, TTL and index changes are refused (115) rather than accepted and not enforced.
+ */
+export const collMod: Handler = (cmd, db, _seq, { storage }) => {
+  const name = collName(cmd, 'collMod');
+  if (!storage.getCollection(db, name)) throw nsNotFound(db, name);
+  const options = Object.keys(cmd).filter((k) => k !== 'collMod' && !k.startsWith('$') && !COLLMOD_GENERIC.has(k));
+  if (options.length)
+    throw fail('CommandNotSupported', `collMod ${options.join(', ')} is not supported by the embedded server (only views can be modified)`);
+  return { ok: 1 };
+};
+const COLLMOD_GENERIC = new Set(['lsid', 'writeConcern', 'comment', 'maxTimeMS', 'apiVersion', 'apiStrict', 'apiDeprecationErrors']);
 
 export const drop: Handler = (cmd, db, _seq, { storage }) => {
   const name = collName(cmd, 'drop');

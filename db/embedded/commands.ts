@@ -5,12 +5,13 @@
  * error becomes `{ok: 0, errmsg, code, codeName}` (CommandError carries code/codeName, mingo errors
  * map to BadValue).
  */
-import type { Doc } from './mingo-boundary';
+import { isPlainObject, type Doc } from './mingo-boundary';
 import { checkCommandArgs } from './args';
 import { Codes, codeNameOf, CommandError, fail } from './errors';
 import type { CommandContext, Handler } from './command-context';
 import { aggregate } from './commands-aggregate';
 import {
+  collMod,
   create,
   createIndexes,
   dbStats,
@@ -24,6 +25,8 @@ import {
 } from './commands-catalog';
 import { count, del, distinct, find, findAndModify, getMore, insert, killCursors, update } from './commands-crud';
 import { MAX_BSON_OBJECT_SIZE, MAX_MESSAGE_SIZE } from './wire-protocol';
+import { sessionsOf } from './sessions';
+import { viewCommand } from './views';
 
 export type { CommandContext } from './command-context';
 
@@ -87,10 +90,14 @@ const HANDLERS: Record<string, Handler> = {
   listcollections: listCollections,
   listdatabases: listDatabases,
   create,
+  collmod: collMod,
   drop,
   dropdatabase: dropDatabase,
   renamecollection: renameCollection,
-  endsessions: ok,
+  endsessions: (cmd, _db, _seq, ctx) => {
+    sessionsOf(ctx.cursors).end(Array.isArray(cmd.endSessions) ? cmd.endSessions : []);
+    return { ok: 1 };
+  },
   killallsessions: ok,
   killsessions: ok,
   refreshsessions: ok,
@@ -128,8 +135,11 @@ export async function runCommand(body: Doc, seq: Record<string, Doc[]>, ctx: Com
   const handler = HANDLERS[name.toLowerCase()];
   if (!handler) return errorReply(fail('CommandNotFound', `no such command: '${name}'`));
   const db = typeof body.$db === 'string' && body.$db ? body.$db : defaultDb;
+  if (isPlainObject(body.lsid)) sessionsOf(ctx.cursors).touch(body.lsid); // for $listLocalSessions
   try {
     checkCommandArgs(name.toLowerCase(), body);
+    const onView = await viewCommand(name.toLowerCase(), body, db, ctx);
+    if (onView) return onView;
     return await handler(body, db, seq, ctx);
   } catch (e) {
     return errorReply(e);

@@ -1,6 +1,6 @@
 /**
- * Rules for a document about to be stored: _id first, mongod's nesting depth and BSON size
- * limits; and byte-identical comparison (an update that changes no byte stores nothing).
+ * Rules for a document about to be stored: _id first, no `$`-prefixed field names inside _id,
+ * mongod's nesting depth and BSON size limits; and byte-identical comparison (an update that changes no byte stores nothing).
  */
 import { BSON, calculateObjectSize } from 'bson';
 import { isPlainObject, type Doc } from './mingo-boundary';
@@ -33,7 +33,27 @@ function tooDeep(v: unknown, depth: number): boolean {
   return false;
 }
 
+/** The first `$`-prefixed field name inside a subdocument (or array of them) of _id, if any. */
+function dollarField(v: unknown): string | undefined {
+  if (Array.isArray(v)) {
+    for (const x of v) {
+      const f = dollarField(x);
+      if (f) return f;
+    }
+  } else if (isPlainObject(v)) {
+    for (const k in v) {
+      if (k.startsWith('$')) return k;
+      const f = dollarField(v[k]);
+      if (f) return f;
+    }
+  }
+  return undefined;
+}
+
+/** mongod's storage rules for a whole document: _id without `$`-prefixed fields (52), depth (15), size. */
 export function checkDocSize(doc: Doc): void {
+  const dollar = dollarField(doc._id);
+  if (dollar) throw fail('DollarPrefixedFieldName', `_id fields may not contain '$'-prefixed fields: ${dollar} is not valid for storage.`);
   if (tooDeep(doc, 0)) throw fail('Overflow', `Document exceeds the maximum nesting depth of ${MAX_STORED_DEPTH} levels`);
   const size = calculateObjectSize(doc);
   if (size > MAX_BSON_OBJECT_SIZE) {
