@@ -2,7 +2,7 @@
  * MongoDB conformance: drives the real `mongodb` driver against MONGO_TEST_URI only, so it runs
  * unchanged against a real mongod (TEST_MONGO=uri TEST_MONGO_URI=mongodb://...).
  */
-import { Long, MongoServerError, ObjectId, UUID, type Collection, type Document } from 'mongodb';
+import { Decimal128, Long, MongoServerError, ObjectId, UUID, type Collection, type Document } from 'mongodb';
 import { testDb, type TestDb } from '../support/mongo';
 
 let t: TestDb;
@@ -598,5 +598,76 @@ describe('update semantics (MongoDB documented behaviour)', () => {
     expect(d?.v).toBeInstanceOf(Long);
     expect(String(d?.w)).toBe('7');
     expect(d?.w).toBeInstanceOf(Long);
+  });
+});
+
+describe('numbers across int32, int64, double and Decimal128 (MongoDB compares numeric types by value)', () => {
+  const idsOf = async (c: Collection<Document>, f: Document, sort: Document = { _id: 1 }): Promise<unknown[]> =>
+    (await c.find(f).sort(sort).toArray()).map((d) => d._id);
+
+  test('equality, ranges, $in and sort order mix the numeric types', async () => {
+    const c = coll('numkinds');
+    await c.insertMany([
+      { _id: 'i', v: 10 },
+      { _id: 'l', v: Long.fromNumber(10) },
+      { _id: 'd', v: 10.5 },
+      { _id: 'm', v: Decimal128.fromString('10') },
+      { _id: 'big', v: Long.fromString('9007199254740993') },
+      { _id: 'n', v: Decimal128.fromString('-1.5') },
+      { _id: 's', v: '10' },
+    ] as unknown as Document[]);
+    expect(await idsOf(c, { v: 10 })).toEqual(['i', 'l', 'm']);
+    expect(await idsOf(c, { v: Long.fromNumber(10) })).toEqual(['i', 'l', 'm']);
+    expect(await idsOf(c, { v: Decimal128.fromString('10.0') })).toEqual(['i', 'l', 'm']);
+    expect(await idsOf(c, { v: { $gt: 10 } })).toEqual(['big', 'd']);
+    expect(await idsOf(c, { v: { $gt: 9007199254740992 } })).toEqual(['big']); // no rounding through a double
+    expect(await idsOf(c, { v: { $lt: Decimal128.fromString('10.25') } })).toEqual(['i', 'l', 'm', 'n']);
+    expect(await idsOf(c, { v: { $lte: Long.fromNumber(10), $gte: -1.5 } })).toEqual(['i', 'l', 'm', 'n']);
+    expect(await idsOf(c, { v: { $in: [Long.fromNumber(-2), 10.5, Decimal128.fromString('-1.50')] } })).toEqual(['d', 'n']);
+    expect(await idsOf(c, { v: { $nin: [10] } })).toEqual(['big', 'd', 'n', 's']);
+    expect(await idsOf(c, {}, { v: 1, _id: 1 })).toEqual(['n', 'i', 'l', 'm', 'd', 'big', 's']);
+    expect(await idsOf(c, {}, { v: -1, _id: 1 })).toEqual(['s', 'big', 'd', 'i', 'l', 'm', 'n']);
+  });
+
+  test('$sum and $avg add Longs, doubles and Decimal128s (non-numbers ignored)', async () => {
+    const c = coll('numsums');
+    await c.insertMany([
+      { g: 'long', v: Long.fromNumber(5) },
+      { g: 'long', v: Long.fromString('4000000000') },
+      { g: 'mixed', v: Long.fromNumber(1) },
+      { g: 'mixed', v: 2.5 },
+      { g: 'mixed', v: 'x' },
+      { g: 'dec', v: Decimal128.fromString('0.1') },
+      { g: 'dec', v: Decimal128.fromString('0.2') },
+    ]);
+    const out = await c
+      .aggregate([{ $group: { _id: '$g', s: { $sum: '$v' }, a: { $avg: '$v' } } }, { $sort: { _id: 1 } }], { promoteLongs: false })
+      .toArray();
+    expect(out.map((d) => [d._id, d.s?._bsontype ?? typeof d.s, String(d.s), d.a?._bsontype ?? typeof d.a, String(d.a)])).toEqual([
+      ['dec', 'Decimal128', '0.3', 'Decimal128', '0.15'],
+      ['long', 'Long', '4000000005', 'number', '2000000002.5'],
+      ['mixed', 'number', '3.5', 'number', '1.75'],
+    ]);
+  });
+});
+
+describe('array paths (MongoDB documented behaviour)', () => {
+  test('a dotted path walks arrays of documents, not nested arrays; $elemMatch with fields needs document elements', async () => {
+    const c = coll('arrpaths');
+    await c.insertMany([
+      { _id: 'nested', a: [[1], 3] },
+      { _id: 'docs', a: [{ b: 1 }, { b: 2 }] },
+      { _id: 'deep', a: [[{ b: 1 }]] },
+      { _id: 'scalars', a: [1, 2] },
+      { _id: 'sub', a: { b: [1, 5] } },
+    ] as unknown as Document[]);
+    const ids = async (f: Document) => (await c.find(f).sort({ _id: 1 }).toArray()).map((d) => d._id);
+    expect(await ids({ 'a.b': 1 })).toEqual(['docs', 'sub']);
+    expect(await ids({ 'a.b': { $gt: 1 } })).toEqual(['docs', 'sub']);
+    expect(await ids({ a: { $elemMatch: { b: 2 } } })).toEqual(['docs']);
+    expect(await ids({ a: { $elemMatch: { $gte: 2 } } })).toEqual(['nested', 'scalars']);
+    expect(await ids({ a: 1 })).toEqual(['scalars']); // an element of [[1], 3] is [1], not 1
+    expect(await ids({ a: [1] })).toEqual(['nested']);
+    expect(await ids({ 'a.0': [1] })).toEqual(['nested']);
   });
 });

@@ -1,37 +1,11 @@
 /**
  * Error codes the embedded server answers with, named as mongod names them (codeName). Handlers
  * throw `fail('TypeMismatch', msg)` or `new CommandError(msg, Codes.TypeMismatch, 'TypeMismatch')`;
- * no numeric literals elsewhere.
+ * no numeric literals elsewhere. The table itself is mql/codes.ts (shared with the HTTP layer).
  */
-export const Codes = {
-  InternalError: 1,
-  BadValue: 2,
-  FailedToParse: 9,
-  TypeMismatch: 14,
-  Overflow: 15,
-  IllegalOperation: 20,
-  NamespaceNotFound: 26,
-  IndexNotFound: 27,
-  ConflictingUpdateOperators: 40,
-  CursorNotFound: 43,
-  NamespaceExists: 48,
-  MaxTimeMSExpired: 50,
-  CommandNotFound: 59,
-  ImmutableField: 66,
-  InvalidOptions: 72,
-  InvalidNamespace: 73,
-  IndexOptionsConflict: 85,
-  IndexKeySpecsConflict: 86,
-  CommandNotSupported: 115,
-  DuplicateKey: 11000,
-  BSONObjectTooLarge: 10334,
-  Location15975: 15975,
-  Location16990: 16990,
-  Location17313: 17313,
-  IDLUnknownField: 40415,
-  Location51024: 51024,
-  Location5739101: 5739101,
-} as const;
+import { ServerCodes } from '../../mql';
+
+export const Codes = ServerCodes;
 
 export type CodeName = keyof typeof Codes;
 
