@@ -2,7 +2,8 @@
  * Command argument checking, as a standalone mongod's IDL parser does it: every field a command
  * accepts, with its types. An unknown field → 40415 (IDLUnknownField); a field of the wrong type →
  * 14 (TypeMismatch); transaction fields → 20 (IllegalOperation, no transactions on a standalone);
- * collation other than simple → refused (not supported, never silently ignored).
+ * collation other than simple → refused (not supported, never silently ignored). Also the readers
+ * handlers use to take single fields (str, num, optDoc, collName).
  */
 import { bsonType, bsonTypeName, isPlainObject, type Doc } from './mingo-boundary';
 import { fail } from './errors';
@@ -238,4 +239,27 @@ export function deadlineOf(cmd: Doc): number {
   if (v === undefined || v === null) return Infinity;
   const n = Number(String(v));
   return n > 0 ? Date.now() + n : Infinity;
+}
+
+// ---------- reading single fields ----------
+
+export function str(v: unknown, what: string): string {
+  if (typeof v !== 'string' || !v) throw fail('BadValue', `${what} must be a non-empty string`);
+  return v;
+}
+
+export function num(v: unknown): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  const n = Number(typeof v === 'object' ? String(v) : v);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+export function optDoc(v: unknown, what: string): Doc | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!isPlainObject(v)) throw fail('TypeMismatch', `${what} must be an object`);
+  return v;
+}
+
+export function collName(cmd: Doc, name: string): string {
+  return str(cmd[name], `collection name (${name})`);
 }

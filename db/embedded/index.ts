@@ -1,7 +1,9 @@
 /**
  * Embedded MongoDB-wire-compatible server (see the module headers for the split):
- * wire-protocol (framing) → server (TCP) → commands (dispatch) → storage (+ mingo-boundary,
- * text-search, cursors) with optional persistence (snapshot + journal under dbPath).
+ * wire-protocol (framing) → server (TCP) → commands (dispatch; handlers in commands-crud,
+ * commands-aggregate, commands-catalog, with update-engine) → storage → collection (+ its
+ * collection-indexes and planner; mingo-boundary, text-search, cursors) with optional
+ * persistence (snapshot + journal under dbPath).
  */
 import { Persistence } from './persistence';
 import { WireServer, type EmbeddedLogger } from './server';

@@ -1,0 +1,105 @@
+/**
+ * The aggregate command: a leading $match is planned like find (index, $text scores), the rest of
+ * the pipeline runs in mingo on copies; a final $out replaces its target collection. $merge and
+ * explain are refused.
+ */
+import { ObjectId } from 'bson';
+import { bsonTypeName, deepCopy, isPlainObject, runPipeline, type Doc } from './mingo-boundary';
+import { deadlineOf, num, str } from './args';
+import { fail } from './errors';
+import { Slicer } from './slicer';
+import type { Handler } from './command-context';
+import { checkHint } from './planner';
+import { checkDocSize, idFirst } from './stored-doc';
+import { isMetaTextScore, replaceMetaTextScore, TEXT_SCORE_FIELD } from './text-score';
+
+function rewriteStage(stage: Doc): Doc {
+  const [op] = Object.keys(stage);
+  if (op === '$sort' && isPlainObject(stage.$sort)) {
+    const spec: Doc = {};
+    for (const [k, v] of Object.entries(stage.$sort)) {
+      if (isMetaTextScore(v)) spec[TEXT_SCORE_FIELD] = -1;
+      else spec[k] = v;
+    }
+    return { $sort: spec };
+  }
+  if (op === '$match' && isPlainObject(stage.$match) && '$text' in stage.$match) {
+    throw fail('Location17313', '$match with $text is only allowed as the first pipeline stage');
+  }
+  return replaceMetaTextScore(stage) as Doc;
+}
+
+export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) => {
+  const slicer = new Slicer(deadlineOf(cmd));
+  const pipeline = cmd.pipeline;
+  if (!Array.isArray(pipeline)) throw fail('TypeMismatch', "'pipeline' option must be specified as an array");
+  if (cmd.explain) throw fail('CommandNotSupported', 'explain is not supported by the embedded server');
+  const collection = cmd.aggregate === 1 ? undefined : str(cmd.aggregate, 'aggregate');
+  const ns = `${db}.${collection ?? '$cmd.aggregate'}`;
+  let stages = pipeline as Doc[];
+  let input: Doc[] = [];
+  const coll = collection ? storage.getCollection(db, collection) : undefined;
+  checkHint(coll, cmd.hint);
+  let scores: Map<Doc, number> | undefined;
+  if (collection) {
+    const first = stages[0];
+    if (first && isPlainObject(first.$match)) {
+      if (!coll && '$text' in first.$match) throw fail('IndexNotFound', 'text index required for $text query');
+      const r = coll ? await coll.matchSliced(first.$match, Infinity, slicer) : { docs: [] as Doc[], scores: undefined };
+      input = r.docs;
+      scores = r.scores;
+      stages = stages.slice(1);
+    } else if (coll) input = [...coll.docs.values()];
+  }
+  let outTarget: { db: string; coll: string } | undefined;
+  const last = stages[stages.length - 1];
+  if (last && '$out' in last) {
+    const o = last.$out;
+    if (typeof o === 'string' && o) outTarget = { db, coll: o };
+    else if (isPlainObject(o) && typeof o.coll === 'string' && o.coll && (o.db === undefined || (typeof o.db === 'string' && o.db))) {
+      outTarget = { db: (o.db as string | undefined) ?? db, coll: o.coll };
+    } else throw fail('Location16990', `$out only supports a string or object argument, but found ${bsonTypeName(o)}`);
+    stages = stages.slice(0, -1);
+  }
+  if (stages.some((s) => isPlainObject(s) && '$merge' in s))
+    throw fail('CommandNotSupported', '$merge is not supported by the embedded server');
+  const copies: Doc[] = [];
+  for (const d of input) {
+    const c = deepCopy(d);
+    if (scores) c[TEXT_SCORE_FIELD] = scores.get(d) ?? 0;
+    copies.push(c);
+    if (slicer.due()) await slicer.pause();
+  }
+  const resolver = (name: string): Doc[] => {
+    const c = storage.getCollection(db, name);
+    return c ? [...c.docs.values()].map(deepCopy) : [];
+  };
+  let results = runPipeline(
+    copies,
+    stages.map((s) => (isPlainObject(s) ? rewriteStage(s) : s)),
+    resolver,
+  );
+  slicer.check();
+  if (scores) {
+    results = results.map((r) => {
+      if (r && TEXT_SCORE_FIELD in r) {
+        const { [TEXT_SCORE_FIELD]: _s, ...rest } = r;
+        void _s;
+        return rest;
+      }
+      return r;
+    });
+  }
+  if (outTarget) {
+    storage.dropCollection(outTarget.db, outTarget.coll);
+    const target = storage.collection(outTarget.db, outTarget.coll);
+    for (const r of results) {
+      const d = idFirst(r._id === undefined ? { _id: new ObjectId(), ...r } : r);
+      checkDocSize(d);
+      target.insert(d);
+    }
+    results = [];
+  }
+  const batchSize = num(isPlainObject(cmd.cursor) ? cmd.cursor.batchSize : undefined);
+  return cursors.open(ns, results, { batchSize });
+};

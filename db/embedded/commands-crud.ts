@@ -1,0 +1,290 @@
+/**
+ * CRUD commands: insert, find, getMore, killCursors, update, delete, findAndModify, count and
+ * distinct. Those that may scan or write many documents run in time slices (slicer.ts) and honour
+ * maxTimeMS. Write commands report per-statement failures in `writeErrors` with ok: 1, as mongod.
+ */
+import { ObjectId } from 'bson';
+import { compareBson, compileFilter, deepCopy, isPlainObject, sortDocs, valuesAtPath, type Doc } from './mingo-boundary';
+import { checkStatements, collName, deadlineOf, num, optDoc, str } from './args';
+import { Codes, CommandError, fail } from './errors';
+import { Slicer } from './slicer';
+import type { Storage } from './storage';
+import type { Collection } from './collection';
+import type { Handler } from './command-context';
+import { checkHint } from './planner';
+import { checkDocSize, idFirst } from './stored-doc';
+import { buildProjector } from './text-score';
+import { applyUpdate, buildUpsert, updateKind } from './update-engine';
+import { valueKey } from './value-key';
+
+/**
+ * For a document found by a sliced scan: the version stored NOW if it still matches `q`, else
+ * undefined. The scan (or earlier updates of a multi-update) may have paused, letting other
+ * connections replace or delete documents, or drop the collection, meanwhile.
+ */
+function revalidator(storage: Storage, coll: Collection | undefined, q: Doc): (found: Doc) => Doc | undefined {
+  let test: ((d: Doc) => boolean) | undefined;
+  const retest = !('$text' in q);
+  return (found) => {
+    if (!coll || storage.getCollection(coll.dbName, coll.name) !== coll) return undefined;
+    const cur = coll.getById(found._id);
+    if (!cur) return undefined;
+    if (cur !== found && retest && !(test ??= compileFilter(q))(cur)) return undefined;
+    return cur;
+  };
+}
+
+function writeError(index: number, e: unknown): Doc {
+  if (e instanceof CommandError) return { index, code: e.code, errmsg: e.message, ...e.extra };
+  return { index, code: Codes.BadValue, errmsg: (e as Error)?.message ?? String(e) };
+}
+
+/** A write command's statements: the command's own array, or its OP_MSG document sequence. */
+function statements(cmd: Doc, seq: Record<string, Doc[]>, field: string): Doc[] {
+  const v = cmd[field] ?? seq[field] ?? [];
+  if (!Array.isArray(v)) throw fail('TypeMismatch', `${field} must be an array`);
+  return v as Doc[];
+}
+
+/** Runs each statement; a failure becomes a writeError (reply still ok: 1) and ends an ordered batch. */
+async function eachStatement(cmd: Doc, stmts: Doc[], slicer: Slicer, run: (s: Doc, i: number) => void | Promise<void>): Promise<Doc[]> {
+  const ordered = cmd.ordered !== false;
+  const writeErrors: Doc[] = [];
+  for (let i = 0; i < stmts.length; i++) {
+    try {
+      // Between statements: let other connections in, and stop (as a write error) past maxTimeMS.
+      if (slicer.due()) await slicer.pause();
+      await run(stmts[i], i);
+    } catch (e) {
+      writeErrors.push(writeError(i, e));
+      if (ordered || (e instanceof CommandError && e.code === Codes.MaxTimeMSExpired)) break;
+    }
+  }
+  return writeErrors;
+}
+
+function writeReply(fields: Doc, writeErrors: Doc[]): Doc {
+  return writeErrors.length ? { ...fields, writeErrors, ok: 1 } : { ...fields, ok: 1 };
+}
+
+export const insert: Handler = async (cmd, db, seq, { storage }) => {
+  const name = collName(cmd, 'insert');
+  const docs = statements(cmd, seq, 'documents');
+  let n = 0;
+  const writeErrors = await eachStatement(cmd, docs, new Slicer(deadlineOf(cmd)), (d) => {
+    const coll = storage.collection(db, name); // again per statement: a pause may have let a drop in
+    if (!isPlainObject(d)) throw fail('TypeMismatch', 'document must be an object');
+    if (d._id === undefined) d = { _id: new ObjectId(), ...d };
+    else if (Array.isArray(d._id)) throw fail('BadValue', "can't use an array for _id");
+    else d = idFirst(d);
+    checkDocSize(d);
+    coll.insert(d);
+    n++;
+  });
+  return writeReply({ n }, writeErrors);
+};
+
+export const find: Handler = async (cmd, db, _seq, { storage, cursors }) => {
+  const name = collName(cmd, 'find');
+  const ns = `${db}.${name}`;
+  const filter = optDoc(cmd.filter, 'filter');
+  const sort = optDoc(cmd.sort, 'sort');
+  const projection = optDoc(cmd.projection, 'projection');
+  const skip = num(cmd.skip) ?? 0;
+  let limit = num(cmd.limit) ?? 0;
+  let singleBatch = cmd.singleBatch === true;
+  if (limit < 0) {
+    limit = -limit;
+    singleBatch = true;
+  }
+  if (skip < 0) throw fail('Location51024', `BSON field 'skip' value must be >= 0, actual value '${skip}'`);
+  const coll = storage.getCollection(db, name);
+  if (!coll) {
+    if (filter && '$text' in filter) throw fail('IndexNotFound', 'text index required for $text query');
+    return cursors.open(ns, [], { singleBatch: true });
+  }
+  checkHint(coll, cmd.hint);
+  const sorted = !!sort && Object.keys(sort).length > 0;
+  // Unsorted: natural order, so matching can stop once skip + limit documents are found.
+  const slicer = new Slicer(deadlineOf(cmd));
+  const { docs: matched, scores } = await coll.matchSliced(filter, !sorted && limit ? skip + limit : Infinity, slicer);
+  let docs = matched;
+  if (sorted) docs = sortDocs(docs, sort, scores ? (d) => scores.get(d) ?? 0 : undefined);
+  slicer.check();
+  if (skip) docs = docs.slice(skip);
+  if (limit) docs = docs.slice(0, limit);
+  let batchSize = num(cmd.batchSize);
+  if (limit && (batchSize === undefined || batchSize > limit)) batchSize = limit;
+  return cursors.open(ns, docs, {
+    batchSize,
+    singleBatch: singleBatch || (limit > 0 && docs.length <= (batchSize ?? 101)),
+    map: buildProjector(projection, scores),
+  });
+};
+
+export const getMore: Handler = (cmd, _db, _seq, { cursors }) => {
+  const r = cursors.getMore(cmd.getMore, num(cmd.batchSize));
+  if (!r) throw fail('CursorNotFound', `cursor id ${String(cmd.getMore)} not found`);
+  return r;
+};
+
+export const killCursors: Handler = (cmd, _db, _seq, { cursors }) => {
+  const ids = Array.isArray(cmd.cursors) ? cmd.cursors : [];
+  const { killed, notFound } = cursors.kill(ids);
+  return { cursorsKilled: killed, cursorsNotFound: notFound, cursorsAlive: [], cursorsUnknown: [], ok: 1 };
+};
+
+export const update: Handler = async (cmd, db, seq, { storage }) => {
+  const name = collName(cmd, 'update');
+  const stmts = statements(cmd, seq, 'updates');
+  checkStatements('update', stmts);
+  let n = 0;
+  let nModified = 0;
+  const upserted: Doc[] = [];
+  const slicer = new Slicer(deadlineOf(cmd));
+  const writeErrors = await eachStatement(cmd, stmts, slicer, async (s, i) => {
+    const q = optDoc(s.q, 'q') ?? {};
+    const kind = updateKind(s.u);
+    const arrayFilters = s.arrayFilters as Doc[] | undefined;
+    if (kind === 'replacement' && s.multi) throw fail('FailedToParse', 'multi update is not supported for replacement-style update');
+    const coll = storage.getCollection(db, name);
+    checkHint(coll, s.hint);
+    const sort = isPlainObject(s.sort) ? s.sort : undefined;
+    let matched = coll ? (await coll.matchSliced(q, s.multi || sort ? Infinity : 1, slicer)).docs : [];
+    if (sort) matched = sortDocs(matched, sort);
+    if (!s.multi) matched = matched.slice(0, 1);
+    const current = revalidator(storage, coll, q);
+    let seen = 0;
+    for (const found of matched) {
+      const doc = current(found);
+      if (!doc) continue;
+      seen++;
+      const next = applyUpdate(doc, s.u, kind, arrayFilters, false, q);
+      n++;
+      if (next) {
+        checkDocSize(next);
+        coll!.replace(doc, next);
+        nModified++;
+      }
+      if (slicer.due()) await slicer.pause();
+    }
+    if (seen === 0 && s.upsert) {
+      const doc = buildUpsert(q, s.u, kind, arrayFilters);
+      checkDocSize(doc);
+      storage.collection(db, name).insert(doc);
+      n++;
+      upserted.push({ index: i, _id: doc._id });
+    }
+  });
+  return writeReply(upserted.length ? { n, nModified, upserted } : { n, nModified }, writeErrors);
+};
+
+export const del: Handler = async (cmd, db, seq, { storage }) => {
+  const name = collName(cmd, 'delete');
+  const stmts = statements(cmd, seq, 'deletes');
+  checkStatements('delete', stmts);
+  let n = 0;
+  const slicer = new Slicer(deadlineOf(cmd));
+  const writeErrors = await eachStatement(cmd, stmts, slicer, async (s) => {
+    const coll = storage.getCollection(db, name);
+    checkHint(coll, s.hint);
+    if (!coll) return;
+    const q = optDoc(s.q, 'q') ?? {};
+    const matched = (await coll.matchSliced(q, Number(s.limit) === 1 ? 1 : Infinity, slicer)).docs;
+    const current = revalidator(storage, coll, q);
+    for (const found of matched) {
+      const d = current(found);
+      if (!d) continue;
+      coll.remove(d);
+      n++;
+      if (slicer.due()) await slicer.pause();
+    }
+  });
+  return writeReply({ n }, writeErrors);
+};
+
+export const findAndModify: Handler = (cmd, db, _seq, { storage }) => {
+  const name = str(cmd.findAndModify ?? cmd.findandmodify, 'collection name');
+  const query = optDoc(cmd.query, 'query') ?? {};
+  const sort = optDoc(cmd.sort, 'sort');
+  const fields = optDoc(cmd.fields, 'fields');
+  const project = buildProjector(fields);
+  const out = (d: Doc | null): Doc | null => (d && project ? project(d) : d);
+  const coll = storage.getCollection(db, name);
+  checkHint(coll, cmd.hint);
+  const sorted = !!sort && Object.keys(sort).length > 0;
+  let matched = coll ? coll.match(query, sorted ? Infinity : 1).docs : [];
+  if (sorted) matched = sortDocs(matched, sort);
+  const doc = matched[0];
+  if (cmd.remove) {
+    if (cmd.update !== undefined) throw fail('FailedToParse', 'Cannot specify both an update and remove=true');
+    if (doc) coll!.remove(doc);
+    return { lastErrorObject: { n: doc ? 1 : 0 }, value: out(doc ?? null), ok: 1 };
+  }
+  if (cmd.update === undefined) throw fail('FailedToParse', 'Either an update or remove=true must be specified');
+  const kind = updateKind(cmd.update);
+  const arrayFilters = cmd.arrayFilters as Doc[] | undefined;
+  if (doc) {
+    const next = applyUpdate(doc, cmd.update, kind, arrayFilters, false, query);
+    if (next) {
+      checkDocSize(next);
+      coll!.replace(doc, next);
+    }
+    return { lastErrorObject: { n: 1, updatedExisting: true }, value: out(cmd.new ? (next ?? doc) : doc), ok: 1 };
+  }
+  if (cmd.upsert) {
+    const created = buildUpsert(query, cmd.update, kind, arrayFilters);
+    checkDocSize(created);
+    storage.collection(db, name).insert(created);
+    return {
+      lastErrorObject: { n: 1, updatedExisting: false, upserted: created._id },
+      value: cmd.new ? out(created) : null,
+      ok: 1,
+    };
+  }
+  return { lastErrorObject: { n: 0, updatedExisting: false }, value: null, ok: 1 };
+};
+
+export const count: Handler = async (cmd, db, _seq, { storage }) => {
+  const name = collName(cmd, 'count');
+  const coll = storage.getCollection(db, name);
+  const query = optDoc(cmd.query, 'query');
+  checkHint(coll, cmd.hint);
+  const skip = num(cmd.skip) ?? 0;
+  const limit = Math.abs(num(cmd.limit) ?? 0);
+  const slicer = new Slicer(deadlineOf(cmd));
+  let n = coll
+    ? query && Object.keys(query).length
+      ? (await coll.matchSliced(query, limit ? skip + limit : Infinity, slicer)).docs.length
+      : coll.docs.size
+    : 0;
+  n = Math.max(0, n - skip);
+  if (limit) n = Math.min(n, limit);
+  return { n, ok: 1 };
+};
+
+export const distinct: Handler = async (cmd, db, _seq, { storage }) => {
+  const slicer = new Slicer(deadlineOf(cmd));
+  const name = collName(cmd, 'distinct');
+  const key = str(cmd.key, 'key');
+  const coll = storage.getCollection(db, name);
+  checkHint(coll, cmd.hint);
+  const values: unknown[] = [];
+  const seen = new Set<string>();
+  if (coll) {
+    for (const d of (await coll.matchSliced(optDoc(cmd.query, 'query'), Infinity, slicer)).docs) {
+      for (const v of valuesAtPath(d, key.split('.'))) {
+        for (const x of Array.isArray(v) ? v : [v]) {
+          if (x === undefined) continue;
+          const k = valueKey(x);
+          if (!seen.has(k)) {
+            seen.add(k);
+            values.push(deepCopy(x));
+          }
+        }
+      }
+    }
+  }
+  values.sort(compareBson);
+  return { values, ok: 1 };
+};

@@ -1,0 +1,42 @@
+/**
+ * Rules for a document about to be stored: _id first, mongod's nesting depth and BSON size
+ * limits; and byte-identical comparison (an update that changes no byte stores nothing).
+ */
+import { BSON, calculateObjectSize } from 'bson';
+import { isPlainObject, type Doc } from './mingo-boundary';
+import { fail } from './errors';
+import { MAX_BSON_OBJECT_SIZE } from './wire-protocol';
+
+/** Byte-identical BSON (field order and numeric types included). */
+export function sameBson(a: Doc, b: Doc): boolean {
+  return Buffer.compare(BSON.serialize(a), BSON.serialize(b)) === 0;
+}
+
+export function idFirst(doc: Doc): Doc {
+  if (Object.keys(doc)[0] === '_id') return doc;
+  const { _id, ...rest } = doc;
+  return { _id, ...rest };
+}
+
+/** Levels of subdocuments/arrays mongod stores (BSONDepth::getMaxDepthForUserStorage). */
+const MAX_STORED_DEPTH = 100;
+
+function tooDeep(v: unknown, depth: number): boolean {
+  if (depth > MAX_STORED_DEPTH) return true;
+  if (Array.isArray(v)) return v.some((x) => x !== null && typeof x === 'object' && tooDeep(x, depth + 1));
+  if (isPlainObject(v)) {
+    for (const k in v) {
+      const x = v[k];
+      if (x !== null && typeof x === 'object' && tooDeep(x, depth + 1)) return true;
+    }
+  }
+  return false;
+}
+
+export function checkDocSize(doc: Doc): void {
+  if (tooDeep(doc, 0)) throw fail('Overflow', `Document exceeds the maximum nesting depth of ${MAX_STORED_DEPTH} levels`);
+  const size = calculateObjectSize(doc);
+  if (size > MAX_BSON_OBJECT_SIZE) {
+    throw fail('BSONObjectTooLarge', `object to insert too large. size in bytes: ${size}, max size: ${MAX_BSON_OBJECT_SIZE}`);
+  }
+}
