@@ -88,8 +88,37 @@ export function compileFilter(filter: Doc): (doc: Doc) => boolean {
   return (doc) => q.test(doc);
 }
 
-export function runPipeline(docs: Doc[], pipeline: Doc[], resolver?: CollectionResolver): Doc[] {
-  return new BaseAggregator(pipeline, mingoOptions(resolver)).run(docs) as Doc[];
+/** Runs a pipeline; `variables` are a command's `let` values (letValues), seen as `$$name`. */
+export function runPipeline(docs: Doc[], pipeline: Doc[], resolver?: CollectionResolver, variables?: Doc): Doc[] {
+  const options = variables ? { ...mingoOptions(resolver), variables } : mingoOptions(resolver);
+  return new BaseAggregator(pipeline, options).run(docs) as Doc[];
+}
+
+/** The values of a command's `let`: each an expression, evaluated once without a document (as mongod). */
+export function letValues(lets: Doc): Doc {
+  const out: Doc = {};
+  for (const [name, expr] of Object.entries(lets)) {
+    const [row] = new BaseAggregator([{ $project: { _id: 0, v: { $let: { vars: {}, in: expr } } } }], baseOptions).run([{}]) as Doc[];
+    out[name] = row?.v ?? null;
+  }
+  return out;
+}
+
+/** A filter whose `$expr` clauses (top level, or in $and/$or/$nor) see `variables` as `$$name`. */
+export function withVariables(filter: Doc, variables: Doc): Doc {
+  const vars: Doc = {};
+  for (const [k, v] of Object.entries(variables)) vars[k] = { $literal: v };
+  const rewrite = (f: Doc): Doc => {
+    const out: Doc = {};
+    for (const [k, v] of Object.entries(f)) {
+      if (k === '$expr') out[k] = { $let: { vars, in: v } };
+      else if ((k === '$and' || k === '$or' || k === '$nor') && Array.isArray(v))
+        out[k] = v.map((sub) => (sub !== null && typeof sub === 'object' && !Array.isArray(sub) ? rewrite(sub as Doc) : sub));
+      else out[k] = v;
+    }
+    return out;
+  };
+  return rewrite(filter);
 }
 
 /** Compile a find() projection once; returns a per-document transform. */

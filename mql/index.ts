@@ -19,5 +19,14 @@ export { arithmetic, avgOf, compareNumbers, isNumeric, numericKey, numericKind, 
 export { compareBson, sortDocs, sortKey, typeRank, type ScoreOf, type SortSpec } from './compare';
 export { matchValues, MISSING, valuesAtPath } from './paths';
 export { linearExec, linearRegex, linearTest } from './regex';
-export { compileFilter, compileProjection, mingoOptions, mingoUpdate, runPipeline, type CollectionResolver } from './engine';
+export {
+  compileFilter,
+  compileProjection,
+  letValues,
+  mingoOptions,
+  mingoUpdate,
+  runPipeline,
+  withVariables,
+  type CollectionResolver,
+} from './engine';
 export { codeOf, hasCode, ServerCodes, type ServerCodeName } from './codes';

@@ -131,22 +131,29 @@ export function compareNumbers(a: unknown, b: unknown): number {
 }
 
 /**
- * A string equal for numerically equal values of any kinds (an index or hash key): the exact
- * integer for integral values, the double's text otherwise. Values that are not equal may share a
- * key (a decimal 0.1 and a double 0.1), so a lookup by key is followed by a real comparison.
+ * A string that is equal exactly for numerically equal values of any kinds (an index or hash key):
+ * the exact integer for integral values, the double's text for a value a double holds exactly, the
+ * normalised decimal text ('D' prefix) for a Decimal128 no double equals (0.1 as a decimal).
  */
 export function numericKey(v: unknown): string {
   const d = toDouble(v);
   if (Number.isNaN(d)) return 'NaN';
-  if (!Number.isFinite(d)) return String(d);
+  if (!Number.isFinite(d) && numericKind(v) !== 'decimal') return String(d);
   const k = numericKind(v);
   if (k === 'long') return toBigInt(v).toString();
   if (k === 'decimal') {
-    const e = exact(v) as Dec;
+    const e = exact(v);
+    if ('special' in e) return String(e.special);
     if (e.exp >= 0) return (e.coef * 10n ** BigInt(e.exp)).toString();
     const div = 10n ** BigInt(-e.exp);
     if (e.coef % div === 0n) return (e.coef / div).toString();
-    return String(d);
+    if (Number.isFinite(d) && cmpDec(e, doubleToDec(d)) === 0) return String(d);
+    let { coef, exp } = e;
+    while (coef % 10n === 0n) {
+      coef /= 10n;
+      exp++;
+    }
+    return `D${coef}E${exp}`;
   }
   if (Number.isInteger(d)) return BigInt(d).toString();
   return String(d);

@@ -629,6 +629,28 @@ describe('numbers across int32, int64, double and Decimal128 (MongoDB compares n
     expect(await idsOf(c, {}, { v: -1, _id: 1 })).toEqual(['s', 'big', 'd', 'i', 'l', 'm', 'n']);
   });
 
+  test('an index and _id treat numerically equal values of different types as equal', async () => {
+    const c = coll('numindex');
+    await c.createIndex({ v: 1 });
+    await c.insertMany([
+      { _id: Decimal128.fromString('1.0'), v: Long.fromNumber(7) },
+      { _id: 2, v: Decimal128.fromString('7.00') },
+      { _id: 3, v: 7.5 },
+    ] as unknown as Document[]);
+    expect((await c.find({ v: 7 }).sort({ _id: 1 }).toArray()).map((d) => String(d._id))).toEqual(['1.0', '2']);
+    expect(
+      (
+        await c
+          .find({ v: { $in: [7, 8] } })
+          .sort({ _id: 1 })
+          .toArray()
+      ).map((d) => String(d._id)),
+    ).toEqual(['1.0', '2']);
+    expect(String((await c.findOne({ _id: 1 } as Document))?._id)).toBe('1.0');
+    expect(String((await c.findOne({ _id: Long.fromNumber(2) } as Document))?._id)).toBe('2');
+    await expect(c.insertOne({ _id: 1 } as unknown as Document)).rejects.toMatchObject({ code: 11000 });
+  });
+
   test('$sum and $avg add Longs, doubles and Decimal128s (non-numbers ignored)', async () => {
     const c = coll('numsums');
     await c.insertMany([
@@ -648,6 +670,19 @@ describe('numbers across int32, int64, double and Decimal128 (MongoDB compares n
       ['long', 'Long', '4000000005', 'number', '2000000002.5'],
       ['mixed', 'number', '3.5', 'number', '1.75'],
     ]);
+  });
+
+  test('$inc on Decimal128, on a Long by a double, and past the int32 range', async () => {
+    const c = coll('numinc');
+    await c.insertOne({ _id: 'x', d: Decimal128.fromString('1.5'), l: Long.fromNumber(5), i: 2147483647 } as unknown as Document);
+    await c.updateOne({ _id: 'x' } as Document, { $inc: { d: Decimal128.fromString('0.25'), l: 0.5, i: 1 } });
+    const d = await c.findOne({ _id: 'x' } as Document, { promoteLongs: false });
+    expect(d?.d).toBeInstanceOf(Decimal128);
+    expect(String(d?.d)).toBe('1.75'); // decimal + decimal: a decimal
+    expect(d?.l).toBe(5.5); // long + double: a double
+    expect(d?.i).toBeInstanceOf(Long); // an int32 that overflows becomes a long
+    expect(String(d?.i)).toBe('2147483648');
+    expect(await c.countDocuments({ d: Decimal128.fromString('1.75'), l: 5.5, i: 2147483648 })).toBe(1);
   });
 });
 
@@ -669,5 +704,23 @@ describe('array paths (MongoDB documented behaviour)', () => {
     expect(await ids({ a: 1 })).toEqual(['scalars']); // an element of [[1], 3] is [1], not 1
     expect(await ids({ a: [1] })).toEqual(['nested']);
     expect(await ids({ 'a.0': [1] })).toEqual(['nested']);
+  });
+});
+
+describe('let variables (MongoDB documented behaviour)', () => {
+  test("find and aggregate see a command's let values as $$name; values are expressions evaluated once", async () => {
+    const c = coll('letvars');
+    await c.insertMany([
+      { _id: 1, s: 'a', n: 1 },
+      { _id: 2, s: 'b', n: 5 },
+    ] as unknown as Document[]);
+    const found = await c.find({ $expr: { $eq: ['$s', '$$want'] } }, { let: { want: 'b' } }).toArray();
+    expect(found.map((d) => d._id)).toEqual([2]);
+    const agg = await c
+      .aggregate([{ $match: { $expr: { $gt: ['$n', '$$min'] } } }, { $project: { _id: 1, scaled: { $multiply: ['$n', '$$factor'] } } }], {
+        let: { min: 2, factor: { $add: [1, 1] } },
+      })
+      .toArray();
+    expect(agg).toEqual([{ _id: 2, scaled: 10 }]);
   });
 });

@@ -5,7 +5,7 @@
  * collation other than simple → refused (not supported, never silently ignored). Also the readers
  * handlers use to take single fields (str, num, optDoc, collName).
  */
-import { bsonType, bsonTypeName, isPlainObject, type Doc } from './mingo-boundary';
+import { bsonType, bsonTypeName, isPlainObject, type Doc } from '../../mql';
 import { fail } from './errors';
 
 type T = 'string' | 'object' | 'array' | 'number' | 'bool' | 'any';
@@ -203,8 +203,11 @@ export function checkCommandArgs(name: string, cmd: Doc): void {
       throw fail('BadValue', `${String(v)} value for maxTimeMS is out of range [0, 2147483647]`);
   }
   checkCollation(cmd.collation);
-  if (cmd.let !== undefined && cmd.let !== null) {
-    throw fail('CommandNotSupported', "'let' variables are not supported by the embedded server; use MongoDB for them");
+  if (cmd.let !== undefined && cmd.let !== null && name !== 'find' && name !== 'aggregate') {
+    throw fail(
+      'CommandNotSupported',
+      `'let' variables are supported on find and aggregate only by the embedded server; use MongoDB for ${name}`,
+    );
   }
   const stmtSpec = STATEMENT_SPECS[name];
   if (stmtSpec) {

@@ -6,7 +6,7 @@
  * Every mutation is checked (unique indexes), then journaled (a failed append changes nothing),
  * then applied with its index upkeep (collection-indexes.ts); queries go through planner.ts.
  */
-import type { Doc } from './mingo-boundary';
+import type { Doc } from '../../mql';
 import { fail } from './errors';
 import type { Slicer } from './slicer';
 import type { TextIndexInfo } from './text-search';

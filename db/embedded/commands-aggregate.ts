@@ -4,7 +4,7 @@
  * explain are refused.
  */
 import { ObjectId } from 'bson';
-import { bsonTypeName, deepCopy, isPlainObject, runPipeline, type Doc } from './mingo-boundary';
+import { bsonTypeName, deepCopy, isPlainObject, letValues, runPipeline, withVariables, type Doc } from '../../mql';
 import { deadlineOf, num, str } from './args';
 import { fail } from './errors';
 import { Slicer } from './slicer';
@@ -41,11 +41,13 @@ export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) =>
   const coll = collection ? storage.getCollection(db, collection) : undefined;
   checkHint(coll, cmd.hint);
   let scores: Map<Doc, number> | undefined;
+  const variables = isPlainObject(cmd.let) ? letValues(cmd.let) : undefined; // `let`: $$name in every stage
   if (collection) {
     const first = stages[0];
     if (first && isPlainObject(first.$match)) {
       if (!coll && '$text' in first.$match) throw fail('IndexNotFound', 'text index required for $text query');
-      const r = coll ? await coll.matchSliced(first.$match, Infinity, slicer) : { docs: [] as Doc[], scores: undefined };
+      const firstMatch = variables ? withVariables(first.$match, variables) : first.$match;
+      const r = coll ? await coll.matchSliced(firstMatch, Infinity, slicer) : { docs: [] as Doc[], scores: undefined };
       input = r.docs;
       scores = r.scores;
       stages = stages.slice(1);
@@ -78,6 +80,7 @@ export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) =>
     copies,
     stages.map((s) => (isPlainObject(s) ? rewriteStage(s) : s)),
     resolver,
+    variables,
   );
   slicer.check();
   if (scores) {

@@ -4,7 +4,7 @@
  * maxTimeMS. Write commands report per-statement failures in `writeErrors` with ok: 1, as mongod.
  */
 import { ObjectId } from 'bson';
-import { compareBson, compileFilter, deepCopy, isPlainObject, sortDocs, valuesAtPath, type Doc } from './mingo-boundary';
+import { compareBson, compileFilter, deepCopy, isPlainObject, letValues, sortDocs, valuesAtPath, withVariables, type Doc } from '../../mql';
 import { checkStatements, collName, deadlineOf, num, optDoc, str } from './args';
 import { Codes, CommandError, fail } from './errors';
 import { Slicer } from './slicer';
@@ -87,7 +87,9 @@ export const insert: Handler = async (cmd, db, seq, { storage }) => {
 export const find: Handler = async (cmd, db, _seq, { storage, cursors }) => {
   const name = collName(cmd, 'find');
   const ns = `${db}.${name}`;
-  const filter = optDoc(cmd.filter, 'filter');
+  const given = optDoc(cmd.filter, 'filter');
+  // `let` variables, seen by the filter's $expr as $$name
+  const filter = given && isPlainObject(cmd.let) ? withVariables(given, letValues(cmd.let)) : given;
   const sort = optDoc(cmd.sort, 'sort');
   const projection = optDoc(cmd.projection, 'projection');
   const skip = num(cmd.skip) ?? 0;

@@ -6,7 +6,7 @@
  * A $text filter needs the text index and yields scores. matchSliced is the same scan in time
  * slices (slicer.ts). Also the check that a command's hint names an existing index.
  */
-import { bsonType as bsonTypeOf, compareBson, compileFilter, isPlainObject, type Doc } from './mingo-boundary';
+import { bsonType as bsonTypeOf, compareBson, compileFilter, isPlainObject, type Doc } from '../../mql';
 import { fail } from './errors';
 import type { Slicer } from './slicer';
 import { compileText, type CompiledText, type TextQuery } from './text-search';
@@ -40,7 +40,7 @@ function isIndexableScalar(v: unknown): boolean {
   if (typeof v === 'number') return Number.isFinite(v);
   if (v instanceof Date) return true;
   const t = bsonTypeOf(v);
-  return t === 'ObjectId' || t === 'Long';
+  return t === 'ObjectId' || t === 'Long' || t === 'Decimal128';
 }
 
 /**
