@@ -4,6 +4,7 @@
  * four kinds compare by value (numbers.ts). Sorting an array field uses its smallest element
  * ascending and its largest descending; an empty array sorts before null.
  */
+import type { StringCompare } from './collation';
 import { compareNumbers } from './numbers';
 import { valuesAtPath } from './paths';
 import { bsonType, type Doc } from './values';
@@ -52,8 +53,11 @@ export function typeRank(v: unknown): number {
 
 const cmpPrim = <T>(a: T, b: T): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Total order over BSON values, as mongod compares them. */
-export function compareBson(a: unknown, b: unknown): number {
+/**
+ * Total order over BSON values, as mongod compares them. `strings` compares strings (a collation,
+ * collation.ts); binary by default. Field names are compared binary either way.
+ */
+export function compareBson(a: unknown, b: unknown, strings?: StringCompare): number {
   const ra = typeRank(a);
   const rb = typeRank(b);
   if (ra !== rb) return ra < rb ? -1 : 1;
@@ -66,7 +70,7 @@ export function compareBson(a: unknown, b: unknown): number {
     case 3:
       return compareNumbers(a, b);
     case 4:
-      return cmpPrim(String(a), String(b));
+      return strings ? Math.sign(strings(String(a), String(b))) : cmpPrim(String(a), String(b));
     case 5: {
       const ka = Object.keys(a as Doc);
       const kb = Object.keys(b as Doc);
@@ -77,7 +81,7 @@ export function compareBson(a: unknown, b: unknown): number {
         if (t) return t;
         const k = cmpPrim(ka[i], kb[i]);
         if (k) return k;
-        const c = compareBson(va, vb);
+        const c = compareBson(va, vb, strings);
         if (c) return c;
       }
       return cmpPrim(ka.length, kb.length);
@@ -86,7 +90,7 @@ export function compareBson(a: unknown, b: unknown): number {
       const xa = a as unknown[];
       const xb = b as unknown[];
       for (let i = 0; i < Math.min(xa.length, xb.length); i++) {
-        const c = compareBson(xa[i], xb[i]);
+        const c = compareBson(xa[i], xb[i], strings);
         if (c) return c;
       }
       return cmpPrim(xa.length, xb.length);
@@ -120,7 +124,7 @@ export function compareBson(a: unknown, b: unknown): number {
 }
 
 /** The value a document sorts by for one key and direction. */
-export function sortKey(doc: unknown, path: string, dir: number): unknown {
+export function sortKey(doc: unknown, path: string, dir: number, strings?: StringCompare): unknown {
   const vals = valuesAtPath(doc, path.split('.'));
   const flat: unknown[] = [];
   for (const v of vals) {
@@ -132,7 +136,7 @@ export function sortKey(doc: unknown, path: string, dir: number): unknown {
   if (flat.length === 0) return null;
   let best = flat[0];
   for (let i = 1; i < flat.length; i++) {
-    const c = compareBson(flat[i], best);
+    const c = compareBson(flat[i], best, strings);
     if (dir < 0 ? c > 0 : c < 0) best = flat[i];
   }
   return best;
@@ -141,8 +145,11 @@ export function sortKey(doc: unknown, path: string, dir: number): unknown {
 export type SortSpec = Record<string, unknown>;
 export type ScoreOf = (doc: Doc) => number;
 
-/** Stable sort by a mongod sort spec; `{$meta: 'textScore'}` keys use scoreOf (descending). */
-export function sortDocs<T extends Doc>(docs: T[], spec: SortSpec, scoreOf?: ScoreOf): T[] {
+/**
+ * Stable sort by a mongod sort spec; `{$meta: 'textScore'}` keys use scoreOf (descending); strings
+ * by `strings` (a collation) when given.
+ */
+export function sortDocs<T extends Doc>(docs: T[], spec: SortSpec, scoreOf?: ScoreOf, strings?: StringCompare): T[] {
   const keys = Object.entries(spec).map(([path, d]) => {
     if (d !== null && typeof d === 'object' && (d as Doc).$meta === 'textScore') return { path, dir: -1, meta: true };
     const n = typeof d === 'number' ? d : Number(d);
@@ -154,11 +161,11 @@ export function sortDocs<T extends Doc>(docs: T[], spec: SortSpec, scoreOf?: Sco
   const decorated = docs.map((doc, i) => ({
     doc,
     i,
-    k: keys.map((k) => (k.meta ? (scoreOf ? scoreOf(doc) : 0) : k.path === '$natural' ? i : sortKey(doc, k.path, k.dir))),
+    k: keys.map((k) => (k.meta ? (scoreOf ? scoreOf(doc) : 0) : k.path === '$natural' ? i : sortKey(doc, k.path, k.dir, strings))),
   }));
   decorated.sort((x, y) => {
     for (let j = 0; j < keys.length; j++) {
-      const c = compareBson(x.k[j], y.k[j]);
+      const c = compareBson(x.k[j], y.k[j], strings);
       if (c) return keys[j].dir * c;
     }
     return x.i - y.i;

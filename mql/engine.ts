@@ -16,6 +16,7 @@
  *   projection) or the caller's own deep copies (update, aggregate), so mingo never mutates stored data.
  */
 import { Aggregator, Context, Query } from 'mingo';
+import { stringCompare } from './collation';
 import { sortDocs, type SortSpec } from './compare';
 import { avgOf, sumOf } from './numbers';
 import * as fieldOps from './query';
@@ -38,7 +39,10 @@ const push = mingoAccumulators.$push as Accumulator;
 
 const $sum: Accumulator = (coll, expr, options) => sumOf(push(coll, expr, options) as unknown[]);
 const $avg: Accumulator = (coll, expr, options) => avgOf(push(coll, expr, options) as unknown[]);
-const $sort = (coll: Iterator, spec: SortSpec): Iterator => coll.transform((docs: unknown[]) => Lazy(sortDocs(docs as Doc[], spec)));
+const $sort = (coll: Iterator, spec: SortSpec, options?: { collation?: unknown }): Iterator => {
+  const strings = stringCompare(options?.collation);
+  return coll.transform((docs: unknown[]) => Lazy(sortDocs(docs as Doc[], spec, undefined, strings)));
+};
 
 /*
  * Context.from() merges left-to-right with the FIRST definition winning, and mingo's exported
@@ -50,8 +54,8 @@ const BaseQuery = (require('mingo/query') as { Query: typeof Query }).Query; // 
 const BaseAggregator = (require('mingo/aggregator') as { Aggregator: typeof Aggregator }).Aggregator; // eslint-disable-line @typescript-eslint/no-require-imports
 
 const { $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists, $regex, $size, $mod, $type } = fieldOps;
-const compileSub = (filter: Doc): ((d: Doc) => boolean) => {
-  const q = new BaseQuery(filter, baseOptions);
+const compileSub = (filter: Doc, options: unknown): ((d: Doc) => boolean) => {
+  const q = new BaseQuery(filter, (options as Options | undefined) ?? baseOptions);
   return (d) => q.test(d);
 };
 const CONTEXT = Context.init({
@@ -81,16 +85,29 @@ export function mingoOptions(resolver?: CollectionResolver): Options {
 
 const baseOptions = mingoOptions();
 
-/** A query filter compiled once: a predicate with mongod's matching semantics. Throws on a filter mongod refuses. */
-export function compileFilter(filter: Doc): (doc: Doc) => boolean {
+/**
+ * A query filter compiled once: a predicate with mongod's matching semantics, strings compared by
+ * `collation` when given (collation.ts). Throws on a filter mongod refuses.
+ */
+export function compileFilter(filter: Doc, collation?: Doc): (doc: Doc) => boolean {
   if (Object.keys(filter).length === 0) return () => true;
-  const q = new BaseQuery(filter, baseOptions);
+  const q = new BaseQuery(
+    filter,
+    collation && stringCompare(collation) ? { ...baseOptions, collation: collation as unknown as Options['collation'] } : baseOptions,
+  );
   return (doc) => q.test(doc);
 }
 
-/** Runs a pipeline; `variables` are a command's `let` values (letValues), seen as `$$name`. */
-export function runPipeline(docs: Doc[], pipeline: Doc[], resolver?: CollectionResolver, variables?: Doc): Doc[] {
-  const options = variables ? { ...mingoOptions(resolver), variables } : mingoOptions(resolver);
+/**
+ * Runs a pipeline; `variables` are a command's `let` values (letValues), seen as `$$name`;
+ * `collation` applies to `$match` and `$sort` (the caller refuses it with stages it would not reach).
+ */
+export function runPipeline(docs: Doc[], pipeline: Doc[], resolver?: CollectionResolver, variables?: Doc, collation?: Doc): Doc[] {
+  const options = {
+    ...mingoOptions(resolver),
+    ...(variables ? { variables } : {}),
+    ...(collation ? { collation: collation as unknown as Options['collation'] } : {}),
+  };
   return new BaseAggregator(pipeline, options).run(docs) as Doc[];
 }
 

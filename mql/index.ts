@@ -12,6 +12,7 @@
  *   query.ts    field-level query operators with mongod's semantics
  *   regex.ts    linear-time regular expressions (RE2)
  *   engine.ts   the mingo context: compileFilter, runPipeline, compileProjection, mingoUpdate
+ *   collation.ts  collations (locale, strength 1–3, …) on Intl.Collator
  *   codes.ts    named server error codes
  */
 export { bsonType, bsonTypeName, deepCopy, isPlainObject, TYPE_ALIASES, type Doc } from './values';
@@ -30,3 +31,4 @@ export {
   type CollectionResolver,
 } from './engine';
 export { codeOf, hasCode, ServerCodes, type ServerCodeName } from './codes';
+export { stringCompare, type StringCompare } from './collation';

@@ -7,6 +7,7 @@
  * (field path, operand, options) → predicate on the document; mingo keeps `$and`/`$or`/`$nor`/
  * `$not`/`$expr` and composes these.
  */
+import { stringCompare, type StringCompare } from './collation';
 import { compareBson, typeRank } from './compare';
 import { isNumeric, toDouble } from './numbers';
 import { matchValues, MISSING, type PathValue } from './paths';
@@ -14,17 +15,21 @@ import { linearRegex } from './regex';
 import { bsonType, bsonTypeName, isPlainObject, TYPE_ALIASES, type Doc } from './values';
 
 type Predicate = (obj: Doc) => boolean;
+
+/** The string comparison of the collation in mingo's options (compileFilter's `collation`), if any. */
+const stringsOf = (options: unknown): StringCompare | undefined =>
+  stringCompare((options as { collation?: unknown } | undefined)?.collation);
 /** mingo's query-operator shape. `compile` builds a sub-query with the same operator set (for $elemMatch). */
 export type QueryOperator = (selector: string, operand: unknown, options: unknown) => Predicate;
 
 const isNullish = (v: PathValue): boolean => v === MISSING || v === null || v === undefined;
 
 /** Equality of one value with the operand, as mongod's `$eq` (null also matches a missing field). */
-function equals(v: PathValue, operand: unknown): boolean {
+function equals(v: PathValue, operand: unknown, strings?: StringCompare): boolean {
   if (operand === null || operand === undefined) return isNullish(v);
   if (v === MISSING) return false;
   if (typeRank(v) !== typeRank(operand)) return false;
-  return compareBson(v, operand) === 0;
+  return compareBson(v, operand, strings) === 0;
 }
 
 const isRegexOperand = (v: unknown): boolean => v instanceof RegExp || bsonType(v) === 'BSONRegExp';
@@ -37,19 +42,23 @@ function regexMatches(v: PathValue, re: ReturnType<typeof linearRegex>): boolean
 
 /** `$gt`/`$gte`/`$lt`/`$lte`: same type bracket only (MinKey/MaxKey operands compare with everything). */
 function ordered(test: (c: number) => boolean, nullMatches: boolean): QueryOperator {
-  return (selector, operand) => {
+  return (selector, operand, options) => {
     if (operand === null || operand === undefined) return (obj) => nullMatches && matchValues(obj, selector).some(isNullish);
     const anyType = typeRank(operand) === 1 || typeRank(operand) === 13;
+    const strings = stringsOf(options);
     return (obj) =>
       matchValues(obj, selector).some(
-        (v) => v !== MISSING && (anyType || typeRank(v) === typeRank(operand)) && test(compareBson(v, operand)),
+        (v) => v !== MISSING && (anyType || typeRank(v) === typeRank(operand)) && test(compareBson(v, operand, strings)),
       );
   };
 }
 
-export const $eq: QueryOperator = (selector, operand) => (obj) => matchValues(obj, selector).some((v) => equals(v, operand));
-export const $ne: QueryOperator = (selector, operand) => {
-  const eq = $eq(selector, operand, undefined);
+export const $eq: QueryOperator = (selector, operand, options) => {
+  const strings = stringsOf(options);
+  return (obj) => matchValues(obj, selector).some((v) => equals(v, operand, strings));
+};
+export const $ne: QueryOperator = (selector, operand, options) => {
+  const eq = $eq(selector, operand, options);
   return (obj) => !eq(obj);
 };
 export const $gt = ordered((c) => c > 0, false);
@@ -57,19 +66,19 @@ export const $gte = ordered((c) => c >= 0, true);
 export const $lt = ordered((c) => c < 0, false);
 export const $lte = ordered((c) => c <= 0, true);
 
-function inTest(operand: unknown): (v: PathValue) => boolean {
+function inTest(operand: unknown, strings: StringCompare | undefined): (v: PathValue) => boolean {
   if (!Array.isArray(operand)) throw Object.assign(new Error('$in needs an array'), { code: 2 });
   const regexes = operand.filter(isRegexOperand).map((r) => linearRegex(r));
   const values = operand.filter((o) => !isRegexOperand(o));
-  return (v) => values.some((o) => equals(v, o)) || regexes.some((re) => regexMatches(v, re));
+  return (v) => values.some((o) => equals(v, o, strings)) || regexes.some((re) => regexMatches(v, re));
 }
 
-export const $in: QueryOperator = (selector, operand) => {
-  const test = inTest(operand);
+export const $in: QueryOperator = (selector, operand, options) => {
+  const test = inTest(operand, stringsOf(options));
   return (obj) => matchValues(obj, selector).some(test);
 };
-export const $nin: QueryOperator = (selector, operand) => {
-  const test = inTest(operand);
+export const $nin: QueryOperator = (selector, operand, options) => {
+  const test = inTest(operand, stringsOf(options));
   return (obj) => !matchValues(obj, selector).some(test);
 };
 
@@ -114,30 +123,30 @@ export const $type: QueryOperator = (selector, operand) => {
  * `$elemMatch` and `$all`: they need a sub-query compiled with the same operator set, which the
  * engine (engine.ts) provides once its context exists.
  */
-export function arrayOperators(compile: (filter: Doc) => Predicate): Record<'$elemMatch' | '$all', QueryOperator> {
-  const elemMatch = (criteria: unknown): ((v: unknown) => boolean) => {
+export function arrayOperators(compile: (filter: Doc, options: unknown) => Predicate): Record<'$elemMatch' | '$all', QueryOperator> {
+  const elemMatch = (criteria: unknown, options: unknown): ((v: unknown) => boolean) => {
     if (!isPlainObject(criteria)) throw Object.assign(new Error('$elemMatch needs an Object'), { code: 2 });
     const keys = Object.keys(criteria);
     const onValues = keys.length > 0 && keys.every((k) => k.startsWith('$') && k !== '$and' && k !== '$or' && k !== '$nor');
     if (onValues) {
       // {$elemMatch: {$gt: 1}}: conditions on each element itself
-      const test = compile({ v: criteria });
+      const test = compile({ v: criteria }, options);
       return (v) => test({ v });
     }
-    const test = compile(criteria);
+    const test = compile(criteria, options);
     return (v) => isPlainObject(v) && test(v);
   };
-  const $elemMatch: QueryOperator = (selector, operand) => {
-    const test = elemMatch(operand);
+  const $elemMatch: QueryOperator = (selector, operand, options) => {
+    const test = elemMatch(operand, options);
     return (obj) => matchValues(obj, selector, false).some((v) => Array.isArray(v) && v.some(test));
   };
-  const $all: QueryOperator = (selector, operand) => {
+  const $all: QueryOperator = (selector, operand, options) => {
     if (!Array.isArray(operand)) throw Object.assign(new Error('$all needs an array'), { code: 2 });
     if (operand.length === 0) return () => false;
     const parts: Predicate[] = operand.map((item) => {
-      if (isPlainObject(item) && Object.keys(item)[0] === '$elemMatch') return $elemMatch(selector, item.$elemMatch, undefined);
-      if (isRegexOperand(item)) return $regex(selector, item, undefined);
-      return $eq(selector, item, undefined);
+      if (isPlainObject(item) && Object.keys(item)[0] === '$elemMatch') return $elemMatch(selector, item.$elemMatch, options);
+      if (isRegexOperand(item)) return $regex(selector, item, options);
+      return $eq(selector, item, options);
     });
     return (obj) => parts.every((p) => p(obj));
   };

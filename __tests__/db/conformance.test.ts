@@ -2,7 +2,7 @@
  * MongoDB conformance: drives the real `mongodb` driver against MONGO_TEST_URI only, so it runs
  * unchanged against a real mongod (TEST_MONGO=uri TEST_MONGO_URI=mongodb://...).
  */
-import { Decimal128, Long, MongoServerError, ObjectId, UUID, type Collection, type Document } from 'mongodb';
+import { Decimal128, Long, MongoServerError, ObjectId, UUID, type CollationOptions, type Collection, type Document } from 'mongodb';
 import { testDb, type TestDb } from '../support/mongo';
 
 let t: TestDb;
@@ -722,5 +722,34 @@ describe('let variables (MongoDB documented behaviour)', () => {
       })
       .toArray();
     expect(agg).toEqual([{ _id: 2, scaled: 10 }]);
+  });
+});
+
+describe('collation (MongoDB documented behaviour)', () => {
+  test('strength 1 ignores case and diacritics, strength 2 only case: find, sort, count, distinct, aggregate', async () => {
+    const c = coll('collation');
+    await c.insertMany([
+      { _id: 1, s: 'cafe' },
+      { _id: 2, s: 'Café' },
+      { _id: 3, s: 'CAFE' },
+      { _id: 4, s: 'b' },
+      { _id: 5, s: 'café' },
+    ] as unknown as Document[]);
+    const base = { locale: 'en', strength: 1 };
+    const accents = { locale: 'fr', strength: 2 };
+    const ids = async (f: Document, collation: CollationOptions, sort: Document = { _id: 1 }) =>
+      (await c.find(f, { collation }).sort(sort).toArray()).map((d) => d._id);
+    expect(await ids({ s: 'cafe' }, base)).toEqual([1, 2, 3, 5]);
+    expect(await ids({ s: 'cafe' }, accents)).toEqual([1, 3]);
+    expect(await ids({ s: 'CAFÉ' }, accents)).toEqual([2, 5]);
+    expect(await ids({ s: { $in: ['B', 'x'] } }, base)).toEqual([4]);
+    expect(await ids({ s: { $gt: 'BZ' } }, base)).toEqual([1, 2, 3, 5]);
+    expect(await ids({}, base, { s: 1, _id: 1 })).toEqual([4, 1, 2, 3, 5]);
+    expect(await ids({ s: 'cafe' }, { locale: 'simple' })).toEqual([1]);
+    expect(await c.countDocuments({ s: 'CaFe' }, { collation: base })).toBe(4);
+    expect(await c.distinct('s', {}, { collation: base })).toHaveLength(2);
+    expect(await c.distinct('s', {}, { collation: accents })).toHaveLength(3);
+    const agg = await c.aggregate([{ $match: { s: 'CAFE' } }, { $sort: { _id: -1 } }], { collation: accents }).toArray();
+    expect(agg.map((d) => d._id)).toEqual([3, 1]);
   });
 });

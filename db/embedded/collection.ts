@@ -55,13 +55,13 @@ export class Collection {
   }
 
   /** See planner.ts match(). */
-  match(filter: Doc | undefined, limit = Infinity): MatchResult {
-    return match(this.scan, filter, limit);
+  match(filter: Doc | undefined, limit = Infinity, collation?: Doc): MatchResult {
+    return match(this.scan, filter, limit, collation);
   }
 
   /** See planner.ts matchSliced(). */
-  matchSliced(filter: Doc | undefined, limit: number, slicer: Slicer): Promise<MatchResult> {
-    return matchSliced(this.scan, filter, limit, slicer);
+  matchSliced(filter: Doc | undefined, limit: number, slicer: Slicer, collation?: Doc): Promise<MatchResult> {
+    return matchSliced(this.scan, filter, limit, slicer, collation);
   }
 
   /** Stores `doc` under `id` (new, or replacing in place), keeping the indexes in step. No checks, no journal. */

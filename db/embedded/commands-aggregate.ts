@@ -5,7 +5,7 @@
  */
 import { ObjectId } from 'bson';
 import { bsonTypeName, deepCopy, isPlainObject, letValues, runPipeline, withVariables, type Doc } from '../../mql';
-import { deadlineOf, num, str } from './args';
+import { collationOf, deadlineOf, num, refuseExprWithCollation, str } from './args';
 import { fail } from './errors';
 import { Slicer } from './slicer';
 import type { Handler } from './command-context';
@@ -29,6 +29,32 @@ function rewriteStage(stage: Doc): Doc {
   return replaceMetaTextScore(stage) as Doc;
 }
 
+/**
+ * With a collation, only stages whose string comparisons it reaches ($match without $expr, $sort)
+ * or that compare no strings are run; others are refused rather than run with binary comparison.
+ * `$group` is accepted with a constant _id and counting/summing accumulators (the driver's
+ * countDocuments sends `{$group: {_id: 1, n: {$sum: 1}}}`).
+ */
+function checkCollatedStages(stages: unknown[]): void {
+  const plain = new Set(['$match', '$sort', '$skip', '$limit', '$count']);
+  for (const s of stages) {
+    if (!isPlainObject(s)) continue;
+    const op = Object.keys(s)[0];
+    if (op === '$match') refuseExprWithCollation(s.$match, {});
+    if (plain.has(op)) continue;
+    if (op === '$group' && isPlainObject(s.$group)) {
+      const { _id, ...acc } = s.$group;
+      const constantId = _id === null || typeof _id === 'number' || typeof _id === 'boolean';
+      const counting = Object.values(acc).every((a) => isPlainObject(a) && Object.keys(a).length === 1 && ('$sum' in a || '$count' in a));
+      if (constantId && counting) continue;
+    }
+    throw fail(
+      'CommandNotSupported',
+      `a collation with ${op} is not supported by the embedded server (with a collation it runs $match, $sort, $skip, $limit, $count and counting $group); use MongoDB for it`,
+    );
+  }
+}
+
 export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) => {
   const slicer = new Slicer(deadlineOf(cmd));
   const pipeline = cmd.pipeline;
@@ -42,12 +68,14 @@ export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) =>
   checkHint(coll, cmd.hint);
   let scores: Map<Doc, number> | undefined;
   const variables = isPlainObject(cmd.let) ? letValues(cmd.let) : undefined; // `let`: $$name in every stage
+  const collation = collationOf(cmd);
+  if (collation) checkCollatedStages(stages);
   if (collection) {
     const first = stages[0];
     if (first && isPlainObject(first.$match)) {
       if (!coll && '$text' in first.$match) throw fail('IndexNotFound', 'text index required for $text query');
       const firstMatch = variables ? withVariables(first.$match, variables) : first.$match;
-      const r = coll ? await coll.matchSliced(firstMatch, Infinity, slicer) : { docs: [] as Doc[], scores: undefined };
+      const r = coll ? await coll.matchSliced(firstMatch, Infinity, slicer, collation) : { docs: [] as Doc[], scores: undefined };
       input = r.docs;
       scores = r.scores;
       stages = stages.slice(1);
@@ -81,6 +109,7 @@ export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) =>
     stages.map((s) => (isPlainObject(s) ? rewriteStage(s) : s)),
     resolver,
     variables,
+    collation,
   );
   slicer.check();
   if (scores) {
