@@ -1,7 +1,7 @@
 /**
- * Could this query filter select this document? Decided by mingo with the same operator set and
- * MongoDB semantics the embedded database matches with (mql/, the shared home), never by a
- * hand-written matcher. Answers true whenever the answer is not certain: operators that
+ * Could this query filter select this document? Decided by mql's compileFilter, the same code the
+ * embedded database matches with (mingo for the logical operators, mql/query.ts for field
+ * conditions with mongod's semantics), never by a matcher of the cache's own. Answers true whenever the answer is not certain: operators that
  * run code or need an index ($where, $expr, $function, $text, geo, …), filters mingo rejects, or any
  * error — a wrong "true" only costs a cache entry, a wrong "false" would serve stale data.
  */

@@ -22,8 +22,8 @@
  * On a write, for each changed document we read its values at every indexed path (the values the
  * matcher tests: mql's matchValues, arrays walked as mongod walks them) and look
  * up those (path, value) buckets, plus the path's PRESENT bucket when it holds any value.
- * Candidates = those buckets + the always-test bucket; each candidate is then tested with mingo
- * (matcher.ts). The cost of a write is therefore (indexed paths) lookups + the candidates' mingo
+ * Candidates = those buckets + the always-test bucket; each candidate is then tested by the matcher
+ * (matcher.ts, mql/). The cost of a write is therefore (indexed paths) lookups + the candidates'
  * tests: it does not grow with the number of cached filters that merely share an indexed path.
  * Values are compared by a canonical encoding (type tag + JSON with sorted keys, numbers by numeric
  * value across int/Long/double/Decimal128), which is at least as permissive as MongoDB's equality;
@@ -273,7 +273,7 @@ export class QueryIndex {
     this.termsOf.clear();
   }
 
-  /** Keys of every filter that could match this document (a superset; test each with mingo). */
+  /** Keys of every filter that could match this document (a superset; test each with the matcher). */
   candidates(doc: unknown, into: Set<string> = new Set()): Set<string> {
     for (const k of this.alwaysTest) into.add(k);
     for (const [path, byValue] of this.buckets) {
