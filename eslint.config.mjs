@@ -6,9 +6,14 @@
 // because a later flat-config block replaces an earlier block's options for the same rule):
 //   rerum/        the RERUM rules: no HTTP (express, middleware/, controllers/, routes/), no db/, no cache/,
 //                 no database driver (bson values are fine).
-//   cache/        no db/ and no database driver: the cache hears about writes from the store.
+//   mql/          MongoDB query-language semantics (matching, comparison, paths, deep copy, server
+//                 error codes), shared by the cache and the embedded database: imports nothing of the
+//                 app (no db/, cache/, rerum/, HTTP), only bson, mingo and re2js. Everyone else uses
+//                 it through its entry (mql/index.ts).
+//   cache/        no db/ and no database driver: the cache hears about writes from the store; its
+//                 matcher uses mql/.
 //   controllers/  no cache/; no driver handles (Collection, Db, MongoClient): writes go through db/objects.ts.
-//   db/embedded/  a self-contained package: imports nothing outside its folder; its only entry is
+//   db/embedded/  a self-contained package: imports nothing outside its folder but mql/; its only entry is
 //                 db/embedded/index.ts and its only importer in the app is db/select.ts (tests and
 //                 benches may start it through the entry, never reach past it).
 // __tests__/lint/boundaries.test.ts shows each rule refusing a deliberately wrong import.
@@ -42,7 +47,17 @@ const EMBEDDED_DEEP = {
 };
 /** From db/*.ts: the embedded package, written relative to db/. */
 const EMBEDDED_FROM_DB = { regex: '^\\./embedded(/|$)', message: 'Only db/select.ts starts the embedded database (db/embedded/index.ts).' };
-const OUT_OF_EMBEDDED = { regex: '^\\.\\./', message: 'db/embedded/ is a self-contained package: it imports nothing outside its folder.' };
+const OUT_OF_EMBEDDED = {
+  regex: '^\\.\\./(?!\\.\\./mql$)',
+  message: 'db/embedded/ is a self-contained package: it imports nothing outside its folder but the MongoDB semantics (mql/).',
+};
+/** From mql/: anything of the app, or a database driver / HTTP framework. */
+const OUT_OF_MQL = {
+  regex: '^\\.\\./|^mongodb$|^mongodb/|^express$|^express-',
+  message: 'mql/ holds MongoDB semantics only: it imports nothing of the app (no db/, cache/, rerum/, HTTP), only bson, mingo and re2js.',
+};
+/** Past mql/'s entry. */
+const MQL_DEEP = { regex: '(^|/)mql/.', message: 'Use the MongoDB semantics through their entry (mql, i.e. mql/index.ts).' };
 const DRIVER_HANDLES = {
   name: 'mongodb',
   importNames: ['Collection', 'Db', 'MongoClient', 'ClientSession'],
@@ -77,30 +92,19 @@ export default tseslint.config(
 
   // ---- import boundaries ----
   // Everywhere by default: no embedded database.
-  { files: ['**/*.ts'], rules: { 'no-restricted-imports': restrict([EMBEDDED_ANY]) } },
-  { files: ['rerum/**/*.ts'], rules: { 'no-restricted-imports': restrict([HTTP, DB_FROM_RERUM, CACHE_FROM_RERUM, EMBEDDED_ANY]) } },
-  { files: ['cache/**/*.ts'], rules: { 'no-restricted-imports': restrict([DB_FROM_CACHE, EMBEDDED_ANY]) } },
+  { files: ['**/*.ts'], rules: { 'no-restricted-imports': restrict([EMBEDDED_ANY, MQL_DEEP]) } },
   {
-    // The one exception: the cache's query matcher runs MongoDB's query semantics through the same
-    // mingo operator set as the embedded database, so a cached /query and the store agree on what
-    // matches. It moves to a shared home outside db/embedded/ with issue 12 item 1 (MongoDB semantics
-    // in one home), after the embedded-database work lands; until then only this file may do it.
-    files: ['cache/matcher.ts'],
-    rules: {
-      'no-restricted-imports': restrict([{ ...DB_FROM_CACHE, regex: '^mongodb$|^mongodb/|^\\.\\./db/(?!embedded/mingo-boundary$)' }]),
-    },
+    files: ['rerum/**/*.ts'],
+    rules: { 'no-restricted-imports': restrict([HTTP, DB_FROM_RERUM, CACHE_FROM_RERUM, EMBEDDED_ANY, MQL_DEEP]) },
   },
+  { files: ['cache/**/*.ts'], rules: { 'no-restricted-imports': restrict([DB_FROM_CACHE, EMBEDDED_ANY, MQL_DEEP]) } },
   {
     files: ['controllers/**/*.ts'],
-    rules: { 'no-restricted-imports': restrict([CACHE_FROM_CONTROLLERS, EMBEDDED_ANY], [DRIVER_HANDLES]) },
+    rules: { 'no-restricted-imports': restrict([CACHE_FROM_CONTROLLERS, EMBEDDED_ANY, MQL_DEEP], [DRIVER_HANDLES]) },
   },
-  { files: ['db/*.ts'], ignores: ['db/select.ts'], rules: { 'no-restricted-imports': restrict([EMBEDDED_FROM_DB]) } },
+  { files: ['db/*.ts'], ignores: ['db/select.ts'], rules: { 'no-restricted-imports': restrict([EMBEDDED_FROM_DB, MQL_DEEP]) } },
   { files: ['db/select.ts'], rules: { 'no-restricted-imports': 'off' } },
   { files: ['db/embedded/**/*.ts'], rules: { 'no-restricted-imports': restrict([OUT_OF_EMBEDDED]) } },
-  { files: ['__tests__/**/*.ts', 'bench/**/*.ts'], rules: { 'no-restricted-imports': restrict([EMBEDDED_DEEP]) } },
-  // The cache's matcher test compares it with the embedded database's matcher (same exception as cache/matcher.ts).
-  {
-    files: ['__tests__/cache/query-index.test.ts'],
-    rules: { 'no-restricted-imports': restrict([{ ...EMBEDDED_DEEP, regex: '(^|/)db/embedded/(?!mingo-boundary$).' }]) },
-  },
+  { files: ['mql/**/*.ts'], rules: { 'no-restricted-imports': restrict([OUT_OF_MQL]) } },
+  { files: ['__tests__/**/*.ts', 'bench/**/*.ts'], rules: { 'no-restricted-imports': restrict([EMBEDDED_DEEP, MQL_DEEP]) } },
 );

@@ -8,7 +8,7 @@
  *    found in their own cached body (each listed document's prime, or own id for a root) plus the
  *    requested segment, and looked up by the changed document's prime and own ids;
  *  - query entries whose filter could match the old or the new version: candidates come from the
- *    QueryIndex (equality terms + always-test bucket), each confirmed with mingo;
+ *    QueryIndex (equality terms + always-test bucket), each confirmed by the matcher (mql/);
  *  - search / searchPhrase entries: dropped by every write whose old or new version holds a value at
  *    one of the searchable paths (SEARCHABLE_FIELDS, rerum/search-fields.ts: the fields of the text
  *    index and of the reference's Atlas Search indexes, and the only paths the search routes query); kept by

@@ -18,6 +18,7 @@
 import type { Request } from 'express';
 import type { CachedRouteKind } from '../types/contracts';
 import { exactSegment } from '../rerum/ids';
+import { isPlainObject } from '../mql';
 
 /** JSON with object keys sorted at every level. */
 export function stableStringify(value: unknown): string {
@@ -41,10 +42,6 @@ const QUERY_OPERAND = new Set(['$elemMatch', '$not']);
 /** A copy of a filter with order-free keys sorted; literal values keep their own key order. */
 export function canonicalFilter(filter: unknown): unknown {
   return canonQueryDoc(filter);
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return !!v && typeof v === 'object' && !Array.isArray(v);
 }
 
 function canonQueryDoc(doc: unknown): unknown {

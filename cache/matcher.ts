@@ -1,11 +1,11 @@
 /**
- * Could this query filter select this document? Decided by mingo with the same operator set and
- * BSON boundary fixes the embedded database matches with (db/embedded/mingo-boundary.ts), never by a
- * hand-written matcher. Answers true whenever the answer is not certain: operators that
+ * Could this query filter select this document? Decided by mql's compileFilter, the same code the
+ * embedded database matches with (mingo for the logical operators, mql/query.ts for field
+ * conditions with mongod's semantics), never by a matcher of the cache's own. Answers true whenever the answer is not certain: operators that
  * run code or need an index ($where, $expr, $function, $text, geo, …), filters mingo rejects, or any
  * error — a wrong "true" only costs a cache entry, a wrong "false" would serve stale data.
  */
-import { compileFilter as compileMongoFilter, type Doc } from '../db/embedded/mingo-boundary';
+import { compileFilter as compileMongoFilter, type Doc } from '../mql';
 
 const UNSURE_OPERATORS = new Set([
   '$where',
@@ -24,7 +24,7 @@ const UNSURE_OPERATORS = new Set([
 /**
  * Filters with more clauses than this are not tested at all (treated as "could match"): a write
  * then drops them without spending time on them, whatever a client cached. Regular expressions in
- * the filters that are tested run on RE2 (linear time; db/embedded/linear-regex.ts).
+ * the filters that are tested run on RE2 (linear time; mql/regex.ts).
  */
 export const MAX_TESTED_CLAUSES = 64;
 

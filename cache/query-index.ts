@@ -19,15 +19,17 @@
  * - anything else ($ne, $nin, $not, $exists: false, `{a: null}`, $nor, $where, …) is not indexable.
  * A filter without any indexable conjunct goes to the always-test bucket.
  *
- * On a write, for each changed document we read its values at every indexed path (walking arrays,
- * including whole arrays and their elements, nested dotted paths and numeric components) and look
+ * On a write, for each changed document we read its values at every indexed path (the values the
+ * matcher tests: mql's matchValues, arrays walked as mongod walks them) and look
  * up those (path, value) buckets, plus the path's PRESENT bucket when it holds any value.
- * Candidates = those buckets + the always-test bucket; each candidate is then tested with mingo
- * (matcher.ts). The cost of a write is therefore (indexed paths) lookups + the candidates' mingo
- * tests: it does not grow with the number of cached filters that merely share an indexed path. Values are compared by a canonical encoding (type tag +
- * JSON with sorted keys), which is at least as permissive as MongoDB's and mingo's equality; a
- * superset of candidates is always safe.
+ * Candidates = those buckets + the always-test bucket; each candidate is then tested by the matcher
+ * (matcher.ts, mql/). The cost of a write is therefore (indexed paths) lookups + the candidates'
+ * tests: it does not grow with the number of cached filters that merely share an indexed path.
+ * Values are compared by a canonical encoding (type tag + JSON with sorted keys, numbers by numeric
+ * value across int/Long/double/Decimal128), which is at least as permissive as MongoDB's equality;
+ * a superset of candidates is always safe.
  */
+import { isNumeric, isPlainObject, matchValues, MISSING, numericKey } from '../mql';
 import { stableStringify } from './keys';
 
 export interface Term {
@@ -82,26 +84,34 @@ function better(a: Term[], b: Term[] | undefined, cost: TermCost): boolean {
   return cost(a) < cost(b);
 }
 
-/** Canonical encoding of a value for equality lookups. */
+/**
+ * Canonical encoding of a value for equality lookups: numerically equal values of any numeric kind
+ * (int, Long, double, Decimal128; mql's numericKey) share one encoding, also inside documents and arrays.
+ */
 export function canonicalValue(v: unknown): string {
   switch (typeof v) {
     case 'string':
       return `s:${v}`;
-    case 'number':
-      return Object.is(v, -0) ? 'n:0' : `n:${v}`;
     case 'boolean':
       return `b:${v}`;
-    case 'bigint':
-      return `n:${v.toString()}`;
     default:
       if (v === null) return 'null';
       if (v === undefined) return 'undefined';
-      return `j:${stableStringify(v)}`;
+      if (isNumeric(v)) return `n:${numericKey(v)}`;
+      return `j:${stableStringify(numbersCanonical(v))}`;
   }
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return !!v && typeof v === 'object' && !Array.isArray(v);
+/** Nested numbers as their numeric key, so `{b: Long(1)}` and `{b: 1}` encode alike. */
+function numbersCanonical(v: unknown): unknown {
+  if (isNumeric(v)) return { $n: numericKey(v) };
+  if (Array.isArray(v)) return v.map(numbersCanonical);
+  if (isPlainObject(v)) {
+    const out: Record<string, unknown> = {};
+    for (const k of Object.keys(v)) out[k] = numbersCanonical(v[k]);
+    return out;
+  }
+  return v;
 }
 
 /** A literal usable as an equality key: not null/undefined, no operator keys anywhere inside objects. */
@@ -186,52 +196,13 @@ export function indexTerms(filter: unknown, cost: TermCost = termCount): Term[] 
 }
 
 /**
- * Canonical values a document holds at a dotted path, walking arrays at every step (also trying a
- * numeric component as an array index), and including both a terminal array and its elements.
+ * Canonical values a document holds at a dotted path: exactly the values a filter condition on the
+ * path is tested against (mql's matchValues: arrays walked as mongod walks them, a terminal array
+ * and its elements).
  */
 export function valuesAtPath(doc: unknown, path: string): Set<string> {
   const out = new Set<string>();
-  const parts = path.split('.');
-  const addTerminal = (v: unknown, depth = 0) => {
-    if (v === undefined || depth > 32) return;
-    out.add(canonicalValue(v));
-    if (Array.isArray(v)) for (const e of v) addTerminal(e, depth + 1);
-  };
-  const walk = (cur: unknown, i: number, depth: number) => {
-    if (depth > 32) return;
-    if (i === parts.length) {
-      addTerminal(cur);
-      return;
-    }
-    if (cur === null || typeof cur !== 'object') return;
-    const part = parts[i];
-    if (Array.isArray(cur)) {
-      if (/^\d+$/.test(part)) walk(cur[Number(part)], i + 1, depth + 1);
-      for (const el of cur) walk(el, i, depth + 1);
-      return;
-    }
-    const next = (cur as Record<string, unknown>)[part];
-    if (next !== undefined) walk(next, i + 1, depth + 1);
-  };
-  walk(doc, 0, 0);
-  // mingo (unlike MongoDB) also compares the array of values collected across array elements, e.g.
-  // {'d.e': [1, 2]} matches {d: [{e: 1}, {e: 2}]}: add those collected arrays too (a superset is safe).
-  const collect = (cur: unknown, i: number, depth: number): unknown => {
-    if (depth > 32 || i === parts.length) return cur;
-    if (cur === null || typeof cur !== 'object') return undefined;
-    if (Array.isArray(cur)) {
-      const part = parts[i];
-      if (/^\d+$/.test(part) && cur[Number(part)] !== undefined) return collect(cur[Number(part)], i + 1, depth + 1);
-      const vals = cur.map((el) => collect(el, i, depth + 1)).filter((v) => v !== undefined);
-      return vals;
-    }
-    return collect((cur as Record<string, unknown>)[parts[i]], i + 1, depth + 1);
-  };
-  const collected = collect(doc, 0, 0);
-  if (Array.isArray(collected)) {
-    addTerminal(collected);
-    addTerminal(collected.flat(Infinity));
-  }
+  for (const v of matchValues(doc, path)) if (v !== MISSING && v !== undefined) out.add(canonicalValue(v));
   return out;
 }
 
@@ -302,7 +273,7 @@ export class QueryIndex {
     this.termsOf.clear();
   }
 
-  /** Keys of every filter that could match this document (a superset; test each with mingo). */
+  /** Keys of every filter that could match this document (a superset; test each with the matcher). */
   candidates(doc: unknown, into: Set<string> = new Set()): Set<string> {
     for (const k of this.alwaysTest) into.add(k);
     for (const [path, byValue] of this.buckets) {

@@ -10,10 +10,11 @@
  * - nesting deeper than QUERY_MAX_DEPTH objects/arrays,
  * - server-side JavaScript (`$where`, `$function`, `$accumulator`) and the aggregation-expression
  *   operators that loop over client-chosen ranges or arrays (`$range`, `$reduce`, `$map`, `$filter`, …).
- * Regular expressions run on RE2 (linear time; db/embedded/linear-regex.ts), and every client query
+ * Regular expressions run on RE2 (linear time; mql/regex.ts), and every client query
  * runs with `maxTimeMS` = QUERY_MAX_TIME_MS: a query stopped by it is answered 503 (see queryTimedOut).
  */
 import { HttpError, badRequest } from '../middleware/http-error';
+import { hasCode } from '../mql';
 import type { Config } from '../config';
 
 export type QueryLimits = Pick<Config, 'queryMaxClauses' | 'queryMaxList' | 'queryMaxDepth' | 'queryMaxTimeMs'>;
@@ -67,13 +68,9 @@ export function admitQuery(filter: unknown, limits: QueryLimits): void {
   }
 }
 
-/** MongoDB's MaxTimeMSExpired. */
-const MAX_TIME_EXPIRED = 50;
-
 /** A database error that says the query ran out of its `maxTimeMS`, as the 503 to answer; else undefined. */
 export function queryTimedOut(err: unknown, limits: QueryLimits): HttpError | undefined {
-  const e = err as { code?: number; codeName?: string };
-  if (e?.code !== MAX_TIME_EXPIRED && e?.codeName !== 'MaxTimeMSExpired') return undefined;
+  if (!hasCode(err, 'MaxTimeMSExpired') && (err as { codeName?: string } | null)?.codeName !== 'MaxTimeMSExpired') return undefined;
   return new HttpError(
     503,
     `The query took longer than ${limits.queryMaxTimeMs} ms (QUERY_MAX_TIME_MS) and was stopped. Narrow it down, e.g. with more specific properties.`,

@@ -2,6 +2,7 @@
 import type { Request, RequestHandler } from 'express';
 import type { Filter } from 'mongodb';
 import { badRequest, notFound } from '../middleware/http-error';
+import { hasCode, type ServerCodeName } from '../mql';
 import { sendRepresentation } from '../middleware/representation';
 import { toResponse } from '../rerum/document';
 import { isDeleted } from '../rerum/metadata';
@@ -24,11 +25,18 @@ export function idHandler(kit: Kit): RequestHandler {
 }
 
 /** Database errors caused by the client's filter (bad operators, bad regex …) are 400s. */
-const CLIENT_QUERY_ERRORS = new Set([2, 9, 17287, 51091, 16810, 16020, 31253]);
+const CLIENT_QUERY_ERRORS: ServerCodeName[] = [
+  'BadValue',
+  'FailedToParse',
+  'Location17287',
+  'Location51091', // invalid regular expression
+  'Location16810',
+  'Location16020',
+  'Location31253',
+];
 function asClientError(err: unknown): never {
-  const e = err as { code?: number; name?: string; message?: string };
-  if (e && typeof e.code === 'number' && CLIENT_QUERY_ERRORS.has(e.code)) {
-    throw badRequest(`The query could not be run: ${e.message ?? 'invalid query'}`);
+  if (hasCode(err, ...CLIENT_QUERY_ERRORS)) {
+    throw badRequest(`The query could not be run: ${(err as { message?: string }).message ?? 'invalid query'}`);
   }
   throw err;
 }

@@ -13,6 +13,7 @@ import type { RequestHandler } from 'express';
 import { MongoServerError, type Document, type Filter } from 'mongodb';
 import type { ObjectStore } from '../db/objects';
 import { HttpError, badRequest } from '../middleware/http-error';
+import { hasCode, isPlainObject } from '../mql';
 import { PRESI2_FIELDS, PRESI2_INDEX, PRESI3_FIELDS, PRESI3_INDEX, type SearchFieldGroup } from '../rerum/search-fields';
 import type { RerumDocument } from '../types/rerum';
 import { queryTimedOut } from './admission';
@@ -23,7 +24,6 @@ type Mode = 'words' | 'phrase';
 
 type Options = Record<string, unknown>;
 const DEFAULT_OPTIONS: Record<Mode, Options> = { words: {}, phrase: { slop: 2 } };
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** The text to search for and the Atlas operator options, from either request shape. */
 export function searchRequestOf(body: unknown, mode: Mode): { text: string; options: Options } {
@@ -68,7 +68,7 @@ async function atlasSearch(store: ObjectStore, text: string, mode: Mode, options
   // itself (e.g. client `options` the operator rejects): a 400 naming it. Network errors stay 500s.
   const run = (p: Document[]) =>
     store.aggregate<Scored>(p, { maxTimeMS }).catch((err: unknown) => {
-      if (err instanceof MongoServerError && (err as { code?: number }).code !== 50)
+      if (err instanceof MongoServerError && !hasCode(err, 'MaxTimeMSExpired'))
         throw badRequest(`Atlas Search refused this search: ${err.message}`);
       throw err;
     });
@@ -114,7 +114,7 @@ async function textIndexSearch(
     return await run();
   } catch (err) {
     // No text index yet (e.g. a collection created outside this server): make it and try once more.
-    if ((err as { code?: number }).code !== 27) throw err;
+    if (!hasCode(err, 'IndexNotFound')) throw err;
     await store.ensureTextIndex();
     return run();
   }

@@ -29,6 +29,7 @@ import { DomainError, concurrentChange, idTaken, writeFailed } from '../rerum/er
 import { isDeleted, treeRootOf } from '../rerum/metadata';
 import { segmentOf } from '../rerum/ids';
 import { withNextVersions } from '../rerum/tree';
+import { hasCode } from '../mql';
 import { ensureTextIndex } from './indexes';
 
 /** Told every stored state a write touched; awaited before the write's caller may answer. */
@@ -38,8 +39,7 @@ type Stored = Collection<RerumDocument>;
 /** What reads may do with the collection. */
 type ReadView = Pick<Stored, 'find' | 'findOne' | 'aggregate' | 'countDocuments'>;
 
-const DUPLICATE_KEY = 11000;
-const isDuplicateKey = (err: unknown) => (err as { code?: number } | null)?.code === DUPLICATE_KEY;
+const isDuplicateKey = (err: unknown) => hasCode(err, 'DuplicateKey');
 /** The `_id` a duplicate-key error names, when the database said (MongoServerError.keyValue). */
 const duplicateId = (err: unknown): string | undefined => {
   const id = (err as { keyValue?: { _id?: unknown } } | null)?.keyValue?._id;

@@ -4,6 +4,7 @@
  * the wrong Content-Type → 415, a body of the wrong JSON shape → 400, both as JSON errors.
  */
 import type { Request, RequestHandler } from 'express';
+import { isPlainObject } from '../mql';
 import { HttpError, badRequest } from './http-error';
 
 type BodyKind = 'json' | 'text';
@@ -42,8 +43,6 @@ export function requireContentType(...kinds: BodyKind[]): RequestHandler {
     return next(new HttpError(415, `Unsupported Content-Type: ${raw}. This endpoint requires ${wanted}.`));
   };
 }
-
-const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 function shapeGuard(check: (body: unknown) => boolean, expected: string): RequestHandler {
   const contentType = requireContentType('json');

@@ -2,7 +2,7 @@
  * MongoDB conformance: drives the real `mongodb` driver against MONGO_TEST_URI only, so it runs
  * unchanged against a real mongod (TEST_MONGO=uri TEST_MONGO_URI=mongodb://...).
  */
-import { Long, MongoServerError, ObjectId, UUID, type Collection, type Document } from 'mongodb';
+import { Decimal128, Long, MongoServerError, ObjectId, UUID, type CollationOptions, type Collection, type Document } from 'mongodb';
 import { testDb, type TestDb } from '../support/mongo';
 
 let t: TestDb;
@@ -762,5 +762,158 @@ describe('views (MongoDB documented behaviour)', () => {
     expect(await coll('vsmall').drop()).toBe(true);
     expect(await t.db.listCollections({ name: 'vsmall' }).toArray()).toEqual([]);
     expect(await coll('vsrc').countDocuments()).toBe(3);
+  });
+});
+
+describe('numbers across int32, int64, double and Decimal128 (MongoDB compares numeric types by value)', () => {
+  const idsOf = async (c: Collection<Document>, f: Document, sort: Document = { _id: 1 }): Promise<unknown[]> =>
+    (await c.find(f).sort(sort).toArray()).map((d) => d._id);
+
+  test('equality, ranges, $in and sort order mix the numeric types', async () => {
+    const c = coll('numkinds');
+    await c.insertMany([
+      { _id: 'i', v: 10 },
+      { _id: 'l', v: Long.fromNumber(10) },
+      { _id: 'd', v: 10.5 },
+      { _id: 'm', v: Decimal128.fromString('10') },
+      { _id: 'big', v: Long.fromString('9007199254740993') },
+      { _id: 'n', v: Decimal128.fromString('-1.5') },
+      { _id: 's', v: '10' },
+    ] as unknown as Document[]);
+    expect(await idsOf(c, { v: 10 })).toEqual(['i', 'l', 'm']);
+    expect(await idsOf(c, { v: Long.fromNumber(10) })).toEqual(['i', 'l', 'm']);
+    expect(await idsOf(c, { v: Decimal128.fromString('10.0') })).toEqual(['i', 'l', 'm']);
+    expect(await idsOf(c, { v: { $gt: 10 } })).toEqual(['big', 'd']);
+    expect(await idsOf(c, { v: { $gt: 9007199254740992 } })).toEqual(['big']); // no rounding through a double
+    expect(await idsOf(c, { v: { $lt: Decimal128.fromString('10.25') } })).toEqual(['i', 'l', 'm', 'n']);
+    expect(await idsOf(c, { v: { $lte: Long.fromNumber(10), $gte: -1.5 } })).toEqual(['i', 'l', 'm', 'n']);
+    expect(await idsOf(c, { v: { $in: [Long.fromNumber(-2), 10.5, Decimal128.fromString('-1.50')] } })).toEqual(['d', 'n']);
+    expect(await idsOf(c, { v: { $nin: [10] } })).toEqual(['big', 'd', 'n', 's']);
+    expect(await idsOf(c, {}, { v: 1, _id: 1 })).toEqual(['n', 'i', 'l', 'm', 'd', 'big', 's']);
+    expect(await idsOf(c, {}, { v: -1, _id: 1 })).toEqual(['s', 'big', 'd', 'i', 'l', 'm', 'n']);
+  });
+
+  test('an index and _id treat numerically equal values of different types as equal', async () => {
+    const c = coll('numindex');
+    await c.createIndex({ v: 1 });
+    await c.insertMany([
+      { _id: Decimal128.fromString('1.0'), v: Long.fromNumber(7) },
+      { _id: 2, v: Decimal128.fromString('7.00') },
+      { _id: 3, v: 7.5 },
+    ] as unknown as Document[]);
+    expect((await c.find({ v: 7 }).sort({ _id: 1 }).toArray()).map((d) => String(d._id))).toEqual(['1.0', '2']);
+    expect(
+      (
+        await c
+          .find({ v: { $in: [7, 8] } })
+          .sort({ _id: 1 })
+          .toArray()
+      ).map((d) => String(d._id)),
+    ).toEqual(['1.0', '2']);
+    expect(String((await c.findOne({ _id: 1 } as Document))?._id)).toBe('1.0');
+    expect(String((await c.findOne({ _id: Long.fromNumber(2) } as Document))?._id)).toBe('2');
+    await expect(c.insertOne({ _id: 1 } as unknown as Document)).rejects.toMatchObject({ code: 11000 });
+  });
+
+  test('$sum and $avg add Longs, doubles and Decimal128s (non-numbers ignored)', async () => {
+    const c = coll('numsums');
+    await c.insertMany([
+      { g: 'long', v: Long.fromNumber(5) },
+      { g: 'long', v: Long.fromString('4000000000') },
+      { g: 'mixed', v: Long.fromNumber(1) },
+      { g: 'mixed', v: 2.5 },
+      { g: 'mixed', v: 'x' },
+      { g: 'dec', v: Decimal128.fromString('0.1') },
+      { g: 'dec', v: Decimal128.fromString('0.2') },
+    ]);
+    const out = await c
+      .aggregate([{ $group: { _id: '$g', s: { $sum: '$v' }, a: { $avg: '$v' } } }, { $sort: { _id: 1 } }], { promoteLongs: false })
+      .toArray();
+    expect(out.map((d) => [d._id, d.s?._bsontype ?? typeof d.s, String(d.s), d.a?._bsontype ?? typeof d.a, String(d.a)])).toEqual([
+      ['dec', 'Decimal128', '0.3', 'Decimal128', '0.15'],
+      ['long', 'Long', '4000000005', 'number', '2000000002.5'],
+      ['mixed', 'number', '3.5', 'number', '1.75'],
+    ]);
+  });
+
+  test('$inc on Decimal128, on a Long by a double, and past the int32 range', async () => {
+    const c = coll('numinc');
+    await c.insertOne({ _id: 'x', d: Decimal128.fromString('1.5'), l: Long.fromNumber(5), i: 2147483647 } as unknown as Document);
+    await c.updateOne({ _id: 'x' } as Document, { $inc: { d: Decimal128.fromString('0.25'), l: 0.5, i: 1 } });
+    const d = await c.findOne({ _id: 'x' } as Document, { promoteLongs: false });
+    expect(d?.d).toBeInstanceOf(Decimal128);
+    expect(String(d?.d)).toBe('1.75'); // decimal + decimal: a decimal
+    expect(d?.l).toBe(5.5); // long + double: a double
+    expect(d?.i).toBeInstanceOf(Long); // an int32 that overflows becomes a long
+    expect(String(d?.i)).toBe('2147483648');
+    expect(await c.countDocuments({ d: Decimal128.fromString('1.75'), l: 5.5, i: 2147483648 })).toBe(1);
+  });
+});
+
+describe('array paths (MongoDB documented behaviour)', () => {
+  test('a dotted path walks arrays of documents, not nested arrays; $elemMatch with fields needs document elements', async () => {
+    const c = coll('arrpaths');
+    await c.insertMany([
+      { _id: 'nested', a: [[1], 3] },
+      { _id: 'docs', a: [{ b: 1 }, { b: 2 }] },
+      { _id: 'deep', a: [[{ b: 1 }]] },
+      { _id: 'scalars', a: [1, 2] },
+      { _id: 'sub', a: { b: [1, 5] } },
+    ] as unknown as Document[]);
+    const ids = async (f: Document) => (await c.find(f).sort({ _id: 1 }).toArray()).map((d) => d._id);
+    expect(await ids({ 'a.b': 1 })).toEqual(['docs', 'sub']);
+    expect(await ids({ 'a.b': { $gt: 1 } })).toEqual(['docs', 'sub']);
+    expect(await ids({ a: { $elemMatch: { b: 2 } } })).toEqual(['docs']);
+    expect(await ids({ a: { $elemMatch: { $gte: 2 } } })).toEqual(['nested', 'scalars']);
+    expect(await ids({ a: 1 })).toEqual(['scalars']); // an element of [[1], 3] is [1], not 1
+    expect(await ids({ a: [1] })).toEqual(['nested']);
+    expect(await ids({ 'a.0': [1] })).toEqual(['nested']);
+  });
+});
+
+describe('let variables (MongoDB documented behaviour)', () => {
+  test("find and aggregate see a command's let values as $$name; values are expressions evaluated once", async () => {
+    const c = coll('letvars');
+    await c.insertMany([
+      { _id: 1, s: 'a', n: 1 },
+      { _id: 2, s: 'b', n: 5 },
+    ] as unknown as Document[]);
+    const found = await c.find({ $expr: { $eq: ['$s', '$$want'] } }, { let: { want: 'b' } }).toArray();
+    expect(found.map((d) => d._id)).toEqual([2]);
+    const agg = await c
+      .aggregate([{ $match: { $expr: { $gt: ['$n', '$$min'] } } }, { $project: { _id: 1, scaled: { $multiply: ['$n', '$$factor'] } } }], {
+        let: { min: 2, factor: { $add: [1, 1] } },
+      })
+      .toArray();
+    expect(agg).toEqual([{ _id: 2, scaled: 10 }]);
+  });
+});
+
+describe('collation (MongoDB documented behaviour)', () => {
+  test('strength 1 ignores case and diacritics, strength 2 only case: find, sort, count, distinct, aggregate', async () => {
+    const c = coll('collation');
+    await c.insertMany([
+      { _id: 1, s: 'cafe' },
+      { _id: 2, s: 'Café' },
+      { _id: 3, s: 'CAFE' },
+      { _id: 4, s: 'b' },
+      { _id: 5, s: 'café' },
+    ] as unknown as Document[]);
+    const base = { locale: 'en', strength: 1 };
+    const accents = { locale: 'fr', strength: 2 };
+    const ids = async (f: Document, collation: CollationOptions, sort: Document = { _id: 1 }) =>
+      (await c.find(f, { collation }).sort(sort).toArray()).map((d) => d._id);
+    expect(await ids({ s: 'cafe' }, base)).toEqual([1, 2, 3, 5]);
+    expect(await ids({ s: 'cafe' }, accents)).toEqual([1, 3]);
+    expect(await ids({ s: 'CAFÉ' }, accents)).toEqual([2, 5]);
+    expect(await ids({ s: { $in: ['B', 'x'] } }, base)).toEqual([4]);
+    expect(await ids({ s: { $gt: 'BZ' } }, base)).toEqual([1, 2, 3, 5]);
+    expect(await ids({}, base, { s: 1, _id: 1 })).toEqual([4, 1, 2, 3, 5]);
+    expect(await ids({ s: 'cafe' }, { locale: 'simple' })).toEqual([1]);
+    expect(await c.countDocuments({ s: 'CaFe' }, { collation: base })).toBe(4);
+    expect(await c.distinct('s', {}, { collation: base })).toHaveLength(2);
+    expect(await c.distinct('s', {}, { collation: accents })).toHaveLength(3);
+    const agg = await c.aggregate([{ $match: { s: 'CAFE' } }, { $sort: { _id: -1 } }], { collation: accents }).toArray();
+    expect(agg.map((d) => d._id)).toEqual([3, 1]);
   });
 });

@@ -402,7 +402,7 @@ describe('dbPath lock', () => {
 });
 
 describe('not supported: refused, never silently ignored', () => {
-  test('collation (other than simple) and let are refused; commitTransaction is IllegalOperation', async () => {
+  test('collation outside find/count/distinct/aggregate (or beyond what Intl.Collator does) and let outside find/aggregate are refused; commitTransaction is IllegalOperation', async () => {
     const h = await startEmbeddedMongo();
     await withClient(h.uri, async (c) => {
       const col = c.db('ns').collection('x');
@@ -412,9 +412,15 @@ describe('not supported: refused, never silently ignored', () => {
           () => 'no error',
           (e: { code?: unknown }) => e.code,
         );
-      expect(await code(col.find({ s: 'A' }, { collation: { locale: 'en', strength: 2 } }).toArray())).toBe(115);
-      expect(await code(col.countDocuments({}, { collation: { locale: 'fr' } }))).toBe(115);
-      expect(await code(col.aggregate([{ $match: { $expr: { $eq: ['$s', '$$v'] } } }], { let: { v: 'a' } }).toArray())).toBe(115);
+      expect(await code(col.updateMany({ s: 'A' }, { $set: { t: 1 } }, { collation: { locale: 'en', strength: 2 } }))).toBe(115);
+      expect(await code(col.find({ s: 'A' }, { collation: { locale: 'en', strength: 4 } }).toArray())).toBe(115);
+      expect(await code(col.find({ $expr: { $eq: ['$s', 'A'] } }, { collation: { locale: 'en', strength: 2 } }).toArray())).toBe(115);
+      expect(await code(col.aggregate([{ $group: { _id: '$s' } }], { collation: { locale: 'en', strength: 2 } }).toArray())).toBe(115);
+      expect(await code(col.find({ s: 'A' }, { collation: { locale: 'no-such-locale-xx' } }).toArray())).toBe(2);
+      expect(await col.findOne({ s: 'x' })).toBeNull(); // the refused update changed nothing
+      expect(await col.find({ s: 'A' }, { collation: { locale: 'en', strength: 2 } }).toArray()).toHaveLength(1);
+      expect(await code(col.deleteMany({ $expr: { $eq: ['$s', '$$v'] } }, { let: { v: 'a' } }))).toBe(115);
+      expect(await col.countDocuments({ s: 'a' })).toBe(1);
       expect(await col.find({ s: 'a' }, { collation: { locale: 'simple' } }).toArray()).toHaveLength(1);
       expect(await code(c.db('admin').command({ commitTransaction: 1 }))).toBe(20);
     });

@@ -1,6 +1,6 @@
 /**
  * Query admission (controllers/admission.ts) and linear-time regular expressions
- * (db/embedded/linear-regex.ts): no anonymous query can hold the database for seconds. Each hostile
+ * (mql/regex.ts): no anonymous query can hold the database for seconds. Each hostile
  * query is refused with a 400 naming the limit, or answered in bounded time; normal queries still work.
  */
 import { MongoServerError } from 'mongodb';

@@ -1,9 +1,12 @@
 /**
  * Compiles one entry file of the embedded database (standalone server, repair command) with its
  * imports into a private folder under node_modules/.cache, so a test can run it as its own process
- * without depending on `npm run build`. Returns the folder; remove it in afterAll.
+ * without depending on `npm run build`. Returns the folder, which holds `<entry>.js` (a link to the
+ * compiled entry: the package imports mql/, so the output mirrors the repository layout); remove it
+ * in afterAll.
  */
 import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(__dirname, '..', '..');
@@ -24,9 +27,14 @@ export function compileEmbeddedEntry(entry: 'standalone' | 'repair', label: stri
     '--types',
     'node',
   ];
-  execFileSync(process.execPath, [tsc, '--outDir', outDir, ...options, path.join(root, 'db', 'embedded', `${entry}.ts`)], {
-    cwd: root,
-    stdio: 'pipe',
-  });
+  execFileSync(
+    process.execPath,
+    [tsc, '--outDir', outDir, '--rootDir', root, ...options, path.join(root, 'db', 'embedded', `${entry}.ts`)],
+    {
+      cwd: root,
+      stdio: 'pipe',
+    },
+  );
+  fs.symlinkSync(path.join('db', 'embedded', `${entry}.js`), path.join(outDir, `${entry}.js`));
   return outDir;
 }

@@ -2,10 +2,10 @@
  * Command argument checking, as a standalone mongod's IDL parser does it: every field a command
  * accepts, with its types. An unknown field → 40415 (IDLUnknownField); a field of the wrong type →
  * 14 (TypeMismatch); transaction fields → 20 (IllegalOperation, no transactions on a standalone);
- * collation other than simple → refused (not supported, never silently ignored). Also the readers
+ * a collation on a command that does not honour it → refused (never silently ignored). Also the readers
  * handlers use to take single fields (str, num, optDoc, collName).
  */
-import { bsonType, bsonTypeName, isPlainObject, type Doc } from './mingo-boundary';
+import { bsonType, bsonTypeName, isPlainObject, stringCompare, type Doc } from '../../mql';
 import { fail } from './errors';
 
 type T = 'string' | 'object' | 'array' | 'number' | 'bool' | 'any';
@@ -171,15 +171,40 @@ function checkFields(where: string, obj: Doc, spec: Record<string, T[]>, generic
   }
 }
 
-function checkCollation(c: unknown): void {
+/** Commands that honour a collation (mql/collation.ts); the others refuse any but `{locale: 'simple'}`. */
+const COLLATED = new Set(['find', 'count', 'distinct', 'aggregate']);
+
+function checkCollation(c: unknown, command: string): void {
   if (c === undefined || c === null) return;
   if (!isPlainObject(c))
     throw fail('TypeMismatch', `BSON field 'collation' is the wrong type '${bsonTypeName(c)}', expected type 'object'`);
-  if (c.locale === 'simple') return;
-  throw fail(
-    'CommandNotSupported',
-    'collation is not supported by the embedded server (only {locale: "simple"}); use MongoDB for collation-aware queries',
-  );
+  if (!stringCompare(c)) return; // simple: binary comparison (stringCompare also refuses invalid documents)
+  if (!COLLATED.has(command)) {
+    throw fail(
+      'CommandNotSupported',
+      `collation is supported on find, count, distinct and aggregate only by the embedded server; use MongoDB for collation-aware ${command}`,
+    );
+  }
+}
+
+/** A command's collation when it is not binary (`{locale: 'simple'}` and none are), else undefined. */
+export function collationOf(cmd: Doc): Doc | undefined {
+  return isPlainObject(cmd.collation) && stringCompare(cmd.collation) ? cmd.collation : undefined;
+}
+
+/** `$expr` compares with mingo's expression operators, which know no collation: refused with one. */
+export function refuseExprWithCollation(filter: unknown, collation: Doc | undefined): void {
+  if (!collation) return;
+  const stack = [filter];
+  while (stack.length) {
+    const v = stack.pop();
+    if (Array.isArray(v)) stack.push(...v);
+    else if (isPlainObject(v)) {
+      if ('$expr' in v || '$where' in v)
+        throw fail('CommandNotSupported', '$expr with a collation is not supported by the embedded server; use MongoDB for it');
+      stack.push(...Object.values(v));
+    }
+  }
 }
 
 /** Checks a command's fields before its handler runs (commands without a spec are not checked). */
@@ -202,9 +227,12 @@ export function checkCommandArgs(name: string, cmd: Doc): void {
     if (!Number.isInteger(n) || n < 0 || n > 2147483647)
       throw fail('BadValue', `${String(v)} value for maxTimeMS is out of range [0, 2147483647]`);
   }
-  checkCollation(cmd.collation);
-  if (cmd.let !== undefined && cmd.let !== null) {
-    throw fail('CommandNotSupported', "'let' variables are not supported by the embedded server; use MongoDB for them");
+  checkCollation(cmd.collation, name);
+  if (cmd.let !== undefined && cmd.let !== null && name !== 'find' && name !== 'aggregate') {
+    throw fail(
+      'CommandNotSupported',
+      `'let' variables are supported on find and aggregate only by the embedded server; use MongoDB for ${name}`,
+    );
   }
   const stmtSpec = STATEMENT_SPECS[name];
   if (stmtSpec) {
@@ -217,7 +245,7 @@ export function checkCommandArgs(name: string, cmd: Doc): void {
             `BSON field '${display}.${name === 'update' ? 'updates' : 'deletes'}' is the wrong type, expected type 'object'`,
           );
         checkFields(name === 'update' ? 'update.updates' : 'delete.deletes', s, stmtSpec, false);
-        checkCollation(s.collation);
+        checkCollation(s.collation, name);
       }
     }
   }

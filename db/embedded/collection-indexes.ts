@@ -7,7 +7,7 @@
  * add/remove as it stores and deletes them, and journals between prepare* and applying.
  */
 import { EJSON, type ObjectId } from 'bson';
-import { bsonType as bsonTypeOf, compileFilter, valuesAtPath, type Doc } from './mingo-boundary';
+import { bsonType as bsonTypeOf, compileFilter, valuesAtPath, type Doc } from '../../mql';
 import { fail } from './errors';
 import type { TextIndexInfo } from './text-search';
 import { valueKey } from './value-key';

@@ -6,7 +6,7 @@
  * Every mutation is checked (unique indexes), then journaled (a failed append changes nothing),
  * then applied with its index upkeep (collection-indexes.ts); queries go through planner.ts.
  */
-import type { Doc } from './mingo-boundary';
+import type { Doc } from '../../mql';
 import { fail } from './errors';
 import type { Slicer } from './slicer';
 import type { TextIndexInfo } from './text-search';
@@ -55,13 +55,13 @@ export class Collection {
   }
 
   /** See planner.ts match(). */
-  match(filter: Doc | undefined, limit = Infinity): MatchResult {
-    return match(this.scan, filter, limit);
+  match(filter: Doc | undefined, limit = Infinity, collation?: Doc): MatchResult {
+    return match(this.scan, filter, limit, collation);
   }
 
   /** See planner.ts matchSliced(). */
-  matchSliced(filter: Doc | undefined, limit: number, slicer: Slicer): Promise<MatchResult> {
-    return matchSliced(this.scan, filter, limit, slicer);
+  matchSliced(filter: Doc | undefined, limit: number, slicer: Slicer, collation?: Doc): Promise<MatchResult> {
+    return matchSliced(this.scan, filter, limit, slicer, collation);
   }
 
   /** Stores `doc` under `id` (new, or replacing in place), keeping the indexes in step. No checks, no journal. */

@@ -3,7 +3,7 @@
  * connection's id, the command document, its database and its OP_MSG document sequences.
  */
 import type { CursorManager } from './cursors';
-import type { Doc } from './mingo-boundary';
+import type { Doc } from '../../mql';
 import type { Storage } from './storage';
 
 export interface CommandContext {

@@ -4,8 +4,8 @@
  * writes into one (merge-stage.ts). explain is refused.
  */
 import { ObjectId } from 'bson';
-import { bsonTypeName, deepCopy, isPlainObject, runPipeline, type Doc } from './mingo-boundary';
-import { deadlineOf, num, str } from './args';
+import { bsonTypeName, deepCopy, isPlainObject, letValues, runPipeline, withVariables, type Doc } from '../../mql';
+import { collationOf, deadlineOf, num, refuseExprWithCollation, str } from './args';
 import { fail } from './errors';
 import { Slicer } from './slicer';
 import type { Handler } from './command-context';
@@ -31,6 +31,32 @@ function rewriteStage(stage: Doc): Doc {
   return replaceMetaTextScore(stage) as Doc;
 }
 
+/**
+ * With a collation, only stages whose string comparisons it reaches ($match without $expr, $sort)
+ * or that compare no strings are run; others are refused rather than run with binary comparison.
+ * `$group` is accepted with a constant _id and counting/summing accumulators (the driver's
+ * countDocuments sends `{$group: {_id: 1, n: {$sum: 1}}}`).
+ */
+function checkCollatedStages(stages: unknown[]): void {
+  const plain = new Set(['$match', '$sort', '$skip', '$limit', '$count']);
+  for (const s of stages) {
+    if (!isPlainObject(s)) continue;
+    const op = Object.keys(s)[0];
+    if (op === '$match') refuseExprWithCollation(s.$match, {});
+    if (plain.has(op)) continue;
+    if (op === '$group' && isPlainObject(s.$group)) {
+      const { _id, ...acc } = s.$group;
+      const constantId = _id === null || typeof _id === 'number' || typeof _id === 'boolean';
+      const counting = Object.values(acc).every((a) => isPlainObject(a) && Object.keys(a).length === 1 && ('$sum' in a || '$count' in a));
+      if (constantId && counting) continue;
+    }
+    throw fail(
+      'CommandNotSupported',
+      `a collation with ${op} is not supported by the embedded server (with a collation it runs $match, $sort, $skip, $limit, $count and counting $group); use MongoDB for it`,
+    );
+  }
+}
+
 export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) => {
   const slicer = new Slicer(deadlineOf(cmd));
   const pipeline = cmd.pipeline;
@@ -43,6 +69,9 @@ export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) =>
   const coll = collection ? storage.getCollection(db, collection) : undefined;
   checkHint(coll, cmd.hint);
   let scores: Map<Doc, number> | undefined;
+  const variables = isPlainObject(cmd.let) ? letValues(cmd.let) : undefined; // `let`: $$name in every stage
+  const collation = collationOf(cmd);
+  if (collation) checkCollatedStages(stages);
   const source = stages[0];
   if (isPlainObject(source) && '$listLocalSessions' in source) {
     input = listLocalSessions(source.$listLocalSessions, db, collection, cursors);
@@ -51,7 +80,8 @@ export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) =>
     const first = stages[0];
     if (first && isPlainObject(first.$match)) {
       if (!coll && '$text' in first.$match) throw fail('IndexNotFound', 'text index required for $text query');
-      const r = coll ? await coll.matchSliced(first.$match, Infinity, slicer) : { docs: [] as Doc[], scores: undefined };
+      const firstMatch = variables ? withVariables(first.$match, variables) : first.$match;
+      const r = coll ? await coll.matchSliced(firstMatch, Infinity, slicer, collation) : { docs: [] as Doc[], scores: undefined };
       input = r.docs;
       scores = r.scores;
       stages = stages.slice(1);
@@ -90,6 +120,8 @@ export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) =>
     copies,
     stages.map((s) => (isPlainObject(s) ? rewriteStage(s) : s)),
     resolver,
+    variables,
+    collation,
   );
   slicer.check();
   if (scores) {

@@ -3,7 +3,7 @@
  * dropIndexes, and the listings and counts of collections, indexes and databases.
  */
 import { calculateObjectSize } from 'bson';
-import { compileFilter, deepCopy, isPlainObject, type Doc } from './mingo-boundary';
+import { compileFilter, deepCopy, isPlainObject, type Doc } from '../../mql';
 import { collName, num, optDoc, str } from './args';
 import { CommandError, fail } from './errors';
 import type { Collection } from './collection';

@@ -4,8 +4,19 @@
  * maxTimeMS. Write commands report per-statement failures in `writeErrors` with ok: 1, as mongod.
  */
 import { ObjectId } from 'bson';
-import { compareBson, compileFilter, deepCopy, isPlainObject, sortDocs, valuesAtPath, type Doc } from './mingo-boundary';
-import { checkStatements, collName, deadlineOf, num, optDoc, str } from './args';
+import {
+  compareBson,
+  compileFilter,
+  deepCopy,
+  isPlainObject,
+  letValues,
+  sortDocs,
+  stringCompare,
+  valuesAtPath,
+  withVariables,
+  type Doc,
+} from '../../mql';
+import { checkStatements, collationOf, collName, deadlineOf, num, optDoc, refuseExprWithCollation, str } from './args';
 import { Codes, CommandError, fail } from './errors';
 import { Slicer } from './slicer';
 import type { Storage } from './storage';
@@ -87,7 +98,11 @@ export const insert: Handler = async (cmd, db, seq, { storage }) => {
 export const find: Handler = async (cmd, db, _seq, { storage, cursors }) => {
   const name = collName(cmd, 'find');
   const ns = `${db}.${name}`;
-  const filter = optDoc(cmd.filter, 'filter');
+  const given = optDoc(cmd.filter, 'filter');
+  // `let` variables, seen by the filter's $expr as $$name
+  const filter = given && isPlainObject(cmd.let) ? withVariables(given, letValues(cmd.let)) : given;
+  const collation = collationOf(cmd);
+  refuseExprWithCollation(filter, collation);
   const sort = optDoc(cmd.sort, 'sort');
   const projection = optDoc(cmd.projection, 'projection');
   const skip = num(cmd.skip) ?? 0;
@@ -107,9 +122,9 @@ export const find: Handler = async (cmd, db, _seq, { storage, cursors }) => {
   const sorted = !!sort && Object.keys(sort).length > 0;
   // Unsorted: natural order, so matching can stop once skip + limit documents are found.
   const slicer = new Slicer(deadlineOf(cmd));
-  const { docs: matched, scores } = await coll.matchSliced(filter, !sorted && limit ? skip + limit : Infinity, slicer);
+  const { docs: matched, scores } = await coll.matchSliced(filter, !sorted && limit ? skip + limit : Infinity, slicer, collation);
   let docs = matched;
-  if (sorted) docs = sortDocs(docs, sort, scores ? (d) => scores.get(d) ?? 0 : undefined);
+  if (sorted) docs = sortDocs(docs, sort, scores ? (d) => scores.get(d) ?? 0 : undefined, stringCompare(collation));
   slicer.check();
   if (skip) docs = docs.slice(skip);
   if (limit) docs = docs.slice(0, limit);
@@ -249,13 +264,15 @@ export const count: Handler = async (cmd, db, _seq, { storage }) => {
   const name = collName(cmd, 'count');
   const coll = storage.getCollection(db, name);
   const query = optDoc(cmd.query, 'query');
+  const collation = collationOf(cmd);
+  refuseExprWithCollation(query, collation);
   checkHint(coll, cmd.hint);
   const skip = num(cmd.skip) ?? 0;
   const limit = Math.abs(num(cmd.limit) ?? 0);
   const slicer = new Slicer(deadlineOf(cmd));
   let n = coll
     ? query && Object.keys(query).length
-      ? (await coll.matchSliced(query, limit ? skip + limit : Infinity, slicer)).docs.length
+      ? (await coll.matchSliced(query, limit ? skip + limit : Infinity, slicer, collation)).docs.length
       : coll.docs.size
     : 0;
   n = Math.max(0, n - skip);
@@ -271,8 +288,11 @@ export const distinct: Handler = async (cmd, db, _seq, { storage }) => {
   checkHint(coll, cmd.hint);
   const values: unknown[] = [];
   const seen = new Set<string>();
+  const query = optDoc(cmd.query, 'query');
+  const collation = collationOf(cmd);
+  refuseExprWithCollation(query, collation);
   if (coll) {
-    for (const d of (await coll.matchSliced(optDoc(cmd.query, 'query'), Infinity, slicer)).docs) {
+    for (const d of (await coll.matchSliced(query, Infinity, slicer, collation)).docs) {
       for (const v of valuesAtPath(d, key.split('.'))) {
         for (const x of Array.isArray(v) ? v : [v]) {
           if (x === undefined) continue;
@@ -285,6 +305,13 @@ export const distinct: Handler = async (cmd, db, _seq, { storage }) => {
       }
     }
   }
-  values.sort(compareBson);
-  return { values, ok: 1 };
+  const strings = stringCompare(collation);
+  if (!strings) {
+    values.sort(compareBson);
+    return { values, ok: 1 };
+  }
+  // With a collation, values equal under it are one value (the first met is kept).
+  const ordered = values.map((v, i) => ({ v, i })).sort((a, b) => compareBson(a.v, b.v, strings) || a.i - b.i);
+  const kept = ordered.filter((x, j) => j === 0 || compareBson(ordered[j - 1].v, x.v, strings) !== 0).map((x) => x.v);
+  return { values: kept, ok: 1 };
 };

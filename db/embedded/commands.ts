@@ -5,7 +5,7 @@
  * error becomes `{ok: 0, errmsg, code, codeName}` (CommandError carries code/codeName, mingo errors
  * map to BadValue).
  */
-import { isPlainObject, type Doc } from './mingo-boundary';
+import { isPlainObject, type Doc } from '../../mql';
 import { checkCommandArgs } from './args';
 import { Codes, codeNameOf, CommandError, fail } from './errors';
 import type { CommandContext, Handler } from './command-context';

@@ -4,7 +4,7 @@
  * ~16 MiB of BSON. Idle cursors are reaped after 10 minutes.
  */
 import { calculateObjectSize, Long } from 'bson';
-import type { Doc } from './mingo-boundary';
+import type { Doc } from '../../mql';
 
 const MAX_BATCH_BYTES = 16 * 1024 * 1024 - 64 * 1024;
 const DEFAULT_FIRST_BATCH = 101;

@@ -2,7 +2,7 @@
  * Embedded MongoDB-wire-compatible server (see the module headers for the split):
  * wire-protocol (framing) → server (TCP) → commands (dispatch; handlers in commands-crud,
  * commands-aggregate, commands-catalog, with update-engine) → storage → collection (+ its
- * collection-indexes and planner; mingo-boundary, text-search, cursors) with optional
+ * collection-indexes and planner; text-search, cursors) with optional
  * persistence (snapshot + journal under dbPath).
  */
 import { Persistence } from './persistence';

@@ -14,7 +14,7 @@
  * mongod. Results are deep copies, so merging into the collection being read is safe.
  */
 import { ObjectId } from 'bson';
-import { bsonTypeName, deepCopy, isPlainObject, runPipeline, valuesAtPath, type Doc } from './mingo-boundary';
+import { bsonTypeName, deepCopy, isPlainObject, runPipeline, valuesAtPath, type Doc } from '../../mql';
 import { fail } from './errors';
 import type { Storage } from './storage';
 import type { Slicer } from './slicer';

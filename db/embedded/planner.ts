@@ -6,7 +6,7 @@
  * A $text filter needs the text index and yields scores. matchSliced is the same scan in time
  * slices (slicer.ts). Also the check that a command's hint names an existing index.
  */
-import { bsonType as bsonTypeOf, compareBson, compileFilter, isPlainObject, type Doc } from './mingo-boundary';
+import { bsonType as bsonTypeOf, compareBson, compileFilter, isPlainObject, type Doc } from '../../mql';
 import { fail } from './errors';
 import type { Slicer } from './slicer';
 import { compileText, type CompiledText, type TextQuery } from './text-search';
@@ -40,15 +40,15 @@ function isIndexableScalar(v: unknown): boolean {
   if (typeof v === 'number') return Number.isFinite(v);
   if (v instanceof Date) return true;
   const t = bsonTypeOf(v);
-  return t === 'ObjectId' || t === 'Long';
+  return t === 'ObjectId' || t === 'Long' || t === 'Decimal128';
 }
 
 /**
  * Stored documents matching a filter (references: callers must not mutate), plus $text scores.
  * Stops after `limit` matches (natural order), for callers that need only the first few.
  */
-export function match(src: ScanSource, filter: Doc | undefined, limit = Infinity): MatchResult {
-  const p = prepareMatch(src, filter, limit);
+export function match(src: ScanSource, filter: Doc | undefined, limit = Infinity, collation?: Doc): MatchResult {
+  const p = prepareMatch(src, filter, limit, collation);
   if ('docs' in p) return p;
   const out: Doc[] = [];
   for (const d of p.source) {
@@ -63,8 +63,14 @@ export function match(src: ScanSource, filter: Doc | undefined, limit = Infinity
  * served meanwhile) and throws MaxTimeMSExpired past the slicer's deadline. Documents written
  * during a pause may or may not be seen, as with a yielding mongod scan.
  */
-export async function matchSliced(src: ScanSource, filter: Doc | undefined, limit: number, slicer: Slicer): Promise<MatchResult> {
-  const p = prepareMatch(src, filter, limit);
+export async function matchSliced(
+  src: ScanSource,
+  filter: Doc | undefined,
+  limit: number,
+  slicer: Slicer,
+  collation?: Doc,
+): Promise<MatchResult> {
+  const p = prepareMatch(src, filter, limit, collation);
   if ('docs' in p) return p;
   const out: Doc[] = [];
   for (const d of p.source) {
@@ -80,10 +86,12 @@ function prepareMatch(
   src: ScanSource,
   filter: Doc | undefined,
   limit: number,
+  collation?: Doc,
 ): MatchResult | { source: Iterable<Doc>; consider: (d: Doc, out: Doc[]) => void; scores?: Map<Doc, number> } {
   const f = filter ?? {};
   const keys = Object.keys(f);
-  if (keys.length === 1 && keys[0] === '_id') {
+  // Index keys compare strings binary: with a collation, every document is tested (no index, no _id lookup).
+  if (keys.length === 1 && keys[0] === '_id' && !collation) {
     const v = f._id;
     if (!isOperatorObject(v) && !(v instanceof RegExp) && !Array.isArray(v) && bsonTypeOf(v) !== 'BSONRegExp') {
       const d = src.docs.get(valueKey(v));
@@ -118,8 +126,8 @@ function prepareMatch(
     rest = { ...f };
     delete rest.$text;
   }
-  const test = compileFilter(rest);
-  const planned = plan(src, rest);
+  const test = compileFilter(rest, collation);
+  const planned = collation ? undefined : plan(src, rest);
   const source: Iterable<Doc> = planned ? inNaturalOrder(src, planned) : src.docs.values();
   const scores = text ? new Map<Doc, number>() : undefined;
   const consider = (d: Doc, out: Doc[]): void => {

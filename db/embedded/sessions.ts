@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import { Binary } from 'bson';
-import { bsonTypeName, deepCopy, isPlainObject, type Doc } from './mingo-boundary';
+import { bsonTypeName, deepCopy, isPlainObject, type Doc } from '../../mql';
 import { fail } from './errors';
 import { valueKey } from './value-key';
 

@@ -2,7 +2,7 @@
  * In-memory storage: databases → collections (collection.ts), their creation and dropping, and
  * journal replay. Every mutation is reported to an optional journal hook (see persistence.ts).
  */
-import type { Doc } from './mingo-boundary';
+import type { Doc } from '../../mql';
 import { fail } from './errors';
 import { Collection } from './collection';
 import type { IndexSpec } from './collection-indexes';

@@ -3,7 +3,7 @@
  * mongod's nesting depth and BSON size limits; and byte-identical comparison (an update that changes no byte stores nothing).
  */
 import { BSON, calculateObjectSize } from 'bson';
-import { isPlainObject, type Doc } from './mingo-boundary';
+import { isPlainObject, type Doc } from '../../mql';
 import { fail } from './errors';
 import { MAX_BSON_OBJECT_SIZE } from './wire-protocol';
 

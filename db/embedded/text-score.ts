@@ -2,7 +2,7 @@
  * {$meta: 'textScore'} outside the scan that computes the scores: in find projections, and in
  * aggregation stages, where the score rides along in a hidden field (TEXT_SCORE_FIELD).
  */
-import { compileProjection, isPlainObject, type Doc } from './mingo-boundary';
+import { compileProjection, isPlainObject, type Doc } from '../../mql';
 
 export const TEXT_SCORE_FIELD = '__embeddedTextScore';
 

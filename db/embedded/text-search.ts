@@ -10,7 +10,7 @@
  * Score: Σ over indexed fields of weight × Σ over matched terms of (0.5 + 0.5·count/tokens)·count
  * — monotone in occurrences and weights, not numerically identical to mongod.
  */
-import type { Doc } from './mingo-boundary';
+import type { Doc } from '../../mql';
 import { fail as failWith } from './errors';
 
 export interface TextIndexInfo {

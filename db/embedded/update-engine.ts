@@ -3,8 +3,8 @@
  * one document (mongod's checks first: conflicting paths, $inc/$mul type checks and exact 64-bit
  * $inc), and building the document an upsert inserts from the query's equality fields.
  */
-import { Long, ObjectId } from 'bson';
-import { bsonTypeName, deepCopy, isPlainObject, mingoUpdate, runPipeline, type Doc } from './mingo-boundary';
+import { ObjectId } from 'bson';
+import { arithmetic, bsonTypeName, deepCopy, isNumeric, isPlainObject, mingoUpdate, runPipeline, type Doc } from '../../mql';
 import { fail } from './errors';
 import { isOperatorObject } from './planner';
 import { idFirst, sameBson } from './stored-doc';
@@ -101,8 +101,6 @@ function checkConflicts(mods: Doc): void {
   }
 }
 
-const NUMERIC = new Set(['int', 'long', 'double', 'decimal']);
-
 /** The value at a plain dotted path (no positional operators), and whether the path exists. */
 function lookup(doc: Doc, path: string): { found: boolean; value?: unknown } {
   let cur: unknown = doc;
@@ -116,15 +114,17 @@ function lookup(doc: Doc, path: string): { found: boolean; value?: unknown } {
 }
 
 /**
- * $inc/$mul as mongod: a non-numeric argument or target (null included) is TypeMismatch (14);
- * $inc on or by a 64-bit integer is exact 64-bit arithmetic (rewritten to a $set here).
+ * $inc/$mul as mongod: a non-numeric argument or target (null included) is TypeMismatch (14); the
+ * result follows mongod's numeric promotion (mql arithmetic: int32 overflowing into a long, long
+ * with double a double, anything with a Decimal128 a Decimal128; a long overflow is refused). For
+ * plain paths the result is computed here and applied as a $set; positional paths stay with mingo.
  */
 function checkArithmetic(doc: Doc, mods: Doc): void {
   for (const op of ['$inc', '$mul'] as const) {
     const spec = mods[op];
     if (!isPlainObject(spec)) continue;
     for (const [path, by] of Object.entries(spec)) {
-      if (!NUMERIC.has(bsonTypeName(by))) {
+      if (!isNumeric(by)) {
         throw fail(
           'TypeMismatch',
           `Cannot ${op === '$inc' ? 'increment' : 'multiply'} with non-numeric argument: {${path}: ${JSON.stringify(by)}}`,
@@ -132,22 +132,24 @@ function checkArithmetic(doc: Doc, mods: Doc): void {
       }
       if (path.includes('$')) continue;
       const at = lookup(doc, path);
-      if (at.found && !NUMERIC.has(bsonTypeName(at.value))) {
+      if (at.found && !isNumeric(at.value)) {
         throw fail(
           'TypeMismatch',
           `Cannot apply ${op} to a value of non-numeric type. {_id: ${JSON.stringify(String(doc._id))}} has the field '${path.split('.').pop()}' of non-numeric type ${bsonTypeName(at.value)}`,
         );
       }
-      const cur = at.found ? at.value : 0;
-      const types = [bsonTypeName(cur), bsonTypeName(by)];
-      if (op === '$inc' && types.includes('long') && !types.includes('decimal') && !types.includes('double')) {
-        const sum = BigInt(String(cur)) + BigInt(String(by));
-        mods.$set = { ...((mods.$set as Doc | undefined) ?? {}), [path]: Long.fromBigInt(sum) };
-        const rest = { ...(mods.$inc as Doc) };
-        delete rest[path];
-        if (Object.keys(rest).length) mods.$inc = rest;
-        else delete mods.$inc;
+      const result = arithmetic(op === '$inc' ? 'add' : 'mul', at.found ? at.value : 0, by);
+      if (result === undefined) {
+        throw fail(
+          'BadValue',
+          `Failed to apply ${op} operations to current value (${String(at.value)}) for document {_id: ${JSON.stringify(String(doc._id))}}`,
+        );
       }
+      mods.$set = { ...((mods.$set as Doc | undefined) ?? {}), [path]: result };
+      const rest = { ...(mods[op] as Doc) };
+      delete rest[path];
+      if (Object.keys(rest).length) mods[op] = rest;
+      else delete mods[op];
     }
   }
 }

@@ -6,7 +6,7 @@
  * commands on a view are refused with CommandNotSupportedOnView (166); drop removes the view,
  * collMod changes its viewOn/pipeline. Called by the dispatcher (commands.ts) before the handlers.
  */
-import { compareBson, isPlainObject, valuesAtPath, deepCopy, type Doc } from './mingo-boundary';
+import { compareBson, isPlainObject, valuesAtPath, deepCopy, type Doc } from '../../mql';
 import { fail } from './errors';
 import type { CommandContext } from './command-context';
 import { aggregate } from './commands-aggregate';

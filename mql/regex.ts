@@ -3,8 +3,8 @@
  * backtracking), never on JavaScript's backtracking RegExp. `^(a+)+$` against 28 `a`s and a `!`
  * takes microseconds here, seconds in RegExp.
  *
- * Used by mingo-boundary.ts for the `$regex` query operator and the `$regexMatch`, `$regexFind`,
- * `$regexFindAll` expression operators, so the embedded database and the cache matcher
+ * Used for the `$regex` query operator (query.ts) and the `$regexMatch`, `$regexFind`,
+ * `$regexFindAll` expression operators (engine.ts), so the embedded database and the cache matcher
  * (cache/matcher.ts) both match with it. A pattern RE2 cannot run (backreferences, lookaround) is
  * refused with MongoDB's "invalid regular expression" code 51091, which the API answers with 400.
  *
@@ -12,8 +12,9 @@
  * accepted (RE2 is Unicode-aware); `x` (extended) is refused, as JavaScript's parser refuses it.
  */
 import { RE2JS } from 're2js';
+import { ServerCodes } from './codes';
 
-const INVALID_REGEX = 51091;
+const INVALID_REGEX = ServerCodes.Location51091;
 
 const invalid = (message: string) => Object.assign(new Error(`Regular expression is invalid: ${message}`), { code: INVALID_REGEX });
 
@@ -76,7 +77,7 @@ export function linearRegex(pattern: unknown, options = ''): RE2JS {
   const bson = pattern as { _bsontype?: string; pattern?: string; options?: string } | null;
   if (bson && typeof bson === 'object' && bson._bsontype === 'BSONRegExp')
     return compileText(String(bson.pattern), String(bson.options ?? ''));
-  if (typeof pattern !== 'string') throw Object.assign(new Error('$regex has to be a string'), { code: 2 });
+  if (typeof pattern !== 'string') throw Object.assign(new Error('$regex has to be a string'), { code: ServerCodes.BadValue });
   return compileText(pattern, options);
 }
 
@@ -96,23 +97,7 @@ export function linearExec(re: RE2JS, s: string, from = 0): { match: string; ind
 
 /* Loaded at run time: tsconfig's moduleResolution "node" ignores package "exports" subpaths. */
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { resolve, ensureArray, flatten } = require('mingo/util') as {
-  resolve(obj: unknown, selector: string, opts: { unwrapArray: boolean }): unknown;
-  ensureArray(v: unknown): unknown[];
-  flatten(v: unknown[], depth: number): unknown[];
-};
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const { evalExpr } = require('mingo/core') as { evalExpr(obj: unknown, expr: unknown, options: unknown): unknown };
-
-/** The `$regex` query operator (mingo's shape: a predicate factory). Same array traversal as mingo's. */
-export function $regex(selector: string, value: unknown): (obj: Record<string, unknown>) => boolean {
-  const re = linearRegex(value);
-  const match = (x: unknown) => typeof x === 'string' && re.test(x);
-  return (obj) => {
-    const lhs = ensureArray(resolve(obj, selector, { unwrapArray: true }));
-    return lhs.some(match) || flatten(lhs, 1).some(match);
-  };
-}
 
 interface RegexArgs {
   input?: unknown;

@@ -1,0 +1,148 @@
+/**
+ * mingo, with mongod's semantics where they differ, as one operator context shared by everything
+ * that matches, projects, aggregates or updates (the embedded database and the cache's matcher):
+ *
+ * - Field conditions ($eq, $gt, $in, $elemMatch, $size, $type, $regex, …): query.ts — BSON
+ *   comparison across numeric kinds, mongod's array path walk, RE2 regular expressions (regex.ts).
+ * - Sort: mingo ranks unknown types (ObjectId, Long, Decimal128, …) after everything else and
+ *   compares arrays as sorted sets; `$sort` here is compare.ts's sortDocs (BSON order, an array
+ *   sorts by its smallest element ascending and its largest descending).
+ * - `$sum`/`$avg` add Longs and Decimal128s with mongod's type promotion (numbers.ts); mingo's
+ *   skip them.
+ * - `$regexMatch`/`$regexFind`/`$regexFindAll` run on RE2.
+ * - Equality of ObjectId/Date elsewhere (mingo's isEqual) compares ObjectIds by hex and Dates by
+ *   time, which matches mongod.
+ * - Copies: documents handed to mingo are either stored documents that mingo only reads (match,
+ *   projection) or the caller's own deep copies (update, aggregate), so mingo never mutates stored data.
+ */
+import { Aggregator, Context, Query } from 'mingo';
+import { stringCompare } from './collation';
+import { sortDocs, type SortSpec } from './compare';
+import { avgOf, sumOf } from './numbers';
+import * as fieldOps from './query';
+import { $regexFind, $regexFindAll, $regexMatch } from './regex';
+import type { Doc } from './values';
+
+/* tsconfig uses moduleResolution "node", which ignores package "exports" subpaths; load at runtime. */
+interface Iterator {
+  transform(f: (items: unknown[]) => unknown): Iterator;
+}
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { Lazy } = require('mingo/lazy') as { Lazy: (src: unknown[]) => Iterator };
+type Options = NonNullable<ConstructorParameters<typeof Query>[1]>;
+
+type Accumulator = (coll: unknown[], expr: unknown, options: unknown) => unknown;
+type OpTable = Record<string, unknown>;
+const load = (m: string): OpTable => require(m) as OpTable; // eslint-disable-line @typescript-eslint/no-require-imports
+const mingoAccumulators = load('mingo/operators/accumulator');
+const push = mingoAccumulators.$push as Accumulator;
+
+const $sum: Accumulator = (coll, expr, options) => sumOf(push(coll, expr, options) as unknown[]);
+const $avg: Accumulator = (coll, expr, options) => avgOf(push(coll, expr, options) as unknown[]);
+const $sort = (coll: Iterator, spec: SortSpec, options?: { collation?: unknown }): Iterator => {
+  const strings = stringCompare(options?.collation);
+  return coll.transform((docs: unknown[]) => Lazy(sortDocs(docs as Doc[], spec, undefined, strings)));
+};
+
+/*
+ * Context.from() merges left-to-right with the FIRST definition winning, and mingo's exported
+ * Query/Aggregator always put mingo's own context first, so overrides passed through options are
+ * ignored. We therefore build the complete operator context ourselves and use the unwrapped base
+ * classes (mingo/query, mingo/aggregator), which take the context from options as is.
+ */
+const BaseQuery = (require('mingo/query') as { Query: typeof Query }).Query; // eslint-disable-line @typescript-eslint/no-require-imports
+const BaseAggregator = (require('mingo/aggregator') as { Aggregator: typeof Aggregator }).Aggregator; // eslint-disable-line @typescript-eslint/no-require-imports
+
+const { $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists, $regex, $size, $mod, $type } = fieldOps;
+const compileSub = (filter: Doc, options: unknown): ((d: Doc) => boolean) => {
+  const q = new BaseQuery(filter, (options as Options | undefined) ?? baseOptions);
+  return (d) => q.test(d);
+};
+const CONTEXT = Context.init({
+  accumulator: { ...mingoAccumulators, $sum, $avg },
+  expression: { ...load('mingo/operators/expression'), $regexMatch, $regexFind, $regexFindAll },
+  pipeline: { ...load('mingo/operators/pipeline'), $sort },
+  projection: load('mingo/operators/projection'),
+  query: {
+    ...load('mingo/operators/query'),
+    ...{ $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists, $regex, $size, $mod, $type },
+    ...fieldOps.arrayOperators(compileSub),
+  },
+  window: load('mingo/operators/window'),
+} as never);
+
+export type CollectionResolver = (name: string) => Doc[];
+
+export function mingoOptions(resolver?: CollectionResolver): Options {
+  return {
+    idKey: '_id',
+    useStrictMode: true,
+    scriptEnabled: false,
+    context: CONTEXT,
+    ...(resolver ? { collectionResolver: resolver as Options['collectionResolver'] } : {}),
+  };
+}
+
+const baseOptions = mingoOptions();
+
+/**
+ * A query filter compiled once: a predicate with mongod's matching semantics, strings compared by
+ * `collation` when given (collation.ts). Throws on a filter mongod refuses.
+ */
+export function compileFilter(filter: Doc, collation?: Doc): (doc: Doc) => boolean {
+  if (Object.keys(filter).length === 0) return () => true;
+  const q = new BaseQuery(
+    filter,
+    collation && stringCompare(collation) ? { ...baseOptions, collation: collation as unknown as Options['collation'] } : baseOptions,
+  );
+  return (doc) => q.test(doc);
+}
+
+/**
+ * Runs a pipeline; `variables` are a command's `let` values (letValues), seen as `$$name`;
+ * `collation` applies to `$match` and `$sort` (the caller refuses it with stages it would not reach).
+ */
+export function runPipeline(docs: Doc[], pipeline: Doc[], resolver?: CollectionResolver, variables?: Doc, collation?: Doc): Doc[] {
+  const options = {
+    ...mingoOptions(resolver),
+    ...(variables ? { variables } : {}),
+    ...(collation ? { collation: collation as unknown as Options['collation'] } : {}),
+  };
+  return new BaseAggregator(pipeline, options).run(docs) as Doc[];
+}
+
+/** The values of a command's `let`: each an expression, evaluated once without a document (as mongod). */
+export function letValues(lets: Doc): Doc {
+  const out: Doc = {};
+  for (const [name, expr] of Object.entries(lets)) {
+    const [row] = new BaseAggregator([{ $project: { _id: 0, v: { $let: { vars: {}, in: expr } } } }], baseOptions).run([{}]) as Doc[];
+    out[name] = row?.v ?? null;
+  }
+  return out;
+}
+
+/** A filter whose `$expr` clauses (top level, or in $and/$or/$nor) see `variables` as `$$name`. */
+export function withVariables(filter: Doc, variables: Doc): Doc {
+  const vars: Doc = {};
+  for (const [k, v] of Object.entries(variables)) vars[k] = { $literal: v };
+  const rewrite = (f: Doc): Doc => {
+    const out: Doc = {};
+    for (const [k, v] of Object.entries(f)) {
+      if (k === '$expr') out[k] = { $let: { vars, in: v } };
+      else if ((k === '$and' || k === '$or' || k === '$nor') && Array.isArray(v))
+        out[k] = v.map((sub) => (sub !== null && typeof sub === 'object' && !Array.isArray(sub) ? rewrite(sub as Doc) : sub));
+      else out[k] = v;
+    }
+    return out;
+  };
+  return rewrite(filter);
+}
+
+/** Compile a find() projection once; returns a per-document transform. */
+export function compileProjection(projection: Doc | undefined): ((d: Doc) => Doc) | undefined {
+  if (!projection || Object.keys(projection).length === 0) return undefined;
+  const q = new BaseQuery({}, baseOptions);
+  return (d) => (q.find([d], projection).all()[0] as Doc) ?? {};
+}
+
+export { update as mingoUpdate } from 'mingo';
