@@ -27,6 +27,7 @@ export const Codes = {
   ViewDepthLimitExceeded: 149,
   CommandNotSupportedOnView: 166,
   OptionNotSupportedOnView: 167,
+  AmbiguousIndexKeyPattern: 181,
   DuplicateKey: 11000,
   BSONObjectTooLarge: 10334,
   Location15975: 15975,
