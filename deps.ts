@@ -28,7 +28,7 @@ export async function createAppDeps(
 ): Promise<BuiltDeps> {
   const db = client.db(config.mongoDbName);
   const collection = db.collection<RerumDocument>(config.mongoCollection);
-  await ensureIndexes(collection, config);
+  await ensureIndexes(collection, config, logger);
   const cache = createReadCache(config, logger);
   return {
     config,

@@ -13,6 +13,9 @@ import { sendBulkWritten, sendWritten } from './respond';
  * A `Slug` header names a new object's alternative id segment; it must be free. An empty one is no
  * slug (as the reference). A Slug in the server's own id format (24 hex digits) is refused: it could
  * be, or later become, another object's `_id`, and `/v1/id/{segment}` would answer with the wrong one.
+ * The lookup here answers the common case (and refuses a slug equal to an existing `_id`); two
+ * requests claiming one slug at once can both pass it, and the unique slug index (db/indexes.ts)
+ * refuses the second write: 'IdTaken', the same 409.
  */
 export async function claimSlug(kit: Kit, slug: string | undefined): Promise<string | undefined> {
   const s = slug?.trim();
@@ -30,7 +33,8 @@ const ID_ATTEMPTS = 5;
  * Insert documents made by `make` from one id per item: the client's valid `_id` where it gave one
  * (`clientIds[i]`), else a freshly drawn one. No lookup comes first: the unique `_id` index is the
  * check, and a duplicate key on a drawn id (practically never: ids end in 5 random bytes, see newId)
- * draws again; one on a client's id is 'IdTaken' (409). One round trip in the usual case.
+ * draws again; one on a client's id, or on the slug (the unique slug index, db/indexes.ts), is
+ * 'IdTaken' (409). One round trip in the usual case.
  */
 async function insertWithFreshIds(
   kit: Kit,
@@ -45,7 +49,8 @@ async function insertWithFreshIds(
       else await kit.store.insertAll(docs);
       return docs;
     } catch (err) {
-      if (!(err instanceof IdTakenError) || attempt >= ID_ATTEMPTS) throw err;
+      // a slug another document holds stays taken whatever the id: 409 at once
+      if (!(err instanceof IdTakenError) || err.slugTaken || attempt >= ID_ATTEMPTS) throw err;
       const drawn = ids.map((id, i) => (clientIds[i] === undefined ? i : -1)).filter((i) => i >= 0);
       // a client's own id that is taken stays taken: answer 409 at once
       if (drawn.length === 0 || (err.takenId !== undefined && clientIds.includes(err.takenId))) throw err;

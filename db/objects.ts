@@ -25,12 +25,12 @@
 import type { AggregateOptions, Collection, Document, Filter, FindOptions } from 'mongodb';
 import type { ObjectChange } from '../types/contracts';
 import type { Replacement, RerumDocument, StoredDocument } from '../types/rerum';
-import { DomainError, concurrentChange, idTaken, writeFailed } from '../rerum/errors';
+import { DomainError, IdTakenError, concurrentChange, idTaken, slugTaken, writeFailed } from '../rerum/errors';
 import { isDeleted, treeRootOf } from '../rerum/metadata';
 import { segmentOf } from '../rerum/ids';
 import { withNextVersions } from '../rerum/tree';
 import { hasCode } from '../mql';
-import { ensureTextIndex } from './indexes';
+import { SLUG_INDEX_NAME, ensureTextIndex } from './indexes';
 
 /** Told every stored state a write touched; awaited before the write's caller may answer. */
 export type ChangeSink = (changes: ObjectChange[]) => Promise<void>;
@@ -40,11 +40,20 @@ type Stored = Collection<RerumDocument>;
 type ReadView = Pick<Stored, 'find' | 'findOne' | 'aggregate' | 'countDocuments'>;
 
 const isDuplicateKey = (err: unknown) => hasCode(err, 'DuplicateKey');
-/** The `_id` a duplicate-key error names, when the database said (MongoServerError.keyValue). */
-const duplicateId = (err: unknown): string | undefined => {
-  const id = (err as { keyValue?: { _id?: unknown } } | null)?.keyValue?._id;
-  return typeof id === 'string' ? id : undefined;
-};
+
+/**
+ * A duplicate-key error as 'IdTaken': on the slug (the unique slug index) or on the `_id` (with the
+ * `_id` when the database said which). The key is read from `keyPattern`/`keyValue`, or, where the
+ * driver does not pass those on (insertMany's write errors), from the index the message names.
+ */
+function takenKey(err: unknown): IdTakenError {
+  const e = err as { keyPattern?: object; keyValue?: { _id?: unknown }; errmsg?: unknown; message?: unknown };
+  const fields = Object.keys(e.keyPattern ?? e.keyValue ?? {});
+  const index = /\bindex: (\S+) dup key/.exec(String(e.errmsg ?? e.message ?? ''))?.[1];
+  if (fields.includes('__rerum.slug') || index === SLUG_INDEX_NAME) return slugTaken();
+  const id = e.keyValue?._id;
+  return idTaken(typeof id === 'string' ? id : undefined);
+}
 
 /** Matches `doc` only while it is still in the state it was read in. */
 function unchanged(doc: StoredDocument): Filter<RerumDocument> {
@@ -81,7 +90,7 @@ class WriteSteps {
       if (docs.length === 1) await this.collection.insertOne(docs[0]);
       else await this.collection.insertMany(docs, { ordered: true });
     } catch (err) {
-      if (isDuplicateKey(err)) throw idTaken(duplicateId(err));
+      if (isDuplicateKey(err)) throw takenKey(err);
       throw err;
     }
   }
@@ -105,6 +114,8 @@ class WriteSteps {
       return await op();
     } catch (err) {
       this.note(...mayHaveChanged);
+      // a unique index refused the new state (a release's slug that another document holds)
+      if (isDuplicateKey(err)) throw takenKey(err);
       throw err;
     }
   }
@@ -324,7 +335,8 @@ export class ObjectStore {
   /**
    * Apply replacements in order, each only if its document is unchanged since it was read. If one
    * fails, those already applied are put back and the error is thrown: 'ConcurrentChange' when a
-   * document was changed meanwhile, 'WriteFailed' otherwise.
+   * document was changed meanwhile, 'IdTaken' when a unique index refused a new state (a slug
+   * another document holds), 'WriteFailed' otherwise.
    */
   replaceAll(replacements: Replacement[]): Promise<void> {
     return this.write(async (w) => {
@@ -336,7 +348,7 @@ export class ObjectStore {
         }
       } catch (err) {
         for (const r of done.reverse()) await w.replace({ before: r.after, after: r.before }).catch(() => undefined);
-        if (err instanceof DomainError && err.kind === 'ConcurrentChange') throw err;
+        if (err instanceof DomainError && (err.kind === 'ConcurrentChange' || err.kind === 'IdTaken')) throw err;
         throw writeFailed(`The change could not be stored: ${(err as Error).message}. Nothing was changed.`);
       }
     });

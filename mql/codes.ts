@@ -27,6 +27,7 @@ export const ServerCodes = {
   ViewDepthLimitExceeded: 149,
   CommandNotSupportedOnView: 166,
   OptionNotSupportedOnView: 167,
+  AmbiguousIndexKeyPattern: 181,
   DuplicateKey: 11000,
   BSONObjectTooLarge: 10334,
   /** An expression operator given the wrong number of arguments. */

@@ -29,13 +29,20 @@ export class DomainError extends Error {
 }
 
 export const invalidId = (message: string) => new DomainError('InvalidId', message);
-/** The `_id` or Slug is in use; `takenId` is the `_id` the database refused, when it said which. */
+/**
+ * The `_id` or Slug is in use. `takenId` is the `_id` the database refused, when it said which;
+ * `slugTaken` says the clash was on the slug (another document holds it), not on an `_id`.
+ */
 export class IdTakenError extends DomainError {
-  constructor(public readonly takenId?: string) {
+  constructor(
+    public readonly takenId?: string,
+    public readonly slugTaken = false,
+  ) {
     super('IdTaken', 'The id provided already exists.  Please use a different _id or Slug.');
   }
 }
 export const idTaken = (takenId?: string) => new IdTakenError(takenId);
+export const slugTaken = () => new IdTakenError(undefined, true);
 export const concurrentChange = (what: string) =>
   new DomainError(
     'ConcurrentChange',

@@ -364,6 +364,33 @@ describe('indexes', () => {
     await c.dropIndex('tags_1_other_-1');
     expect(await ns({ tags: 'z' })).toEqual([1]);
   });
+  test('indexes on one key pattern are told apart by unique, sparse and partial filter (mongod 5.0+)', async () => {
+    const c = coll('signature');
+    const codeOf = (p: Promise<unknown>) => p.then(() => 0).catch((e: MongoServerError) => e.code);
+    await c.insertMany([{ s: { x: 'a' } }, { s: { x: null } }, { s: { x: null } }, {}, {}]);
+    await c.createIndex({ 's.x': 1 }, { name: 'plain' });
+    await c.createIndex({ 's.x': 1 }, { name: 'uniq_partial', unique: true, partialFilterExpression: { 's.x': { $gt: '' } } });
+    await c.createIndex({ 's.x': 1 }, { name: 'sparse', sparse: true });
+    expect((await c.listIndexes().toArray()).map((i) => i.name)).toEqual(['_id_', 'plain', 'uniq_partial', 'sparse']);
+    // the same signature under another name; another signature under a taken name
+    expect(await codeOf(c.createIndex({ 's.x': 1 }, { name: 'plain_again' }))).toBe(85);
+    expect(await codeOf(c.createIndex({ 's.x': 1 }, { name: 'plain', unique: true }))).toBe(86);
+    // a unique sparse index keeps nulls: two documents with s.x null collide
+    expect(await codeOf(c.createIndex({ 's.x': 1 }, { name: 'uniq_sparse', unique: true, sparse: true }))).toBe(11000);
+    // the partial one holds non-empty strings only
+    await c.insertMany([{ s: { x: null } }, { s: { x: '' } }, { s: { x: '' } }, { s: { x: 5 } }, { s: { x: 5 } }]);
+    const dup = await c.insertOne({ s: { x: 'a' } }).catch((e: MongoServerError) => e);
+    expect(dup).toMatchObject({ code: 11000, keyPattern: { 's.x': 1 }, keyValue: { 's.x': 'a' } });
+    expect((dup as MongoServerError).message).toMatch(/index: uniq_partial dup key/);
+    await expect(c.updateOne({ 's.x': '' }, { $set: { 's.x': 'a' } })).rejects.toMatchObject({ code: 11000 });
+    expect(await c.countDocuments({ 's.x': 'a' })).toBe(1);
+    // dropping by a key pattern several indexes share is ambiguous; by name it is not
+    expect(await codeOf(c.dropIndex({ 's.x': 1 } as unknown as string))).toBe(181);
+    await c.dropIndex('plain');
+    await c.dropIndex('sparse');
+    expect((await c.listIndexes().toArray()).map((i) => i.name)).toEqual(['_id_', 'uniq_partial']);
+    expect(await c.countDocuments({ 's.x': 'a' })).toBe(1);
+  });
   test('listIndexes / dropIndex / listCollections / drop', async () => {
     const c = coll('idx');
     await c.insertOne({ a: 1 });

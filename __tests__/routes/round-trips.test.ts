@@ -4,6 +4,7 @@
  * findOneAnd* pre-images are kept (`insert` before `findAndModify`).
  */
 import type { CommandStartedEvent } from 'mongodb';
+import { ObjectStore } from '../../db/objects';
 import * as ids from '../../rerum/ids';
 import { startHarness, type Harness, type Obj } from './helpers';
 
@@ -63,6 +64,22 @@ test('create: a drawn id that is taken is drawn again; a client _id that is take
   expect((await h.stored(made['@id']))?.a).toBe('second');
   jest.restoreAllMocks();
   expect(await trips(() => expectStatus(h.authed('post', '/v1/api/create').send({ _id: takenId, a: 'third' }), 409))).toEqual(['insert']);
+});
+
+test('a Slug the unique index finds taken (the lookup missed it, as when two requests race): 409 at once, no id drawn again', async () => {
+  const slug = `raced-${Date.now()}`;
+  await expectStatus(h.authed('post', '/v1/api/create').set('Slug', slug).send({ a: 1 }), 201);
+  const b = await h.create({ b: 1 });
+  // the Slug lookup answers "free", as it does for every request of a race that reads before any writes
+  jest.spyOn(ObjectStore.prototype, 'exists').mockResolvedValue(false);
+  const created = await trips(() => expectStatus(h.authed('post', '/v1/api/create').set('Slug', slug).send({ a: 2 }), 409));
+  expect(created).toEqual(['insert']);
+  expect(await trips(() => expectStatus(h.authed('patch', `/v1/api/release/${h.seg(b)}`).set('Slug', slug), 409))).toEqual([
+    'find',
+    'findAndModify',
+  ]);
+  expect((await h.stored(b['@id']))?.__rerum.isReleased).toBe('');
+  expect(await h.srv.collection.countDocuments({ '__rerum.slug': slug })).toBe(1);
 });
 
 test('bulkCreate: one insert for all items', async () => {

@@ -30,6 +30,23 @@ function formatKeyValue(v: unknown): string {
   return String(v);
 }
 
+/**
+ * What tells two indexes apart, as mongod (5.0 and later) does: the key pattern, unique, sparse, the
+ * partial filter, the collation and the wildcard projection. Indexes on one key pattern may coexist
+ * when one of the others differs (a unique index beside a plain one, say); other options (a TTL,
+ * weights) do not make an index distinct.
+ */
+function signatureOf(spec: IndexSpec): string {
+  return EJSON.stringify({
+    key: spec.key,
+    unique: !!spec.unique,
+    sparse: !!spec.sparse,
+    partialFilterExpression: spec.partialFilterExpression ?? null,
+    collation: spec.collation ?? null,
+    wildcardProjection: spec.wildcardProjection ?? null,
+  });
+}
+
 interface UniqueIndex {
   spec: IndexSpec;
   fields: string[];
@@ -190,23 +207,20 @@ export class CollectionIndexes {
    * must not find duplicates). False when an identical index already exists.
    */
   prepareCreate(spec: IndexSpec, docs: Map<string, Doc>): false | (() => void) {
-    const keyString = EJSON.stringify(spec.key);
+    const signature = signatureOf(spec);
     const sameName = this.specs.find((i) => i.name === spec.name);
-    const sameKey = this.specs.find((i) => EJSON.stringify(i.key) === keyString);
+    const sameSignature = this.specs.find((i) => signatureOf(i) === signature);
     if (sameName) {
-      if (EJSON.stringify(sameName.key) !== keyString) {
+      if (signatureOf(sameName) !== signature) {
         throw fail(
           'IndexKeySpecsConflict',
           `An existing index has the same name as the requested index. When index names are not specified, they are auto generated and can cause conflicts. Please refer to our documentation. Requested index: ${EJSON.stringify(spec)}, existing index: ${EJSON.stringify(sameName)}`,
         );
       }
-      if (!!sameName.unique !== !!spec.unique) {
-        throw fail('IndexOptionsConflict', `An existing index has the same name as the requested index: ${spec.name}`);
-      }
       return false;
     }
-    if (sameKey) {
-      throw fail('IndexOptionsConflict', `Index already exists with a different name: ${sameKey.name}`);
+    if (sameSignature) {
+      throw fail('IndexOptionsConflict', `Index already exists with a different name: ${sameSignature.name}`);
     }
     const isText = Object.values(spec.key).includes('text');
     if (isText && this.textIndex()) {

@@ -149,9 +149,15 @@ export const dropIndexes: Handler = (cmd, db, _seq, { storage }) => {
   } else if (Array.isArray(which)) {
     for (const n of which) coll.dropIndex(String(n));
   } else if (isPlainObject(which)) {
-    const i = coll.indexes.find((x) => sameBson(x.key, which));
-    if (!i) throw fail('IndexNotFound', `can't find index with key: ${JSON.stringify(which)}`);
-    coll.dropIndex(i.name);
+    const matching = coll.indexes.filter((x) => sameBson(x.key, which));
+    if (!matching.length) throw fail('IndexNotFound', `can't find index with key: ${JSON.stringify(which)}`);
+    if (matching.length > 1) {
+      throw fail(
+        'AmbiguousIndexKeyPattern',
+        `${matching.length} indexes found for key: ${JSON.stringify(which)}, identify by name instead. Conflicting indexes: ${matching.map((x) => x.name).join(', ')}`,
+      );
+    }
+    coll.dropIndex(matching[0].name);
   } else throw fail('TypeMismatch', 'invalid index specification');
   return { nIndexesWas, ok: 1 };
 };
