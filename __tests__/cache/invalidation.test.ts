@@ -3,7 +3,8 @@
  * Entries are filled the way the middleware fills them (key info + serialized body).
  */
 import { planFromChanges } from '../../cache/invalidation';
-import { idKey, queryKey, searchKey, type KeyInfo } from '../../cache/keys';
+import { idKey, queryKey, searchKey } from '../../cache/keys';
+import type { KeyInfo } from '../../cache/kinds';
 import { WorkerCache } from '../../cache/worker-cache';
 import type { ObjectChange } from '../../types/contracts';
 import type { RerumDocument } from '../../types/rerum';

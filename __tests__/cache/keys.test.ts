@@ -1,5 +1,6 @@
 import type { Request } from 'express';
-import { canonicalFilter, keyForRequest, queryKey, searchKey, stableStringify } from '../../cache/keys';
+import { canonicalFilter, queryKey, searchKey, stableStringify } from '../../cache/keys';
+import { keyForRequest } from '../../cache/kinds';
 import { idSegment, idSegmentsOf, treeSegmentsOf } from '../../cache/rerum-ids';
 import { doc, ID_PREFIX } from './support/fixtures';
 
