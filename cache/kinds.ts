@@ -14,10 +14,13 @@
  * without its index or rules. invalidation.ts and worker-cache.ts only read the table.
  */
 import type { Request } from 'express';
+import { namesOf } from '../rerum/document';
+import { segmentIn } from '../rerum/ids';
+import { isDeleted, treeRootOf } from '../rerum/metadata';
 import { SEARCHABLE_FIELDS } from '../rerum/search-fields';
+import type { RerumDocument, StoredDocument } from '../types/rerum';
 import { gogRequestKey, queryRequestKey, searchRequestKey, segmentRequestKey } from './keys';
 import { valuesAtPath } from './query-index';
-import { idSegmentsOf, treeSegmentsOf } from './rerum-ids';
 
 type Loose = Record<string, unknown>;
 
@@ -56,10 +59,39 @@ const EVERY_TAG = [EVERY] as const;
 const ALL_STALE: ReadonlySet<string> = new Set([EVERY]);
 const NONE_STALE: ReadonlySet<string> = new Set();
 
+/**
+ * A stored document, and for a tombstone also the object it replaced (`__deleted.object`): what a
+ * request could have been answered with before the write.
+ */
+function statesOf(doc: Loose): RerumDocument[] {
+  const replaced = isDeleted(doc as StoredDocument) ? (doc as { __deleted?: { object?: unknown } }).__deleted?.object : undefined;
+  return (replaced && typeof replaced === 'object' ? [doc, replaced] : [doc]) as RerumDocument[];
+}
+
+/** Every id segment `/v1/id/<segment>` can find this document (or the object it replaced) by. */
+export function idSegmentsOf(doc: Loose): string[] {
+  return [...new Set(statesOf(doc).flatMap(namesOf))];
+}
+
+/**
+ * The version trees this document belongs to, named by their roots' segments, plus its own id
+ * segments: a history/since entry is tagged with the segment it was requested under.
+ */
+export function treeSegmentsOf(doc: Loose): string[] {
+  const out = new Set<string>();
+  for (const s of statesOf(doc)) {
+    const history = (s.__rerum as Partial<RerumDocument['__rerum']> | undefined)?.history;
+    const root = history && typeof history === 'object' ? segmentIn(treeRootOf(s)) : undefined;
+    if (root) out.add(root);
+  }
+  for (const seg of idSegmentsOf(doc)) out.add(seg);
+  return [...out];
+}
+
 /** Every id segment the written documents can be requested under (`/v1/id/<segment>`). */
 const idsOf = (docs: readonly Loose[]): ReadonlySet<string> => new Set(docs.flatMap(idSegmentsOf));
 
-/** The version trees the written documents belong to, named by their roots' segments. */
+/** The version trees the written documents belong to. */
 const treesOf = (docs: readonly Loose[]): ReadonlySet<string> => new Set(docs.flatMap(treeSegmentsOf));
 
 /**
