@@ -35,7 +35,7 @@ interface AcOptions {
   duration: number;
   requests?: AcRequest[];
 }
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- autocannon ships no types: typed by hand above
 const autocannon = require('autocannon') as (o: AcOptions) => Promise<AcResult>;
 
 export const SEED_COUNT = Number(process.env.BENCH_SEED ?? 10_000);
