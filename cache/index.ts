@@ -1,7 +1,8 @@
 /**
- * The read cache (ReadCache in types/contracts.ts): per-worker store + invalidation indexes
- * (worker-cache.ts), kept consistent across PM2 workers (cluster-sync.ts), exposed as read-route
- * middleware (middleware.ts) and /v1/api/cache routes (stats-routes.ts).
+ * The read cache (ReadCache in types/contracts.ts), wired here: per-worker store + invalidation indexes
+ * (worker-cache.ts) following the route kinds table (kinds.ts), kept consistent across PM2 workers
+ * (cluster-sync.ts), exposed as read-route middleware (middleware.ts) and /v1/api/cache routes
+ * (stats-routes.ts), with the invalidation timings of write-times.ts.
  */
 import type { RequestHandler, Router } from 'express';
 import type { Logger } from 'pino';
@@ -15,6 +16,7 @@ import { readMiddleware } from './middleware';
 import { Pm2Transport, runningUnderPm2, type SyncTransport } from './pm2-transport';
 import { cacheRouter } from './stats-routes';
 import { WorkerCache } from './worker-cache';
+import { WriteTimes } from './write-times';
 
 export interface ReadCacheOptions {
   /** Use this channel instead of PM2 (tests); implies cluster mode. */
@@ -36,17 +38,7 @@ export function createReadCache(config: Config, logger: Logger): ReadCache {
 export function createEnabledCache(config: Config, logger: Logger, opts: ReadCacheOptions = {}): ReadCacheInternals {
   const log = logger.child({ component: 'cache' });
   const worker = new WorkerCache(config);
-  /** Durations of this worker's recent invalidate() calls (local drop + cluster acknowledgement), and of the local drop alone. */
-  const writeTimes: number[] = [];
-  const localTimes: number[] = [];
-  let writeCount = 0;
-  const summary = (samples: number[]) => {
-    const s = [...samples].sort((a, b) => a - b);
-    const at = (p: number) => (s.length ? Math.round(s[Math.min(s.length - 1, Math.ceil(p * s.length) - 1)] * 1000) / 1000 : 0);
-    return { p50: at(0.5), p99: at(0.99), max: s.length ? Math.round(s[s.length - 1] * 1000) / 1000 : 0 };
-  };
-  const writeTimeStats = () => ({ count: writeCount, ...summary(writeTimes), local: summary(localTimes) });
-  const round2 = (t: number) => Math.round(t * 100) / 100;
+  const writeTimes = new WriteTimes();
   /**
    * CACHE_SYNC_DISABLED_FOR_TEST=1: negative control for `scripts/race-condition.sh --cluster
    * --broken-sync` (and cluster-sync.test.ts), never for production: the writer drops its own
@@ -63,10 +55,8 @@ export function createEnabledCache(config: Config, logger: Logger, opts: ReadCac
     stats: (details: boolean) => ({
       ...worker.stats(),
       leaseValid: sync.canServe(),
-      invalidateMs: writeTimeStats(),
-      ...(details
-        ? { details: worker.details(), invalidateSamplesMs: writeTimes.map(round2), invalidateLocalSamplesMs: localTimes.map(round2) }
-        : {}),
+      invalidateMs: writeTimes.stats(),
+      ...(details ? { details: worker.details(), ...writeTimes.samples() } : {}),
     }),
   };
   const transport = opts.transport ?? (runningUnderPm2() ? new Pm2Transport(log) : undefined);
@@ -102,11 +92,7 @@ export function createEnabledCache(config: Config, logger: Logger, opts: ReadCac
       }
       await published;
     } finally {
-      writeCount++;
-      writeTimes.push(monotonicMs() - started);
-      localTimes.push(local);
-      if (writeTimes.length > 1024) writeTimes.shift();
-      if (localTimes.length > 1024) localTimes.shift();
+      writeTimes.record(monotonicMs() - started, local);
     }
   };
 

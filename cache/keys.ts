@@ -16,7 +16,6 @@
  * numbers), so two requests share a key only when the controller sees the same pagination.
  */
 import type { Request } from 'express';
-import type { CachedRouteKind } from '../types/contracts';
 import { exactSegment } from '../rerum/ids';
 import { isPlainObject } from '../mql';
 
@@ -72,12 +71,6 @@ function canonFieldCondition(v: unknown): unknown {
   return v;
 }
 
-/** What the middleware needs to know about one cacheable request. */
-export type KeyInfo =
-  | { kind: 'id' | 'history' | 'since'; key: string; segment: string }
-  | { kind: 'query'; key: string; filter: unknown }
-  | { kind: 'search' | 'searchPhrase' | 'gog'; key: string };
-
 function pageValue(v: unknown): number | string | null {
   if (v === undefined) return null;
   const s = Array.isArray(v) ? v.join(',') : String(v);
@@ -94,7 +87,7 @@ function routeId(req: Request): string | undefined {
   return exactSegment(params._id ?? params.id);
 }
 
-export function idKey(kind: 'id' | 'history' | 'since', segment: string): string {
+export function idKey(kind: string, segment: string): string {
   return `${kind}:${segment}`;
 }
 
@@ -102,40 +95,40 @@ export function queryKey(filter: unknown, limit: unknown, skip: unknown): string
   return `query:${JSON.stringify({ filter: canonicalFilter(filter), limit: pageValue(limit), skip: pageValue(skip) })}`;
 }
 
-export function searchKey(kind: 'search' | 'searchPhrase', body: unknown, limit: unknown, skip: unknown): string {
+export function searchKey(kind: string, body: unknown, limit: unknown, skip: unknown): string {
   return `${kind}:${stableStringify({ body: body ?? null, limit: pageValue(limit), skip: pageValue(skip) })}`;
 }
 
-/** The cache key for a request on a cached route, or undefined when it should not be cached. */
-export function keyForRequest(kind: CachedRouteKind, req: Request): KeyInfo | undefined {
-  const q = (req.query ?? {}) as Record<string, unknown>;
-  switch (kind) {
-    case 'id':
-    case 'history':
-    case 'since': {
-      if (req.method !== 'GET' && req.method !== 'HEAD') return undefined;
-      const segment = routeId(req);
-      return segment ? { kind, key: idKey(kind, segment), segment } : undefined;
-    }
-    case 'query': {
-      if (req.method !== 'POST' || !isPlainObject(req.body)) return undefined;
-      // a private copy: the controller may change req.body, the index must keep what was asked
-      return { kind, key: queryKey(req.body, q.limit, q.skip), filter: JSON.parse(JSON.stringify(req.body)) as unknown };
-    }
-    case 'search':
-    case 'searchPhrase': {
-      if (req.method !== 'POST' || req.body === undefined) return undefined;
-      return { kind, key: searchKey(kind, req.body, q.limit, q.skip) };
-    }
-    case 'gog': {
-      // The Gallery of Glosses reads: the route (path as sent), its JSON body and the page.
-      if (req.method === 'HEAD') return undefined;
-      return {
-        kind,
-        key: `gog:${stableStringify({ path: req.baseUrl + req.path, body: req.body ?? null, limit: pageValue(q.limit), skip: pageValue(q.skip) })}`,
-      };
-    }
-    default:
-      return undefined;
-  }
+/** The request's query string (limit, skip). */
+const queryOf = (req: Request) => (req.query ?? {}) as Record<string, unknown>;
+
+/** GET/HEAD on an id-shaped route (`/v1/id/:id`, history, since): keyed by the exact id segment. */
+export function segmentRequestKey(kind: string, req: Request): { key: string; segment: string } | undefined {
+  if (req.method !== 'GET' && req.method !== 'HEAD') return undefined;
+  const segment = routeId(req);
+  return segment ? { key: idKey(kind, segment), segment } : undefined;
+}
+
+/** POST /v1/api/query: keyed by the canonical filter and the page. */
+export function queryRequestKey(req: Request): { key: string; filter: unknown } | undefined {
+  if (req.method !== 'POST' || !isPlainObject(req.body)) return undefined;
+  const q = queryOf(req);
+  // a private copy: the controller may change req.body, the index must keep what was asked
+  return { key: queryKey(req.body, q.limit, q.skip), filter: JSON.parse(JSON.stringify(req.body)) as unknown };
+}
+
+/** POST /v1/api/search, /v1/api/search/phrase: keyed by the body and the page. */
+export function searchRequestKey(kind: string, req: Request): { key: string } | undefined {
+  if (req.method !== 'POST' || req.body === undefined) return undefined;
+  const q = queryOf(req);
+  return { key: searchKey(kind, req.body, q.limit, q.skip) };
+}
+
+/** The Gallery of Glosses reads: keyed by the route (path as sent), its JSON body and the page. */
+export function gogRequestKey(req: Request): { key: string } | undefined {
+  if (req.method === 'HEAD') return undefined;
+  const q = queryOf(req);
+  return {
+    key: `gog:${stableStringify({ path: req.baseUrl + req.path, body: req.body ?? null, limit: pageValue(q.limit), skip: pageValue(q.skip) })}`,
+  };
 }

@@ -15,9 +15,8 @@
 import type { RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { onRepresentation, representation, sendRepresentation, type Representation } from '../middleware/representation';
-import type { CachedRouteKind } from '../types/contracts';
 import type { CacheSync } from './cluster-sync';
-import { keyForRequest } from './keys';
+import { keyForRequest, type CacheKind } from './kinds';
 import type { WorkerCache } from './worker-cache';
 
 /** Headers that belong to one request/connection, never to a stored representation. */
@@ -48,7 +47,7 @@ function describingHeaders(res: Response): Record<string, string> {
   return out;
 }
 
-export function readMiddleware(kind: CachedRouteKind, cache: WorkerCache, sync: CacheSync, logger: Logger): RequestHandler {
+export function readMiddleware(kind: CacheKind, cache: WorkerCache, sync: CacheSync, logger: Logger): RequestHandler {
   return (req, res, next) => {
     let info;
     try {

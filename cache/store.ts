@@ -12,11 +12,11 @@
  */
 import NodeCache from 'node-cache';
 import type { Representation } from '../middleware/representation';
-import type { CachedRouteKind } from '../types/contracts';
+import type { CacheKind } from './kinds';
 
 export interface CacheEntry {
   readonly key: string;
-  readonly kind: CachedRouteKind;
+  readonly kind: CacheKind;
   readonly rep: Representation;
   readonly bytes: number;
   readonly createdAt: number;
@@ -136,7 +136,7 @@ export class EntryStore {
   }
 
   /** Stores an entry (evicting least recently used ones to make room); false if it can never fit. */
-  set(key: string, kind: CachedRouteKind, rep: Representation): CacheEntry | undefined {
+  set(key: string, kind: CacheKind, rep: Representation): CacheEntry | undefined {
     const bytes = entryBytes(key, rep);
     if (bytes > this.opts.maxBytes || this.opts.maxEntries < 1) return undefined;
     this.remove(key, 'replace');

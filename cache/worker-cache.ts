@@ -4,9 +4,8 @@
  */
 import type { Config } from '../config';
 import { representation, type Representation } from '../middleware/representation';
-import type { CachedRouteKind } from '../types/contracts';
 import { CacheIndex, FillGuard, preparePlan, trackInfoFor, type InvalidationPlan } from './invalidation';
-import type { KeyInfo } from './keys';
+import type { CacheKind, KeyInfo } from './kinds';
 import { EntryStore, type CacheEntry, type StoreCounters } from './store';
 
 export interface ReadToken {
@@ -29,7 +28,7 @@ export interface WorkerStats extends StoreCounters {
 export interface EntryDetail {
   position: number;
   key: string;
-  kind: CachedRouteKind;
+  kind: CacheKind;
   ageSeconds: number;
   hits: number;
   bytes: number;
@@ -69,12 +68,7 @@ export class WorkerCache {
    */
   fill(token: ReadToken, currentEpoch: number, info: KeyInfo, rep: Representation | string, headers: Record<string, string> = {}): boolean {
     const sent = typeof rep === 'string' ? representation(200, rep, headers) : rep;
-    const needsBody = info.kind === 'history' || info.kind === 'since';
-    const track = trackInfoFor(info.kind, {
-      segment: 'segment' in info ? info.segment : undefined,
-      filter: info.kind === 'query' ? info.filter : undefined,
-      body: needsBody ? sent.body.toString('utf8') : undefined,
-    });
+    const track = trackInfoFor(info, () => sent.body.toString('utf8'));
     if (token.epoch !== currentEpoch || !this.guard.mayFill(token.gen, track)) {
       this.refusedFills++;
       return false;

@@ -44,8 +44,17 @@ function gogRequest(kit: Kit, req: Parameters<RequestHandler>[0]): { agent: stri
   return { agent, manuscript };
 }
 
+/** What a Gallery POST asks for: the agent's Annotations of one manuscript, one page of them. */
+interface GalleryAsk {
+  collection: string;
+  agent: string;
+  manuscript: string;
+  skip: number;
+  limit: number;
+}
+
 /** The first stages both POSTs share: the agent's current Annotations whose body is partOf the manuscript, a page of them, their targets as `witnessFragment`. */
-function annotationsOfManuscript(collection: string, agent: string, manuscript: string, skip: number, limit: number): Document[] {
+function annotationsOfManuscript({ collection, agent, manuscript, skip, limit }: GalleryAsk): Document[] {
   const [http, https] = bothSchemes(manuscript);
   return [
     {
@@ -67,6 +76,31 @@ function annotationsOfManuscript(collection: string, agent: string, manuscript: 
 
 const FRAGMENT_TYPES = [{ 'witnessFragment.type': 'WitnessFragment' }, { 'witnessFragment.@type': 'WitnessFragment' }];
 
+/** Those Annotations' WitnessFragment targets (current versions only if `leafOnly`), one `{"@id", "@type": "WitnessFragment"}` per id. */
+function witnessFragments(ask: GalleryAsk, leafOnly: boolean): Document[] {
+  return [
+    ...annotationsOfManuscript(ask),
+    {
+      $match: leafOnly
+        ? { 'witnessFragment.__rerum.history.next': { $exists: true, $size: 0 }, $or: FRAGMENT_TYPES }
+        : { $or: FRAGMENT_TYPES },
+    },
+    { $project: { _id: 0, '@id': '$witnessFragment.@id', '@type': 'WitnessFragment' } },
+    { $unwind: { path: '$@id' } },
+  ];
+}
+
+/** A Gallery POST: the unique `@id`s `pipeline` finds for the manuscript asked, `?limit=` (50) `&skip=` over its Annotations. */
+function galleryListHandler(kit: Kit, pipeline: (ask: GalleryAsk) => Document[]): RequestHandler {
+  const { config, store } = kit.deps;
+  return async (req, res) => {
+    const { agent, manuscript } = gogRequest(kit, req);
+    const { limit, skip } = limitSkip(req, config, 50);
+    const found = await store.aggregate(pipeline({ collection: config.mongoCollection, agent, manuscript, skip, limit }));
+    sendRead(req, res, uniqueById(found), listHeaders(config));
+  };
+}
+
 /** One entry per `@id` (the reference means to, but its Set of objects keeps duplicates). */
 function uniqueById(items: Document[]): Document[] {
   const seen = new Set<string>();
@@ -78,44 +112,19 @@ function uniqueById(items: Document[]): Document[] {
   });
 }
 
-/** POST /gog/fragmentsInManuscript: `[{"@id", "@type": "WitnessFragment"}]`, `?limit=` (50) `&skip=` over the Annotations. */
-export function fragmentsHandler(kit: Kit): RequestHandler {
-  const { config, store } = kit.deps;
-  return async (req, res) => {
-    const { agent, manuscript } = gogRequest(kit, req);
-    const { limit, skip } = limitSkip(req, config, 50);
-    const pipeline = [
-      ...annotationsOfManuscript(config.mongoCollection, agent, manuscript, skip, limit),
-      { $match: { 'witnessFragment.__rerum.history.next': { $exists: true, $size: 0 }, $or: FRAGMENT_TYPES } },
-      { $project: { _id: 0, '@id': '$witnessFragment.@id', '@type': 'WitnessFragment' } },
-      { $unwind: { path: '$@id' } },
-    ];
-    const fragments = uniqueById(await store.aggregate(pipeline));
-    sendRead(req, res, fragments, listHeaders(config));
-  };
-}
+/** POST /gog/fragmentsInManuscript: `[{"@id", "@type": "WitnessFragment"}]`, the manuscript's current WitnessFragments. */
+export const fragmentsHandler = (kit: Kit): RequestHandler => galleryListHandler(kit, (ask) => witnessFragments(ask, true));
 
 /** POST /gog/glossesInManuscript: `[{"@id", "@type": "Gloss"}]`, the glosses the fragments' Annotations reference. */
-export function glossesHandler(kit: Kit): RequestHandler {
-  const { config, store } = kit.deps;
-  return async (req, res) => {
-    const { agent, manuscript } = gogRequest(kit, req);
-    const { limit, skip } = limitSkip(req, config, 50);
-    const pipeline = [
-      ...annotationsOfManuscript(config.mongoCollection, agent, manuscript, skip, limit),
-      { $match: { $or: FRAGMENT_TYPES } },
-      { $project: { _id: 0, '@id': '$witnessFragment.@id', '@type': 'WitnessFragment' } },
-      { $unwind: { path: '$@id' } },
-      { $lookup: { from: config.mongoCollection, localField: '@id', foreignField: 'target', as: 'anno' } },
-      { $match: { 'anno.body.references': { $exists: true } } },
-      { $project: { _id: 0, '@id': '$anno.body.references.value', '@type': 'Gloss' } },
-      { $unwind: { path: '$@id' } },
-      { $unwind: { path: '$@id' } },
-    ];
-    const glosses = uniqueById(await store.aggregate(pipeline));
-    sendRead(req, res, glosses, listHeaders(config));
-  };
-}
+export const glossesHandler = (kit: Kit): RequestHandler =>
+  galleryListHandler(kit, (ask) => [
+    ...witnessFragments(ask, false),
+    { $lookup: { from: ask.collection, localField: '@id', foreignField: 'target', as: 'anno' } },
+    { $match: { 'anno.body.references': { $exists: true } } },
+    { $project: { _id: 0, '@id': '$anno.body.references.value', '@type': 'Gloss' } },
+    { $unwind: { path: '$@id' } },
+    { $unwind: { path: '$@id' } },
+  ]);
 
 /**
  * The descriptive Annotations of `entity` (current versions, by its generator, targeting its URI as

@@ -4,9 +4,9 @@
  */
 import type { RequestHandler } from 'express';
 import { badRequest, forbidden } from '../middleware/http-error';
-import { composeDocument, toResponse, tombstoneOf } from '../rerum/document';
+import { overwriteOf, toResponse, tombstoneOf } from '../rerum/document';
 import { declaredId, segmentOf } from '../rerum/ids';
-import { isReleased, nowStamp, overwrittenMetadata } from '../rerum/metadata';
+import { isReleased, nowStamp } from '../rerum/metadata';
 import { DomainError } from '../rerum/errors';
 import { planDeleteHeal, planRelease } from '../rerum/tree';
 import { claimSlug } from './create';
@@ -41,12 +41,7 @@ export function overwriteHandler(kit: Kit): RequestHandler {
       return;
     }
     const stamp = nowStamp();
-    const after = composeDocument(
-      body,
-      original._id,
-      original['@id'] ?? config.idPrefix + original._id,
-      overwrittenMetadata(original, stamp),
-    );
+    const after = overwriteOf(original, body, stamp, config.idPrefix);
     await kit.store.replaceAll([{ before: original, after }]);
     sendWritten(res, config, after, 200, { 'Current-Overwritten-Version': stamp });
   };

@@ -3,7 +3,8 @@
  * documents into what clients see (no `_id`; `id` or `@id` as the context asks).
  */
 import type { DeletedDocument, RerumDocument, RerumMetadata, RerumResponseObject, StoredDocument } from '../types/rerum';
-import { usesIdAlias } from './ids';
+import { segmentIn, usesIdAlias } from './ids';
+import { overwrittenMetadata } from './metadata';
 
 type Json = Record<string, unknown>;
 
@@ -27,6 +28,11 @@ export function composeDocument(content: Json, _id: string, atId: string, rerum:
   doc.__rerum = rerum;
   doc._id = _id;
   return doc as RerumDocument;
+}
+
+/** What an overwrite stores: `content` in place of `original`'s, same ids and history, `isOverwritten` stamped. */
+export function overwriteOf(original: RerumDocument, content: Json, stamp: string, idPrefix: string): RerumDocument {
+  return composeDocument(content, original._id, original['@id'] ?? idPrefix + original._id, overwrittenMetadata(original, stamp));
 }
 
 /** What a deleted object is replaced with: its `@id` and `_id`, and the object itself (no `_id`) under `__deleted`. */
@@ -56,6 +62,18 @@ export function withNewState(obj: RerumResponseObject): RerumResponseObject & { 
 export function publicIdOf(obj: RerumResponseObject): string | undefined {
   const id = (usesIdAlias(obj['@context']) ? obj.id : obj['@id']) ?? obj['@id'] ?? obj.id;
   return typeof id === 'string' ? id : undefined;
+}
+
+/**
+ * The segments `/v1/id/<segment>` finds an object by: its `_id` (a response object has none: its
+ * public id's last segment) and its slug.
+ */
+export function namesOf(obj: RerumDocument | RerumResponseObject): string[] {
+  const own = '_id' in obj && obj._id != null ? String(obj._id) : segmentIn(publicIdOf(obj));
+  const slug = (obj.__rerum as { slug?: unknown } | undefined)?.slug;
+  const out = own ? [own] : [];
+  if (typeof slug === 'string' && slug !== '' && slug !== own) out.push(slug);
+  return out;
 }
 
 export interface PatchResult {

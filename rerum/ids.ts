@@ -68,18 +68,28 @@ export function contextualDeclaredId(body: Record<string, unknown>): unknown {
   return usesIdAlias(body['@context']) ? (body.id ?? body['@id']) : body['@id'];
 }
 
+/** The last path segment of a URI, query string and fragment removed ('' when it ends in '/'). */
+const lastSegment = (uri: string): string =>
+  uri
+    .replace(/[?#].*$/, '')
+    .split('/')
+    .pop() ?? '';
+
+const isHttpUri = (uri: string): boolean => /^https?:\/\//.test(uri);
+
 /**
  * The `_id` (or slug) named by an `@id`/`id` URI: its last path segment. The URI must be an http(s)
  * URL, else 400 (the reference answered 500 here).
  */
 export function segmentOf(uri: unknown): string {
   if (typeof uri !== 'string') throw invalidId(`The '@id' or 'id' must be a string URI.`);
-  if (!/^https?:\/\//.test(uri)) throw invalidId(`The '@id' or 'id' must be an http(s) URI. Please check: ${uri}`);
-  const seg =
-    uri
-      .replace(/[?#].*$/, '')
-      .split('/')
-      .pop() ?? '';
+  if (!isHttpUri(uri)) throw invalidId(`The '@id' or 'id' must be an http(s) URI. Please check: ${uri}`);
+  const seg = lastSegment(uri);
   if (!seg) throw invalidId(`The '@id' or 'id' does not name an object: ${uri}`);
   return seg;
+}
+
+/** `segmentOf` for a value that may name nothing: undefined instead of an error. */
+export function segmentIn(uri: unknown): string | undefined {
+  return typeof uri === 'string' && isHttpUri(uri) ? lastSegment(uri) || undefined : undefined;
 }

@@ -49,7 +49,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MongoClient, type Collection, type Document, type Filter } from 'mongodb';
-import { ROOT, freePort, request, type HttpResult } from '../bench/support/cluster-harness';
+import { ROOT, awaitCluster, freePort, pm2Logs, request, type HttpResult } from '../bench/support/cluster-harness';
 import { loadConfig } from '../config';
 import { toResponse } from '../rerum/document';
 import { isDeleted, treeRootOf } from '../rerum/metadata';
@@ -256,14 +256,7 @@ async function startOwnCluster(opts: Options): Promise<Target> {
   ])
     delete env[k];
   let stopped = false;
-  const logs = () => {
-    const dir = path.join(pm2Home, 'logs');
-    if (!fs.existsSync(dir)) return '';
-    return fs
-      .readdirSync(dir)
-      .map((f) => `== ${f}\n${fs.readFileSync(path.join(dir, f), 'utf8').split('\n').slice(-20).join('\n')}`)
-      .join('\n');
-  };
+  const logs = () => pm2Logs(pm2Home, 20);
   const stop = async () => {
     if (stopped) return;
     stopped = true;
@@ -274,18 +267,7 @@ async function startOwnCluster(opts: Options): Promise<Target> {
   try {
     const r = await runPm2(['start', path.join(ROOT, 'ecosystem.config.cjs')], env);
     if (r.code !== 0) throw new Error(`pm2 start failed:\n${r.out}`);
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      try {
-        const s = await request('GET', `${base}/v1/api/cache/stats`, { timeoutMs: 5000 });
-        const j = s.json as { workerCount?: number; workers?: { leaseValid?: boolean }[] } | undefined;
-        if (s.status === 200 && j?.workerCount === opts.instances && j.workers?.every((w) => w.leaseValid)) break;
-      } catch {
-        /* not up yet */
-      }
-      if (Date.now() > deadline) throw new Error(`the cluster did not come up\n${logs()}`);
-      await sleep(250);
-    }
+    await awaitCluster(base, (j) => j.workerCount === opts.instances && !!j.workers?.every((w) => w.leaseValid), 120_000, logs);
     const t = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'scripts', 'token.js'), '--agent', `${base}/v1/id/race-random-agent`], {
       cwd: ROOT,
       env,

@@ -5,11 +5,12 @@
 import type { Request, RequestHandler, Router } from 'express';
 import type { Logger } from 'pino';
 import type { Config } from '../config';
+import type { CacheKind } from '../cache/kinds';
 import type { ObjectStore } from '../db/objects';
 import type { RerumDocument } from './rerum';
 
-/** Read routes whose responses the cache keeps. */
-export type CachedRouteKind = 'id' | 'query' | 'search' | 'searchPhrase' | 'history' | 'since' | 'gog';
+/** Read routes whose responses the cache keeps: the rows of the kinds table (cache/kinds.ts). */
+export type CachedRouteKind = CacheKind;
 
 /**
  * One stored document changed by a write: its state before (null for a new document) and after

@@ -2,20 +2,13 @@
  * The cache inside the real app (createTestServer({caching: true})): every write route drops what
  * it makes stale — and keeps unrelated entries — as seen through X-Cache on the read routes.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import request from 'supertest';
-
-const supportFile = path.join(__dirname, '..', 'support', 'app.ts');
-const haveApp = fs.existsSync(supportFile);
-const d = haveApp ? describe : describe.skip;
+import { createTestServer, type TestServer } from '../support/app';
 
 type Obj = Record<string, unknown> & { '@id': string };
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Server = { app: any; token(agent?: string): string | Promise<string>; close(): Promise<void> };
 
-d('cache over HTTP (real app)', () => {
-  let srv: Server;
+describe('cache over HTTP (real app)', () => {
+  let srv: TestServer;
   let token: string;
   let adminToken: string;
   const ADMIN = 'http://rerum.test/v1/id/agent-cache-admin';
@@ -45,11 +38,7 @@ d('cache over HTTP (real app)', () => {
   };
 
   beforeAll(async () => {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const mod = require(supportFile) as {
-      createTestServer(o: { caching: boolean; env?: Record<string, string> }): Promise<Server> | Server;
-    };
-    srv = await mod.createTestServer({ caching: true, env: { CACHE_ADMIN_AGENT: ADMIN } });
+    srv = await createTestServer({ caching: true, env: { CACHE_ADMIN_AGENT: ADMIN } });
     token = await srv.token();
     adminToken = await srv.token(ADMIN);
   });

@@ -3,7 +3,8 @@
  * Entries are filled the way the middleware fills them (key info + serialized body).
  */
 import { planFromChanges } from '../../cache/invalidation';
-import { idKey, queryKey, searchKey, type KeyInfo } from '../../cache/keys';
+import { idKey, queryKey, searchKey } from '../../cache/keys';
+import type { KeyInfo } from '../../cache/kinds';
 import { WorkerCache } from '../../cache/worker-cache';
 import type { ObjectChange } from '../../types/contracts';
 import type { RerumDocument } from '../../types/rerum';
@@ -125,10 +126,11 @@ describe('invalidation per write type', () => {
 
   test('delete (soft) drops the object, its tree and queries that matched it', () => {
     const w = world();
-    const { changes } = deleteChange(w.B);
+    const { changes } = deleteChange(w.B, [w.A, w.B]);
     w.write(changes);
     const k = w.keys();
     expect(k.has(idKey('id', w.B._id))).toBe(false);
+    expect(k.has(idKey('id', w.A._id))).toBe(false); // A's history.next no longer lists B
     expect(k.has(idKey('since', w.A._id))).toBe(false);
     expect(k.has(idKey('history', w.B._id))).toBe(false);
     expect(k.has(queryKey({ type: 'Annotation' }, undefined, undefined))).toBe(false);
@@ -139,13 +141,13 @@ describe('invalidation per write type', () => {
   test('release drops the object, its tree, and queries on it (also metadata-only queries)', () => {
     const w = world();
     w.putQuery({ '__rerum.isReleased': { $ne: '' } }, []);
-    const { changes } = releaseChange(w.A);
+    const { changes } = releaseChange(w.A, [w.A, w.B]);
     w.write(changes);
     const k = w.keys();
     expect(k.has(idKey('id', w.A._id))).toBe(false);
     expect(k.has(idKey('since', w.A._id))).toBe(false);
     expect(k.has(queryKey({ '__rerum.isReleased': { $ne: '' } }, undefined, undefined))).toBe(false);
-    expect(k.has(idKey('id', w.B._id))).toBe(true);
+    expect(k.has(idKey('id', w.B._id))).toBe(false); // its releases.previous now names A
     expect(k.has(idKey('id', w.U._id))).toBe(true);
     expect(k.has(queryKey({ type: 'Person' }, undefined, undefined))).toBe(true);
   });

@@ -1,7 +1,9 @@
 import type { Request } from 'express';
-import { canonicalFilter, keyForRequest, queryKey, searchKey, stableStringify } from '../../cache/keys';
-import { idSegment, idSegmentsOf, treeSegmentsOf } from '../../cache/rerum-ids';
-import { doc, ID_PREFIX } from './support/fixtures';
+import { canonicalFilter, queryKey, searchKey, stableStringify } from '../../cache/keys';
+import { keyForRequest } from '../../cache/kinds';
+import { idSegmentsOf, treeSegmentsOf } from '../../cache/kinds';
+import { toResponse } from '../../rerum/document';
+import { deleteChange, doc, ID_PREFIX, versionOf } from './support/fixtures';
 
 function req(method: string, params: Record<string, string>, body?: unknown, query: Record<string, string> = {}, path = '/'): Request {
   return { method, params, body, query, path } as unknown as Request;
@@ -55,15 +57,14 @@ describe('cache key scheme', () => {
     expect(stableStringify({ b: [{ d: 1, c: 2 }], a: null })).toBe('{"a":null,"b":[{"c":2,"d":1}]}');
   });
 
-  test('id segments from full URLs, bare ids and deleted markers', () => {
-    expect(idSegment(ID_PREFIX + 'abc')).toBe('abc');
-    expect(idSegment('abc')).toBe('abc');
-    expect(idSegment('https://x/y/abc/?q=1#f')).toBe('abc');
-    const d = doc('aaa', { type: 'T' });
-    expect(idSegmentsOf(d).sort()).toEqual(['aaa']);
-    expect(idSegmentsOf({ _id: 'bbb', __deleted: { object: { '@id': ID_PREFIX + 'ccc' } } }).sort()).toEqual(['bbb', 'ccc']);
-    const child = doc('ddd', {}, { prime: ID_PREFIX + 'aaa', previous: ID_PREFIX + 'aaa' });
-    expect(treeSegmentsOf(child).sort()).toEqual(['aaa', 'ddd']);
-    expect(treeSegmentsOf(d)).toEqual(['aaa']);
+  test('id and tree segments of stored documents, tombstones and the objects a history answer lists', () => {
+    const d = doc('aaa', { type: 'T' }, 'a-slug');
+    expect(idSegmentsOf(d)).toEqual(['aaa', 'a-slug']);
+    expect(idSegmentsOf(toResponse(d, ID_PREFIX))).toEqual(['aaa', 'a-slug']); // no _id: its @id's segment
+    expect(idSegmentsOf(deleteChange(d).after)).toEqual(['aaa', 'a-slug']); // the slug is under __deleted.object
+    const child = versionOf(d, {});
+    expect(treeSegmentsOf(child)).toEqual(['aaa', child._id]);
+    expect(treeSegmentsOf(toResponse(child, ID_PREFIX))).toEqual(['aaa', child._id]);
+    expect(treeSegmentsOf(d)).toEqual(['aaa', 'a-slug']);
   });
 });

@@ -11,6 +11,7 @@ import * as path from 'node:path';
 import { BSON, type Document } from 'bson';
 import { MongoClient } from 'mongodb';
 import { startEmbeddedMongo, type EmbeddedMongoHandle } from '../../db/embedded';
+import * as dbSelect from '../../db/select';
 import { compileEmbeddedEntry } from '../support/compile-entry';
 
 jest.setTimeout(120_000);
@@ -341,8 +342,8 @@ describe('selectDatabase', () => {
       else process.env[k] = saved[k];
     }
   });
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const load = (): typeof import('../../db/select') => require('../../db/select');
+  // selectDatabase reads the environment when called, so each test sets it first.
+  const load = () => dbSelect;
 
   test('TEST_MONGO=uri uses TEST_MONGO_URI, and requires it', async () => {
     process.env.TEST_MONGO = 'uri';

@@ -11,10 +11,12 @@ import {
   isDeleted,
   isReleased,
   mayModify,
+  namesOf,
   nowStamp,
   planDeleteHeal,
   planRelease,
   rootMetadata,
+  segmentIn,
   segmentOf,
   toResponse,
   usesIdAlias,
@@ -50,6 +52,10 @@ describe('ids', () => {
     expect(segmentOf(`${P}abc?x=1`)).toBe('abc');
     expect(() => segmentOf('abc')).toThrow(expect.objectContaining({ kind: 'InvalidId' }));
     expect(() => segmentOf(12)).toThrow(expect.objectContaining({ kind: 'InvalidId' }));
+  });
+  test('segmentIn is segmentOf without the error: undefined where segmentOf refuses', () => {
+    expect(segmentIn(`${P}abc?x=1#f`)).toBe('abc');
+    for (const v of ['abc', `${P}`, 12, undefined, '']) expect(segmentIn(v)).toBeUndefined();
   });
 });
 
@@ -128,6 +134,16 @@ describe('documents', () => {
     expect(Object.keys(iiif).slice(0, 2)).toEqual(['@context', 'id']);
     expect(iiif.id).toBe(P + 'b');
     expect(iiif).not.toHaveProperty('@id');
+    // what /v1/id/<segment> finds them by: the stored _id, the response's public id, and the slug
+    const slugged = composeDocument(
+      { '@context': 'http://iiif.io/api/presentation/3/context.json' },
+      'c',
+      P + 'c',
+      rootMetadata(cfg, 'a', undefined, 's'),
+    );
+    expect(namesOf(slugged)).toEqual(['c', 's']);
+    expect(namesOf(toResponse(slugged, P))).toEqual(['c', 's']);
+    expect(namesOf(plain)).toEqual(['a']);
     expect(withNewState(plain).new_obj_state).toEqual(plain);
   });
   test('patch changes existing keys only; null removes', () => {

@@ -6,7 +6,7 @@
  * searches stale after a write; a reordered list would make existing databases refuse the index.
  */
 import type { Collection, Document } from 'mongodb';
-import { hasSearchableValue } from '../../cache/invalidation';
+import { hasSearchableValue } from '../../cache/kinds';
 import { atlasPipelines } from '../../controllers/search';
 import { ensureTextIndex, TEXT_INDEX_NAME } from '../../db/indexes';
 import { SEARCHABLE_FIELDS } from '../../rerum/search-fields';

@@ -1,8 +1,6 @@
 /** Client mistakes answer 4xx JSON (never a 500), and failed writes still tell the cache what was visible. */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import request from 'supertest';
-import { failNthCall, startHarness, type Harness } from './helpers';
+import { failNthCall, headWithBody as headWithBodyOf, startHarness, type Harness } from './helpers';
 import type { ObjectChange } from '../../types/contracts';
 
 let h: Harness;
@@ -13,33 +11,7 @@ afterAll(async () => {
   await h?.srv.close();
 });
 
-/** HEAD with a JSON body over a real socket (superagent drops bodies on HEAD). */
-async function headWithBody(path: string, body: unknown): Promise<{ status: number; headers: http.IncomingHttpHeaders; message?: string }> {
-  const server = h.srv.app.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  try {
-    const payload = Buffer.from(JSON.stringify(body));
-    return await new Promise((resolve, reject) => {
-      const req = http.request(
-        {
-          host: '127.0.0.1',
-          port: (server.address() as AddressInfo).port,
-          path,
-          method: 'HEAD',
-          headers: { 'Content-Type': 'application/json', 'Content-Length': payload.length },
-        },
-        (res) => {
-          res.resume();
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
-        },
-      );
-      req.on('error', reject);
-      req.end(payload);
-    });
-  } finally {
-    server.close();
-  }
-}
+const headWithBody = (path: string, body: unknown) => headWithBodyOf(h, path, body);
 
 const IIIF3 = 'http://iiif.io/api/presentation/3/context.json';
 

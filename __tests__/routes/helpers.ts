@@ -1,4 +1,6 @@
 /** Shared helpers for the /v1 route tests (not a test file). */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { createTestServer, DEFAULT_AGENT, type TestServer } from '../support/app';
 import type { RerumDocument } from '../../types/rerum';
@@ -105,4 +107,37 @@ export function failNthCall<M extends 'findOneAndUpdate' | 'findOneAndReplace'>(
     calls += 1;
     return calls === nth ? Promise.reject(new Error(message)) : real(...args);
   }) as never);
+}
+
+/** HEAD with a JSON body over a real socket (supertest drops bodies on HEAD): status and headers. */
+export async function headWithBody(
+  h: Harness,
+  path: string,
+  body: unknown,
+): Promise<{ status: number; headers: http.IncomingHttpHeaders }> {
+  const server = h.srv.app.listen(0, '127.0.0.1');
+  await new Promise((r) => server.once('listening', r));
+  try {
+    const payload = Buffer.from(JSON.stringify(body));
+    return await new Promise((resolve, reject) => {
+      http
+        .request(
+          {
+            host: '127.0.0.1',
+            port: (server.address() as AddressInfo).port,
+            path,
+            method: 'HEAD',
+            headers: { 'Content-Type': 'application/json', 'Content-Length': payload.length },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+          },
+        )
+        .on('error', reject)
+        .end(payload);
+    });
+  } finally {
+    await new Promise((r) => server.close(r));
+  }
 }

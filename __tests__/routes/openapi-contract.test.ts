@@ -5,11 +5,9 @@
  * file is not copied); each case names how the status is provoked. One test per operation checks
  * that every documented status was produced and answered with the documented body shape.
  */
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import request from 'supertest';
 import { createTestServer, type TestServer } from '../support/app';
-import { startHarness, type Harness, type Obj } from './helpers';
+import { headWithBody as headWithBodyOf, startHarness, type Harness, type Obj } from './helpers';
 
 /** path template under /v1, method → documented statuses. */
 const CONTRACT: Record<string, Record<string, number[]>> = {
@@ -60,34 +58,10 @@ const patchy = (route: string, method: 'patch' | 'post', override = true) => {
 type Answer = Pick<request.Response, 'status' | 'text' | 'body' | 'headers'>;
 type Provoke = () => PromiseLike<Answer>;
 
-/** HEAD with a JSON body over a real socket (supertest does not send HEAD bodies). */
-async function headWithBody(path: string, body: unknown): Promise<Answer> {
-  const server = h.srv.app.listen(0, '127.0.0.1');
-  await new Promise((r) => server.once('listening', r));
-  try {
-    const payload = Buffer.from(JSON.stringify(body));
-    return await new Promise((resolve, reject) => {
-      http
-        .request(
-          {
-            host: '127.0.0.1',
-            port: (server.address() as AddressInfo).port,
-            path,
-            method: 'HEAD',
-            headers: { 'Content-Type': 'application/json', 'Content-Length': payload.length },
-          },
-          (res) => {
-            res.resume();
-            res.on('end', () => resolve({ status: res.statusCode ?? 0, text: '', body: {}, headers: res.headers as Answer['headers'] }));
-          },
-        )
-        .on('error', reject)
-        .end(payload);
-    });
-  } finally {
-    await new Promise((r) => server.close(r));
-  }
-}
+const headWithBody = async (path: string, body: unknown): Promise<Answer> => {
+  const r = await headWithBodyOf(h, path, body);
+  return { status: r.status, text: '', body: {}, headers: r.headers as Answer['headers'] };
+};
 
 interface Fixture {
   live: Obj;

@@ -116,6 +116,39 @@ export function request(
   });
 }
 
+/** The last `lines` lines of every PM2 log of a cluster (for errors). */
+export function pm2Logs(pm2Home: string, lines: number): string {
+  const dir = path.join(pm2Home, 'logs');
+  if (!fs.existsSync(dir)) return '';
+  return fs
+    .readdirSync(dir)
+    .map((f) => `== ${f}\n${fs.readFileSync(path.join(dir, f), 'utf8').split('\n').slice(-lines).join('\n')}`)
+    .join('\n');
+}
+
+/**
+ * Waits until the cluster at `base` answers its cache stats with `ready(stats)`; throws with `logs()`
+ * after `timeoutMs`.
+ */
+export async function awaitCluster(
+  base: string,
+  ready: (stats: { workerCount?: number; workers?: { leaseValid?: boolean }[] }) => boolean,
+  timeoutMs: number,
+  logs: () => string,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const s = await request('GET', `${base}/v1/api/cache/stats`, { timeoutMs: 5000 });
+      if (s.status === 200 && ready((s.json ?? {}) as Parameters<typeof ready>[0])) return;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline) throw new Error(`the cluster did not come up\n${logs()}`);
+    await new Promise((res) => setTimeout(res, 250));
+  }
+}
+
 export interface Cluster {
   target: Target;
   base: string;
@@ -188,33 +221,18 @@ export async function startCluster(opts: StartOptions): Promise<Cluster> {
     await run(PM2, ['kill'], env, 60_000);
     fs.rmSync(tmp, { recursive: true, force: true });
   };
-  const logs = () => {
-    const dir = path.join(pm2Home, 'logs');
-    if (!fs.existsSync(dir)) return '';
-    return fs
-      .readdirSync(dir)
-      .map((f) => `== ${f}\n${fs.readFileSync(path.join(dir, f), 'utf8').split('\n').slice(-30).join('\n')}`)
-      .join('\n');
-  };
+  const logs = () => pm2Logs(pm2Home, 30);
   try {
     const r = await run(PM2, ['start', path.join(ROOT, 'ecosystem.config.cjs')], env, 120_000);
     if (r.code !== 0) throw new Error(`pm2 start failed:\n${r.stdout}\n${r.stderr}`);
     // wait until every worker answers and holds its cache lease
-    const deadline = Date.now() + 90_000;
-    for (;;) {
-      try {
-        const s = await request('GET', `${base}/v1/api/cache/stats`, { timeoutMs: 5000 });
-        const body = s.json as { workerCount?: number; workers?: { leaseValid?: boolean }[] } | undefined;
-        const expected = env.MINI_BREAK_SYNC === '1' ? 1 : opts.instances; // negative control: each worker alone
-        if (s.status === 200 && body?.workerCount === expected && (env.CACHING === 'false' || body.workers?.every((w) => w.leaseValid)))
-          break;
-        if (s.status === 200 && env.CACHING === 'false') break;
-      } catch {
-        /* not up yet */
-      }
-      if (Date.now() > deadline) throw new Error(`cluster did not come up\n${logs()}`);
-      await new Promise((res) => setTimeout(res, 250));
-    }
+    const expected = env.MINI_BREAK_SYNC === '1' ? 1 : opts.instances; // negative control: each worker alone
+    await awaitCluster(
+      base,
+      (body) => env.CACHING === 'false' || (body.workerCount === expected && !!body.workers?.every((w) => w.leaseValid)),
+      90_000,
+      logs,
+    );
     let token: string | undefined;
     let adminToken: string | undefined;
     if (target === 'real') {

@@ -10,6 +10,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MongoClient, type Document } from 'mongodb';
+import { composeDocument } from '../../rerum/document';
+import { rootMetadata } from '../../rerum/metadata';
 import { ROOT, freePort, request } from './cluster-harness';
 
 // autocannon ships no types; the part used here
@@ -33,7 +35,7 @@ interface AcOptions {
   duration: number;
   requests?: AcRequest[];
 }
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- autocannon ships no types: typed by hand above
 const autocannon = require('autocannon') as (o: AcOptions) => Promise<AcResult>;
 
 export const SEED_COUNT = Number(process.env.BENCH_SEED ?? 10_000);
@@ -120,27 +122,15 @@ const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
 /** A RERUM root object as the server stores it. */
 function seedDoc(i: number): Document {
   const _id = `5eed${hex(i, 20)}`;
-  const stamp = '2024-01-01T00:00:00.000';
-  return {
-    '@id': ID_PREFIX + _id,
+  const content = {
     type: 'BenchSeed',
     k: i,
     label: `seeded object ${i}`,
     body: { value: `Lorem ipsum dolor sit amet ${i} `.repeat(8) },
     target: `http://example.org/canvas/${i % 500}`,
-    __rerum: {
-      '@context': 'http://store.rerum.io/v1/context.json',
-      alpha: true,
-      APIversion: '1.1.0',
-      createdAt: stamp,
-      generatedBy: AGENT,
-      isOverwritten: '',
-      isReleased: '',
-      releases: { previous: '', next: [], replaces: '' },
-      history: { prime: 'root', previous: '', next: [] },
-    },
-    _id,
   };
+  const meta = rootMetadata({ context: 'http://store.rerum.io/v1/context.json', apiVersion: '1.1.0' }, AGENT, '2024-01-01T00:00:00.000');
+  return composeDocument(content, _id, ID_PREFIX + _id, meta);
 }
 
 function waitMessage(child: ChildProcess, what: string): Promise<void> {

@@ -14,6 +14,9 @@ import { Query } from 'mingo';
 import { createEnabledCache, createReadCache } from '../../cache';
 import { workerLabel, type ListedProcess, type Sender, type SyncTransport } from '../../cache/pm2-transport';
 import { loadConfig } from '../../config';
+import { composeDocument, overwriteOf } from '../../rerum/document';
+import { newId } from '../../rerum/ids';
+import { nowStamp, rootMetadata } from '../../rerum/metadata';
 import type { RerumDocument } from '../../types/rerum';
 
 const config = loadConfig(process.env);
@@ -86,23 +89,8 @@ app.post('/v1/api/query', cache.read('query'), (req, res) => {
   res.json(found.slice(skip, skip + limit));
 });
 app.post('/v1/api/create', async (req, res) => {
-  const id = randomBytes(12).toString('hex');
-  const d: RerumDocument = {
-    ...(req.body as Record<string, unknown>),
-    _id: id,
-    '@id': config.idPrefix + id,
-    __rerum: {
-      '@context': config.context,
-      alpha: true,
-      APIversion: config.apiVersion,
-      createdAt: new Date().toISOString().replace('Z', ''),
-      generatedBy: 'mini',
-      isOverwritten: '',
-      isReleased: '',
-      releases: { previous: '', next: [], replaces: '' },
-      history: { prime: 'root', previous: '', next: [] },
-    },
-  };
+  const id = newId();
+  const d = composeDocument(req.body as Record<string, unknown>, id, config.idPrefix + id, rootMetadata(config, 'mini'));
   writeDoc(d);
   await cache.invalidate([{ before: null, after: d }]);
   res.status(201).json(out(d));
@@ -115,12 +103,7 @@ app.put('/v1/api/overwrite', async (req, res) => {
       .pop() ?? '';
   const before = readDoc(id);
   if (!before) return res.status(404).json({ message: 'not found' });
-  const after: RerumDocument = {
-    ...body,
-    _id: before._id,
-    '@id': before['@id'],
-    __rerum: { ...before.__rerum, isOverwritten: new Date().toISOString().replace('Z', '') },
-  };
+  const after = overwriteOf(before, body, nowStamp(), config.idPrefix);
   writeDoc(after);
   await cache.invalidate([{ before, after }]);
   res.json(out(after));
