@@ -27,13 +27,13 @@ import type { Doc } from './values';
 interface Iterator {
   transform(f: (items: unknown[]) => unknown): Iterator;
 }
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- a mingo subpath export: tsconfig's moduleResolution "node" cannot import it (see above)
 const { Lazy } = require('mingo/lazy') as { Lazy: (src: unknown[]) => Iterator };
 type Options = NonNullable<ConstructorParameters<typeof Query>[1]>;
 
 type Accumulator = (coll: unknown[], expr: unknown, options: unknown) => unknown;
 type OpTable = Record<string, unknown>;
-const load = (m: string): OpTable => require(m) as OpTable; // eslint-disable-line @typescript-eslint/no-require-imports
+const load = (m: string): OpTable => require(m) as OpTable; // eslint-disable-line @typescript-eslint/no-require-imports -- a mingo subpath export: tsconfig's moduleResolution "node" cannot import it (see above)
 const mingoAccumulators = load('mingo/operators/accumulator');
 const push = mingoAccumulators.$push as Accumulator;
 
@@ -50,8 +50,8 @@ const $sort = (coll: Iterator, spec: SortSpec, options?: { collation?: unknown }
  * ignored. We therefore build the complete operator context ourselves and use the unwrapped base
  * classes (mingo/query, mingo/aggregator), which take the context from options as is.
  */
-const BaseQuery = (require('mingo/query') as { Query: typeof Query }).Query; // eslint-disable-line @typescript-eslint/no-require-imports
-const BaseAggregator = (require('mingo/aggregator') as { Aggregator: typeof Aggregator }).Aggregator; // eslint-disable-line @typescript-eslint/no-require-imports
+const BaseQuery = (require('mingo/query') as { Query: typeof Query }).Query; // eslint-disable-line @typescript-eslint/no-require-imports -- a mingo subpath export: tsconfig's moduleResolution "node" cannot import it (see above)
+const BaseAggregator = (require('mingo/aggregator') as { Aggregator: typeof Aggregator }).Aggregator; // eslint-disable-line @typescript-eslint/no-require-imports -- a mingo subpath export: tsconfig's moduleResolution "node" cannot import it (see above)
 
 const { $eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $exists, $regex, $size, $mod, $type } = fieldOps;
 const compileSub = (filter: Doc, options: unknown): ((d: Doc) => boolean) => {

@@ -96,7 +96,7 @@ export function linearExec(re: RE2JS, s: string, from = 0): { match: string; ind
 // ---------- mingo operators ----------
 
 /* Loaded at run time: tsconfig's moduleResolution "node" ignores package "exports" subpaths. */
-// eslint-disable-next-line @typescript-eslint/no-require-imports
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- a mingo subpath export: tsconfig's moduleResolution "node" cannot import it (see above)
 const { evalExpr } = require('mingo/core') as { evalExpr(obj: unknown, expr: unknown, options: unknown): unknown };
 
 interface RegexArgs {
