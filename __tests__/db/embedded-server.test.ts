@@ -6,35 +6,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { BSON, type Document } from 'bson';
-import { MongoClient } from 'mongodb';
 import { startEmbeddedMongo, type EmbeddedMongoHandle } from '../../db/embedded';
 import * as dbSelect from '../../db/select';
 import { compileEmbeddedEntry } from '../support/compile-entry';
+import { tempDirs, withClient } from '../support/db-kit';
 
 jest.setTimeout(120_000);
 
-const tmpDirs: string[] = [];
-function tmpDir(prefix: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `embedded-mongo-${prefix}-`));
-  tmpDirs.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
-});
-
-async function withClient<T>(uri: string, fn: (c: MongoClient) => Promise<T>): Promise<T> {
-  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.close();
-  }
-}
+const tmpDir = tempDirs('embedded-mongo');
 
 describe('persistence (in-process)', () => {
   test('data, indexes and drops survive stop/start with the same dbPath', async () => {

@@ -5,39 +5,22 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { BSON } from 'bson';
-import { MongoClient } from 'mongodb';
 import { startEmbeddedMongo } from '../../db/embedded';
 import { compileEmbeddedEntry } from '../support/compile-entry';
+import { tempDirs, withClient } from '../support/db-kit';
 
 jest.setTimeout(120_000);
 
-const tmpDirs: string[] = [];
-function tmpDir(prefix: string): string {
-  const d = fs.mkdtempSync(path.join(os.tmpdir(), `embedded-integrity-${prefix}-`));
-  tmpDirs.push(d);
-  return d;
-}
+const tmpDir = tempDirs('embedded-integrity');
 let outDir = '';
 beforeAll(() => {
   outDir = compileEmbeddedEntry('repair', 'embedded-integrity');
 });
 afterAll(() => {
-  for (const d of tmpDirs) fs.rmSync(d, { recursive: true, force: true });
   if (outDir) fs.rmSync(outDir, { recursive: true, force: true });
 });
-
-async function withClient<T>(uri: string, fn: (c: MongoClient) => Promise<T>): Promise<T> {
-  const client = new MongoClient(uri, { serverSelectionTimeoutMS: 5000 });
-  await client.connect();
-  try {
-    return await fn(client);
-  } finally {
-    await client.close();
-  }
-}
 
 const marker = (i: number): string => `marker-${String(i).padStart(4, '0')}`;
 
