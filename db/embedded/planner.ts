@@ -51,10 +51,7 @@ export function match(src: ScanSource, filter: Doc | undefined, limit = Infinity
   const p = prepareMatch(src, filter, limit, collation);
   if ('docs' in p) return p;
   const out: Doc[] = [];
-  for (const d of p.source) {
-    if (out.length >= limit) break;
-    p.consider(d, out);
-  }
+  for (const _ of scanning(p, limit, out));
   return { docs: out, scores: p.scores };
 }
 
@@ -73,21 +70,27 @@ export async function matchSliced(
   const p = prepareMatch(src, filter, limit, collation);
   if ('docs' in p) return p;
   const out: Doc[] = [];
-  for (const d of p.source) {
-    if (out.length >= limit) break;
-    p.consider(d, out);
-    if (slicer.due()) await slicer.pause();
-  }
+  for (const _ of scanning(p, limit, out)) if (slicer.due()) await slicer.pause();
   slicer.check();
   return { docs: out, scores: p.scores };
 }
 
-function prepareMatch(
-  src: ScanSource,
-  filter: Doc | undefined,
-  limit: number,
-  collation?: Doc,
-): MatchResult | { source: Iterable<Doc>; consider: (d: Doc, out: Doc[]) => void; scores?: Map<Doc, number> } {
+/** Tests the prepared scan's documents into `out` until it holds `limit`; yields after each document tested. */
+function* scanning(p: PreparedScan, limit: number, out: Doc[]): Generator<void> {
+  for (const d of p.source) {
+    if (out.length >= limit) return;
+    p.consider(d, out);
+    yield;
+  }
+}
+
+interface PreparedScan {
+  source: Iterable<Doc>;
+  consider: (d: Doc, out: Doc[]) => void;
+  scores?: Map<Doc, number>;
+}
+
+function prepareMatch(src: ScanSource, filter: Doc | undefined, limit: number, collation?: Doc): MatchResult | PreparedScan {
   const f = filter ?? {};
   const keys = Object.keys(f);
   // Index keys compare strings binary: with a collation, every document is tested (no index, no _id lookup).
