@@ -24,6 +24,7 @@ export const ServerCodes = {
   IndexOptionsConflict: 85,
   IndexKeySpecsConflict: 86,
   CommandNotSupported: 115,
+  DocumentValidationFailure: 121,
   ViewDepthLimitExceeded: 149,
   CommandNotSupportedOnView: 166,
   OptionNotSupportedOnView: 167,
@@ -52,6 +53,8 @@ export const ServerCodes = {
   Location51183: 51183,
   Location51186: 51186,
   Location51199: 51199,
+  /** Statement constants (`c`) on an update that is not a pipeline. */
+  Location51198: 51198,
   Location51024: 51024,
   /** An invalid regular expression. */
   Location51091: 51091,

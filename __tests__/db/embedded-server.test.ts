@@ -402,7 +402,7 @@ describe('dbPath lock', () => {
 });
 
 describe('not supported: refused, never silently ignored', () => {
-  test('collation outside find/count/distinct/aggregate (or beyond what Intl.Collator does) and let outside find/aggregate are refused; commitTransaction is IllegalOperation', async () => {
+  test('collation where mingo would compare binary (update operators, pipeline expressions, $expr) or beyond what Intl.Collator does is refused; commitTransaction is IllegalOperation', async () => {
     const h = await startEmbeddedMongo();
     await withClient(h.uri, async (c) => {
       const col = c.db('ns').collection('x');
@@ -412,15 +412,22 @@ describe('not supported: refused, never silently ignored', () => {
           () => 'no error',
           (e: { code?: unknown }) => e.code,
         );
-      expect(await code(col.updateMany({ s: 'A' }, { $set: { t: 1 } }, { collation: { locale: 'en', strength: 2 } }))).toBe(115);
+      const strength2 = { locale: 'en', strength: 2 };
+      expect(await code(col.updateMany({ s: 'A' }, { $addToSet: { tags: 'x' } }, { collation: strength2 }))).toBe(115);
+      expect(await code(col.updateOne({ s: 'A' }, { $set: { t: 1 } }, { collation: strength2, arrayFilters: [{ e: 'a' }] }))).toBe(115);
+      expect(await code(col.updateOne({ s: 'A' }, [{ $set: { t: { $eq: ['$s', 'A'] } } }], { collation: strength2 }))).toBe(115);
+      expect(await code(col.findOneAndUpdate({ s: 'A' }, { $max: { s: 'z' } }, { collation: strength2 }))).toBe(115);
+      expect(await code(col.deleteOne({ $expr: { $eq: ['$s', 'A'] } }, { collation: strength2 }))).toBe(115);
       expect(await code(col.find({ s: 'A' }, { collation: { locale: 'en', strength: 4 } }).toArray())).toBe(115);
       expect(await code(col.find({ $expr: { $eq: ['$s', 'A'] } }, { collation: { locale: 'en', strength: 2 } }).toArray())).toBe(115);
       expect(await code(col.aggregate([{ $group: { _id: '$s' } }], { collation: { locale: 'en', strength: 2 } }).toArray())).toBe(115);
       expect(await code(col.find({ s: 'A' }, { collation: { locale: 'no-such-locale-xx' } }).toArray())).toBe(2);
       expect(await col.findOne({ s: 'x' })).toBeNull(); // the refused update changed nothing
       expect(await col.find({ s: 'A' }, { collation: { locale: 'en', strength: 2 } }).toArray()).toHaveLength(1);
-      expect(await code(col.deleteMany({ $expr: { $eq: ['$s', '$$v'] } }, { let: { v: 'a' } }))).toBe(115);
       expect(await col.countDocuments({ s: 'a' })).toBe(1);
+      expect(await col.findOne({ t: { $exists: true } })).toBeNull(); // nor did the other refused writes
+      // what needs no string comparison inside the update runs with the collation
+      expect((await col.updateOne({ s: 'A' }, { $set: { t: 1 }, $addToSet: { n: 5 } }, { collation: strength2 })).modifiedCount).toBe(1);
       expect(await col.find({ s: 'a' }, { collation: { locale: 'simple' } }).toArray()).toHaveLength(1);
       expect(await code(c.db('admin').command({ commitTransaction: 1 }))).toBe(20);
     });
