@@ -29,6 +29,7 @@ export const ServerCodes = {
   CommandNotSupportedOnView: 166,
   OptionNotSupportedOnView: 167,
   AmbiguousIndexKeyPattern: 181,
+  QueryFeatureNotAllowed: 224,
   DuplicateKey: 11000,
   BSONObjectTooLarge: 10334,
   /** An expression operator given the wrong number of arguments. */

@@ -1063,3 +1063,60 @@ describe('collation (MongoDB documented behaviour)', () => {
     ]);
   });
 });
+
+describe('schema validation with query operators (MongoDB documented behaviour)', () => {
+  const errorOf = (p: Promise<unknown>): Promise<{ code?: unknown; errInfo?: Document } | string> =>
+    p.then(
+      () => 'no error',
+      (e: { code?: unknown; errInfo?: Document }) => e,
+    );
+
+  test('a validator refuses invalid inserts, updates, replacements and upserts with DocumentValidationFailure (121) and errInfo', async () => {
+    await t.db.createCollection('validated', { validator: { x: { $type: 'string' } } });
+    const c = coll('validated');
+    await c.insertOne({ _id: 1, x: 'ok' } as unknown as Document);
+    const inserted = await errorOf(c.insertOne({ _id: 2, x: 5 } as unknown as Document));
+    expect(inserted).toMatchObject({ code: 121, errInfo: { failingDocumentId: 2 } });
+    expect(typeof (inserted as { errInfo: Document }).errInfo.details).toBe('object');
+    expect(await errorOf(c.updateOne({ _id: 1 } as Document, { $set: { x: 1 } }))).toMatchObject({ code: 121 });
+    expect(await errorOf(c.replaceOne({ _id: 1 } as Document, { y: 1 }))).toMatchObject({ code: 121 });
+    expect(await errorOf(c.updateOne({ _id: 3 } as Document, { $set: { x: 3 } }, { upsert: true }))).toMatchObject({ code: 121 });
+    const fam = await errorOf(c.findOneAndUpdate({ _id: 1 } as Document, { $set: { x: 1 } }));
+    expect(fam).toMatchObject({ code: 121, errInfo: { failingDocumentId: 1 } });
+    // an ordered batch stops at the invalid document; what came before it stays
+    const many = await errorOf(c.insertMany([{ _id: 4, x: 'a' }, { _id: 5 }, { _id: 6, x: 'c' }] as unknown as Document[]));
+    expect(many).toMatchObject({ code: 121 });
+    expect(await c.find({}).sort({ _id: 1 }).toArray()).toEqual([
+      { _id: 1, x: 'ok' },
+      { _id: 4, x: 'a' },
+    ]);
+    // valid writes pass; bypassDocumentValidation skips the check; deletes are never checked
+    expect((await c.updateOne({ _id: 1 } as Document, { $set: { x: 'fine', y: 2 } })).modifiedCount).toBe(1);
+    await c.insertOne({ _id: 7, x: 7 } as unknown as Document, { bypassDocumentValidation: true });
+    expect((await c.updateOne({ _id: 7 } as Document, { $set: { x: 8 } }, { bypassDocumentValidation: true })).modifiedCount).toBe(1);
+    expect((await c.deleteOne({ _id: 7 } as Document)).deletedCount).toBe(1);
+    const info = await t.db.listCollections({ name: 'validated' }, { nameOnly: false }).next();
+    expect(info?.options?.validator).toEqual({ x: { $type: 'string' } });
+  });
+
+  test('collMod sets a validator; validationLevel moderate spares documents already invalid; validationAction warn lets writes through', async () => {
+    const c = coll('modded');
+    await c.insertMany([
+      { _id: 1, n: 5 },
+      { _id: 2, n: -1 },
+    ] as unknown as Document[]);
+    await t.db.command({ collMod: 'modded', validator: { n: { $gte: 0 } } });
+    expect(await errorOf(c.updateOne({ _id: 2 } as Document, { $set: { n: -2 } }))).toMatchObject({ code: 121 });
+    await t.db.command({ collMod: 'modded', validationLevel: 'moderate' });
+    expect((await c.updateOne({ _id: 2 } as Document, { $set: { n: -2 } })).modifiedCount).toBe(1); // was invalid already
+    expect(await errorOf(c.updateOne({ _id: 1 } as Document, { $set: { n: -5 } }))).toMatchObject({ code: 121 }); // was valid
+    expect(await errorOf(c.insertOne({ _id: 3, n: -3 } as unknown as Document))).toMatchObject({ code: 121 });
+    await t.db.command({ collMod: 'modded', validationAction: 'warn' });
+    await c.insertOne({ _id: 3, n: -3 } as unknown as Document);
+    await t.db.command({ collMod: 'modded', validationAction: 'error', validationLevel: 'off' });
+    await c.insertOne({ _id: 4, n: -4 } as unknown as Document);
+    expect(await c.countDocuments({ n: { $lt: 0 } })).toBe(3);
+    const info = await t.db.listCollections({ name: 'modded' }, { nameOnly: false }).next();
+    expect(info?.options).toMatchObject({ validator: { n: { $gte: 0 } }, validationLevel: 'off', validationAction: 'error' });
+  });
+});

@@ -26,6 +26,7 @@ import { checkHint } from './planner';
 import { checkDocSize, idFirst } from './stored-doc';
 import { buildProjector } from './text-score';
 import { applyUpdate, buildUpsert, refuseUpdateWithCollation, updateKind, updateVariables } from './update-engine';
+import { validatorFor } from './validation';
 import { valueKey } from './value-key';
 
 /**
@@ -93,7 +94,8 @@ function writeReply(fields: Doc, writeErrors: Doc[]): Doc {
   return writeErrors.length ? { ...fields, writeErrors, ok: 1 } : { ...fields, ok: 1 };
 }
 
-export const insert: Handler = async (cmd, db, seq, { storage }) => {
+export const insert: Handler = async (cmd, db, seq, ctx) => {
+  const { storage } = ctx;
   const name = collName(cmd, 'insert');
   const docs = statements(cmd, seq, 'documents');
   let n = 0;
@@ -104,6 +106,7 @@ export const insert: Handler = async (cmd, db, seq, { storage }) => {
     else if (Array.isArray(d._id)) throw fail('BadValue', "can't use an array for _id");
     else d = idFirst(d);
     checkDocSize(d);
+    validatorFor(coll, cmd, ctx).check(d);
     coll.insert(d);
     n++;
   });
@@ -164,7 +167,8 @@ export const killCursors: Handler = (cmd, _db, _seq, { cursors }) => {
   return { cursorsKilled: killed, cursorsNotFound: notFound, cursorsAlive: [], cursorsUnknown: [], ok: 1 };
 };
 
-export const update: Handler = async (cmd, db, seq, { storage }) => {
+export const update: Handler = async (cmd, db, seq, ctx) => {
+  const { storage } = ctx;
   const name = collName(cmd, 'update');
   const stmts = statements(cmd, seq, 'updates');
   checkStatements('update', stmts);
@@ -197,6 +201,7 @@ export const update: Handler = async (cmd, db, seq, { storage }) => {
       n++;
       if (next) {
         checkDocSize(next);
+        validatorFor(coll, cmd, ctx).check(next, doc);
         coll!.replace(doc, next);
         nModified++;
       }
@@ -205,7 +210,9 @@ export const update: Handler = async (cmd, db, seq, { storage }) => {
     if (seen === 0 && s.upsert) {
       const doc = buildUpsert(q, s.u, kind, arrayFilters, variables);
       checkDocSize(doc);
-      storage.collection(db, name).insert(doc);
+      const target = storage.collection(db, name);
+      validatorFor(target, cmd, ctx).check(doc);
+      target.insert(doc);
       n++;
       upserted.push({ index: i, _id: doc._id });
     }
@@ -239,7 +246,8 @@ export const del: Handler = async (cmd, db, seq, { storage }) => {
   return writeReply({ n }, writeErrors);
 };
 
-export const findAndModify: Handler = (cmd, db, _seq, { storage }) => {
+export const findAndModify: Handler = (cmd, db, _seq, ctx) => {
+  const { storage } = ctx;
   const name = str(cmd.findAndModify ?? cmd.findandmodify, 'collection name');
   const collation = collationOf(cmd);
   const variables = commandVariables(cmd);
@@ -268,6 +276,7 @@ export const findAndModify: Handler = (cmd, db, _seq, { storage }) => {
     const next = applyUpdate(doc, cmd.update, kind, arrayFilters, false, query, variables);
     if (next) {
       checkDocSize(next);
+      validatorFor(coll, cmd, ctx).check(next, doc);
       coll!.replace(doc, next);
     }
     return { lastErrorObject: { n: 1, updatedExisting: true }, value: out(cmd.new ? (next ?? doc) : doc), ok: 1 };
@@ -275,7 +284,9 @@ export const findAndModify: Handler = (cmd, db, _seq, { storage }) => {
   if (cmd.upsert) {
     const created = buildUpsert(query, cmd.update, kind, arrayFilters, variables);
     checkDocSize(created);
-    storage.collection(db, name).insert(created);
+    const target = storage.collection(db, name);
+    validatorFor(target, cmd, ctx).check(created);
+    target.insert(created);
     return {
       lastErrorObject: { n: 1, updatedExisting: false, upserted: created._id },
       value: cmd.new ? out(created) : null,
