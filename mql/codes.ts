@@ -24,10 +24,12 @@ export const ServerCodes = {
   IndexOptionsConflict: 85,
   IndexKeySpecsConflict: 86,
   CommandNotSupported: 115,
+  DocumentValidationFailure: 121,
   ViewDepthLimitExceeded: 149,
   CommandNotSupportedOnView: 166,
   OptionNotSupportedOnView: 167,
   AmbiguousIndexKeyPattern: 181,
+  QueryFeatureNotAllowed: 224,
   DuplicateKey: 11000,
   BSONObjectTooLarge: 10334,
   /** An expression operator given the wrong number of arguments. */
@@ -52,6 +54,8 @@ export const ServerCodes = {
   Location51183: 51183,
   Location51186: 51186,
   Location51199: 51199,
+  /** Statement constants (`c`) on an update that is not a pipeline. */
+  Location51198: 51198,
   Location51024: 51024,
   /** An invalid regular expression. */
   Location51091: 51091,

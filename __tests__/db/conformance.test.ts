@@ -914,6 +914,71 @@ describe('let variables (MongoDB documented behaviour)', () => {
       .toArray();
     expect(agg).toEqual([{ _id: 2, scaled: 10 }]);
   });
+
+  test('update, replace and pipeline updates see the command let in the filter and in pipeline stages; upserts too', async () => {
+    const c = coll('letupdate');
+    await c.insertMany([
+      { _id: 1, n: 1 },
+      { _id: 2, n: 5 },
+      { _id: 3, n: 8 },
+    ] as unknown as Document[]);
+    const one = await c.updateOne({ $expr: { $eq: ['$_id', '$$id'] } }, [{ $set: { x: '$$x' } }], { let: { id: 1, x: 'foo' } });
+    expect([one.matchedCount, one.modifiedCount]).toEqual([1, 1]);
+    const many = await c.updateMany({ $expr: { $gt: ['$n', '$$min'] } }, { $set: { big: true } }, { let: { min: { $add: [2, 2] } } });
+    expect([many.matchedCount, many.modifiedCount]).toEqual([2, 2]);
+    const repl = await c.replaceOne({ $expr: { $eq: ['$n', '$$n'] } }, { n: 8, replaced: true }, { let: { n: 8 } });
+    expect(repl.modifiedCount).toBe(1);
+    const up = await c.updateOne({ _id: 9 } as Document, [{ $set: { made: '$$v' } }], { upsert: true, let: { v: 'by upsert' } });
+    expect(up.upsertedId).toBe(9);
+    expect(await c.find({}).sort({ _id: 1 }).toArray()).toEqual([
+      { _id: 1, n: 1, x: 'foo' },
+      { _id: 2, n: 5, big: true },
+      { _id: 3, n: 8, replaced: true },
+      { _id: 9, made: 'by upsert' },
+    ]);
+  });
+
+  test("an update statement's constants (c) are seen by its pipeline; on a non-pipeline update they are refused (51198)", async () => {
+    const c = coll('letconst');
+    await c.insertMany([{ _id: 1 }, { _id: 2 }] as unknown as Document[]);
+    const r = await t.db.command({
+      update: 'letconst',
+      updates: [{ q: { $expr: { $eq: ['$_id', '$$which'] } }, u: [{ $set: { v: '$$k', w: '$$which' } }], c: { k: 7 } }],
+      let: { which: 2 },
+    });
+    expect([r.n, r.nModified]).toEqual([1, 1]);
+    expect(await c.findOne({ _id: 2 } as Document)).toEqual({ _id: 2, v: 7, w: 2 });
+    const bad = await t.db.command({ update: 'letconst', updates: [{ q: {}, u: { $set: { z: 1 } }, c: { k: 1 } }] });
+    expect(bad.writeErrors?.[0]?.code).toBe(51198);
+    expect(await c.countDocuments({ z: 1 })).toBe(0);
+  });
+
+  test('delete, findAndModify and bulkWrite see the command let', async () => {
+    const c = coll('letdelete');
+    await c.insertMany([1, 2, 3, 4, 5, 6].map((i) => ({ _id: i, n: i })) as unknown as Document[]);
+    expect((await c.deleteOne({ $expr: { $eq: ['$n', '$$n'] } }, { let: { n: 1 } })).deletedCount).toBe(1);
+    expect((await c.deleteMany({ $expr: { $gte: ['$n', '$$from'] } }, { let: { from: 6 } })).deletedCount).toBe(1);
+    const before = await c.findOneAndUpdate({ $expr: { $eq: ['$n', '$$n'] } }, [{ $set: { tag: '$$tag' } }], {
+      let: { n: 2, tag: 'two' },
+      returnDocument: 'after',
+    });
+    expect(before).toEqual({ _id: 2, n: 2, tag: 'two' });
+    const replaced = await c.findOneAndReplace({ $expr: { $eq: ['$n', '$$n'] } }, { n: 30 }, { let: { n: 3 }, returnDocument: 'after' });
+    expect(replaced).toEqual({ _id: 3, n: 30 });
+    expect(await c.findOneAndDelete({ $expr: { $eq: ['$n', '$$n'] } }, { let: { n: 30 } })).toEqual({ _id: 3, n: 30 });
+    const bulk = await c.bulkWrite(
+      [
+        { updateOne: { filter: { $expr: { $eq: ['$_id', '$$a'] } }, update: [{ $set: { b: '$$b' } }] } },
+        { deleteOne: { filter: { $expr: { $eq: ['$_id', '$$gone'] } } } },
+      ],
+      { let: { a: 4, b: 'bee', gone: 5 } },
+    );
+    expect([bulk.modifiedCount, bulk.deletedCount]).toEqual([1, 1]);
+    expect(await c.find({}).sort({ _id: 1 }).toArray()).toEqual([
+      { _id: 2, n: 2, tag: 'two' },
+      { _id: 4, n: 4, b: 'bee' },
+    ]);
+  });
 });
 
 describe('collation (MongoDB documented behaviour)', () => {
@@ -942,5 +1007,116 @@ describe('collation (MongoDB documented behaviour)', () => {
     expect(await c.distinct('s', {}, { collation: accents })).toHaveLength(3);
     const agg = await c.aggregate([{ $match: { s: 'CAFE' } }, { $sort: { _id: -1 } }], { collation: accents }).toArray();
     expect(agg.map((d) => d._id)).toEqual([3, 1]);
+  });
+
+  test('update, replace, delete and bulkWrite match their filter by the collation', async () => {
+    const c = coll('collationwrite');
+    const seed = [
+      { _id: 1, s: 'cafe' },
+      { _id: 2, s: 'Café' },
+      { _id: 3, s: 'CAFE' },
+      { _id: 4, s: 'b' },
+    ] as unknown as Document[];
+    await c.insertMany(seed);
+    const base = { locale: 'en', strength: 1 };
+    const accents = { locale: 'en', strength: 2 };
+    expect((await c.updateMany({ s: 'CAFÉ' }, { $set: { hit: 1 } }, { collation: base })).modifiedCount).toBe(3);
+    expect((await c.updateOne({ s: 'CAFE' }, { $set: { first: true } }, { collation: accents })).modifiedCount).toBe(1);
+    expect(await c.countDocuments({ first: true })).toBe(1);
+    expect((await c.findOne({ first: true }))?._id).toBe(1);
+    expect((await c.replaceOne({ s: 'café' }, { s: 'café', replaced: true }, { collation: accents })).modifiedCount).toBe(1);
+    expect(await c.findOne({ _id: 2 } as Document)).toEqual({ _id: 2, s: 'café', replaced: true });
+    // a matching document under the collation: no upsert
+    const up = await c.updateOne({ s: 'B' }, { $set: { up: 1 } }, { upsert: true, collation: base });
+    expect([up.matchedCount, up.upsertedCount]).toEqual([1, 0]);
+    expect((await c.deleteOne({ s: 'CAFE' }, { collation: accents })).deletedCount).toBe(1);
+    expect((await c.deleteMany({ s: 'Cafe' }, { collation: { locale: 'simple' } })).deletedCount).toBe(0);
+    const bulk = await c.bulkWrite([
+      { updateMany: { filter: { s: 'B' }, update: { $set: { bulk: 1 } }, collation: base } },
+      { deleteMany: { filter: { s: 'CAFE' }, collation: base } },
+    ]);
+    expect([bulk.modifiedCount, bulk.deletedCount]).toEqual([1, 2]);
+    expect(await c.find({}).toArray()).toEqual([{ _id: 4, s: 'b', up: 1, bulk: 1 }]);
+  });
+
+  test('findAndModify matches and sorts by the collation', async () => {
+    const c = coll('collationfam');
+    await c.insertMany([
+      { _id: 1, s: 'B' },
+      { _id: 2, s: 'a' },
+      { _id: 3, s: 'A' },
+    ] as unknown as Document[]);
+    const en = { locale: 'en' };
+    // binary order puts 'A' and 'B' before 'a'; the English collation 'a' and 'A' before 'B'
+    expect((await c.findOneAndUpdate({}, { $set: { t: 1 } }, { sort: { s: 1 }, collation: en }))?._id).toBe(2);
+    expect((await c.findOneAndUpdate({}, { $set: { t: 2 } }, { sort: { s: -1 }, collation: en }))?._id).toBe(1);
+    const after = await c.findOneAndReplace({ s: 'b' }, { s: 'b' }, { collation: { locale: 'en', strength: 2 }, returnDocument: 'after' });
+    expect(after).toEqual({ _id: 1, s: 'b' });
+    expect(await c.findOneAndDelete({ s: 'a' }, { sort: { _id: -1 }, collation: { locale: 'en', strength: 1 } })).toEqual({
+      _id: 3,
+      s: 'A',
+    });
+    expect(await c.findOneAndDelete({ s: 'A' }, { collation: { locale: 'simple' } })).toBeNull();
+    expect(await c.find({}).sort({ _id: 1 }).toArray()).toEqual([
+      { _id: 1, s: 'b' },
+      { _id: 2, s: 'a', t: 1 },
+    ]);
+  });
+});
+
+describe('schema validation with query operators (MongoDB documented behaviour)', () => {
+  const errorOf = (p: Promise<unknown>): Promise<{ code?: unknown; errInfo?: Document } | string> =>
+    p.then(
+      () => 'no error',
+      (e: { code?: unknown; errInfo?: Document }) => e,
+    );
+
+  test('a validator refuses invalid inserts, updates, replacements and upserts with DocumentValidationFailure (121) and errInfo', async () => {
+    await t.db.createCollection('validated', { validator: { x: { $type: 'string' } } });
+    const c = coll('validated');
+    await c.insertOne({ _id: 1, x: 'ok' } as unknown as Document);
+    const inserted = await errorOf(c.insertOne({ _id: 2, x: 5 } as unknown as Document));
+    expect(inserted).toMatchObject({ code: 121, errInfo: { failingDocumentId: 2 } });
+    expect(typeof (inserted as { errInfo: Document }).errInfo.details).toBe('object');
+    expect(await errorOf(c.updateOne({ _id: 1 } as Document, { $set: { x: 1 } }))).toMatchObject({ code: 121 });
+    expect(await errorOf(c.replaceOne({ _id: 1 } as Document, { y: 1 }))).toMatchObject({ code: 121 });
+    expect(await errorOf(c.updateOne({ _id: 3 } as Document, { $set: { x: 3 } }, { upsert: true }))).toMatchObject({ code: 121 });
+    const fam = await errorOf(c.findOneAndUpdate({ _id: 1 } as Document, { $set: { x: 1 } }));
+    expect(fam).toMatchObject({ code: 121, errInfo: { failingDocumentId: 1 } });
+    // an ordered batch stops at the invalid document; what came before it stays
+    const many = await errorOf(c.insertMany([{ _id: 4, x: 'a' }, { _id: 5 }, { _id: 6, x: 'c' }] as unknown as Document[]));
+    expect(many).toMatchObject({ code: 121 });
+    expect(await c.find({}).sort({ _id: 1 }).toArray()).toEqual([
+      { _id: 1, x: 'ok' },
+      { _id: 4, x: 'a' },
+    ]);
+    // valid writes pass; bypassDocumentValidation skips the check; deletes are never checked
+    expect((await c.updateOne({ _id: 1 } as Document, { $set: { x: 'fine', y: 2 } })).modifiedCount).toBe(1);
+    await c.insertOne({ _id: 7, x: 7 } as unknown as Document, { bypassDocumentValidation: true });
+    expect((await c.updateOne({ _id: 7 } as Document, { $set: { x: 8 } }, { bypassDocumentValidation: true })).modifiedCount).toBe(1);
+    expect((await c.deleteOne({ _id: 7 } as Document)).deletedCount).toBe(1);
+    const info = await t.db.listCollections({ name: 'validated' }, { nameOnly: false }).next();
+    expect(info?.options?.validator).toEqual({ x: { $type: 'string' } });
+  });
+
+  test('collMod sets a validator; validationLevel moderate spares documents already invalid; validationAction warn lets writes through', async () => {
+    const c = coll('modded');
+    await c.insertMany([
+      { _id: 1, n: 5 },
+      { _id: 2, n: -1 },
+    ] as unknown as Document[]);
+    await t.db.command({ collMod: 'modded', validator: { n: { $gte: 0 } } });
+    expect(await errorOf(c.updateOne({ _id: 2 } as Document, { $set: { n: -2 } }))).toMatchObject({ code: 121 });
+    await t.db.command({ collMod: 'modded', validationLevel: 'moderate' });
+    expect((await c.updateOne({ _id: 2 } as Document, { $set: { n: -2 } })).modifiedCount).toBe(1); // was invalid already
+    expect(await errorOf(c.updateOne({ _id: 1 } as Document, { $set: { n: -5 } }))).toMatchObject({ code: 121 }); // was valid
+    expect(await errorOf(c.insertOne({ _id: 3, n: -3 } as unknown as Document))).toMatchObject({ code: 121 });
+    await t.db.command({ collMod: 'modded', validationAction: 'warn' });
+    await c.insertOne({ _id: 3, n: -3 } as unknown as Document);
+    await t.db.command({ collMod: 'modded', validationAction: 'error', validationLevel: 'off' });
+    await c.insertOne({ _id: 4, n: -4 } as unknown as Document);
+    expect(await c.countDocuments({ n: { $lt: 0 } })).toBe(3);
+    const info = await t.db.listCollections({ name: 'modded' }, { nameOnly: false }).next();
+    expect(info?.options).toMatchObject({ validator: { n: { $gte: 0 } }, validationLevel: 'off', validationAction: 'error' });
   });
 });

@@ -384,7 +384,7 @@ describe('dbPath lock', () => {
 });
 
 describe('not supported: refused, never silently ignored', () => {
-  test('collation outside find/count/distinct/aggregate (or beyond what Intl.Collator does) and let outside find/aggregate are refused; commitTransaction is IllegalOperation', async () => {
+  test('collation where mingo would compare binary (update operators, pipeline expressions, $expr) or beyond what Intl.Collator does is refused; commitTransaction is IllegalOperation', async () => {
     const h = await startEmbeddedMongo();
     await withClient(h.uri, async (c) => {
       const col = c.db('ns').collection('x');
@@ -394,18 +394,74 @@ describe('not supported: refused, never silently ignored', () => {
           () => 'no error',
           (e: { code?: unknown }) => e.code,
         );
-      expect(await code(col.updateMany({ s: 'A' }, { $set: { t: 1 } }, { collation: { locale: 'en', strength: 2 } }))).toBe(115);
+      const strength2 = { locale: 'en', strength: 2 };
+      expect(await code(col.updateMany({ s: 'A' }, { $addToSet: { tags: 'x' } }, { collation: strength2 }))).toBe(115);
+      expect(await code(col.updateOne({ s: 'A' }, { $set: { t: 1 } }, { collation: strength2, arrayFilters: [{ e: 'a' }] }))).toBe(115);
+      expect(await code(col.updateOne({ s: 'A' }, [{ $set: { t: { $eq: ['$s', 'A'] } } }], { collation: strength2 }))).toBe(115);
+      expect(await code(col.findOneAndUpdate({ s: 'A' }, { $max: { s: 'z' } }, { collation: strength2 }))).toBe(115);
+      expect(await code(col.deleteOne({ $expr: { $eq: ['$s', 'A'] } }, { collation: strength2 }))).toBe(115);
       expect(await code(col.find({ s: 'A' }, { collation: { locale: 'en', strength: 4 } }).toArray())).toBe(115);
       expect(await code(col.find({ $expr: { $eq: ['$s', 'A'] } }, { collation: { locale: 'en', strength: 2 } }).toArray())).toBe(115);
       expect(await code(col.aggregate([{ $group: { _id: '$s' } }], { collation: { locale: 'en', strength: 2 } }).toArray())).toBe(115);
       expect(await code(col.find({ s: 'A' }, { collation: { locale: 'no-such-locale-xx' } }).toArray())).toBe(2);
       expect(await col.findOne({ s: 'x' })).toBeNull(); // the refused update changed nothing
       expect(await col.find({ s: 'A' }, { collation: { locale: 'en', strength: 2 } }).toArray()).toHaveLength(1);
-      expect(await code(col.deleteMany({ $expr: { $eq: ['$s', '$$v'] } }, { let: { v: 'a' } }))).toBe(115);
       expect(await col.countDocuments({ s: 'a' })).toBe(1);
+      expect(await col.findOne({ t: { $exists: true } })).toBeNull(); // nor did the other refused writes
+      // what needs no string comparison inside the update runs with the collation
+      expect((await col.updateOne({ s: 'A' }, { $set: { t: 1 }, $addToSet: { n: 5 } }, { collation: strength2 })).modifiedCount).toBe(1);
       expect(await col.find({ s: 'a' }, { collation: { locale: 'simple' } }).toArray()).toHaveLength(1);
       expect(await code(c.db('admin').command({ commitTransaction: 1 }))).toBe(20);
     });
     await h.stop();
+  });
+});
+
+describe('collection validators', () => {
+  let afterTestStop: () => Promise<void> = async () => {};
+  afterEach(async () => {
+    await afterTestStop(); // a failing test must not leave its server running (jest would wait for it)
+    afterTestStop = async () => {};
+  });
+
+  test('collMod validator settings survive a crash (journal) and a clean restart (snapshot); warn logs; $jsonSchema (115) and $where (224) are refused', async () => {
+    const dbPath = tmpDir('validator');
+    const warnings: unknown[] = [];
+    const h = await startEmbeddedMongo({ dbPath, logger: { info() {}, warn: (o, m) => warnings.push({ ...(o as object), msg: m }) } });
+    const code = (p: Promise<unknown>): Promise<unknown> =>
+      p.then(
+        () => 'no error',
+        (e: { code?: unknown }) => e.code,
+      );
+    let stopped = false;
+    afterTestStop = async () => {
+      if (!stopped) await h.stop();
+    };
+    await withClient(h.uri, async (c) => {
+      const db = c.db('val');
+      await db.createCollection('v');
+      await db.command({ collMod: 'v', validator: { n: { $gte: 0 } }, validationAction: 'warn' });
+      await db.collection('v').insertOne({ _id: 1, n: -1 } as unknown as Document);
+      expect(warnings).toEqual([expect.objectContaining({ msg: 'Document would fail validation', namespace: 'val.v' })]);
+      await db.command({ collMod: 'v', validationAction: 'error' });
+      expect(await code(db.createCollection('js', { validator: { $jsonSchema: { required: ['a'] } } }))).toBe(115);
+      expect(await code(db.command({ collMod: 'v', validator: { $where: 'true' } }))).toBe(224);
+      expect(await code(db.command({ collMod: 'v', validationLevel: 'sometimes' }))).toBe(2);
+      expect(await code(db.command({ collMod: 'v', expireAfterSeconds: 5 }))).toBe(115);
+    });
+    const copy = tmpDir('validator-copy');
+    for (const f of fs.readdirSync(dbPath)) if (f !== 'mongod.lock') fs.copyFileSync(path.join(dbPath, f), path.join(copy, f));
+    await h.stop();
+    stopped = true;
+    for (const dir of [copy, dbPath]) {
+      const again = await startEmbeddedMongo({ dbPath: dir });
+      await withClient(again.uri, async (c) => {
+        const col = c.db('val').collection('v');
+        expect(await code(col.insertOne({ _id: 2, n: -2 } as unknown as Document))).toBe(121);
+        expect(await col.countDocuments()).toBe(1);
+        expect(await c.db('val').listCollections({ name: 'js' }).toArray()).toHaveLength(0);
+      });
+      await again.stop();
+    }
   });
 });

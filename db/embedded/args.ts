@@ -172,7 +172,10 @@ function checkFields(where: string, obj: Doc, spec: Record<string, T[]>, generic
 }
 
 /** Commands that honour a collation (mql/collation.ts); the others refuse any but `{locale: 'simple'}`. */
-const COLLATED = new Set(['find', 'count', 'distinct', 'aggregate']);
+const COLLATED = new Set(['find', 'count', 'distinct', 'aggregate', 'update', 'delete', 'findandmodify']);
+
+/** Commands that honour a command-level `let` (mongod 5.0+); the others refuse it. */
+const WITH_LET = new Set(['find', 'aggregate', 'update', 'delete', 'findandmodify']);
 
 function checkCollation(c: unknown, command: string): void {
   if (c === undefined || c === null) return;
@@ -182,7 +185,7 @@ function checkCollation(c: unknown, command: string): void {
   if (!COLLATED.has(command)) {
     throw fail(
       'CommandNotSupported',
-      `collation is supported on find, count, distinct and aggregate only by the embedded server; use MongoDB for collation-aware ${command}`,
+      `collation is not supported on ${command} by the embedded server (it is on find, count, distinct, aggregate, update, delete and findAndModify); use MongoDB for it`,
     );
   }
 }
@@ -228,10 +231,10 @@ export function checkCommandArgs(name: string, cmd: Doc): void {
       throw fail('BadValue', `${String(v)} value for maxTimeMS is out of range [0, 2147483647]`);
   }
   checkCollation(cmd.collation, name);
-  if (cmd.let !== undefined && cmd.let !== null && name !== 'find' && name !== 'aggregate') {
+  if (cmd.let !== undefined && cmd.let !== null && !WITH_LET.has(name)) {
     throw fail(
       'CommandNotSupported',
-      `'let' variables are supported on find and aggregate only by the embedded server; use MongoDB for ${name}`,
+      `'let' variables are not supported on ${name} by the embedded server (they are on find, aggregate, update, delete and findAndModify); use MongoDB for it`,
     );
   }
   const stmtSpec = STATEMENT_SPECS[name];

@@ -10,6 +10,8 @@ export interface CommandContext {
   storage: Storage;
   cursors: CursorManager;
   connectionId: number;
+  /** The server's logger (validationAction 'warn' logs there). */
+  logger?: { warn(obj: unknown, msg?: string): void };
 }
 
 export type Handler = (cmd: Doc, db: string, seq: Record<string, Doc[]>, ctx: CommandContext) => Doc | Promise<Doc>;

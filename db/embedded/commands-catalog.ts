@@ -10,6 +10,7 @@ import type { Collection } from './collection';
 import type { IndexSpec } from './collection-indexes';
 import type { Handler } from './command-context';
 import { sameBson } from './stored-doc';
+import { validationOptions } from './validation';
 import { createView, viewOf, viewsIn } from './views';
 
 function collectionInfo(c: Collection): Doc {
@@ -54,6 +55,7 @@ export const create: Handler = (cmd, db, _seq, { storage }) => {
   if (cmd.viewOn !== undefined || cmd.pipeline !== undefined) return createView(storage, db, name, cmd.viewOn, cmd.pipeline);
   if (storage.getCollection(db, name) || viewOf(storage, db, name))
     throw fail('NamespaceExists', `Collection ${db}.${name} already exists.`);
+  validationOptions(cmd, db, name);
   const options: Doc = {};
   for (const [k, v] of Object.entries(cmd))
     if (k !== 'create' && !k.startsWith('$') && k !== 'lsid' && k !== 'writeConcern') options[k] = v;
@@ -62,17 +64,27 @@ export const create: Handler = (cmd, db, _seq, { storage }) => {
 };
 
 /**
- * collMod of a collection (views: views.ts): accepted without options; validators, validation
- * levels, TTL and index changes are refused (115) rather than accepted and not enforced.
+ * collMod of a collection (views: views.ts): `validator`, `validationLevel` and `validationAction`
+ * (validation.ts enforces them); TTL and index changes are refused (115) rather than accepted and
+ * not enforced.
  */
 export const collMod: Handler = (cmd, db, _seq, { storage }) => {
   const name = collName(cmd, 'collMod');
-  if (!storage.getCollection(db, name)) throw nsNotFound(db, name);
-  const options = Object.keys(cmd).filter((k) => k !== 'collMod' && !k.startsWith('$') && !COLLMOD_GENERIC.has(k));
+  const coll = storage.getCollection(db, name);
+  if (!coll) throw nsNotFound(db, name);
+  const options = Object.keys(cmd).filter(
+    (k) => k !== 'collMod' && !k.startsWith('$') && !COLLMOD_GENERIC.has(k) && !VALIDATION_OPTIONS.has(k),
+  );
   if (options.length)
-    throw fail('CommandNotSupported', `collMod ${options.join(', ')} is not supported by the embedded server (only views can be modified)`);
+    throw fail(
+      'CommandNotSupported',
+      `collMod ${options.join(', ')} is not supported by the embedded server (validator, validationLevel and validationAction are)`,
+    );
+  const changes = validationOptions(cmd, db, name);
+  if (Object.keys(changes).length) storage.setOptions(db, name, { ...coll.options, ...changes });
   return { ok: 1 };
 };
+const VALIDATION_OPTIONS = new Set(['validator', 'validationLevel', 'validationAction']);
 const COLLMOD_GENERIC = new Set(['lsid', 'writeConcern', 'comment', 'maxTimeMS', 'apiVersion', 'apiStrict', 'apiDeprecationErrors']);
 
 export const drop: Handler = (cmd, db, _seq, { storage }) => {

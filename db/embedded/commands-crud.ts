@@ -25,7 +25,8 @@ import type { Handler } from './command-context';
 import { checkHint } from './planner';
 import { checkDocSize, idFirst } from './stored-doc';
 import { buildProjector } from './text-score';
-import { applyUpdate, buildUpsert, updateKind } from './update-engine';
+import { applyUpdate, buildUpsert, refuseUpdateWithCollation, updateKind, updateVariables } from './update-engine';
+import { validatorFor } from './validation';
 import { valueKey } from './value-key';
 
 /**
@@ -33,16 +34,31 @@ import { valueKey } from './value-key';
  * undefined. The scan (or earlier updates of a multi-update) may have paused, letting other
  * connections replace or delete documents, or drop the collection, meanwhile.
  */
-function revalidator(storage: Storage, coll: Collection | undefined, q: Doc): (found: Doc) => Doc | undefined {
+function revalidator(storage: Storage, coll: Collection | undefined, q: Doc, collation?: Doc): (found: Doc) => Doc | undefined {
   let test: ((d: Doc) => boolean) | undefined;
   const retest = !('$text' in q);
   return (found) => {
     if (!coll || storage.getCollection(coll.dbName, coll.name) !== coll) return undefined;
     const cur = coll.getById(found._id);
     if (!cur) return undefined;
-    if (cur !== found && retest && !(test ??= compileFilter(q))(cur)) return undefined;
+    if (cur !== found && retest && !(test ??= compileFilter(q, collation))(cur)) return undefined;
     return cur;
   };
+}
+
+/** A command's `let` values (letValues: expressions evaluated once), or undefined without one. */
+function commandVariables(cmd: Doc): Doc | undefined {
+  return isPlainObject(cmd.let) ? letValues(cmd.let) : undefined;
+}
+
+/**
+ * A write statement's filter with the command's `let` values visible to its `$expr` as $$name, and
+ * its collation (refused with $expr, which mingo compares binary, as on find).
+ */
+function statementFilter(given: Doc | undefined, variables: Doc | undefined, collation: Doc | undefined): Doc {
+  const q = given ?? {};
+  refuseExprWithCollation(q, collation);
+  return variables ? withVariables(q, variables) : q;
 }
 
 function writeError(index: number, e: unknown): Doc {
@@ -78,7 +94,8 @@ function writeReply(fields: Doc, writeErrors: Doc[]): Doc {
   return writeErrors.length ? { ...fields, writeErrors, ok: 1 } : { ...fields, ok: 1 };
 }
 
-export const insert: Handler = async (cmd, db, seq, { storage }) => {
+export const insert: Handler = async (cmd, db, seq, ctx) => {
+  const { storage } = ctx;
   const name = collName(cmd, 'insert');
   const docs = statements(cmd, seq, 'documents');
   let n = 0;
@@ -89,6 +106,7 @@ export const insert: Handler = async (cmd, db, seq, { storage }) => {
     else if (Array.isArray(d._id)) throw fail('BadValue', "can't use an array for _id");
     else d = idFirst(d);
     checkDocSize(d);
+    validatorFor(coll, cmd, ctx).check(d);
     coll.insert(d);
     n++;
   });
@@ -149,7 +167,8 @@ export const killCursors: Handler = (cmd, _db, _seq, { cursors }) => {
   return { cursorsKilled: killed, cursorsNotFound: notFound, cursorsAlive: [], cursorsUnknown: [], ok: 1 };
 };
 
-export const update: Handler = async (cmd, db, seq, { storage }) => {
+export const update: Handler = async (cmd, db, seq, ctx) => {
+  const { storage } = ctx;
   const name = collName(cmd, 'update');
   const stmts = statements(cmd, seq, 'updates');
   checkStatements('update', stmts);
@@ -157,36 +176,43 @@ export const update: Handler = async (cmd, db, seq, { storage }) => {
   let nModified = 0;
   const upserted: Doc[] = [];
   const slicer = new Slicer(deadlineOf(cmd));
+  const lets = commandVariables(cmd);
   const writeErrors = await eachStatement(cmd, stmts, slicer, async (s, i) => {
-    const q = optDoc(s.q, 'q') ?? {};
+    const collation = collationOf(s);
+    const q = statementFilter(optDoc(s.q, 'q'), lets, collation);
     const kind = updateKind(s.u);
     const arrayFilters = s.arrayFilters as Doc[] | undefined;
     if (kind === 'replacement' && s.multi) throw fail('FailedToParse', 'multi update is not supported for replacement-style update');
+    const variables = updateVariables(kind, lets, s.c);
+    refuseUpdateWithCollation(s.u, kind, arrayFilters, q, collation);
     const coll = storage.getCollection(db, name);
     checkHint(coll, s.hint);
     const sort = isPlainObject(s.sort) ? s.sort : undefined;
-    let matched = coll ? (await coll.matchSliced(q, s.multi || sort ? Infinity : 1, slicer)).docs : [];
-    if (sort) matched = sortDocs(matched, sort);
+    let matched = coll ? (await coll.matchSliced(q, s.multi || sort ? Infinity : 1, slicer, collation)).docs : [];
+    if (sort) matched = sortDocs(matched, sort, undefined, stringCompare(collation));
     if (!s.multi) matched = matched.slice(0, 1);
-    const current = revalidator(storage, coll, q);
+    const current = revalidator(storage, coll, q, collation);
     let seen = 0;
     for (const found of matched) {
       const doc = current(found);
       if (!doc) continue;
       seen++;
-      const next = applyUpdate(doc, s.u, kind, arrayFilters, false, q);
+      const next = applyUpdate(doc, s.u, kind, arrayFilters, false, q, variables);
       n++;
       if (next) {
         checkDocSize(next);
+        validatorFor(coll, cmd, ctx).check(next, doc);
         coll!.replace(doc, next);
         nModified++;
       }
       if (slicer.due()) await slicer.pause();
     }
     if (seen === 0 && s.upsert) {
-      const doc = buildUpsert(q, s.u, kind, arrayFilters);
+      const doc = buildUpsert(q, s.u, kind, arrayFilters, variables);
       checkDocSize(doc);
-      storage.collection(db, name).insert(doc);
+      const target = storage.collection(db, name);
+      validatorFor(target, cmd, ctx).check(doc);
+      target.insert(doc);
       n++;
       upserted.push({ index: i, _id: doc._id });
     }
@@ -200,13 +226,15 @@ export const del: Handler = async (cmd, db, seq, { storage }) => {
   checkStatements('delete', stmts);
   let n = 0;
   const slicer = new Slicer(deadlineOf(cmd));
+  const lets = commandVariables(cmd);
   const writeErrors = await eachStatement(cmd, stmts, slicer, async (s) => {
+    const collation = collationOf(s);
+    const q = statementFilter(optDoc(s.q, 'q'), lets, collation);
     const coll = storage.getCollection(db, name);
     checkHint(coll, s.hint);
     if (!coll) return;
-    const q = optDoc(s.q, 'q') ?? {};
-    const matched = (await coll.matchSliced(q, Number(s.limit) === 1 ? 1 : Infinity, slicer)).docs;
-    const current = revalidator(storage, coll, q);
+    const matched = (await coll.matchSliced(q, Number(s.limit) === 1 ? 1 : Infinity, slicer, collation)).docs;
+    const current = revalidator(storage, coll, q, collation);
     for (const found of matched) {
       const d = current(found);
       if (!d) continue;
@@ -218,9 +246,12 @@ export const del: Handler = async (cmd, db, seq, { storage }) => {
   return writeReply({ n }, writeErrors);
 };
 
-export const findAndModify: Handler = (cmd, db, _seq, { storage }) => {
+export const findAndModify: Handler = (cmd, db, _seq, ctx) => {
+  const { storage } = ctx;
   const name = str(cmd.findAndModify ?? cmd.findandmodify, 'collection name');
-  const query = optDoc(cmd.query, 'query') ?? {};
+  const collation = collationOf(cmd);
+  const variables = commandVariables(cmd);
+  const query = statementFilter(optDoc(cmd.query, 'query'), variables, collation);
   const sort = optDoc(cmd.sort, 'sort');
   const fields = optDoc(cmd.fields, 'fields');
   const project = buildProjector(fields);
@@ -228,29 +259,34 @@ export const findAndModify: Handler = (cmd, db, _seq, { storage }) => {
   const coll = storage.getCollection(db, name);
   checkHint(coll, cmd.hint);
   const sorted = !!sort && Object.keys(sort).length > 0;
-  let matched = coll ? coll.match(query, sorted ? Infinity : 1).docs : [];
-  if (sorted) matched = sortDocs(matched, sort);
-  const doc = matched[0];
   if (cmd.remove) {
     if (cmd.update !== undefined) throw fail('FailedToParse', 'Cannot specify both an update and remove=true');
+  } else if (cmd.update === undefined) throw fail('FailedToParse', 'Either an update or remove=true must be specified');
+  const kind = cmd.remove ? undefined : updateKind(cmd.update);
+  const arrayFilters = cmd.arrayFilters as Doc[] | undefined;
+  if (kind) refuseUpdateWithCollation(cmd.update, kind, arrayFilters, query, collation);
+  let matched = coll ? coll.match(query, sorted ? Infinity : 1, collation).docs : [];
+  if (sorted) matched = sortDocs(matched, sort, undefined, stringCompare(collation));
+  const doc = matched[0];
+  if (!kind) {
     if (doc) coll!.remove(doc);
     return { lastErrorObject: { n: doc ? 1 : 0 }, value: out(doc ?? null), ok: 1 };
   }
-  if (cmd.update === undefined) throw fail('FailedToParse', 'Either an update or remove=true must be specified');
-  const kind = updateKind(cmd.update);
-  const arrayFilters = cmd.arrayFilters as Doc[] | undefined;
   if (doc) {
-    const next = applyUpdate(doc, cmd.update, kind, arrayFilters, false, query);
+    const next = applyUpdate(doc, cmd.update, kind, arrayFilters, false, query, variables);
     if (next) {
       checkDocSize(next);
+      validatorFor(coll, cmd, ctx).check(next, doc);
       coll!.replace(doc, next);
     }
     return { lastErrorObject: { n: 1, updatedExisting: true }, value: out(cmd.new ? (next ?? doc) : doc), ok: 1 };
   }
   if (cmd.upsert) {
-    const created = buildUpsert(query, cmd.update, kind, arrayFilters);
+    const created = buildUpsert(query, cmd.update, kind, arrayFilters, variables);
     checkDocSize(created);
-    storage.collection(db, name).insert(created);
+    const target = storage.collection(db, name);
+    validatorFor(target, cmd, ctx).check(created);
+    target.insert(created);
     return {
       lastErrorObject: { n: 1, updatedExisting: false, upserted: created._id },
       value: cmd.new ? out(created) : null,

@@ -68,7 +68,7 @@ export class WireServer {
     const connectionId = this.nextConnectionId++;
     this.sockets.add(socket);
     socket.setNoDelay(true);
-    const ctx: CommandContext = { storage: this.storage, cursors: this.cursors, connectionId };
+    const ctx: CommandContext = { storage: this.storage, cursors: this.cursors, connectionId, logger: this.logger };
     let chunks: Buffer[] = [];
     let buffered = 0;
     let expected = -1;

@@ -13,6 +13,7 @@ export type JournalEntry =
   | { op: 'put'; db: string; c: string; doc: Doc }
   | { op: 'del'; db: string; c: string; id: unknown }
   | { op: 'createCollection'; db: string; c: string; options: Doc }
+  | { op: 'setOptions'; db: string; c: string; options: Doc }
   | { op: 'dropCollection'; db: string; c: string }
   | { op: 'dropDatabase'; db: string }
   | { op: 'createIndex'; db: string; c: string; spec: IndexSpec }
@@ -55,6 +56,14 @@ export class Storage {
     return c;
   }
 
+  /** Replaces a collection's options (collMod). */
+  setOptions(db: string, name: string, options: Doc, journal = true): void {
+    const c = this.getCollection(db, name);
+    if (!c) return;
+    if (journal) this.journal?.({ op: 'setOptions', db, c: name, options });
+    c.options = options;
+  }
+
   dropCollection(db: string, name: string, journal = true): boolean {
     const d = this.dbs.get(db);
     if (!d?.collections.has(name)) return false;
@@ -80,6 +89,9 @@ export class Storage {
         break;
       case 'createCollection':
         this.collection(e.db, e.c, e.options ?? {}, false);
+        break;
+      case 'setOptions':
+        this.setOptions(e.db, e.c, e.options ?? {}, false);
         break;
       case 'dropCollection':
         this.dropCollection(e.db, e.c, false);

@@ -36,6 +36,7 @@ export function applyUpdate(
   arrayFilters: Doc[] | undefined,
   isInsert: boolean,
   query?: Doc,
+  variables?: Doc,
 ): Doc | undefined {
   if (kind === 'replacement') {
     const repl = u as Doc;
@@ -54,7 +55,7 @@ export function applyUpdate(
     return next;
   }
   if (kind === 'pipeline') {
-    let out = runPipeline([deepCopy(doc)], u as Doc[])[0];
+    let out = runPipeline([deepCopy(doc)], u as Doc[], undefined, variables)[0];
     if (!out) throw fail('BadValue', 'pipeline update produced no document');
     if (out._id === undefined && doc._id !== undefined) out = { _id: doc._id, ...out }; // as mongod: _id is kept
     if (!isInsert && sameBson(doc, out)) return undefined;
@@ -85,6 +86,97 @@ export function applyUpdate(
   }
   if (!isInsert && changed.length === 0) return undefined;
   return copy;
+}
+
+/**
+ * The variables a pipeline update sees: the command's `let` values and the statement's constants
+ * (`c`, taken as they are, not evaluated). Constants are for pipeline updates only, as in mongod
+ * (51198).
+ */
+export function updateVariables(kind: UpdateKind, lets: Doc | undefined, constants: unknown): Doc | undefined {
+  if (constants === undefined || constants === null) return lets;
+  if (kind !== 'pipeline') throw fail('Location51198', 'Constant values may only be specified for pipeline updates');
+  return { ...lets, ...(constants as Doc) };
+}
+
+const STRING_COMPARING_MODIFIERS = ['$addToSet', '$pull', '$pullAll', '$min', '$max'];
+/** Expression operators that compare values (with a collation, mongod compares their strings by it). */
+const COMPARING_EXPRESSIONS = new Set([
+  '$eq',
+  '$ne',
+  '$gt',
+  '$gte',
+  '$lt',
+  '$lte',
+  '$cmp',
+  '$in',
+  '$indexOfArray',
+  '$min',
+  '$max',
+  '$setEquals',
+  '$setIntersection',
+  '$setUnion',
+  '$setDifference',
+  '$setIsSubset',
+  '$sortArray',
+  '$maxN',
+  '$minN',
+]);
+
+function containsString(v: unknown): boolean {
+  if (typeof v === 'string') return true;
+  if (Array.isArray(v)) return v.some(containsString);
+  return isPlainObject(v) && Object.values(v).some(containsString);
+}
+
+function containsKey(v: unknown, keys: Set<string>): string | undefined {
+  if (Array.isArray(v)) {
+    for (const x of v) {
+      const k = containsKey(x, keys);
+      if (k) return k;
+    }
+  } else if (isPlainObject(v)) {
+    for (const [k, x] of Object.entries(v)) {
+      if (keys.has(k)) return k;
+      const found = containsKey(x, keys);
+      if (found) return found;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * With a collation, mongod also compares strings by it inside an update: $addToSet, $pull,
+ * $pullAll, $min, $max, $push's $sort, arrayFilters, the positional `$` (the query's match) and
+ * comparing expressions of a pipeline update. mingo's update operators compare binary, so such an
+ * update is refused (115) instead of being applied differently; the filter itself is matched with
+ * the collation.
+ */
+export function refuseUpdateWithCollation(
+  u: unknown,
+  kind: UpdateKind,
+  arrayFilters: Doc[] | undefined,
+  query: Doc | undefined,
+  collation: Doc | undefined,
+): void {
+  if (!collation || kind === 'replacement') return;
+  const refuse = (what: string): never => {
+    throw fail(
+      'CommandNotSupported',
+      `${what} with a collation is not supported by the embedded server (it matches the filter by the collation but would compare binary there); use MongoDB for it`,
+    );
+  };
+  if (kind === 'pipeline') {
+    const op = containsKey(u, COMPARING_EXPRESSIONS);
+    if (op) refuse(`${op} in a pipeline update`);
+    return;
+  }
+  const mods = u as Doc;
+  for (const op of STRING_COMPARING_MODIFIERS) if (op in mods && containsString(mods[op])) refuse(op);
+  if (isPlainObject(mods.$push) && Object.values(mods.$push).some((v) => isPlainObject(v) && '$sort' in v)) refuse('$push with $sort');
+  if (arrayFilters?.length && containsString(arrayFilters)) refuse('arrayFilters');
+  const positional = Object.values(mods).some((m) => isPlainObject(m) && Object.keys(m).some((k) => /\.\$(\.|$)/.test(k)));
+  if (positional && containsString(query)) refuse("the positional '$' operator");
 }
 
 /** Two operators (or two fields of one) naming the same path or a path and its prefix: 40. */
@@ -183,14 +275,14 @@ function upsertSeed(q: Doc | undefined, out: Doc = {}): Doc {
   return out;
 }
 
-export function buildUpsert(q: Doc | undefined, u: unknown, kind: UpdateKind, arrayFilters: Doc[] | undefined): Doc {
+export function buildUpsert(q: Doc | undefined, u: unknown, kind: UpdateKind, arrayFilters: Doc[] | undefined, variables?: Doc): Doc {
   const seed = upsertSeed(q);
   let doc: Doc;
   if (kind === 'replacement') {
     doc = { ...(u as Doc) }; // used once, like applyUpdate's replacement
     if (doc._id === undefined && seed._id !== undefined) doc._id = seed._id;
   } else {
-    doc = applyUpdate(seed, u, kind, arrayFilters, true) ?? seed;
+    doc = applyUpdate(seed, u, kind, arrayFilters, true, undefined, variables) ?? seed;
   }
   if (doc._id === undefined) doc._id = new ObjectId();
   return idFirst(doc);
