@@ -9,7 +9,7 @@ import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { MongoClient, type Document } from 'mongodb';
+import { MongoClient, type Collection, type Document } from 'mongodb';
 import { ROOT, freePort, request } from './cluster-harness';
 
 // autocannon ships no types; the part used here
@@ -118,7 +118,7 @@ export interface Bench {
 const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
 
 /** A RERUM root object as the server stores it. */
-function seedDoc(i: number): Document {
+export function seedDoc(i: number): Document {
   const _id = `5eed${hex(i, 20)}`;
   const stamp = '2024-01-01T00:00:00.000';
   return {
@@ -141,6 +141,17 @@ function seedDoc(i: number): Document {
     },
     _id,
   };
+}
+
+/** Inserts the SEED_COUNT seed objects (seedDoc) into `coll`; their `_id`s. */
+export async function seedCollection(coll: Collection<Document>): Promise<string[]> {
+  const seeds: string[] = [];
+  for (let from = 0; from < SEED_COUNT; from += 1000) {
+    const docs = Array.from({ length: Math.min(1000, SEED_COUNT - from) }, (_, j) => seedDoc(from + j));
+    await coll.insertMany(docs);
+    for (const d of docs) seeds.push(String(d._id));
+  }
+  return seeds;
 }
 
 function waitMessage(child: ChildProcess, what: string): Promise<void> {
@@ -180,13 +191,7 @@ export async function startBench(): Promise<Bench> {
         await new Promise((r) => setTimeout(r, 500));
       }
     }
-    const coll = client.db(DB_NAME).collection<Document>(COLLECTION);
-    const seeds: string[] = [];
-    for (let from = 0; from < SEED_COUNT; from += 1000) {
-      const docs = Array.from({ length: Math.min(1000, SEED_COUNT - from) }, (_, j) => seedDoc(from + j));
-      await coll.insertMany(docs);
-      for (const d of docs) seeds.push(String(d._id));
-    }
+    const seeds = await seedCollection(client.db(DB_NAME).collection<Document>(COLLECTION));
     await client.close();
     const token = execFileSync(process.execPath, [path.join(ROOT, 'dist', 'scripts', 'token.js'), '--agent', AGENT, '--expires', '86400'], {
       env: { ...process.env, DATA_DIR: dataDir, RERUM_BASE: BASE, ISSUER_BASE_URL: '' },
@@ -224,9 +229,9 @@ export interface Server {
 export async function startProcess(
   script: string,
   env: Record<string, string>,
-  opts: { nodeArgs?: string[]; probe?: string; logFile?: string; ready?: 'ipc' | 'http' } = {},
+  opts: { nodeArgs?: string[]; probe?: string; logFile?: string; ready?: 'ipc' | 'http'; port?: number } = {},
 ): Promise<Server> {
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const out = opts.logFile ? fs.openSync(opts.logFile, 'a') : 'ignore';
   const child = fork(script, [], {
     execArgv: opts.nodeArgs ?? [],
@@ -264,7 +269,7 @@ export async function startProcess(
 export function startRerum(
   bench: Bench,
   script = path.join(ROOT, 'dist', 'server.js'),
-  extra: { nodeArgs?: string[]; env?: Record<string, string> } = {},
+  extra: { nodeArgs?: string[]; env?: Record<string, string>; port?: number } = {},
 ): Promise<Server> {
   return startProcess(
     script,
@@ -280,7 +285,7 @@ export function startRerum(
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
       ...extra.env,
     },
-    { nodeArgs: extra.nodeArgs, logFile: path.join(bench.tmp, `server-${Date.now()}.log`) },
+    { nodeArgs: extra.nodeArgs, logFile: path.join(bench.tmp, `server-${Date.now()}.log`), port: extra.port },
   );
 }
 
