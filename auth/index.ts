@@ -86,9 +86,10 @@ const VERIFIED_TOKEN_MAX = 10_000;
  * Host, and no other place a token or proof could come from (no DPoP header, no X-Forwarded-Host,
  * nothing named access_token in the URL or body), gets the same `req.auth` without the RS256
  * signature check again (about a tenth of a write's CPU time), until the token's `exp` or for at most
- * VERIFIED_TOKEN_TTL_MS. Everything else, and every refusal, goes through `verify` as before. The one
- * difference: a signing key an external issuer withdraws from its JWKS still admits the tokens this
- * worker verified with it in the last minute.
+ * VERIFIED_TOKEN_TTL_MS. Everything else, and every refusal, goes through `verify` as before. A
+ * signing key an external issuer withdraws keeps admitting the tokens verified with it for up to a
+ * minute longer here: a small addition to the up to 10 minutes the library itself keeps using the
+ * issuer's cached JWKS (cacheMaxAge).
  */
 export function rememberVerified(verify: RequestHandler, ttlMs = VERIFIED_TOKEN_TTL_MS): RequestHandler {
   const seen = new Map<string, { auth: NonNullable<Request['auth']>; until: number }>();
