@@ -6,7 +6,7 @@
  * and every answer defaults to `Cache-Control: no-cache` (a route or static file may say otherwise), so
  * no browser or shared cache reuses an answer without asking us first.
  *
- * Order: CORS → request log → health → site pages (public/) → maintenance (DOWN) → body parsers →
+ * Order: CORS → request log → (cached GET /v1/id HIT) → health → site pages (public/) → maintenance (DOWN) → body parsers →
  * local-issuer JWKS → /v1 API (public/ again under /v1) → 404 → JSON error handler.
  */
 import express, { type Express, type RequestHandler } from 'express';
@@ -55,6 +55,8 @@ export function createApp(deps: AppDeps): Express {
   });
   app.use(requestLog(deps.logger, config.slowRequestMs));
   app.use(refuseTokenInQuery);
+  // The most frequent read, a cached GET /v1/id, answered here without the routing below (it needs none of it).
+  if (deps.cache.idHit && !config.down) app.use(deps.cache.idHit);
   app.use(healthRouter(deps));
   // The site's pages and files (index at `/`, API.html, terms, maintenance page, stylesheets, favicon,
   // context.json) are served before the maintenance check, as the reference does: they stay up under DOWN.

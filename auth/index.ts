@@ -77,6 +77,51 @@ function withLocalIssuerHint(err: unknown, config: Config): unknown {
   return err;
 }
 
+/** How long a verified token is remembered at most (never past its `exp`), and how many at once. */
+export const VERIFIED_TOKEN_TTL_MS = 60_000;
+const VERIFIED_TOKEN_MAX = 10_000;
+
+/**
+ * `verify`, remembering the tokens it accepted: a request with the same Authorization header and
+ * Host, and no other place a token or proof could come from (no DPoP header, no X-Forwarded-Host,
+ * nothing named access_token in the URL or body), gets the same `req.auth` without the RS256
+ * signature check again (about a tenth of a write's CPU time), until the token's `exp` or for at most
+ * VERIFIED_TOKEN_TTL_MS. Everything else, and every refusal, goes through `verify` as before. A
+ * signing key an external issuer withdraws keeps admitting the tokens verified with it for up to a
+ * minute longer here: a small addition to the up to 10 minutes the library itself keeps using the
+ * issuer's cached JWKS (cacheMaxAge).
+ */
+export function rememberVerified(verify: RequestHandler, ttlMs = VERIFIED_TOKEN_TTL_MS): RequestHandler {
+  const seen = new Map<string, { auth: NonNullable<Request['auth']>; until: number }>();
+  return (req, res, next) => {
+    const h = req.headers;
+    const body = req.body as unknown;
+    const plain =
+      typeof h.authorization === 'string' &&
+      h.dpop === undefined &&
+      h['x-forwarded-host'] === undefined &&
+      !/access_token/i.test(req.url) &&
+      !(body !== null && typeof body === 'object' && 'access_token' in body);
+    const key = plain ? `${h.host ?? ''}\n${h.authorization}` : undefined;
+    if (key !== undefined) {
+      const known = seen.get(key);
+      if (known && Date.now() < known.until) {
+        req.auth = known.auth;
+        return next();
+      }
+      if (known) seen.delete(key);
+    }
+    verify(req, res, (err?: unknown) => {
+      const exp = req.auth?.payload?.exp;
+      if (err === undefined && key !== undefined && req.auth && typeof exp === 'number') {
+        if (seen.size >= VERIFIED_TOKEN_MAX) seen.clear();
+        seen.set(key, { auth: req.auth, until: Math.min(Date.now() + ttlMs, exp * 1000) });
+      }
+      next(err);
+    });
+  };
+}
+
 export function createAuthLayer(config: Config, logger: Logger, issuerKey?: IssuerKey): AuthLayerWithIssuer {
   const log = logger.child({ component: 'auth' });
   const router = Router();
@@ -127,8 +172,9 @@ export function createAuthLayer(config: Config, logger: Logger, issuerKey?: Issu
     return '';
   };
 
+  const verifyRemembered = rememberVerified(verify);
   const verifyAgent = (req: Request, res: Response, next: NextFunction) => {
-    verify(req, res, (err?: unknown) => {
+    verifyRemembered(req, res, (err?: unknown) => {
       if (err) return next(tokenError(err));
       // A valid token without an agent is 403, not 401 (clients refresh their token on 401 and would loop).
       if (!agentOf(req)) return next(forbidden(NO_AGENT_MESSAGE));

@@ -14,10 +14,12 @@
  * loaded shared machine throughput follows whoever else is running, CPU time per request much less.
  *
  * All targets of one worker count run at once and are measured in turn, BENCH_ROUNDS rounds (default
- * 3); the median req/s of the rounds is shown, with every ratio. The machine may be shared and noisy:
+ * 3), in an order that flips every round; the median req/s of the rounds is shown, with every ratio
+ * of the medians and every ratio of one round's figures (and their median). The machine may be shared and noisy:
  * only ratios of one run mean anything.
  * Environment: BENCH_SECONDS (default 5), BENCH_CONNECTIONS (default 32), BENCH_WORKERS (default "1";
- * "1,4" adds the 4-worker PM2 cluster beside 4-worker bare apps), BENCH_WORKLOADS (default all),
+ * "1,4" adds the 4-worker PM2 cluster beside 4-worker bare apps and beside the same cluster with
+ * CACHING=false for create and update: the cost of blocking invalidation), BENCH_WORKLOADS (default all),
  * BENCH_VARIANTS ("name=/path/to/other/dist/server.js;…": other builds measured beside, one process;
  * "name=dist/server.js|uri:&maxPoolSize=10|KEY=VALUE" appends to the database URI and sets variables),
  * BENCH_SEED (default 10000), BENCH_LOG_LEVEL (default info).
@@ -86,19 +88,40 @@ async function rerumTargets(bench: Bench, workers: number): Promise<Target[]> {
     }
     return out;
   }
-  const c = await startCluster({
-    instances: workers,
-    noBuild: true,
-    env: {
-      MONGO_CONNECTION_STRING: bench.mongoUri,
-      MONGODBNAME: DB_NAME,
-      MONGODBCOLLECTION: COLLECTION,
-      RERUM_BASE: BASE,
-      CACHE_MAX_ENTRIES: '1',
-      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
-    },
-  });
-  return [{ name: 'rerum', base: c.base, serves: all, token: c.token ?? '', pids: [...(await c.pids()).values()], stop: c.stop }];
+  const cluster = async (caching: boolean) =>
+    startCluster({
+      instances: workers,
+      noBuild: true,
+      env: {
+        MONGO_CONNECTION_STRING: bench.mongoUri,
+        MONGODBNAME: DB_NAME,
+        MONGODBCOLLECTION: COLLECTION,
+        RERUM_BASE: BASE,
+        CACHE_MAX_ENTRIES: '1',
+        CACHING: String(caching),
+        LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+      },
+    });
+  const c = await cluster(true);
+  const out: Target[] = [
+    { name: 'rerum', base: c.base, serves: all, token: c.token ?? '', pids: [...(await c.pids()).values()], stop: c.stop },
+  ];
+  // The same cluster with CACHING=false: what blocking invalidation costs the writes (target: rerum/nocache ≥ 0.8).
+  try {
+    const off = await cluster(false);
+    out.push({
+      name: 'nocache',
+      base: off.base,
+      serves: ['create', 'update'],
+      token: off.token ?? '',
+      pids: [...(await off.pids()).values()],
+      stop: off.stop,
+    });
+  } catch (e) {
+    await c.stop();
+    throw e;
+  }
+  return out;
 }
 
 async function baselines(bench: Bench, rerum: Target, workers: number): Promise<Target[]> {
@@ -149,8 +172,10 @@ async function runWorkers(bench: Bench, workers: number): Promise<string[]> {
     targets.push(...(await baselines(bench, targets[0], workers)));
     const samples = new Map<string, Figures[]>();
     for (let round = 0; round < ROUNDS; round++) {
+      // the order of the targets flips every round, so none is always measured right after another
+      const order = round % 2 === 0 ? targets : [...targets].reverse();
       for (const w of SELECTED) {
-        for (const t of targets) {
+        for (const t of order) {
           if (!t.serves.includes(w)) continue;
           if (w === 'hit' || w === 'queryHit') await warm(t.base, bench, w, 4 * workers);
           const f = await measure(t.base, { ...bench, token: t.token }, w, SECONDS, CONNECTIONS, t.pids);
@@ -177,13 +202,22 @@ async function runWorkers(bench: Bench, workers: number): Promise<string[]> {
       if (!r) continue;
       const ratios: string[] = [];
       const cpu: string[] = [];
+      const perRound: string[] = [];
       for (const t of targets.slice(1)) {
         const o = get(t.name, w);
         if (!o) continue;
         ratios.push(`rerum/${t.name} ${fmt(r.rps / o.rps)}`);
         cpu.push(`${t.name}/rerum ${fmt(o.cpuUs / r.cpuUs)}`);
+        // measured next to each other in time, so less exposed to the load of the moment than the medians
+        const mine = samples.get(`rerum:${w}`)!;
+        const theirs = samples.get(`${t.name}:${w}`)!;
+        const each = mine.map((m, i) => m.rps / theirs[i].rps);
+        perRound.push(
+          `rerum/${t.name} ${each.map((x) => fmt(x)).join(', ')} (median ${fmt([...each].sort((a, b) => a - b)[Math.floor(each.length / 2)])})`,
+        );
       }
       if (ratios.length) out.push(`    ratios (req/s, higher is faster): ${ratios.join('   ')}`);
+      if (perRound.length) out.push(`    ratios per round (req/s): ${perRound.join('   ')}`);
       if (cpu.length) out.push(`    ratios (server CPU per request, >1 means rerum is cheaper): ${cpu.join('   ')}`);
     }
     return out;

@@ -2,7 +2,8 @@
  * `npm run bench:profile`: CPU profiles of the server (one process, `node --cpu-prof`) under a cache
  * HIT load (GET /v1/id of one cached object) and a MISS load (GET /v1/id rotating over 10,000 seeded
  * objects, CACHE_MAX_ENTRIES=1), on the embedded database in its own process (not profiled).
- * Writes profiles/hit.cpuprofile and profiles/miss.cpuprofile (open them in Chrome DevTools →
+ * BENCH_WORKLOADS=create,update,queryHit,… profiles other loads of bench/support/compare-kit.ts instead.
+ * Writes profiles/<load>.cpuprofile, e.g. profiles/hit.cpuprofile and profiles/miss.cpuprofile (open them in Chrome DevTools →
  * Performance, or VS Code; they include start-up) and prints where the self time under load went: by part (Node's HTTP and sockets,
  * Express, the driver and BSON, pino, this project's code, GC, idle) and the top functions.
  * Environment: BENCH_PROFILE_DIR (default profiles/), BENCH_SECONDS (default 10),
@@ -11,11 +12,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './support/cluster-harness';
-import { measure, startBench, startRerum, warm, type Bench, type Workload } from './support/compare-kit';
+import { WORKLOADS, measure, startBench, startRerum, warm, type Bench, type Workload } from './support/compare-kit';
 
 const DIR = path.resolve(process.env.BENCH_PROFILE_DIR ?? path.join(ROOT, 'profiles'));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+/** The loads profiled, one server process each (default hit,miss; any of compare-kit's WORKLOADS). */
+const SELECTED = (process.env.BENCH_WORKLOADS ?? 'hit,miss').split(',').filter((w): w is Workload => (WORKLOADS as string[]).includes(w));
 
 interface ProfileNode {
   id: number;
@@ -77,7 +80,7 @@ function summarise(file: string, skipUs: number): string[] {
   return out;
 }
 
-async function profile(bench: Bench, name: Workload & ('hit' | 'miss')): Promise<string[]> {
+async function profile(bench: Bench, name: Workload): Promise<string[]> {
   const forked = Date.now();
   let skipUs: number;
   {
@@ -101,11 +104,12 @@ async function profile(bench: Bench, name: Workload & ('hit' | 'miss')): Promise
 
 async function main(): Promise<void> {
   fs.mkdirSync(DIR, { recursive: true });
-  for (const f of ['hit.cpuprofile', 'miss.cpuprofile']) fs.rmSync(path.join(DIR, f), { force: true });
-  console.log(`bench:profile — node ${process.version}, ${SECONDS} s per load, ${CONNECTIONS} connections`);
+  for (const w of SELECTED) fs.rmSync(path.join(DIR, `${w}.cpuprofile`), { force: true });
+  console.log(`bench:profile — node ${process.version}, ${SECONDS} s per load, ${CONNECTIONS} connections, loads ${SELECTED.join(',')}`);
   const bench = await startBench();
   try {
-    const out = [...(await profile(bench, 'hit')), ...(await profile(bench, 'miss'))];
+    const out: string[] = [];
+    for (const w of SELECTED) out.push(...(await profile(bench, w)));
     console.log(out.join('\n'));
   } finally {
     await bench.stop();

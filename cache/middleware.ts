@@ -16,6 +16,7 @@ import type { RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { onRepresentation, representation, sendRepresentation, type Representation } from '../middleware/representation';
 import type { CacheSync } from './cluster-sync';
+import { idKey } from './keys';
 import { keyForRequest, type CacheKind } from './kinds';
 import type { WorkerCache } from './worker-cache';
 
@@ -45,6 +46,32 @@ function describingHeaders(res: Response): Record<string, string> {
     out[name] = Array.isArray(v) ? v.join(', ') : String(v);
   }
   return out;
+}
+
+/** `/v1/id/<segment>` with a segment of plain URL characters only (no `/`, `?`, `#`, `%`): routed to GET /v1/id/:_id with `_id` = segment. */
+const PLAIN_ID_URL = /^\/v1\/id\/([A-Za-z0-9._~!$&'()*+,;=:@-]+)$/;
+
+/**
+ * The HIT of `GET`/`HEAD /v1/id/:_id` answered before the app's routing (app.ts mounts it right
+ * after CORS, the request log and the token-in-URL check): Express's router, the site files, the
+ * body parsers and the /v1 router are all skipped for the most frequent read. It answers only a
+ * request the id route would answer from the same entry — a plain `/v1/id/<segment>` URL without
+ * query string or body, while this worker may serve — and exactly as readMiddleware does (same
+ * representation, `X-Cache: HIT`, `X-Worker`, 304 on a matching If-None-Match). Everything else,
+ * a MISS included, goes on to the route, which counts the MISS and fills the entry.
+ */
+export function idHitMiddleware(cache: WorkerCache, sync: CacheSync): RequestHandler {
+  return (req, res, next) => {
+    if ((req.method !== 'GET' && req.method !== 'HEAD') || req.headers['content-length'] !== undefined) return next();
+    if (req.headers['transfer-encoding'] !== undefined || !sync.canServe()) return next();
+    const m = PLAIN_ID_URL.exec(req.url);
+    if (!m) return next();
+    const hit = cache.hit(idKey('id', m[1]));
+    if (!hit) return next();
+    res.setHeader('X-Worker', sync.workerId);
+    res.setHeader('X-Cache', 'HIT');
+    sendRepresentation(req, res, hit.rep);
+  };
 }
 
 export function readMiddleware(kind: CacheKind, cache: WorkerCache, sync: CacheSync, logger: Logger): RequestHandler {

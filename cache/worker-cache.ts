@@ -58,6 +58,11 @@ export class WorkerCache {
     return this.store.get(key);
   }
 
+  /** The entry under `key` counted as a HIT, or undefined without counting a MISS (the caller passes the request on). */
+  hit(key: string): CacheEntry | undefined {
+    return this.store.has(key) ? this.store.get(key) : undefined;
+  }
+
   beginRead(epoch: number): ReadToken {
     return { gen: this.guard.begin(), epoch };
   }

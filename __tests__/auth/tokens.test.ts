@@ -61,6 +61,32 @@ describe('bearer tokens', () => {
     await expectRefused(`Bearer ${token}`, /exp/);
   });
 
+  it('remembers a verified token only until it expires', async () => {
+    // accepted twice (the second time from the remembered verification), refused once past exp and
+    // the library's 5 s clock tolerance: remembering never outlives the token
+    // one listening socket, so every request carries the same Host (part of what is remembered)
+    const server = srv.app.listen(0, '127.0.0.1');
+    await new Promise((r) => server.once('listening', r));
+    const { port } = server.address() as import('node:net').AddressInfo;
+    const post = (token: string) =>
+      request(`http://127.0.0.1:${port}`)
+        .post('/v1/api/create')
+        .set('Content-Type', 'application/json')
+        .set('Authorization', `Bearer ${token}`)
+        .send({ label: 'auth probe' });
+    try {
+      const token = await srv.token(DEFAULT_AGENT, {}, 1);
+      expect((await post(token)).status).toBe(201);
+      expect((await post(token)).status).toBe(201);
+      await new Promise((r) => setTimeout(r, 7_000));
+      const res = await post(token);
+      expect(res.status).toBe(401);
+      expect(res.body.message).toMatch(/exp/);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  }, 20_000);
+
   it('refuses a token for another audience', async () => {
     const token = await srv.token(DEFAULT_AGENT, { aud: 'https://some-other-api.example' });
     await expectRefused(`Bearer ${token}`, /aud/);

@@ -9,7 +9,7 @@ import { execFileSync, fork, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { MongoClient, type Document } from 'mongodb';
+import { MongoClient, type Collection, type Document } from 'mongodb';
 import { composeDocument } from '../../rerum/document';
 import { rootMetadata } from '../../rerum/metadata';
 import { ROOT, freePort, request } from './cluster-harness';
@@ -120,7 +120,7 @@ export interface Bench {
 const hex = (n: number, width: number) => n.toString(16).padStart(width, '0');
 
 /** A RERUM root object as the server stores it. */
-function seedDoc(i: number): Document {
+export function seedDoc(i: number): Document {
   const _id = `5eed${hex(i, 20)}`;
   const content = {
     type: 'BenchSeed',
@@ -131,6 +131,17 @@ function seedDoc(i: number): Document {
   };
   const meta = rootMetadata({ context: 'http://store.rerum.io/v1/context.json', apiVersion: '1.1.0' }, AGENT, '2024-01-01T00:00:00.000');
   return composeDocument(content, _id, ID_PREFIX + _id, meta);
+}
+
+/** Inserts the SEED_COUNT seed objects (seedDoc) into `coll`; their `_id`s. */
+export async function seedCollection(coll: Collection<Document>): Promise<string[]> {
+  const seeds: string[] = [];
+  for (let from = 0; from < SEED_COUNT; from += 1000) {
+    const docs = Array.from({ length: Math.min(1000, SEED_COUNT - from) }, (_, j) => seedDoc(from + j));
+    await coll.insertMany(docs);
+    for (const d of docs) seeds.push(String(d._id));
+  }
+  return seeds;
 }
 
 function waitMessage(child: ChildProcess, what: string): Promise<void> {
@@ -170,13 +181,7 @@ export async function startBench(): Promise<Bench> {
         await new Promise((r) => setTimeout(r, 500));
       }
     }
-    const coll = client.db(DB_NAME).collection<Document>(COLLECTION);
-    const seeds: string[] = [];
-    for (let from = 0; from < SEED_COUNT; from += 1000) {
-      const docs = Array.from({ length: Math.min(1000, SEED_COUNT - from) }, (_, j) => seedDoc(from + j));
-      await coll.insertMany(docs);
-      for (const d of docs) seeds.push(String(d._id));
-    }
+    const seeds = await seedCollection(client.db(DB_NAME).collection<Document>(COLLECTION));
     await client.close();
     const token = execFileSync(process.execPath, [path.join(ROOT, 'dist', 'scripts', 'token.js'), '--agent', AGENT, '--expires', '86400'], {
       env: { ...process.env, DATA_DIR: dataDir, RERUM_BASE: BASE, ISSUER_BASE_URL: '' },
@@ -214,9 +219,9 @@ export interface Server {
 export async function startProcess(
   script: string,
   env: Record<string, string>,
-  opts: { nodeArgs?: string[]; probe?: string; logFile?: string; ready?: 'ipc' | 'http' } = {},
+  opts: { nodeArgs?: string[]; probe?: string; logFile?: string; ready?: 'ipc' | 'http'; port?: number } = {},
 ): Promise<Server> {
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const out = opts.logFile ? fs.openSync(opts.logFile, 'a') : 'ignore';
   const child = fork(script, [], {
     execArgv: opts.nodeArgs ?? [],
@@ -254,7 +259,7 @@ export async function startProcess(
 export function startRerum(
   bench: Bench,
   script = path.join(ROOT, 'dist', 'server.js'),
-  extra: { nodeArgs?: string[]; env?: Record<string, string> } = {},
+  extra: { nodeArgs?: string[]; env?: Record<string, string>; port?: number } = {},
 ): Promise<Server> {
   return startProcess(
     script,
@@ -270,7 +275,7 @@ export function startRerum(
       LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
       ...extra.env,
     },
-    { nodeArgs: extra.nodeArgs, logFile: path.join(bench.tmp, `server-${Date.now()}.log`) },
+    { nodeArgs: extra.nodeArgs, logFile: path.join(bench.tmp, `server-${Date.now()}.log`), port: extra.port },
   );
 }
 
