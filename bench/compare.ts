@@ -32,6 +32,7 @@ import {
   DB_NAME,
   ID_PREFIX,
   LABELS,
+  RUN,
   SEED_COUNT,
   WORKLOADS,
   describing,
@@ -47,11 +48,8 @@ import {
 import { request } from './support/cluster-harness';
 import fs from 'node:fs';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const { seconds: SECONDS, connections: CONNECTIONS, rounds: ROUNDS, workloads: SELECTED } = RUN;
 const WORKERS = (process.env.BENCH_WORKERS ?? '1').split(',').map(Number);
-const SELECTED = (process.env.BENCH_WORKLOADS ? process.env.BENCH_WORKLOADS.split(',') : WORKLOADS) as Workload[];
 const VARIANTS = (process.env.BENCH_VARIANTS ?? '')
   .split(';')
   .filter(Boolean)

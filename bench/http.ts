@@ -25,25 +25,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createObject, freePort, request, startCluster } from './support/cluster-harness';
-import { TICK_US, cpuTicks, describing } from './support/compare-kit';
-
-// autocannon ships no types; the part used here
-interface AcResult {
-  requests: { average: number; total: number };
-  latency: { p50: number; p99: number };
-  non2xx: number;
-  errors: number;
-  statusCodeStats?: Record<string, { count: number }>;
-}
-interface AcOptions {
-  url: string;
-  connections: number;
-  duration: number;
-  requests?: Array<{ method: string; path: string; headers?: Record<string, string> }>;
-  headers?: Record<string, string>;
-}
-// eslint-disable-next-line @typescript-eslint/no-require-imports -- autocannon ships no types: typed by hand above
-const autocannon = require('autocannon') as (o: AcOptions) => Promise<AcResult>;
+import { describing, load, type AcOptions, type Figures } from './support/compare-kit';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
@@ -52,30 +34,9 @@ const BASELINE = process.env.BENCH_BASELINE_SCRIPT;
 const MISS_IDS = 200;
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 
-interface Figures {
-  rps: number;
-  p50: number;
-  p99: number;
-  statuses: string;
-  /** Server CPU time (user + system, all of the target's server processes) per answered request, µs. */
-  cpuUs: number;
-}
-
-async function measure(url: string, opts: Partial<AcOptions> = {}, pids: number[] = []): Promise<Figures> {
-  const before = cpuTicks(pids);
-  const r = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS, ...opts });
-  const cpuUs = ((cpuTicks(pids) - before) * TICK_US) / Math.max(1, r.requests.total);
-  const statuses = Object.entries(r.statusCodeStats ?? {})
-    .map(([code, s]) => `${code}×${s.count}`)
-    .join(' ');
-  return {
-    rps: r.requests.average,
-    p50: r.latency.p50,
-    p99: r.latency.p99,
-    statuses: r.errors ? `${statuses} errors×${r.errors}` : statuses,
-    cpuUs,
-  };
-}
+/** One measurement against `url` with this bench's connections and duration. */
+const measure = (url: string, opts: Partial<AcOptions> = {}, pids: number[] = []): Promise<Figures> =>
+  load({ url, connections: CONNECTIONS, duration: SECONDS, ...opts }, pids);
 
 /** A bare Express app (in its own process tree) answering `body` with `headers`. */
 async function startBare(

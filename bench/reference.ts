@@ -27,7 +27,7 @@ import {
   COLLECTION,
   DB_NAME,
   LABELS,
-  WORKLOADS,
+  RUN,
   measure,
   seedCollection,
   startBench,
@@ -38,10 +38,7 @@ import {
   type Workload,
 } from './support/compare-kit';
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
-const SELECTED = (process.env.BENCH_WORKLOADS ? process.env.BENCH_WORKLOADS.split(',') : WORKLOADS) as Workload[];
+const { seconds: SECONDS, connections: CONNECTIONS, rounds: ROUNDS, workloads: SELECTED } = RUN;
 
 function option(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);

@@ -10,13 +10,12 @@
  * No auth, no validation, no cache. BARE_WORKERS > 1 runs node:cluster workers on one port.
  * Environment: BARE_PORT, BARE_MONGO_URI, BARE_DB, BARE_COLLECTION, BARE_ID_PREFIX. Not part of the product.
  */
-import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import express from 'express';
 import { MongoClient, type Document } from 'mongodb';
+import { ready, runBare } from './bare-cluster';
 
 const port = Number(process.env.BARE_PORT);
-const workers = Number(process.env.BARE_WORKERS ?? 1);
 const idPrefix = String(process.env.BARE_ID_PREFIX);
 
 const strip = (d: Document) => {
@@ -59,18 +58,7 @@ async function worker(): Promise<void> {
     await coll.updateOne({ _id: parent._id }, { $addToSet: { '__rerum.history.next': d['@id'] } });
     res.json(strip(d));
   });
-  app.listen(port, '127.0.0.1', () => process.send?.('ready'));
+  app.listen(port, '127.0.0.1', ready);
 }
 
-if (cluster.isPrimary && workers > 1) {
-  for (let i = 0; i < workers; i++) cluster.fork();
-  let up = 0;
-  cluster.on('message', () => {
-    if (++up === workers) process.send?.('ready');
-  });
-} else {
-  worker().catch((err: unknown) => {
-    console.error(err);
-    process.exit(1);
-  });
-}
+runBare(worker);

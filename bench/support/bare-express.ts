@@ -7,20 +7,13 @@
  * BARE_WORKERS > 1 runs that many node:cluster workers on one port.
  * Not part of the product.
  */
-import cluster from 'node:cluster';
 import fs from 'node:fs';
 import express from 'express';
+import { ready, runBare } from './bare-cluster';
 
 const port = Number(process.env.BARE_PORT);
-const workers = Number(process.env.BARE_WORKERS ?? 1);
 
-if (cluster.isPrimary && workers > 1) {
-  for (let i = 0; i < workers; i++) cluster.fork();
-  let up = 0;
-  cluster.on('message', () => {
-    if (++up === workers) process.send?.('ready');
-  });
-} else {
+runBare(() => {
   const body = fs.readFileSync(String(process.env.BARE_BODY_FILE));
   const headers = JSON.parse(String(process.env.BARE_HEADERS ?? '{}')) as Record<string, string>;
   const app = express();
@@ -34,5 +27,5 @@ if (cluster.isPrimary && workers > 1) {
       res.set(queryHeaders).send(queryBody);
     });
   }
-  app.listen(port, '127.0.0.1', () => process.send?.('ready'));
-}
+  app.listen(port, '127.0.0.1', ready);
+});

@@ -29,11 +29,12 @@ interface AcRequest {
   body?: string;
   setupRequest?: (req: AcRequest) => AcRequest;
 }
-interface AcOptions {
+export interface AcOptions {
   url: string;
   connections: number;
   duration: number;
   requests?: AcRequest[];
+  headers?: Record<string, string>;
 }
 // eslint-disable-next-line @typescript-eslint/no-require-imports -- autocannon ships no types: typed by hand above
 const autocannon = require('autocannon') as (o: AcOptions) => Promise<AcResult>;
@@ -281,6 +282,13 @@ export function startRerum(
 
 export type Workload = 'hit' | 'miss' | 'queryHit' | 'queryMiss' | 'create' | 'update';
 export const WORKLOADS: Workload[] = ['hit', 'miss', 'queryHit', 'queryMiss', 'create', 'update'];
+/** The run's shape from the environment, shared by bench:compare and bench:reference. */
+export const RUN = {
+  seconds: Number(process.env.BENCH_SECONDS ?? 5),
+  connections: Number(process.env.BENCH_CONNECTIONS ?? 32),
+  rounds: Number(process.env.BENCH_ROUNDS ?? 3),
+  workloads: (process.env.BENCH_WORKLOADS ? process.env.BENCH_WORKLOADS.split(',') : WORKLOADS) as Workload[],
+};
 export const LABELS: Record<Workload, string> = {
   hit: 'GET /v1/id HIT',
   miss: 'GET /v1/id MISS',
@@ -355,8 +363,13 @@ export async function measure(
   connections: number,
   pids: number[] = [],
 ): Promise<Figures> {
+  return load({ url: base, connections, duration: seconds, requests: workloadRequests(bench, w) }, pids);
+}
+
+/** One autocannon run, with the server CPU time per request of the processes `pids` (/proc). */
+export async function load(options: AcOptions, pids: number[] = []): Promise<Figures> {
   const before = cpuTicks(pids);
-  const r = await autocannon({ url: base, connections, duration: seconds, requests: workloadRequests(bench, w) });
+  const r = await autocannon(options);
   const cpuUs = ((cpuTicks(pids) - before) * TICK_US) / Math.max(1, r.requests.total);
   const statuses = Object.entries(r.statusCodeStats ?? {})
     .map(([code, s]) => `${code}×${s.count}`)
