@@ -12,7 +12,7 @@
  * correctly: its 200 body and every header it set (not the per-request ones) become the
  * representation, sent the same way.
  */
-import type { RequestHandler, Response } from 'express';
+import type { Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import { onRepresentation, representation, sendRepresentation, type Representation } from '../middleware/representation';
 import type { CacheSync } from './cluster-sync';
@@ -48,6 +48,13 @@ function describingHeaders(res: Response): Record<string, string> {
   return out;
 }
 
+/** A cached answer: the stored representation, marked as this worker's HIT — the same whichever middleware finds it. */
+function sendHit(req: Request, res: Response, sync: CacheSync, rep: Representation): void {
+  res.setHeader('X-Worker', sync.workerId);
+  res.setHeader('X-Cache', 'HIT');
+  sendRepresentation(req, res, rep);
+}
+
 /** `/v1/id/<segment>` with a segment of plain URL characters only (no `/`, `?`, `#`, `%`): routed to GET /v1/id/:_id with `_id` = segment. */
 const PLAIN_ID_URL = /^\/v1\/id\/([A-Za-z0-9._~!$&'()*+,;=:@-]+)$/;
 
@@ -68,9 +75,7 @@ export function idHitMiddleware(cache: WorkerCache, sync: CacheSync): RequestHan
     if (!m) return next();
     const hit = cache.hit(idKey('id', m[1]));
     if (!hit) return next();
-    res.setHeader('X-Worker', sync.workerId);
-    res.setHeader('X-Cache', 'HIT');
-    sendRepresentation(req, res, hit.rep);
+    sendHit(req, res, sync, hit.rep);
   };
 }
 
@@ -84,18 +89,14 @@ export function readMiddleware(kind: CacheKind, cache: WorkerCache, sync: CacheS
       info = undefined;
     }
     if (!info) return next();
-    res.setHeader('X-Worker', sync.workerId);
 
     if (sync.canServe()) {
       const hit = cache.get(info.key);
-      if (hit) {
-        res.setHeader('X-Cache', 'HIT');
-        sendRepresentation(req, res, hit.rep);
-        return;
-      }
+      if (hit) return sendHit(req, res, sync, hit.rep);
     } else {
       cache.store.counters.misses++;
     }
+    res.setHeader('X-Worker', sync.workerId);
     res.setHeader('X-Cache', 'MISS');
     if (req.method === 'HEAD') return next();
 
