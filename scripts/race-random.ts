@@ -49,7 +49,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { MongoClient, type Collection, type Document, type Filter } from 'mongodb';
-import { ROOT, awaitCluster, freePort, pm2Logs, request, type HttpResult } from '../bench/support/cluster-harness';
+import { ROOT, awaitCluster, failWithLogs, freePort, pm2Logs, request, type HttpResult } from '../bench/support/cluster-harness';
 import { loadConfig } from '../config';
 import { toResponse } from '../rerum/document';
 import { isDeleted, treeRootOf } from '../rerum/metadata';
@@ -289,9 +289,7 @@ async function startOwnCluster(opts: Options): Promise<Target> {
       logs,
     };
   } catch (e) {
-    const l = logs();
-    await stop();
-    throw new Error(`${(e as Error).message}\n${l}`, { cause: e });
+    return failWithLogs(e, logs, stop);
   }
 }
 

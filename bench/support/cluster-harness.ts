@@ -130,6 +130,13 @@ export function pm2Logs(pm2Home: string, lines: number): string {
  * Waits until the cluster at `base` answers its cache stats with `ready(stats)`; throws with `logs()`
  * after `timeoutMs`.
  */
+/** A cluster that failed to come up: stop it, then throw the failure with the cluster's last log lines. */
+export async function failWithLogs(e: unknown, logs: () => string, stop: () => Promise<void>): Promise<never> {
+  const l = logs();
+  await stop();
+  throw new Error(`${(e as Error).message}\n${l}`, { cause: e });
+}
+
 export async function awaitCluster(
   base: string,
   ready: (stats: { workerCount?: number; workers?: { leaseValid?: boolean }[] }) => boolean,
@@ -263,9 +270,7 @@ export async function startCluster(opts: StartOptions): Promise<Cluster> {
       logs,
     };
   } catch (e) {
-    const l = logs();
-    await stop();
-    throw new Error(`${(e as Error).message}\n${l}`, { cause: e });
+    return failWithLogs(e, logs, stop);
   }
 }
 
