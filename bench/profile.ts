@@ -6,19 +6,38 @@
  * Writes profiles/<load>.cpuprofile, e.g. profiles/hit.cpuprofile and profiles/miss.cpuprofile (open them in Chrome DevTools →
  * Performance, or VS Code; they include start-up) and prints where the self time under load went: by part (Node's HTTP and sockets,
  * Express, the driver and BSON, pino, this project's code, GC, idle) and the top functions.
+ * BENCH_PROFILE_TARGET=floor profiles the bare Express + driver floor of bench:compare
+ * (bench/support/bare-driver.ts) under the same loads instead, to see what the server adds to it
+ * (profiles/floor-<load>.cpuprofile); BENCH_PROFILE_TARGET=db profiles the embedded database process
+ * while this server runs the load (profiles/db-<load>.cpuprofile).
  * Environment: BENCH_PROFILE_DIR (default profiles/), BENCH_SECONDS (default 10),
  * BENCH_CONNECTIONS (default 32), BENCH_SEED (default 10000).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './support/cluster-harness';
-import { WORKLOADS, measure, startBench, startRerum, warm, type Bench, type Workload } from './support/compare-kit';
+import {
+  COLLECTION,
+  DB_NAME,
+  ID_PREFIX,
+  WORKLOADS,
+  measure,
+  startBench,
+  startProcess,
+  startRerum,
+  warm,
+  type Bench,
+  type Workload,
+} from './support/compare-kit';
 
 const DIR = path.resolve(process.env.BENCH_PROFILE_DIR ?? path.join(ROOT, 'profiles'));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 /** The loads profiled, one server process each (default hit,miss; any of compare-kit's WORKLOADS). */
 const SELECTED = (process.env.BENCH_WORKLOADS ?? 'hit,miss').split(',').filter((w): w is Workload => (WORKLOADS as string[]).includes(w));
+/** What is profiled: this server (default), bench:compare's Express + driver floor, or the embedded database process. */
+const TARGET = (process.env.BENCH_PROFILE_TARGET ?? 'server') as 'server' | 'floor' | 'db';
+if (!['server', 'floor', 'db'].includes(TARGET)) throw new Error(`BENCH_PROFILE_TARGET: server, floor or db, not ${TARGET}`);
 
 interface ProfileNode {
   id: number;
@@ -80,13 +99,24 @@ function summarise(file: string, skipUs: number): string[] {
   return out;
 }
 
-async function profile(bench: Bench, name: Workload): Promise<string[]> {
+const fileName = (load: Workload): string => `${TARGET === 'server' ? '' : `${TARGET}-`}${load}.cpuprofile`;
+const profileArgs = (load: Workload): string[] => ['--cpu-prof', `--cpu-prof-dir=${DIR}`, `--cpu-prof-name=${fileName(load)}`];
+
+async function profile(shared: Bench | undefined, name: Workload): Promise<string[]> {
   const forked = Date.now();
   let skipUs: number;
-  {
-    const server = await startRerum(bench, undefined, {
-      nodeArgs: ['--cpu-prof', `--cpu-prof-dir=${DIR}`, `--cpu-prof-name=${name}.cpuprofile`],
-    });
+  // the database is profiled from its start (one per load): seeding it is left out with the start-up
+  const bench = shared ?? (await startBench(profileArgs(name)));
+  try {
+    const nodeArgs = TARGET === 'server' ? profileArgs(name) : [];
+    const server =
+      TARGET === 'floor'
+        ? await startProcess(
+            path.join(__dirname, 'support', 'bare-driver.js'),
+            { BARE_MONGO_URI: bench.mongoUri, BARE_DB: DB_NAME, BARE_COLLECTION: COLLECTION, BARE_ID_PREFIX: ID_PREFIX },
+            { ready: 'ipc', nodeArgs: profileArgs(name) },
+          )
+        : await startRerum(bench, undefined, { nodeArgs });
     try {
       await warm(server.base, bench, 'hit', 4);
       skipUs = (Date.now() - forked) * 1000; // start-up and warming are left out of the summary
@@ -97,22 +127,27 @@ async function profile(bench: Bench, name: Workload): Promise<string[]> {
     } finally {
       await server.stop(); // the profile is written as the process exits
     }
+  } finally {
+    if (!shared) await bench.stop();
   }
-  const file = path.join(DIR, `${name}.cpuprofile`);
+  const file = path.join(DIR, fileName(name));
   return [`== ${name.toUpperCase()} (${file})`, ...summarise(file, skipUs)];
 }
 
 async function main(): Promise<void> {
   fs.mkdirSync(DIR, { recursive: true });
-  for (const w of SELECTED) fs.rmSync(path.join(DIR, `${w}.cpuprofile`), { force: true });
-  console.log(`bench:profile — node ${process.version}, ${SECONDS} s per load, ${CONNECTIONS} connections, loads ${SELECTED.join(',')}`);
-  const bench = await startBench();
+  for (const w of SELECTED) fs.rmSync(path.join(DIR, fileName(w)), { force: true });
+  const what = { server: '', floor: ' (the Express + driver floor)', db: ' (the embedded database process)' }[TARGET];
+  console.log(
+    `bench:profile${what} — node ${process.version}, ${SECONDS} s per load, ${CONNECTIONS} connections, loads ${SELECTED.join(',')}`,
+  );
+  const bench = TARGET === 'db' ? undefined : await startBench();
   try {
     const out: string[] = [];
     for (const w of SELECTED) out.push(...(await profile(bench, w)));
     console.log(out.join('\n'));
   } finally {
-    await bench.stop();
+    await bench?.stop();
   }
 }
 

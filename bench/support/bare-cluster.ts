@@ -18,6 +18,7 @@ export function runBare(worker: () => void | Promise<void>): void {
     });
     return;
   }
+  process.on('SIGTERM', () => process.exit(0)); // a normal exit, so `node --cpu-prof` writes its profile (bench:profile)
   Promise.resolve()
     .then(worker)
     .catch((err: unknown) => {

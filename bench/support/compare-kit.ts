@@ -153,12 +153,14 @@ function waitMessage(child: ChildProcess, what: string): Promise<void> {
 }
 
 /** Start the embedded database (its own process), seed it, mint a token. */
-export async function startBench(): Promise<Bench> {
+/** `dbNodeArgs`: node options of the database process (bench:profile's `--cpu-prof` for BENCH_PROFILE_TARGET=db). */
+export async function startBench(dbNodeArgs: string[] = []): Promise<Bench> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-compare-'));
   const dataDir = path.join(tmp, 'data');
   fs.mkdirSync(dataDir, { recursive: true });
   const dbPort = await freePort();
   const db = fork(path.join(ROOT, 'dist', 'db', 'embedded', 'standalone.js'), [], {
+    execArgv: dbNodeArgs,
     env: { ...process.env, EMBEDDED_MONGO_PORT: String(dbPort), EMBEDDED_MONGO_DBPATH: path.join(tmp, 'db') },
     stdio: ['ignore', 'ignore', 'inherit', 'ipc'],
   });
