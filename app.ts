@@ -6,7 +6,7 @@
  * and every answer defaults to `Cache-Control: no-cache` (a route or static file may say otherwise), so
  * no browser or shared cache reuses an answer without asking us first.
  *
- * Order: CORS → request log → (cached GET /v1/id HIT) → health → site pages (public/) → maintenance (DOWN) → body parsers →
+ * Order: CORS → request log → (cached GET /v1/id and POST /v1/api/query HITs) → health → site pages (public/) → maintenance (DOWN) → body parsers →
  * local-issuer JWKS → /v1 API (public/ again under /v1) → 404 → JSON error handler.
  */
 import express, { type Express, type RequestHandler } from 'express';
@@ -55,8 +55,10 @@ export function createApp(deps: AppDeps): Express {
   });
   app.use(requestLog(deps.logger, config.slowRequestMs));
   app.use(refuseTokenInQuery);
-  // The most frequent read, a cached GET /v1/id, answered here without the routing below (it needs none of it).
-  if (deps.cache.idHit && !config.down) app.use(deps.cache.idHit);
+  // The reference's limits: JSON 5 MB, text 4 KB (MAX_BODY_BYTES, MAX_TEXT_BODY_BYTES); above → 413.
+  const parseBody = bodyParsers(config);
+  // The most frequent reads, cached GET /v1/id and POST /v1/api/query, answered here without the routing below.
+  if (deps.cache.earlyHit && !config.down) app.use(deps.cache.earlyHit(parseBody));
   app.use(healthRouter(deps));
   // The site's pages and files (index at `/`, API.html, terms, maintenance page, stylesheets, favicon,
   // context.json) are served before the maintenance check, as the reference does: they stay up under DOWN.
@@ -65,8 +67,7 @@ export function createApp(deps: AppDeps): Express {
     app.use((_req, _res, next) => next(new HttpError(503, DOWN_MESSAGE)));
   }
 
-  // The reference's limits: JSON 5 MB, text 4 KB (MAX_BODY_BYTES, MAX_TEXT_BODY_BYTES); above → 413.
-  app.use(bodyParsers(config));
+  app.use(parseBody); // done already for a query the early HIT looked at
 
   app.use(deps.auth.router);
   app.use('/v1', createV1Router(deps));

@@ -12,7 +12,7 @@ import { monotonicMs } from './clock';
 import { ClusterSync, LocalSync, type CacheSync } from './cluster-sync';
 import { createDisabledCache } from './disabled';
 import { planFromChanges } from './invalidation';
-import { idHitMiddleware, readMiddleware } from './middleware';
+import { earlyHitMiddleware, readMiddleware } from './middleware';
 import { Pm2Transport, runningUnderPm2, type SyncTransport } from './pm2-transport';
 import { cacheRouter } from './stats-routes';
 import { WorkerCache } from './worker-cache';
@@ -111,7 +111,9 @@ export function createEnabledCache(config: Config, logger: Logger, opts: ReadCac
     read(kind: CachedRouteKind): RequestHandler {
       return readMiddleware(kind, worker, sync, log);
     },
-    idHit: idHitMiddleware(worker, sync),
+    earlyHit(parseBody: RequestHandler): RequestHandler {
+      return earlyHitMiddleware(worker, sync, parseBody);
+    },
     invalidate,
     router(requireAdmin: RequestHandler): Router {
       return cacheRouter(

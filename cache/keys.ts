@@ -113,8 +113,8 @@ export function segmentRequestKey(kind: string, req: Request): { key: string; se
 export function queryRequestKey(req: Request): { key: string; filter: unknown } | undefined {
   if (req.method !== 'POST' || !isPlainObject(req.body)) return undefined;
   const q = queryOf(req);
-  // a private copy: the controller may change req.body, the index must keep what was asked
-  return { key: queryKey(req.body, q.limit, q.skip), filter: JSON.parse(JSON.stringify(req.body)) as unknown };
+  // the request's own body: a MISS takes a private copy before the controller runs (middleware.ts), a HIT needs none
+  return { key: queryKey(req.body, q.limit, q.skip), filter: req.body };
 }
 
 /** POST /v1/api/search, /v1/api/search/phrase: keyed by the body and the page. */

@@ -29,7 +29,7 @@ export interface Keyed {
   key: string;
   /** The id segment of an id-shaped route. */
   segment?: string;
-  /** The filter of a query route (a private copy). */
+  /** The filter of a query route: the request's body (readMiddleware copies it before the controller may change it). */
   filter?: unknown;
 }
 

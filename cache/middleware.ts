@@ -12,9 +12,11 @@
  * correctly: its 200 body and every header it set (not the per-request ones) become the
  * representation, sent the same way.
  */
-import type { Request, RequestHandler, Response } from 'express';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
+import { isJsonObjectRequest } from '../middleware/json-body';
 import { onRepresentation, representation, sendRepresentation, type Representation } from '../middleware/representation';
+import { deepCopy } from '../mql';
 import type { CacheSync } from './cluster-sync';
 import { idKey } from './keys';
 import { keyForRequest, type CacheKind } from './kinds';
@@ -57,20 +59,37 @@ function sendHit(req: Request, res: Response, sync: CacheSync, rep: Representati
 
 /** `/v1/id/<segment>` with a segment of plain URL characters only (no `/`, `?`, `#`, `%`): routed to GET /v1/id/:_id with `_id` = segment. */
 const PLAIN_ID_URL = /^\/v1\/id\/([A-Za-z0-9._~!$&'()*+,;=:@-]+)$/;
+/** `/v1/api/query`, with or without a query string (limit, skip): routed to POST /v1/api/query as it is. */
+const QUERY_URL = /^\/v1\/api\/query(?:\?|$)/;
 
 /**
- * The HIT of `GET`/`HEAD /v1/id/:_id` answered before the app's routing (app.ts mounts it right
- * after CORS, the request log and the token-in-URL check): Express's router, the site files, the
- * body parsers and the /v1 router are all skipped for the most frequent read. It answers only a
- * request the id route would answer from the same entry — a plain `/v1/id/<segment>` URL without
- * query string or body, while this worker may serve — and exactly as readMiddleware does (same
- * representation, `X-Cache: HIT`, `X-Worker`, 304 on a matching If-None-Match). Everything else,
- * a MISS included, goes on to the route, which counts the MISS and fills the entry.
+ * The HITs of the most frequent reads answered before the app's routing (app.ts mounts this right
+ * after CORS, the request log and the token-in-URL check): Express's router, the site files and the
+ * /v1 router are skipped. It answers only a request the route would answer from the same entry,
+ * while this worker may serve, exactly as readMiddleware does (same representation, `X-Cache: HIT`,
+ * `X-Worker`, 304 on a matching If-None-Match):
+ *   - `GET`/`HEAD /v1/id/<segment>`: a plain URL, no body;
+ *   - `POST /v1/api/query[?…]`: its body parsed by `parseBody` (the app's body parser, which a later
+ *     mount then finds done), a JSON Content-Type and a JSON object, as the query route requires.
+ * Everything else, a MISS or a refusal included, goes on to the route, which counts the MISS, fills
+ * the entry or answers the error (a body the parser refuses goes to the error handler, as it would there).
  */
-export function idHitMiddleware(cache: WorkerCache, sync: CacheSync): RequestHandler {
+export function earlyHitMiddleware(cache: WorkerCache, sync: CacheSync, parseBody: RequestHandler): RequestHandler {
+  const answerQuery = (req: Request, res: Response, next: NextFunction) => {
+    if (!isJsonObjectRequest(req)) return next();
+    const info = keyForRequest('query', req);
+    const hit = info && cache.hit(info.key);
+    if (!hit) return next();
+    sendHit(req, res, sync, hit.rep);
+  };
   return (req, res, next) => {
+    if (!sync.canServe()) return next();
+    if (req.method === 'POST') {
+      if (!QUERY_URL.test(req.url)) return next();
+      return parseBody(req, res, (err?: unknown) => (err ? next(err) : answerQuery(req, res, next)));
+    }
     if ((req.method !== 'GET' && req.method !== 'HEAD') || req.headers['content-length'] !== undefined) return next();
-    if (req.headers['transfer-encoding'] !== undefined || !sync.canServe()) return next();
+    if (req.headers['transfer-encoding'] !== undefined) return next();
     const m = PLAIN_ID_URL.exec(req.url);
     if (!m) return next();
     const hit = cache.hit(idKey('id', m[1]));
@@ -101,7 +120,8 @@ export function readMiddleware(kind: CacheKind, cache: WorkerCache, sync: CacheS
     if (req.method === 'HEAD') return next();
 
     const token = cache.beginRead(sync.leaseEpoch());
-    const keyInfo = info;
+    // the query filter as asked: the controller may change req.body before the entry is filled
+    const keyInfo = info.filter === undefined ? info : { ...info, filter: deepCopy(info.filter) };
     let done = false;
     const fill = (rep: Representation) => {
       if (done || rep.status !== 200) return;

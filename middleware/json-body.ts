@@ -28,20 +28,22 @@ export function hasSmuggledType(contentType: string): boolean {
   });
 }
 
+/** Why the request's Content-Type is not exactly one of the given kinds (a 415), or undefined when it is. */
+function contentTypeProblem(req: Request, accepted: string[]): HttpError | undefined {
+  const wanted = accepted.join(', ');
+  const raw = (req.get('Content-Type') ?? '').toLowerCase();
+  const mime = raw.split(';')[0].trim();
+  if (!mime) return new HttpError(415, `Missing or empty Content-Type header. This endpoint requires ${wanted}.`);
+  if (hasSmuggledType(raw))
+    return new HttpError(415, 'Multiple Content-Type values are not allowed. Provide exactly one Content-Type header.');
+  if (accepted.includes(mime)) return undefined;
+  return new HttpError(415, `Unsupported Content-Type: ${raw}. This endpoint requires ${wanted}.`);
+}
+
 /** 415 unless the request's Content-Type is exactly one of the given kinds. */
 export function requireContentType(...kinds: BodyKind[]): RequestHandler {
   const accepted = kinds.flatMap((k) => MEDIA_TYPES[k]);
-  const wanted = accepted.join(', ');
-  return (req, _res, next) => {
-    const raw = (req.get('Content-Type') ?? '').toLowerCase();
-    const mime = raw.split(';')[0].trim();
-    if (!mime) return next(new HttpError(415, `Missing or empty Content-Type header. This endpoint requires ${wanted}.`));
-    if (hasSmuggledType(raw)) {
-      return next(new HttpError(415, 'Multiple Content-Type values are not allowed. Provide exactly one Content-Type header.'));
-    }
-    if (accepted.includes(mime)) return next();
-    return next(new HttpError(415, `Unsupported Content-Type: ${raw}. This endpoint requires ${wanted}.`));
-  };
+  return (req, _res, next) => next(contentTypeProblem(req, accepted));
 }
 
 function shapeGuard(check: (body: unknown) => boolean, expected: string): RequestHandler {
@@ -59,6 +61,10 @@ function shapeGuard(check: (body: unknown) => boolean, expected: string): Reques
 
 /** True when the client sent a body at all (the parsers leave `req.body` undefined otherwise). */
 export const hasBody = (req: Request): boolean => req.body !== undefined;
+
+/** Would requireJsonObject let this request (body already parsed) through? */
+export const isJsonObjectRequest = (req: Request): boolean =>
+  !contentTypeProblem(req, MEDIA_TYPES.json) && hasBody(req) && isPlainObject(req.body);
 
 /** JSON Content-Type and a JSON object body. */
 export const requireJsonObject = shapeGuard(isPlainObject, 'a JSON object');

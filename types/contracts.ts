@@ -26,8 +26,9 @@ export interface ReadCache {
    *  `X-Cache: MISS`, lets the controller answer, and stores a successful answer unless a write
    *  that could affect it happened after this request started (no stale fill). */
   read(kind: CachedRouteKind): RequestHandler;
-  /** Optional: answers a HIT of `GET`/`HEAD /v1/id/:_id` before the app's routing (app.ts), passes everything else on. */
-  idHit?: RequestHandler;
+  /** Optional: answers a HIT of `GET`/`HEAD /v1/id/:_id` or `POST /v1/api/query` before the app's routing (app.ts),
+   *  passes everything else on; `parseBody` is the app's body parser (run here for a query). */
+  earlyHit?(parseBody: RequestHandler): RequestHandler;
   /** Drop every entry, in every worker, that these changes could have made stale. Resolves only
    *  when no worker can serve such an entry any more; the write path awaits it before responding. */
   invalidate(changes: ObjectChange[]): Promise<void>;

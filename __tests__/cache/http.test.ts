@@ -2,7 +2,9 @@
  * The cache inside the real app (createTestServer({caching: true})): every write route drops what
  * it makes stale — and keeps unrelated entries — as seen through X-Cache on the read routes.
  */
+import type { RequestHandler } from 'express';
 import request from 'supertest';
+import { createApp } from '../../app';
 import { createTestServer, type TestServer } from '../support/app';
 
 type Obj = Record<string, unknown> & { '@id': string };
@@ -140,5 +142,53 @@ describe('cache over HTTP (real app)', () => {
     const c = await request(srv.app).post('/v1/api/cache/clear').set('Authorization', `Bearer ${adminToken}`);
     expect(c.status).toBe(200);
     expect((await get('/v1/api/cache/stats')).body.entries).toBe(0);
+  });
+
+  test("GET /v1/id and POST /v1/api/query HITs are answered before the routing, with the route's answer and refusals", async () => {
+    // the same deps, with a look at what reaches the app's routing (the auth router is mounted after the body parsers)
+    const routed: string[] = [];
+    const look: RequestHandler = (req, _res, next) => {
+      routed.push(`${req.method} ${req.originalUrl}`);
+      next();
+    };
+    const app = createApp({ ...srv.deps, auth: { ...srv.deps.auth, router: look } });
+    const a = await create({ type: 'EarlyHitTest', n: 1 });
+    const filter = { type: 'EarlyHitTest', n: 1 };
+    const q = (url = '/v1/api/query') => request(app).post(url).send(filter);
+
+    const miss = await q();
+    const hit = await q();
+    expect([miss.headers['x-cache'], hit.headers['x-cache']]).toEqual(['MISS', 'HIT']);
+    expect(hit.text).toBe(miss.text);
+    for (const h of ['content-type', 'etag', 'link', 'cache-control', 'content-length', 'access-control-allow-origin'])
+      expect([h, hit.headers[h]]).toEqual([h, miss.headers[h]]);
+    expect((await request(app).get(`/v1/id/${seg(a)}`)).headers['x-cache']).toBe('MISS');
+    expect((await request(app).get(`/v1/id/${seg(a)}`)).headers['x-cache']).toBe('HIT');
+    expect(routed).toEqual(['POST /v1/api/query', `GET /v1/id/${seg(a)}`]); // the two MISSes only
+
+    // what the route would refuse is refused, though the body's answer is cached
+    routed.length = 0;
+    const asText = await request(app).post('/v1/api/query').set('Content-Type', 'text/plain').send(JSON.stringify(filter));
+    expect(asText.status).toBe(415);
+    const smuggled = await request(app)
+      .post('/v1/api/query')
+      .set('Content-Type', 'application/json, text/plain')
+      .send(JSON.stringify(filter));
+    expect(smuggled.status).toBe(415);
+    const broken = await request(app).post('/v1/api/query').set('Content-Type', 'application/json').send('{"type": ');
+    expect(broken.status).toBe(400);
+    expect((await request(app).post('/v1/api/query').send([filter])).status).toBe(400);
+    // another page is another entry; an alias takes the route
+    expect((await q('/v1/api/query?limit=1')).headers['x-cache']).toBe('MISS');
+    expect((await q('/v1/api/query?limit=1')).headers['x-cache']).toBe('HIT');
+    expect((await q('/v1/api/getByProperties')).headers['x-cache']).toBe('HIT');
+    // text, smuggled type, array: the route answers; broken JSON: the parser's error goes to the error handler
+    expect(routed.filter((r) => r.startsWith('POST'))).toEqual([
+      'POST /v1/api/query',
+      'POST /v1/api/query',
+      'POST /v1/api/query',
+      'POST /v1/api/query?limit=1',
+      'POST /v1/api/getByProperties',
+    ]);
   });
 });
