@@ -57,7 +57,10 @@ const VARIANTS = (process.env.BENCH_VARIANTS ?? '')
     const [spec, ...extras] = v.split('|');
     const [name, script] = spec.split('=');
     const uriSuffix = extras.find((e) => e.startsWith('uri:'))?.slice(4) ?? '';
-    const env = Object.fromEntries(extras.filter((e) => !e.startsWith('uri:')).map((e) => e.split('=') as [string, string]));
+    // KEY=VALUE, split at the first '=' (a value may hold more: NODE_OPTIONS=--max-semi-space-size=32)
+    const env = Object.fromEntries(
+      extras.filter((e) => !e.startsWith('uri:')).map((e) => [e.slice(0, e.indexOf('=')), e.slice(e.indexOf('=') + 1)]),
+    );
     return { name, script: path.resolve(script), uriSuffix, env };
   });
 
