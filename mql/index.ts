@@ -11,7 +11,7 @@
  *   paths.ts    dotted paths as mongod walks them
  *   query.ts    field-level query operators with mongod's semantics
  *   regex.ts    linear-time regular expressions (RE2)
- *   engine.ts   the mingo context: compileFilter, runPipeline, compileProjection, mingoUpdate
+ *   engine.ts   the mingo context: compileFilter, runPipeline, compileProjection, applyModifiers
  *   collation.ts  collations (locale, strength 1–3, …) on Intl.Collator
  *   codes.ts    named server error codes
  */
@@ -25,7 +25,7 @@ export {
   compileProjection,
   letValues,
   mingoOptions,
-  mingoUpdate,
+  applyModifiers,
   runPipeline,
   withVariables,
   type CollectionResolver,

@@ -2,7 +2,7 @@
  * The cache inside the real app (createTestServer({caching: true})): every write route drops what
  * it makes stale — and keeps unrelated entries — as seen through X-Cache on the read routes.
  */
-import type { RequestHandler } from 'express';
+import { Router } from 'express';
 import request from 'supertest';
 import { createApp } from '../../app';
 import { createTestServer, type TestServer } from '../support/app';
@@ -147,10 +147,11 @@ describe('cache over HTTP (real app)', () => {
   test("GET /v1/id and POST /v1/api/query HITs are answered before the routing, with the route's answer and refusals", async () => {
     // the same deps, with a look at what reaches the app's routing (the auth router is mounted after the body parsers)
     const routed: string[] = [];
-    const look: RequestHandler = (req, _res, next) => {
+    const look = Router();
+    look.use((req, _res, next) => {
       routed.push(`${req.method} ${req.originalUrl}`);
       next();
-    };
+    });
     const app = createApp({ ...srv.deps, auth: { ...srv.deps.auth, router: look } });
     const a = await create({ type: 'EarlyHitTest', n: 1 });
     const filter = { type: 'EarlyHitTest', n: 1 };

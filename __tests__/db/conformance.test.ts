@@ -616,6 +616,19 @@ describe('update semantics (MongoDB documented behaviour)', () => {
     expect(await c.findOne({ _id: 'p' } as Document)).toEqual({ _id: 'p', fresh: true });
   });
 
+  test('$pull conditions, arrayFilters and the positional $ match as queries do (numbers by value across types)', async () => {
+    const c = coll('updmatch');
+    await c.insertOne({ _id: 'm' as unknown as ObjectId, a: [1, 2, 3, 4], b: [1, 2, 3], c: [1, 2, 3] });
+    await c.updateOne({ _id: 'm' } as Document, { $pull: { a: { $gte: Long.fromNumber(3) } } });
+    await c.updateOne(
+      { _id: 'm' } as Document,
+      { $set: { 'b.$[e]': 0 } },
+      { arrayFilters: [{ e: { $gt: Decimal128.fromString('1.5') } }] },
+    );
+    await c.updateOne({ _id: 'm', c: Long.fromNumber(2) } as Document, { $set: { 'c.$': 20 } });
+    expect(await c.findOne({ _id: 'm' } as Document)).toEqual({ _id: 'm', a: [1, 2], b: [1, 0, 0], c: [1, 20, 3] });
+  });
+
   test('$inc on a 64-bit integer (Long) and by a Long', async () => {
     const c = coll('inclong');
     await c.insertOne({ _id: 'l' as unknown as ObjectId, v: Long.fromNumber(5), w: 5 });

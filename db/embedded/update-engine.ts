@@ -4,7 +4,7 @@
  * $inc), and building the document an upsert inserts from the query's equality fields.
  */
 import { ObjectId } from 'bson';
-import { arithmetic, bsonTypeName, deepCopy, isNumeric, isPlainObject, mingoUpdate, runPipeline, type Doc } from '../../mql';
+import { applyModifiers, arithmetic, bsonTypeName, deepCopy, isNumeric, isPlainObject, runPipeline, type Doc } from '../../mql';
 import { fail } from './errors';
 import { isOperatorObject } from './planner';
 import { idFirst, sameBson } from './stored-doc';
@@ -75,9 +75,9 @@ export function applyUpdate(
       condition = { ...query };
       delete condition.$text;
     }
-    if (Object.keys(mods).length) changed = mingoUpdate(copy, mods as never, arrayFilters, condition, { cloneMode: 'deep' });
+    if (Object.keys(mods).length) changed = applyModifiers(copy, mods, arrayFilters, condition);
     if (isInsert && setOnInsert && Object.keys(setOnInsert).length) {
-      changed = changed.concat(mingoUpdate(copy, { $set: setOnInsert } as never, undefined, undefined, { cloneMode: 'deep' }));
+      changed = changed.concat(applyModifiers(copy, { $set: setOnInsert }));
     }
   } catch (e) {
     const msg = (e as Error).message;
