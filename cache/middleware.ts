@@ -19,7 +19,7 @@ import { onRepresentation, representation, sendRepresentation, type Representati
 import { deepCopy } from '../mql';
 import type { CacheSync } from './cluster-sync';
 import { idKey } from './keys';
-import { keyForRequest, type CacheKind } from './kinds';
+import { keyForRequest, type CacheKind, type KeyInfo } from './kinds';
 import type { WorkerCache } from './worker-cache';
 
 /** Headers that belong to one request/connection, never to a stored representation. */
@@ -57,6 +57,9 @@ function sendHit(req: Request, res: Response, sync: CacheSync, rep: Representati
   sendRepresentation(req, res, rep);
 }
 
+/** The key earlyHitMiddleware built for a query it did not answer (the body is the same when the route runs). */
+const keyedEarly = new WeakMap<Request, KeyInfo>();
+
 /** `/v1/id/<segment>` with a segment of plain URL characters only (no `/`, `?`, `#`, `%`): routed to GET /v1/id/:_id with `_id` = segment. */
 const PLAIN_ID_URL = /^\/v1\/id\/([A-Za-z0-9._~!$&'()*+,;=:@-]+)$/;
 /** `/v1/api/query`, with or without a query string (limit, skip): routed to POST /v1/api/query as it is. */
@@ -79,7 +82,10 @@ export function earlyHitMiddleware(cache: WorkerCache, sync: CacheSync, parseBod
     if (!isJsonObjectRequest(req)) return next();
     const info = keyForRequest('query', req);
     const hit = info && cache.hit(info.key);
-    if (!hit) return next();
+    if (!hit) {
+      if (info) keyedEarly.set(req, info); // the route's readMiddleware takes it from here: one key per request
+      return next();
+    }
     sendHit(req, res, sync, hit.rep);
   };
   return (req, res, next) => {
@@ -102,7 +108,7 @@ export function readMiddleware(kind: CacheKind, cache: WorkerCache, sync: CacheS
   return (req, res, next) => {
     let info;
     try {
-      info = keyForRequest(kind, req);
+      info = (kind === 'query' ? keyedEarly.get(req) : undefined) ?? keyForRequest(kind, req);
     } catch (e) {
       logger.warn({ err: e }, 'cache: could not build a key; passing through');
       info = undefined;

@@ -619,7 +619,7 @@ describe('update semantics (MongoDB documented behaviour)', () => {
   test('$pull conditions, arrayFilters and the positional $ match as queries do (numbers by value across types)', async () => {
     const c = coll('updmatch');
     await c.insertOne({ _id: 'm' as unknown as ObjectId, a: [1, 2, 3, 4], b: [1, 2, 3], c: [1, 2, 3] });
-    await c.updateOne({ _id: 'm' } as Document, { $pull: { a: { $gte: Long.fromNumber(3) } } });
+    await c.updateOne({ _id: 'm' } as Document, { $pull: { a: { $gte: Long.fromNumber(3) } } } as Document);
     await c.updateOne(
       { _id: 'm' } as Document,
       { $set: { 'b.$[e]': 0 } },
