@@ -36,6 +36,7 @@ import {
   SEED_COUNT,
   WORKLOADS,
   describing,
+  floorEnv,
   measure,
   startBench,
   startProcess,
@@ -148,13 +149,7 @@ async function baselines(bench: Bench, rerum: Target, workers: number): Promise<
   );
   const floor = await startProcess(
     path.join(support, 'bare-driver.js'),
-    {
-      BARE_WORKERS: String(workers),
-      BARE_MONGO_URI: bench.mongoUri,
-      BARE_DB: DB_NAME,
-      BARE_COLLECTION: COLLECTION,
-      BARE_ID_PREFIX: ID_PREFIX,
-    },
+    { BARE_WORKERS: String(workers), ...floorEnv(bench) },
     { ready: 'ipc' },
   );
   return [

@@ -16,19 +16,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT } from './support/cluster-harness';
-import {
-  COLLECTION,
-  DB_NAME,
-  ID_PREFIX,
-  WORKLOADS,
-  measure,
-  startBench,
-  startProcess,
-  startRerum,
-  warm,
-  type Bench,
-  type Workload,
-} from './support/compare-kit';
+import { WORKLOADS, floorEnv, measure, startBench, startProcess, startRerum, warm, type Bench, type Workload } from './support/compare-kit';
 
 const DIR = path.resolve(process.env.BENCH_PROFILE_DIR ?? path.join(ROOT, 'profiles'));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
@@ -111,11 +99,10 @@ async function profile(shared: Bench | undefined, name: Workload): Promise<strin
     const nodeArgs = TARGET === 'server' ? profileArgs(name) : [];
     const server =
       TARGET === 'floor'
-        ? await startProcess(
-            path.join(__dirname, 'support', 'bare-driver.js'),
-            { BARE_MONGO_URI: bench.mongoUri, BARE_DB: DB_NAME, BARE_COLLECTION: COLLECTION, BARE_ID_PREFIX: ID_PREFIX },
-            { ready: 'ipc', nodeArgs: profileArgs(name) },
-          )
+        ? await startProcess(path.join(__dirname, 'support', 'bare-driver.js'), floorEnv(bench), {
+            ready: 'ipc',
+            nodeArgs: profileArgs(name),
+          })
         : await startRerum(bench, undefined, { nodeArgs });
     try {
       await warm(server.base, bench, 'hit', 4);

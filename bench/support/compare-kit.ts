@@ -153,6 +153,14 @@ function waitMessage(child: ChildProcess, what: string): Promise<void> {
 }
 
 /** Start the embedded database (its own process), seed it, mint a token. */
+/** The environment of the Express + driver floor (bare-driver.ts) on the bench's database. */
+export const floorEnv = (bench: Bench): Record<string, string> => ({
+  BARE_MONGO_URI: bench.mongoUri,
+  BARE_DB: DB_NAME,
+  BARE_COLLECTION: COLLECTION,
+  BARE_ID_PREFIX: ID_PREFIX,
+});
+
 /** `dbNodeArgs`: node options of the database process (bench:profile's `--cpu-prof` for BENCH_PROFILE_TARGET=db). */
 export async function startBench(dbNodeArgs: string[] = []): Promise<Bench> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-compare-'));
