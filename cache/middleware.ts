@@ -79,7 +79,8 @@ const QUERY_URL = /^\/v1\/api\/query(?:\?|$)/;
  */
 export function earlyHitMiddleware(cache: WorkerCache, sync: CacheSync, parseBody: RequestHandler): RequestHandler {
   const answerQuery = (req: Request, res: Response, next: NextFunction) => {
-    if (!isJsonObjectRequest(req)) return next();
+    // the body came in after the first check: the lease may have lapsed meanwhile
+    if (!sync.canServe() || !isJsonObjectRequest(req)) return next();
     const info = keyForRequest('query', req);
     const hit = info && cache.hit(info.key);
     if (!hit) {

@@ -89,6 +89,33 @@ describe('read middleware', () => {
     await t.cache.close();
   });
 
+  test('an early query HIT is not served when the lease lapsed while the body came in', async () => {
+    const t = makeApp();
+    const d = doc(hexId(), { type: 'Early', n: 1 });
+    t.db.set(d._id, d);
+    await request(t.app).post('/v1/api/query').send({ type: 'Early' }); // MISS: fills the entry
+    let lapse = false;
+    const parse = express.json();
+    const early = express();
+    early.use(
+      t.cache.earlyHit!((req, res, next) =>
+        parse(req, res, (err?: unknown) => {
+          if (lapse) jest.spyOn(t.cache.sync, 'canServe').mockReturnValue(false); // a lease that ran out meanwhile
+          next(err);
+        }),
+      ),
+    );
+    early.post('/v1/api/query', (_req, res) => void res.json({ routed: true }));
+    const served = await request(early).post('/v1/api/query').send({ type: 'Early' });
+    expect(served.headers['x-cache']).toBe('HIT');
+    lapse = true;
+    const late = await request(early).post('/v1/api/query').send({ type: 'Early' });
+    expect(late.headers['x-cache']).toBeUndefined();
+    expect(late.body).toEqual({ routed: true });
+    jest.restoreAllMocks();
+    await t.cache.close();
+  });
+
   test('HEAD is answered from the GET entry; non-200 answers are not stored', async () => {
     const t = makeApp();
     const d = doc(hexId(), { type: 'T' });
