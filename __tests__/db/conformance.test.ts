@@ -14,6 +14,12 @@ afterAll(async () => {
 });
 
 const coll = (name: string): Collection<Document> => t.db.collection(name);
+/** The server's error code a command was refused with, or 'no error'. */
+const codeOf = (p: Promise<unknown>): Promise<unknown> =>
+  p.then(
+    () => 'no error',
+    (e: { code?: unknown }) => e.code,
+  );
 
 describe('CRUD', () => {
   test('insertOne assigns an ObjectId and findOne returns it', async () => {
@@ -366,7 +372,6 @@ describe('indexes', () => {
   });
   test('indexes on one key pattern are told apart by unique, sparse and partial filter (mongod 5.0+)', async () => {
     const c = coll('signature');
-    const codeOf = (p: Promise<unknown>) => p.then(() => 0).catch((e: MongoServerError) => e.code);
     await c.insertMany([{ s: { x: 'a' } }, { s: { x: null } }, { s: { x: null } }, {}, {}]);
     await c.createIndex({ 's.x': 1 }, { name: 'plain' });
     await c.createIndex({ 's.x': 1 }, { name: 'uniq_partial', unique: true, partialFilterExpression: { 's.x': { $gt: '' } } });
@@ -500,12 +505,6 @@ describe('text search', () => {
 });
 
 describe('refusals (as a standalone mongod)', () => {
-  const codeOf = (p: Promise<unknown>): Promise<unknown> =>
-    p.then(
-      () => 'no error',
-      (e: { code?: unknown }) => e.code,
-    );
-
   test('transactions on a standalone: IllegalOperation (20); the aborted insert is not kept', async () => {
     const hello = await t.db.admin().command({ hello: 1 });
     if (hello.setName || hello.msg === 'isdbgrid') return; // replica sets and mongos support transactions
@@ -587,12 +586,6 @@ describe('refusals (as a standalone mongod)', () => {
 });
 
 describe('update semantics (MongoDB documented behaviour)', () => {
-  const codeOf = (p: Promise<unknown>): Promise<unknown> =>
-    p.then(
-      () => 'no error',
-      (e: { code?: unknown }) => e.code,
-    );
-
   test('$inc on a null or non-numeric field: TypeMismatch (14), document unchanged', async () => {
     const c = coll('incnull');
     await c.insertOne({ _id: 'n' as unknown as ObjectId, v: null, s: 'x' });
@@ -642,12 +635,6 @@ describe('update semantics (MongoDB documented behaviour)', () => {
 });
 
 describe('storage rules, $merge, sessions, views (MongoDB documented behaviour)', () => {
-  const codeOf = (p: Promise<unknown>): Promise<unknown> =>
-    p.then(
-      () => 'no error',
-      (e: { code?: unknown }) => e.code,
-    );
-
   test("an _id with a '$'-prefixed field is refused: DollarPrefixedFieldName (52)", async () => {
     const c = coll('dollarid');
     expect(await codeOf(c.insertOne({ _id: { $a: 1 } as unknown as ObjectId, x: 1 }))).toBe(52);
@@ -658,11 +645,6 @@ describe('storage rules, $merge, sessions, views (MongoDB documented behaviour)'
 });
 
 describe('$merge (MongoDB documented behaviour)', () => {
-  const codeOf = (p: Promise<unknown>): Promise<unknown> =>
-    p.then(
-      () => 'no error',
-      (e: { code?: unknown }) => e.code,
-    );
   const byId = async (name: string): Promise<Document[]> => coll(name).find({}).sort({ _id: 1 }).toArray();
   const seed = async (): Promise<void> => {
     await coll('msrc').deleteMany({});
