@@ -99,9 +99,10 @@ interface ComputeOptionsClass {
   init(options: Options): ComputeOptionsInstance;
 }
 const MINGO_DIR = path.dirname(require.resolve('mingo/query'));
-const MINGO_INTERNAL = path.join(MINGO_DIR, 'core', '_internal.js');
-// eslint-disable-next-line @typescript-eslint/no-require-imports -- not exported by mingo (see above)
-const { ComputeOptions } = require(MINGO_INTERNAL) as { ComputeOptions: ComputeOptionsClass };
+/** A module of mingo's that its package does not export, by file (the same instance its exported modules use). */
+// eslint-disable-next-line @typescript-eslint/no-require-imports -- not exported by mingo: no import can name it
+const loadInternal = (...file: string[]): unknown => require(path.join(MINGO_DIR, ...file));
+const { ComputeOptions } = loadInternal('core', '_internal.js') as { ComputeOptions: ComputeOptionsClass };
 /** mingoOptions() with its context copied once; `computed(extra)` adds options and shares that context. */
 const computedBase = ComputeOptions.init(mingoOptions());
 const computed = (extra?: Partial<Options>): Options =>
@@ -170,8 +171,8 @@ export function compileProjection(projection: Doc | undefined): ((d: Doc) => Doc
 
 type UpdateOperator = (expr: unknown, arrayFilters: Doc[], options: ComputeOptionsInstance) => (doc: Doc) => string[];
 const UPDATE_OPERATORS = load('mingo/operators/update') as Record<string, UpdateOperator>;
-// eslint-disable-next-line @typescript-eslint/no-require-imports -- not exported by mingo: how its update() resolves paths, `$` and arrayFilters
-const { buildParams } = require(path.join(MINGO_DIR, 'operators', 'update', '_internal.js')) as {
+// how mingo's update() resolves paths, `$` and arrayFilters
+const { buildParams } = loadInternal('operators', 'update', '_internal.js') as {
   buildParams: (exprs: unknown[], arrayFilters: Doc[], options: ComputeOptionsInstance) => object;
 };
 
