@@ -21,8 +21,21 @@
  * tombstone) being what was read, and undone in reverse order if one fails. Metadata-only changes
  * (tree mending, release) are `$set` of `__rerum`, never a rewrite of the client's content, so they
  * work whatever keys the content holds.
+ *
+ * Round trips: lookups by id segment and inserts of single documents made while others are waiting
+ * for the database go out together (db/batching.ts: one `find` of all segments, one unordered
+ * `insert`), so under load one command carries many requests' work; a document such an insert
+ * refuses is inserted again alone, so its write gets exactly a lone insert's answer.
  */
-import type { AggregateOptions, Collection, Document, Filter, FindOptions } from 'mongodb';
+import {
+  MongoBulkWriteError,
+  MongoInvalidArgumentError,
+  type AggregateOptions,
+  type Collection,
+  type Document,
+  type Filter,
+  type FindOptions,
+} from 'mongodb';
 import type { ObjectChange } from '../types/contracts';
 import type { Replacement, RerumDocument, StoredDocument } from '../types/rerum';
 import { DomainError, IdTakenError, concurrentChange, idTaken, slugTaken, writeFailed } from '../rerum/errors';
@@ -30,6 +43,7 @@ import { isDeleted, treeRootOf } from '../rerum/metadata';
 import { segmentOf } from '../rerum/ids';
 import { withNextVersions } from '../rerum/tree';
 import { hasCode } from '../mql';
+import { Batcher, settle, type BatchLimits, type Settled } from './batching';
 import { SLUG_INDEX_NAME, ensureTextIndex } from './indexes';
 
 /** Told every stored state a write touched; awaited before the write's caller may answer. */
@@ -40,6 +54,52 @@ type Stored = Collection<RerumDocument>;
 type ReadView = Pick<Stored, 'find' | 'findOne' | 'aggregate' | 'countDocuments'>;
 
 const isDuplicateKey = (err: unknown) => hasCode(err, 'DuplicateKey');
+
+/**
+ * Lookups by id segment and inserts of single documents are batched (db/batching.ts): at most this
+ * many batches of each kind wait for the database at once, of at most this many calls each.
+ */
+const BATCHING: BatchLimits = { inFlight: 4, size: 50 };
+
+const INSERTED: Settled<void> = { ok: true, value: undefined };
+
+/**
+ * The documents of an unordered insert that the database refused one by one (write errors without
+ * a write-concern error): those were not stored. A document over the size limit stops the driver
+ * before anything is sent: then none was stored. Undefined when the outcome is not known per
+ * document (a network error, a write-concern error): the error is every caller's.
+ */
+function refusedOf(err: unknown, count: number): Set<number> | undefined {
+  if (err instanceof MongoInvalidArgumentError) return new Set(Array.from({ length: count }, (_, i) => i));
+  if (!(err instanceof MongoBulkWriteError) || err.result?.getWriteConcernError()) return undefined;
+  const errors = [err.writeErrors].flat();
+  return errors.length ? new Set(errors.map((e) => e.index)) : undefined;
+}
+
+/**
+ * Insert single documents of several writes as one unordered insert. A document the database
+ * refused (a duplicate key, a size limit) is inserted again alone, so its write sees exactly the
+ * error, or the success, that a lone insert gets; the others are stored.
+ */
+function insertBatch(collection: Stored): (docs: RerumDocument[]) => Promise<Settled<void>[]> {
+  const alone = (doc: RerumDocument) =>
+    settle(async () => {
+      await collection.insertOne(doc);
+    });
+  return async (docs) => {
+    if (docs.length === 1) return [await alone(docs[0])];
+    let refused: Set<number> | undefined;
+    try {
+      await collection.insertMany(docs, { ordered: false });
+      return docs.map(() => INSERTED);
+    } catch (err) {
+      refused = refusedOf(err, docs.length);
+      if (!refused) return docs.map(() => ({ ok: false, error: err }));
+    }
+    const again = refused;
+    return Promise.all(docs.map((d, i) => (again.has(i) ? alone(d) : INSERTED)));
+  };
+}
 
 /**
  * A duplicate-key error as 'IdTaken': on the slug (the unique slug index) or on the `_id` (with the
@@ -77,7 +137,10 @@ const onlyMetadataChanged = (r: Replacement): boolean =>
 class WriteSteps {
   readonly changes: ObjectChange[] = [];
 
-  constructor(private readonly collection: Stored) {}
+  constructor(
+    private readonly collection: Stored,
+    private readonly insertOne: (doc: RerumDocument) => Promise<void>,
+  ) {}
 
   private note(before: StoredDocument | null, after: StoredDocument | null): void {
     if (before || after) this.changes.push({ before: before as RerumDocument | null, after: after as RerumDocument | null });
@@ -87,7 +150,7 @@ class WriteSteps {
   async insert(docs: RerumDocument[]): Promise<void> {
     for (const d of docs) this.note(null, d);
     try {
-      if (docs.length === 1) await this.collection.insertOne(docs[0]);
+      if (docs.length === 1) await this.insertOne(docs[0]);
       else await this.collection.insertMany(docs, { ordered: true });
     } catch (err) {
       if (isDuplicateKey(err)) throw takenKey(err);
@@ -182,12 +245,20 @@ export class ObjectStore {
   /** Make the text index the search routes need (db/indexes.ts). */
   readonly ensureTextIndex: () => Promise<void>;
   private readonly write: <T>(steps: (w: WriteSteps) => Promise<T>) => Promise<T>;
+  private readonly segmentLookups: Batcher<string, StoredDocument | null>;
 
   constructor(collection: Stored, onChange: ChangeSink) {
     this.reads = collection;
     this.ensureTextIndex = () => ensureTextIndex(collection);
+    this.segmentLookups = new Batcher(async (segments) => {
+      if (segments.length === 1) return [await settle(() => this.findOneBySegment(segments[0]))];
+      const found = await this.findBySegments([...new Set(segments)]);
+      return segments.map((s) => ({ ok: true, value: found.get(s) ?? null }));
+    }, BATCHING);
+    const inserts = new Batcher(insertBatch(collection), BATCHING);
+    const insertOne = (doc: RerumDocument) => inserts.call(doc);
     this.write = async (steps) => {
-      const w = new WriteSteps(collection);
+      const w = new WriteSteps(collection, insertOne);
       let result;
       try {
         result = await steps(w);
@@ -203,8 +274,15 @@ export class ObjectStore {
 
   // ---- reads ----
 
-  /** The document whose `_id` or `__rerum.slug` is `segment`. */
-  async findBySegment(segment: string): Promise<StoredDocument | null> {
+  /**
+   * The document whose `_id` or `__rerum.slug` is `segment` (lookups made while others are under
+   * way go out together, as one findBySegments).
+   */
+  findBySegment(segment: string): Promise<StoredDocument | null> {
+    return this.segmentLookups.call(segment);
+  }
+
+  private async findOneBySegment(segment: string): Promise<StoredDocument | null> {
     return (await this.reads.findOne({
       $or: [{ _id: segment }, { '__rerum.slug': segment }],
     } as Filter<RerumDocument>)) as StoredDocument | null;

@@ -3,6 +3,9 @@
  * client: the usual case of each route must not silently grow. Insert-then-link order and the
  * findOneAnd* pre-images are kept (`insert` before `findAndModify`).
  */
+import http from 'node:http';
+import net, { type AddressInfo } from 'node:net';
+import { once } from 'node:events';
 import type { CommandStartedEvent } from 'mongodb';
 import { ObjectStore } from '../../db/objects';
 import * as ids from '../../rerum/ids';
@@ -147,4 +150,104 @@ test('delete and release in a tree: read, the tree in one query, one write per c
     'findAndModify',
     'findAndModify',
   ]);
+});
+
+describe('requests waiting at once share round trips (db/batching.ts)', () => {
+  // The requests are pipelined on one connection: the server reads them together, so their lookups
+  // and inserts wait together for the first free slot, however loaded the machine (the last body
+  // read may come a turn later: a few batches, not one per request).
+  const N = 24;
+  let server: http.Server;
+  let port: number;
+  beforeAll(async () => {
+    server = http.createServer(h.srv.app);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    port = (server.address() as AddressInfo).port;
+  });
+  afterAll(async () => {
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  /** One request as HTTP/1.1 text. */
+  const raw = (method: string, url: string, body?: Obj, headers: Record<string, string> = {}) => {
+    const text = body === undefined ? '' : JSON.stringify(body);
+    const lines = [`${method} ${url} HTTP/1.1`, 'Host: 127.0.0.1', ...Object.entries(headers).map(([k, v]) => `${k}: ${v}`)];
+    if (body !== undefined) lines.push('Content-Type: application/json', `Content-Length: ${Buffer.byteLength(text)}`);
+    return `${lines.join('\r\n')}\r\n\r\n${text}`;
+  };
+  const create = (body: Obj, headers: Record<string, string> = {}) =>
+    raw('POST', '/v1/api/create', body, { Authorization: `Bearer ${h.token}`, ...headers });
+
+  /** Send all requests at once on one connection; their answers (status, JSON body) in order. */
+  async function pipelined(requests: string[]): Promise<{ status: number; body: Obj }[]> {
+    const socket = net.connect(port, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(requests.join(''));
+    const out: { status: number; body: Obj }[] = [];
+    let buf = Buffer.alloc(0);
+    for await (const chunk of socket) {
+      buf = Buffer.concat([buf, chunk as Buffer]);
+      for (let end = buf.indexOf('\r\n\r\n'); end >= 0; end = buf.indexOf('\r\n\r\n')) {
+        const head = buf.subarray(0, end).toString('latin1');
+        const length = Number(/\r\ncontent-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+        if (buf.length < end + 4 + length) break;
+        out.push({ status: Number(head.split(' ')[1]), body: JSON.parse(buf.subarray(end + 4, end + 4 + length).toString('utf8')) as Obj });
+        buf = buf.subarray(end + 4 + length);
+      }
+      if (out.length === requests.length) break;
+    }
+    socket.destroy();
+    return out;
+  }
+  const count = (names: string[], name: string) => names.filter((n) => n === name).length;
+
+  test('uncached reads at once: a few lookups for all, each answered with its own object', async () => {
+    const bulk = h.authed('post', '/v1/api/bulkCreate').send(Array.from({ length: N }, (_, i) => ({ n: i })));
+    const made = JSON.parse((await expectStatus(bulk, 201)).text) as Obj[];
+    let answers: { status: number; body: Obj }[] = [];
+    const sent = await trips(async () => {
+      answers = await pipelined(made.map((o) => raw('GET', `/v1/id/${h.seg(o)}`)));
+    });
+    expect(answers.map((a) => a.status)).toEqual(made.map(() => 200));
+    expect(answers.map((a) => a.body.n)).toEqual(made.map((_, i) => i));
+    expect(answers.map((a) => a.body['@id'])).toEqual(made.map((o) => o['@id']));
+    expect(count(sent, 'find')).toBeLessThanOrEqual(N / 4);
+  });
+
+  test('creates at once: a few inserts for all, every object stored once under its own id', async () => {
+    const before = await h.count();
+    let answers: { status: number; body: Obj }[] = [];
+    const sent = await trips(async () => {
+      answers = await pipelined(Array.from({ length: N }, (_, i) => create({ c: i })));
+    });
+    expect(answers.map((a) => a.status)).toEqual(answers.map(() => 201));
+    const made = answers.map((a) => a.body.new_obj_state as Obj);
+    expect(made.map((o) => o.c)).toEqual(made.map((_, i) => i));
+    expect(new Set(made.map((o) => o['@id'])).size).toBe(N);
+    for (const o of made) expect((await h.stored(o['@id']))?.c).toBe(o.c);
+    expect(await h.count()).toBe(before + N);
+    expect(count(sent, 'insert')).toBeLessThanOrEqual(N / 4);
+  });
+
+  test('creates at once that clash (one _id twice, one Slug twice): one of each pair 409, every other stored', async () => {
+    const before = await h.count();
+    const taken = h.seg(await h.create({ probe: 1 }));
+    const id = taken.slice(0, -1) + (taken.endsWith('0') ? '1' : '0');
+    const slug = `batched-${Date.now()}`;
+    const answers = await pipelined([
+      ...Array.from({ length: N - 4 }, (_, i) => create({ c: i })),
+      create({ _id: id, twin: 1 }),
+      create({ _id: id, twin: 2 }),
+      create({ s: 1 }, { Slug: slug }),
+      create({ s: 2 }, { Slug: slug }),
+    ]);
+    const statuses = answers.map((a) => a.status);
+    expect(statuses.slice(0, N - 4)).toEqual(statuses.slice(0, N - 4).map(() => 201));
+    expect(statuses.slice(N - 4, N - 2).sort()).toEqual([201, 409]);
+    expect(statuses.slice(N - 2).sort()).toEqual([201, 409]);
+    expect(await h.count()).toBe(before + 1 + N - 2);
+    expect(await h.srv.collection.countDocuments({ '__rerum.slug': slug })).toBe(1);
+    expect(await h.srv.collection.countDocuments({ _id: id } as never)).toBe(1);
+  });
 });
