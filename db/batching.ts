@@ -73,8 +73,8 @@ export class Batcher<T, R> {
     }
     batch.forEach((w, i) => {
       const o = outcomes[i];
-      if (o.ok) w.resolve(o.value);
-      else w.reject(o.error);
+      if (o?.ok) w.resolve(o.value);
+      else w.reject(o ? o.error : new Error('The database call was answered without an outcome for this item.'));
     });
   }
 }

@@ -76,3 +76,9 @@ test('a run that throws rejects every call of its batch, and later batches still
   fail = false;
   expect(await b.call(3)).toBe(3);
 });
+
+test('a run that answers too few outcomes rejects the calls left without one (none is left waiting)', async () => {
+  const b = new Batcher<number, number>(async (items) => items.slice(1).map((i) => ({ ok: true, value: i })), { inFlight: 1, size: 10 });
+  const settled = await Promise.allSettled([b.call(1), b.call(2), b.call(3)]);
+  expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'fulfilled', 'rejected']);
+});
