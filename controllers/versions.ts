@@ -6,6 +6,7 @@ import type { RequestHandler } from 'express';
 import type { NewVersion } from '../db/objects';
 import { applyPatch, applySet, applyUnset, composeDocument, type PatchResult } from '../rerum/document';
 import { contextualDeclaredId, newId, segmentOf } from '../rerum/ids';
+import { DomainError } from '../rerum/errors';
 import { importMetadata, isDeleted, nowStamp, versionMetadata } from '../rerum/metadata';
 import type { RerumDocument, StoredDocument } from '../types/rerum';
 import { bulkItems, type Body, type Kit } from './kit';
@@ -23,10 +24,33 @@ function newVersion(kit: Kit, original: RerumDocument, content: Body, agent: str
 /** Store one new version, linked into its parent's history. */
 const storeVersion = (kit: Kit, v: NewVersion): Promise<void> => kit.store.insertVersions([v]);
 
+/** How often a version write is made again from a fresh read when another request changed a parent first. */
+const WRITE_ATTEMPTS = 3;
+
+/**
+ * A version write (read the originals, store the versions, answer) whose parent another request
+ * deleted between the read and the link is undone by the store ('ConcurrentChange', nothing
+ * changed); it is then made again from a fresh read, so it answers as if it had come second: 403
+ * for an update of the deleted object, the item skipped by bulkUpdate. After WRITE_ATTEMPTS the 409
+ * stands.
+ */
+function redoneOnConcurrentChange(write: RequestHandler): RequestHandler {
+  return async (req, res, next) => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await write(req, res, next);
+        return;
+      } catch (err) {
+        if (!(err instanceof DomainError && err.kind === 'ConcurrentChange') || attempt >= WRITE_ATTEMPTS) throw err;
+      }
+    }
+  };
+}
+
 /** PUT /v1/api/update: a new version with the body as its content; a non-RERUM `@id` is imported. */
 export function updateHandler(kit: Kit): RequestHandler {
   const { config } = kit.deps;
-  return async (req, res) => {
+  return redoneOnConcurrentChange(async (req, res) => {
     const body = kit.bodyOf(req);
     const declared = kit.requireDeclaredId(body, 'to update');
     const agent = kit.agentOf(req);
@@ -42,7 +66,7 @@ export function updateHandler(kit: Kit): RequestHandler {
     const made = newVersion(kit, original, body, agent);
     await storeVersion(kit, made);
     sendWritten(res, config, made.version, 200);
-  };
+  });
 }
 
 type Applier = (original: RerumDocument, body: Body) => PatchResult;
@@ -50,7 +74,7 @@ type Applier = (original: RerumDocument, body: Body) => PatchResult;
 /** PATCH /patch, /set, /unset: apply the body to the original; no effective change → the original, unchanged. */
 function patchingHandler(kit: Kit, apply: Applier): RequestHandler {
   const { config } = kit.deps;
-  return async (req, res) => {
+  return redoneOnConcurrentChange(async (req, res) => {
     const body = kit.bodyOf(req);
     const declared = kit.requireDeclaredId(body, 'to update');
     const agent = kit.agentOf(req);
@@ -64,7 +88,7 @@ function patchingHandler(kit: Kit, apply: Applier): RequestHandler {
     const made = newVersion(kit, original, content, agent);
     await storeVersion(kit, made);
     sendWritten(res, config, made.version, 200);
-  };
+  });
 }
 
 export const patchHandler = (kit: Kit) => patchingHandler(kit, applyPatch);
@@ -79,7 +103,7 @@ export const unsetHandler = (kit: Kit) => patchingHandler(kit, applyUnset);
  */
 export function bulkUpdateHandler(kit: Kit): RequestHandler {
   const { config } = kit.deps;
-  return async (req, res) => {
+  return redoneOnConcurrentChange(async (req, res) => {
     const items = bulkItems(req.body, 'bulkUpdate');
     const agent = kit.agentOf(req);
     const now = nowStamp();
@@ -106,5 +130,5 @@ export function bulkUpdateHandler(kit: Kit): RequestHandler {
       made.map((m) => m.version),
       200,
     );
-  };
+  });
 }

@@ -367,9 +367,11 @@ export class ObjectStore {
 
   /**
    * Store new versions and link each into its parent's `history.next` (all versions of one parent in
-   * one step, in the order given). Versions go in first; if a parent cannot be linked (deleted or
-   * gone meanwhile) or a step fails, the links made are taken out and the versions removed again,
-   * and 'WriteFailed' (or the step's error) is thrown: nothing changed.
+   * one step, in the order given). Versions go in first; if a parent cannot be linked or a step
+   * fails, the links made are taken out and the versions removed again, and an error is thrown:
+   * nothing changed. 'ConcurrentChange' when a parent was deleted (or removed) after it was read —
+   * another request came first —, 'WriteFailed' when the database refused or lost the link, the
+   * insert's own error otherwise.
    */
   insertVersions(made: NewVersion[]): Promise<void> {
     if (made.length === 0) return Promise.resolve();
@@ -393,17 +395,18 @@ export class ObjectStore {
         throw err;
       }
       for (const { parent, ids } of byParent.values()) {
-        let ok: boolean;
+        let linkedNow: boolean;
         try {
-          ok = await w.link(parent, ids);
+          linkedNow = await w.link(parent, ids);
         } catch {
-          ok = false;
-        }
-        if (!ok) {
           await undo();
           throw writeFailed(
             `Unable to alter the history next of the originating object.  The history tree may be broken. See ${parent['@id']}.  Nothing was changed.`,
           );
+        }
+        if (!linkedNow) {
+          await undo();
+          throw concurrentChange(String(parent['@id'] ?? parent._id));
         }
         linked.push([parent._id, ids]);
       }

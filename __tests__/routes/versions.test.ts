@@ -1,5 +1,6 @@
 /** update (and import), patch, set, unset, bulkUpdate, history, since; write failures leave nothing behind. */
 import request from 'supertest';
+import { ObjectStore } from '../../db/objects';
 import {
   DEFAULT_AGENT,
   OTHER_AGENT,
@@ -213,5 +214,58 @@ describe('GET /v1/history/:id and /v1/since/:id', () => {
     const p = await h.authed('post', `/v1/since/${h.seg(a)}`).send({});
     expect(p.status).toBe(405);
     expect(p.headers.allow).toBe('GET, HEAD, OPTIONS');
+  });
+});
+
+describe('a parent deleted by another request between the read and the link', () => {
+  // The stale read is what a request that read just before a concurrent DELETE holds.
+  const readBeforeDelete = async () => {
+    const a = await h.create({ v: 1 });
+    const live = await h.stored(a['@id']);
+    expect((await h.authed('delete', `/v1/api/delete/${h.seg(a)}`)).status).toBe(204);
+    return { a, live: live! };
+  };
+
+  test('update and patch answer as if the delete came first (403); nothing is stored', async () => {
+    for (const [method, url] of [
+      ['put', '/v1/api/update'],
+      ['patch', '/v1/api/patch'],
+    ] as const) {
+      const { a, live } = await readBeforeDelete();
+      const before = await h.count();
+      const spy = jest.spyOn(ObjectStore.prototype, 'findBySegment').mockResolvedValueOnce(live);
+      try {
+        const r = await h.authed(method, url).send({ '@id': a['@id'], v: 2 });
+        expect([r.status, r.body.message]).toEqual([403, 'The object you are trying to update is deleted.']);
+        expect(spy).toHaveBeenCalledTimes(2);
+      } finally {
+        spy.mockRestore();
+      }
+      expect(await h.count()).toBe(before);
+      expect(await h.srv.collection.countDocuments({ '__rerum.history.previous': a['@id'] })).toBe(0);
+    }
+  });
+
+  test('bulkUpdate skips the deleted object, as it would have if the delete came first', async () => {
+    const { a, live } = await readBeforeDelete();
+    const b = await h.create({ v: 1 });
+    const before = await h.count();
+    const stale = new Map([
+      [h.seg(a), live],
+      [h.seg(b), (await h.stored(b['@id']))!],
+    ]);
+    const spy = jest.spyOn(ObjectStore.prototype, 'findBySegments').mockResolvedValueOnce(stale);
+    try {
+      const r = await h.authed('put', '/v1/api/bulkUpdate').send([
+        { '@id': a['@id'], v: 2 },
+        { '@id': b['@id'], v: 2 },
+      ]);
+      expect(r.status).toBe(200);
+      expect(r.body.map((o: Obj) => o.__rerum.history.previous)).toEqual([b['@id']]);
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await h.count()).toBe(before + 1);
+    expect(await h.srv.collection.countDocuments({ '__rerum.history.previous': a['@id'] })).toBe(0);
   });
 });
