@@ -6,6 +6,7 @@
 import type { Request } from 'express';
 import { HttpError, badRequest, forbidden, unauthorized } from '../middleware/http-error';
 import type { ObjectStore } from '../db/objects';
+import { DomainError } from '../rerum/errors';
 import { contextualDeclaredId, declaredId } from '../rerum/ids';
 import { isDeleted, isReleased, mayModify } from '../rerum/metadata';
 import type { AppDeps } from '../types/contracts';
@@ -35,6 +36,9 @@ export function bulkItems(body: unknown, route: 'bulkCreate' | 'bulkUpdate'): Bo
   }
   return items as Body[];
 }
+
+/** Did another request change the object first ('ConcurrentChange': this write changed nothing)? */
+export const lostRace = (err: unknown): boolean => err instanceof DomainError && err.kind === 'ConcurrentChange';
 
 export interface Kit {
   deps: AppDeps;

@@ -7,12 +7,27 @@ import { badRequest, forbidden } from '../middleware/http-error';
 import { overwriteOf, toResponse, tombstoneOf } from '../rerum/document';
 import { declaredId, segmentOf } from '../rerum/ids';
 import { isReleased, nowStamp } from '../rerum/metadata';
-import { DomainError } from '../rerum/errors';
 import { planDeleteHeal, planRelease } from '../rerum/tree';
 import { claimSlug } from './create';
-import type { Kit } from './kit';
+import { lostRace, type Kit } from './kit';
 import { assertIfMatch } from './preconditions';
 import { sendWritten } from './respond';
+import type { Replacement } from '../types/rerum';
+
+/**
+ * Apply the replacements. A write that lost a race (another request changed the object first:
+ * 'ConcurrentChange', nothing was changed) answers what it would have answered had it come second:
+ * `live` reads the object again and throws that answer (403 for an object deleted or released
+ * meanwhile); if the object still passes, the 409 stands.
+ */
+async function replaceOrAnswerAsSecond(kit: Kit, replacements: Replacement[], live: () => Promise<unknown>): Promise<void> {
+  try {
+    await kit.store.replaceAll(replacements);
+  } catch (err) {
+    if (lostRace(err)) await live();
+    throw err;
+  }
+}
 
 /**
  * PUT /v1/api/overwrite: replace the content in place, keeping `@id` and history; stamps
@@ -25,8 +40,12 @@ export function overwriteHandler(kit: Kit): RequestHandler {
     const body = kit.bodyOf(req);
     const declared = kit.requireDeclaredId(body, 'to overwrite');
     const agent = kit.agentOf(req);
-    const original = kit.liveObject(await kit.store.findByUri(declared), 'overwrite');
-    kit.assertOwnedUnreleased(original, agent, 'overwrite', '  Fork with /update to make changes.');
+    const live = async () => {
+      const doc = kit.liveObject(await kit.store.findByUri(declared), 'overwrite');
+      kit.assertOwnedUnreleased(doc, agent, 'overwrite', '  Fork with /update to make changes.');
+      return doc;
+    };
+    const original = await live();
     assertIfMatch(req, original, config);
     const rerumBody = body.__rerum as { isOverwritten?: unknown } | undefined;
     const expected = req.get('If-Overwritten-Version') ?? rerumBody?.isOverwritten;
@@ -42,7 +61,7 @@ export function overwriteHandler(kit: Kit): RequestHandler {
     }
     const stamp = nowStamp();
     const after = overwriteOf(original, body, stamp, config.idPrefix);
-    await kit.store.replaceAll([{ before: original, after }]);
+    await replaceOrAnswerAsSecond(kit, [{ before: original, after }], live);
     sendWritten(res, config, after, 200, { 'Current-Overwritten-Version': stamp });
   };
 }
@@ -56,13 +75,17 @@ export function releaseHandler(kit: Kit): RequestHandler {
     const agent = kit.agentOf(req);
     const slugParam = typeof req.query.slug === 'string' ? req.query.slug : undefined;
     const slug = await claimSlug(kit, req.get('Slug') || slugParam);
-    const doc = kit.liveObject(await kit.store.findBySegment(id), 'release');
-    if (isReleased(doc)) throw forbidden('The object you are trying to release is already released.');
-    kit.assertOwnedUnreleased(doc, agent, 'release');
+    const live = async () => {
+      const found = kit.liveObject(await kit.store.findBySegment(id), 'release');
+      if (isReleased(found)) throw forbidden('The object you are trying to release is already released.');
+      kit.assertOwnedUnreleased(found, agent, 'release');
+      return found;
+    };
+    const doc = await live();
     assertIfMatch(req, doc, config);
     const versions = await kit.store.treeOf(doc);
     const plan = planRelease(versions, doc, nowStamp(), slug);
-    await kit.store.replaceAll(plan.replacements);
+    await replaceOrAnswerAsSecond(kit, plan.replacements, live);
     sendWritten(res, config, plan.released, 200);
   };
 }
@@ -79,19 +102,16 @@ export function deleteHandler(kit: Kit): RequestHandler {
       id = segmentOf(declared);
     }
     const agent = kit.agentOf(req);
-    const found = await kit.store.findBySegment(id);
-    const doc = kit.liveObject(found, 'delete');
-    kit.assertOwnedUnreleased(doc, agent, 'delete', ' Fork to make changes.');
+    const live = async () => {
+      const found = kit.liveObject(await kit.store.findBySegment(id), 'delete');
+      kit.assertOwnedUnreleased(found, agent, 'delete', ' Fork to make changes.');
+      return found;
+    };
+    const doc = await live();
     assertIfMatch(req, doc, config);
     const versions = await kit.store.treeOf(doc);
     const heal = planDeleteHeal(versions, doc, config.idPrefix); // a BrokenTree error is a 500, nothing changed
-    try {
-      await kit.store.replaceAll([...heal, { before: doc, after: tombstoneOf(doc, agent, nowStamp()) }]);
-    } catch (err) {
-      // Lost a race with another DELETE of the same object: answer what a late DELETE gets (403).
-      if (err instanceof DomainError && err.kind === 'ConcurrentChange') kit.liveObject(await kit.store.findBySegment(id), 'delete');
-      throw err;
-    }
+    await replaceOrAnswerAsSecond(kit, [...heal, { before: doc, after: tombstoneOf(doc, agent, nowStamp()) }], live);
     res.status(204).end();
   };
 }

@@ -6,10 +6,9 @@ import type { RequestHandler } from 'express';
 import type { NewVersion } from '../db/objects';
 import { applyPatch, applySet, applyUnset, composeDocument, type PatchResult } from '../rerum/document';
 import { contextualDeclaredId, newId, segmentOf } from '../rerum/ids';
-import { DomainError } from '../rerum/errors';
 import { importMetadata, isDeleted, nowStamp, versionMetadata } from '../rerum/metadata';
 import type { RerumDocument, StoredDocument } from '../types/rerum';
-import { bulkItems, type Body, type Kit } from './kit';
+import { bulkItems, lostRace, type Body, type Kit } from './kit';
 import { assertIfMatch, assertIfMatchEach } from './preconditions';
 import { sendBulkWritten, sendWritten } from './respond';
 
@@ -41,7 +40,7 @@ function redoneOnConcurrentChange(write: RequestHandler): RequestHandler {
         await write(req, res, next);
         return;
       } catch (err) {
-        if (!(err instanceof DomainError && err.kind === 'ConcurrentChange') || attempt >= WRITE_ATTEMPTS) throw err;
+        if (!lostRace(err) || attempt >= WRITE_ATTEMPTS) throw err;
       }
     }
   };
