@@ -88,16 +88,14 @@ function insertBatch(collection: Stored): (docs: RerumDocument[]) => Promise<Set
     });
   return async (docs) => {
     if (docs.length === 1) return [await alone(docs[0])];
-    let refused: Set<number> | undefined;
     try {
       await collection.insertMany(docs, { ordered: false });
       return docs.map(() => INSERTED);
     } catch (err) {
-      refused = refusedOf(err, docs.length);
+      const refused = refusedOf(err, docs.length);
       if (!refused) return docs.map(() => ({ ok: false, error: err }));
+      return Promise.all(docs.map((d, i) => (refused.has(i) ? alone(d) : INSERTED)));
     }
-    const again = refused;
-    return Promise.all(docs.map((d, i) => (again.has(i) ? alone(d) : INSERTED)));
   };
 }
 
@@ -251,7 +249,6 @@ export class ObjectStore {
     this.reads = collection;
     this.ensureTextIndex = () => ensureTextIndex(collection);
     this.segmentLookups = new Batcher(async (segments) => {
-      if (segments.length === 1) return [await settle(() => this.findOneBySegment(segments[0]))];
       const found = await this.findBySegments([...new Set(segments)]);
       return segments.map((s) => ({ ok: true, value: found.get(s) ?? null }));
     }, BATCHING);
@@ -275,17 +272,11 @@ export class ObjectStore {
   // ---- reads ----
 
   /**
-   * The document whose `_id` or `__rerum.slug` is `segment` (lookups made while others are under
-   * way go out together, as one findBySegments).
+   * The document whose `_id` or `__rerum.slug` is `segment`, by findBySegments' rule (lookups made
+   * while others are under way go out together, as one findBySegments).
    */
   findBySegment(segment: string): Promise<StoredDocument | null> {
     return this.segmentLookups.call(segment);
-  }
-
-  private async findOneBySegment(segment: string): Promise<StoredDocument | null> {
-    return (await this.reads.findOne({
-      $or: [{ _id: segment }, { '__rerum.slug': segment }],
-    } as Filter<RerumDocument>)) as StoredDocument | null;
   }
 
   /** The document an `@id`/`id` URI names. */
