@@ -141,3 +141,18 @@ export async function headWithBody(
     await new Promise((r) => server.close(r));
   }
 }
+
+/**
+ * A new object as stored, read before `win` (another request's write, answered 200 or 204) changed
+ * it: what a request that lost the race to `win` holds. Serving `stale` once to the losing request
+ * (a spy on the store's read) drives its lost-race path deterministically.
+ */
+export async function readBeforeChange(
+  h: Harness,
+  win: (o: Obj) => PromiseLike<{ status: number }>,
+): Promise<{ o: Obj; stale: RerumDocument }> {
+  const o = await h.create({ v: 1 });
+  const stale = (await h.stored(o['@id']))!;
+  expect([200, 204]).toContain((await win(o)).status);
+  return { o, stale };
+}

@@ -1,7 +1,7 @@
 /** overwrite, release, delete: ownership, released/deleted refusals, and the trees after chains of them. */
 import request from 'supertest';
 import { ObjectStore } from '../../db/objects';
-import { DEFAULT_AGENT, expectNoUnderscoreId, failNthCall, startHarness, type Harness, type Obj } from './helpers';
+import { DEFAULT_AGENT, expectNoUnderscoreId, failNthCall, readBeforeChange, startHarness, type Harness, type Obj } from './helpers';
 
 const BOT = 'http://rerum.test/v1/id/the-bot';
 let h: Harness;
@@ -247,42 +247,33 @@ describe('concurrent writes', () => {
 });
 
 describe('a write that loses a race answers as if it came second', () => {
-  // `stale` is what a request that read just before the winning write holds; the spy serves it once.
-  const readThen = async (win: (o: Obj) => Promise<{ status: number }>) => {
-    const o = await h.create({ v: 1 });
-    const stale = (await h.stored(o['@id']))!;
-    expect([200, 204]).toContain((await win(o)).status);
-    return { o, spy: jest.spyOn(ObjectStore.prototype, 'findBySegment').mockResolvedValueOnce(stale) };
-  };
   const del = (o: Obj) => h.authed('delete', `/v1/api/delete/${h.seg(o)}`);
   const release = (o: Obj) => h.authed('patch', `/v1/api/release/${h.seg(o)}`);
-
-  test('overwrite after a concurrent delete: 403 deleted, the tombstone stays', async () => {
-    const { o, spy } = await readThen(del);
+  /** `lose`'s answer for an object it read just before `win` changed it (the stale read served once). */
+  const losing = async (win: (o: Obj) => request.Test, lose: (o: Obj) => request.Test) => {
+    const { o, stale } = await readBeforeChange(h, win);
+    const spy = jest.spyOn(ObjectStore.prototype, 'findBySegment').mockResolvedValueOnce(stale);
     try {
-      const r = await h.authed('put', '/v1/api/overwrite').send({ '@id': o['@id'], v: 2 });
-      expect([r.status, r.body.message]).toEqual([403, 'The object you are trying to overwrite is deleted.']);
+      return { o, r: await lose(o) };
     } finally {
       spy.mockRestore();
     }
+  };
+
+  test('overwrite after a concurrent delete: 403 deleted, the tombstone stays', async () => {
+    const { o, r } = await losing(del, (x) => h.authed('put', '/v1/api/overwrite').send({ '@id': x['@id'], v: 2 }));
+    expect([r.status, r.body.message]).toEqual([403, 'The object you are trying to overwrite is deleted.']);
     expect(await h.stored(o['@id'])).toHaveProperty('__deleted');
   });
 
   test('release after a concurrent release: 403 already released; delete after it: 403 released', async () => {
-    const first = await readThen(release);
-    try {
-      const r = await release(first.o);
-      expect([r.status, r.body.message]).toEqual([403, 'The object you are trying to release is already released.']);
-    } finally {
-      first.spy.mockRestore();
-    }
-    const second = await readThen(release);
-    try {
-      const r = await del(second.o);
-      expect([r.status, r.body.message]).toEqual([403, 'The object you are trying to delete is released. Fork to make changes.']);
-    } finally {
-      second.spy.mockRestore();
-    }
+    const first = await losing(release, release);
+    expect([first.r.status, first.r.body.message]).toEqual([403, 'The object you are trying to release is already released.']);
+    const second = await losing(release, del);
+    expect([second.r.status, second.r.body.message]).toEqual([
+      403,
+      'The object you are trying to delete is released. Fork to make changes.',
+    ]);
     expect((await h.stored(second.o['@id']))?.__rerum.isReleased).not.toBe('');
   });
 });

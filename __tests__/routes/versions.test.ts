@@ -7,6 +7,7 @@ import {
   expectNoUnderscoreId,
   expectRerum,
   failNthCall,
+  readBeforeChange,
   startHarness,
   type Harness,
   type Obj,
@@ -219,19 +220,14 @@ describe('GET /v1/history/:id and /v1/since/:id', () => {
 
 describe('a parent deleted by another request between the read and the link', () => {
   // The stale read is what a request that read just before a concurrent DELETE holds.
-  const readBeforeDelete = async () => {
-    const a = await h.create({ v: 1 });
-    const live = await h.stored(a['@id']);
-    expect((await h.authed('delete', `/v1/api/delete/${h.seg(a)}`)).status).toBe(204);
-    return { a, live: live! };
-  };
+  const readBeforeDelete = () => readBeforeChange(h, (o) => h.authed('delete', `/v1/api/delete/${h.seg(o)}`));
 
   test('update and patch answer as if the delete came first (403); nothing is stored', async () => {
     for (const [method, url] of [
       ['put', '/v1/api/update'],
       ['patch', '/v1/api/patch'],
     ] as const) {
-      const { a, live } = await readBeforeDelete();
+      const { o: a, stale: live } = await readBeforeDelete();
       const before = await h.count();
       const spy = jest.spyOn(ObjectStore.prototype, 'findBySegment').mockResolvedValueOnce(live);
       try {
@@ -247,7 +243,7 @@ describe('a parent deleted by another request between the read and the link', ()
   });
 
   test('bulkUpdate skips the deleted object, as it would have if the delete came first', async () => {
-    const { a, live } = await readBeforeDelete();
+    const { o: a, stale: live } = await readBeforeDelete();
     const b = await h.create({ v: 1 });
     const before = await h.count();
     const stale = new Map([
