@@ -51,7 +51,7 @@ export type ChangeSink = (changes: ObjectChange[]) => Promise<void>;
 
 type Stored = Collection<RerumDocument>;
 /** What reads may do with the collection. */
-type ReadView = Pick<Stored, 'find' | 'findOne' | 'aggregate' | 'countDocuments'>;
+type ReadView = Pick<Stored, 'find' | 'aggregate'>;
 
 const isDuplicateKey = (err: unknown) => hasCode(err, 'DuplicateKey');
 
