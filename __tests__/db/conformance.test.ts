@@ -450,6 +450,49 @@ describe('aggregation', () => {
     expect(joined).toEqual([{ double: 14, name: 'Ann' }]);
     expect(await people.findOne({ _id: 'p1' } as Document)).toEqual({ _id: 'p1', name: 'Ann' });
   });
+
+  test('$unionWith appends each sub-pipeline in its own order, skip and limit, and nests', async () => {
+    const a = coll('union_a');
+    const b = coll('union_b');
+    await a.createIndex({ k: 1 });
+    await a.insertMany([
+      { _id: 'a1', k: 'x', n: 1 },
+      { _id: 'a2', k: 'y', n: 2 },
+      { _id: 'a3', k: 'x', n: 3 },
+      { _id: 'a4', k: 'x', n: 4 },
+    ] as unknown as Document[]);
+    await b.insertMany([
+      { _id: 'b1', n: 10 },
+      { _id: 'b2', n: 20 },
+    ] as unknown as Document[]);
+    const tagged = (q: number, match: Document, skip: number, limit: number) => [
+      { $match: match },
+      { $skip: skip },
+      { $limit: limit },
+      { $replaceWith: { q: { $literal: q }, d: '$$ROOT' } },
+    ];
+    const out = await a
+      .aggregate([
+        ...tagged(0, { k: 'x' }, 1, 1),
+        { $unionWith: { coll: 'union_a', pipeline: tagged(1, { $and: [{ k: 'x' }, { n: { $exists: true } }] }, 0, 5) } },
+        { $unionWith: { coll: 'union_b', pipeline: [...tagged(2, { n: { $gt: 5 } }, 0, 9), { $unionWith: 'union_b' }] } },
+        { $unionWith: { coll: 'union_missing', pipeline: tagged(3, { k: 'x' }, 0, 1) } },
+      ])
+      .toArray();
+    expect(out).toEqual([
+      { q: 0, d: { _id: 'a3', k: 'x', n: 3 } },
+      { q: 1, d: { _id: 'a1', k: 'x', n: 1 } },
+      { q: 1, d: { _id: 'a3', k: 'x', n: 3 } },
+      { q: 1, d: { _id: 'a4', k: 'x', n: 4 } },
+      { q: 2, d: { _id: 'b1', n: 10 } },
+      { q: 2, d: { _id: 'b2', n: 20 } },
+      { _id: 'b1', n: 10 },
+      { _id: 'b2', n: 20 },
+    ]);
+    expect(
+      await a.aggregate([{ $match: { n: 1 } }, { $project: { _id: 1 } }, { $unionWith: 'union_b' }, { $count: 'c' }]).toArray(),
+    ).toEqual([{ c: 3 }]);
+  });
 });
 
 describe('text search', () => {

@@ -14,6 +14,8 @@ import { checkDocSize, idFirst } from './stored-doc';
 import { isMetaTextScore, replaceMetaTextScore, TEXT_SCORE_FIELD } from './text-score';
 import { applyMerge, parseMerge, type MergeSpec } from './merge-stage';
 import { listLocalSessions } from './sessions';
+import type { Collection } from './collection';
+import type { Storage } from './storage';
 
 function rewriteStage(stage: Doc): Doc {
   const [op] = Object.keys(stage);
@@ -57,6 +59,102 @@ function checkCollatedStages(stages: unknown[]): void {
   }
 }
 
+/** What one aggregate command's stages run with. */
+interface Run {
+  storage: Storage;
+  db: string;
+  slicer: Slicer;
+  variables?: Doc;
+  collation?: Doc;
+}
+
+/**
+ * The copies of `coll`'s documents a pipeline starts from, and its stages after that: a leading
+ * $match is planned like find (index, `_id` lookup, $text with scores attached), otherwise every
+ * document.
+ */
+async function startOn(run: Run, coll: Collection | undefined, stages: Doc[]): Promise<{ input: Doc[]; rest: Doc[]; scored: boolean }> {
+  const first = stages[0];
+  let docs: Doc[];
+  let scores: Map<Doc, number> | undefined;
+  let rest = stages;
+  if (first && isPlainObject(first.$match)) {
+    if (!coll && '$text' in first.$match) throw fail('IndexNotFound', 'text index required for $text query');
+    const firstMatch = run.variables ? withVariables(first.$match, run.variables) : first.$match;
+    const r = coll ? await coll.matchSliced(firstMatch, Infinity, run.slicer, run.collation) : { docs: [] as Doc[], scores: undefined };
+    docs = r.docs;
+    scores = r.scores;
+    rest = stages.slice(1);
+  } else docs = coll ? [...coll.docs.values()] : [];
+  const input: Doc[] = [];
+  for (const d of docs) {
+    const c = deepCopy(d);
+    if (scores) c[TEXT_SCORE_FIELD] = scores.get(d) ?? 0;
+    input.push(c);
+    if (run.slicer.due()) await run.slicer.pause();
+  }
+  return { input, rest, scored: scores !== undefined };
+}
+
+function withoutScores(results: Doc[]): Doc[] {
+  return results.map((r) => {
+    if (!r || !(TEXT_SCORE_FIELD in r)) return r;
+    const { [TEXT_SCORE_FIELD]: _s, ...rest } = r;
+    void _s;
+    return rest;
+  });
+}
+
+/** `{$unionWith: 'name'}` or `{$unionWith: {coll, pipeline}}`; anything else is left to mingo (which refuses what it must). */
+function unionOf(stage: Doc): { coll: string; pipeline: Doc[] } | undefined {
+  if (Object.keys(stage).length !== 1 || !('$unionWith' in stage)) return undefined;
+  const spec = stage.$unionWith;
+  if (typeof spec === 'string' && spec) return { coll: spec, pipeline: [] };
+  if (!isPlainObject(spec) || typeof spec.coll !== 'string' || !spec.coll) return undefined;
+  if (Object.keys(spec).some((k) => k !== 'coll' && k !== 'pipeline')) return undefined;
+  if (spec.pipeline === undefined) return { coll: spec.coll, pipeline: [] };
+  if (!Array.isArray(spec.pipeline) || !spec.pipeline.every((s) => isPlainObject(s))) return undefined;
+  if (spec.pipeline.some((s) => '$out' in s || '$merge' in s)) return undefined;
+  return { coll: spec.coll, pipeline: spec.pipeline as Doc[] };
+}
+
+/**
+ * Runs `stages` over `input` in mingo, except that a `$unionWith` of a collection appends that
+ * collection's own pipeline, run like a command's (its leading $match planned, not a scan of copies
+ * of every document).
+ */
+async function runStages(run: Run, input: Doc[], stages: Doc[]): Promise<Doc[]> {
+  const inMingo = (docs: Doc[], part: Doc[]) => {
+    if (part.length === 0) return docs;
+    const resolver = (name: string): Doc[] => {
+      const c = run.storage.getCollection(run.db, name);
+      return c ? [...c.docs.values()].map(deepCopy) : [];
+    };
+    const out = runPipeline(
+      docs,
+      part.map((s) => (isPlainObject(s) ? rewriteStage(s) : s)),
+      resolver,
+      run.variables,
+      run.collation,
+    );
+    run.slicer.check();
+    return out;
+  };
+  let docs = input;
+  let from = 0;
+  for (let i = 0; i < stages.length; i++) {
+    const union = isPlainObject(stages[i]) ? unionOf(stages[i]) : undefined;
+    if (!union) continue;
+    docs = inMingo(docs, stages.slice(from, i));
+    const coll = run.storage.getCollection(run.db, union.coll);
+    const start = await startOn(run, coll, union.pipeline);
+    const added = await runStages(run, start.input, start.rest);
+    docs = docs.concat(start.scored ? withoutScores(added) : added);
+    from = i + 1;
+  }
+  return inMingo(docs, stages.slice(from));
+}
+
 export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) => {
   const slicer = new Slicer(deadlineOf(cmd));
   const pipeline = cmd.pipeline;
@@ -68,24 +166,19 @@ export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) =>
   let input: Doc[] = [];
   const coll = collection ? storage.getCollection(db, collection) : undefined;
   checkHint(coll, cmd.hint);
-  let scores: Map<Doc, number> | undefined;
   const variables = isPlainObject(cmd.let) ? letValues(cmd.let) : undefined; // `let`: $$name in every stage
   const collation = collationOf(cmd);
   if (collation) checkCollatedStages(stages);
+  const run: Run = { storage, db, slicer, variables, collation };
   const source = stages[0];
+  let scored = false;
   if (isPlainObject(source) && '$listLocalSessions' in source) {
     input = listLocalSessions(source.$listLocalSessions, db, collection, cursors);
     stages = stages.slice(1);
   } else if (collection) {
-    const first = stages[0];
-    if (first && isPlainObject(first.$match)) {
-      if (!coll && '$text' in first.$match) throw fail('IndexNotFound', 'text index required for $text query');
-      const firstMatch = variables ? withVariables(first.$match, variables) : first.$match;
-      const r = coll ? await coll.matchSliced(firstMatch, Infinity, slicer, collation) : { docs: [] as Doc[], scores: undefined };
-      input = r.docs;
-      scores = r.scores;
-      stages = stages.slice(1);
-    } else if (coll) input = [...coll.docs.values()];
+    const start = await startOn(run, coll, stages);
+    ({ input, scored } = start);
+    stages = start.rest as Doc[];
   }
   let outTarget: { db: string; coll: string } | undefined;
   const last = stages[stages.length - 1];
@@ -105,35 +198,8 @@ export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) =>
   }
   const misplaced = stages.find((s) => isPlainObject(s) && ('$merge' in s || '$out' in s));
   if (misplaced) throw fail('Location40601', `${Object.keys(misplaced)[0]} can only be the final stage in the pipeline`);
-  const copies: Doc[] = [];
-  for (const d of input) {
-    const c = deepCopy(d);
-    if (scores) c[TEXT_SCORE_FIELD] = scores.get(d) ?? 0;
-    copies.push(c);
-    if (slicer.due()) await slicer.pause();
-  }
-  const resolver = (name: string): Doc[] => {
-    const c = storage.getCollection(db, name);
-    return c ? [...c.docs.values()].map(deepCopy) : [];
-  };
-  let results = runPipeline(
-    copies,
-    stages.map((s) => (isPlainObject(s) ? rewriteStage(s) : s)),
-    resolver,
-    variables,
-    collation,
-  );
-  slicer.check();
-  if (scores) {
-    results = results.map((r) => {
-      if (r && TEXT_SCORE_FIELD in r) {
-        const { [TEXT_SCORE_FIELD]: _s, ...rest } = r;
-        void _s;
-        return rest;
-      }
-      return r;
-    });
-  }
+  let results = await runStages(run, input, stages);
+  if (scored) results = withoutScores(results);
   if (outTarget) {
     storage.dropCollection(outTarget.db, outTarget.coll);
     const target = storage.collection(outTarget.db, outTarget.coll);
