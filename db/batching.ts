@@ -30,10 +30,11 @@ export class Batcher<T, R> {
   private sending = 0;
   private scheduled = false;
 
-  /** `run` answers one outcome per item, in the items' order. */
+  /** `run` answers one outcome per item, in the items' order; `onIdle` is told when no call is left. */
   constructor(
     private readonly run: (items: T[]) => Promise<Settled<R>[]>,
     private readonly limits: BatchLimits,
+    private readonly onIdle?: () => void,
   ) {}
 
   call(item: T): Promise<R> {
@@ -59,6 +60,7 @@ export class Batcher<T, R> {
       this.send(batch).finally(() => {
         this.sending--;
         this.schedule();
+        if (this.sending === 0 && !this.scheduled) this.onIdle?.();
       });
     }
   }
@@ -76,6 +78,36 @@ export class Batcher<T, R> {
       if (o?.ok) w.resolve(o.value);
       else w.reject(o ? o.error : new Error('The database call was answered without an outcome for this item.'));
     });
+  }
+}
+
+/**
+ * Batching by kind: calls of one key are batched together (a Batcher per key, made on the first call
+ * and forgotten when its last call is answered), calls of different keys never.
+ */
+export class KeyedBatcher<T, R> {
+  private readonly batchers = new Map<string, Batcher<T, R>>();
+
+  constructor(
+    private readonly run: (items: T[]) => Promise<Settled<R>[]>,
+    private readonly limits: BatchLimits,
+  ) {}
+
+  call(key: string, item: T): Promise<R> {
+    let batcher = this.batchers.get(key);
+    if (!batcher) {
+      const made: Batcher<T, R> = new Batcher(this.run, this.limits, () => {
+        if (this.batchers.get(key) === made) this.batchers.delete(key);
+      });
+      this.batchers.set(key, made);
+      batcher = made;
+    }
+    return batcher.call(item);
+  }
+
+  /** Keys with calls waiting or under way. */
+  get size(): number {
+    return this.batchers.size;
   }
 }
 

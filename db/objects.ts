@@ -25,7 +25,8 @@
  * Round trips: lookups by id segment and inserts of single documents made while others are waiting
  * for the database go out together (db/batching.ts: one `find` of all segments, one unordered
  * `insert`), so under load one command carries many requests' work; a document such an insert
- * refuses is inserted again alone, so its write gets exactly a lone insert's answer.
+ * refuses is inserted again alone, so its write gets exactly a lone insert's answer. Client queries
+ * with equality filters of one shape are batched the same way (db/page-batching.ts).
  */
 import {
   MongoBulkWriteError,
@@ -43,7 +44,8 @@ import { isDeleted, treeRootOf } from '../rerum/metadata';
 import { segmentOf } from '../rerum/ids';
 import { withNextVersions } from '../rerum/tree';
 import { hasCode } from '../mql';
-import { Batcher, settle, type BatchLimits, type Settled } from './batching';
+import { Batcher, KeyedBatcher, settle, type BatchLimits, type Settled } from './batching';
+import { pageKey, readPages, type PageCall, type PageOptions } from './page-batching';
 import { SLUG_INDEX_NAME, ensureTextIndex } from './indexes';
 
 /** Told every stored state a write touched; awaited before the write's caller may answer. */
@@ -244,6 +246,7 @@ export class ObjectStore {
   readonly ensureTextIndex: () => Promise<void>;
   private readonly write: <T>(steps: (w: WriteSteps) => Promise<T>) => Promise<T>;
   private readonly segmentLookups: Batcher<string, StoredDocument | null>;
+  private readonly pages: KeyedBatcher<PageCall, Document[]>;
 
   constructor(collection: Stored, onChange: ChangeSink) {
     this.reads = collection;
@@ -252,6 +255,7 @@ export class ObjectStore {
       const found = await this.findBySegments([...new Set(segments)]);
       return segments.map((s) => ({ ok: true, value: found.get(s) ?? null }));
     }, BATCHING);
+    this.pages = new KeyedBatcher(readPages(collection as unknown as Collection<Document>), BATCHING);
     const inserts = new Batcher(insertBatch(collection), BATCHING);
     const insertOne = (doc: RerumDocument) => inserts.call(doc);
     this.write = async (steps) => {
@@ -326,9 +330,14 @@ export class ObjectStore {
       .toArray();
   }
 
-  /** A client query's page (the caller shapes the filter). */
-  find(filter: Filter<RerumDocument>, options: FindOptions & { skip?: number; limit?: number } = {}): Promise<RerumDocument[]> {
-    return this.reads.find(filter, options).toArray();
+  /**
+   * A client query's page (the caller shapes the filter). Pages of equality filters of one shape made
+   * while others are under way go out together (db/page-batching.ts).
+   */
+  find(filter: Filter<RerumDocument>, options: FindOptions = {}): Promise<RerumDocument[]> {
+    const key = pageKey(filter, options as PageOptions & Record<string, unknown>);
+    if (key === undefined) return this.reads.find(filter, options).toArray();
+    return this.pages.call(key, { filter, options }) as Promise<RerumDocument[]>;
   }
 
   /** A server-built aggregation (search). */

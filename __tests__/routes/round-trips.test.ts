@@ -230,6 +230,57 @@ describe('requests waiting at once share round trips (db/batching.ts)', () => {
     expect(count(sent, 'insert')).toBeLessThanOrEqual(N / 4);
   });
 
+  describe('client queries at once', () => {
+    const run = `q${Date.now()}`;
+    const groupSize = (i: number) => i % 4; // 0 to 3 objects per group
+    const query = (group: string, body: Obj = { grp: group }) => raw('POST', '/v1/api/query?limit=2&skip=1', body);
+    /** Each group's page as the query's own find reads it (limit 2, skip 1, live objects only). */
+    const ownPage = async (group: string) =>
+      (
+        await h.srv.collection.find({ $and: [{ grp: group }, { __deleted: { $exists: false } }] } as never, { skip: 1, limit: 2 }).toArray()
+      ).map((d) => d['@id'] as string);
+    let groups: string[] = [];
+    beforeAll(async () => {
+      groups = Array.from({ length: N }, (_, i) => `${run}-${i}`);
+      const objects = groups.flatMap((g, i) => Array.from({ length: groupSize(i) }, (_, k) => ({ grp: g, k })));
+      const made = JSON.parse((await expectStatus(h.authed('post', '/v1/api/bulkCreate').send(objects), 201)).text) as Obj[];
+      // one group loses its middle object: a page must leave deleted objects out
+      const gone = made.find((o) => o.grp === groups[3] && o.k === 1)!;
+      await expectStatus(h.authed('delete', `/v1/api/delete/${h.seg(gone)}`), 204);
+    });
+
+    test('equality queries of one shape: a few commands for all, each page exactly its own find', async () => {
+      let answers: { status: number; body: Obj }[] = [];
+      const sent = await trips(async () => {
+        answers = await pipelined(groups.map((g) => query(g)));
+      });
+      expect(answers.map((a) => a.status)).toEqual(groups.map(() => 200));
+      const pages = answers.map((a) => (a.body as unknown as Obj[]).map((o) => o['@id']));
+      expect(pages).toEqual(await Promise.all(groups.map(ownPage)));
+      expect(pages.map((p) => p.length)).toEqual(groups.map((_, i) => (i === 3 ? 1 : [0, 0, 1, 2][groupSize(i)])));
+      expect(count(sent, 'find') + count(sent, 'aggregate')).toBeLessThanOrEqual(N / 4);
+    });
+
+    test('queries with other operators are not combined; a batch that fails is read again page by page', async () => {
+      const failing = jest.spyOn(h.srv.collection, 'aggregate').mockImplementationOnce((() => ({
+        toArray: () => Promise.reject(new Error('the batch was lost')),
+      })) as never);
+      const ranged = groups.map((g) => query(g, { grp: g, k: { $gte: 0 } }));
+      const equal = groups.map((g) => query(g, { grp: g, '__rerum.isOverwritten': '' }));
+      let answers: { status: number; body: Obj }[] = [];
+      const sent = await trips(async () => {
+        answers = await pipelined(groups.flatMap((_, i) => [ranged[i], equal[i]]));
+      });
+      expect(answers.map((a) => a.status)).toEqual(answers.map(() => 200));
+      const pages = answers.map((a) => (a.body as unknown as Obj[]).map((o) => o['@id']));
+      const own = await Promise.all(groups.map(ownPage));
+      expect(pages).toEqual(own.flatMap((p) => [p, p]));
+      expect(failing).toHaveBeenCalled();
+      // every ranged query is its own find
+      expect(count(sent, 'find')).toBeGreaterThanOrEqual(N);
+    });
+  });
+
   test('creates at once that clash (one _id twice, one Slug twice): one of each pair 409, every other stored', async () => {
     const before = await h.count();
     const taken = h.seg(await h.create({ probe: 1 }));
