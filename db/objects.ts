@@ -45,7 +45,7 @@ import { segmentOf } from '../rerum/ids';
 import { withNextVersions } from '../rerum/tree';
 import { hasCode } from '../mql';
 import { Batcher, KeyedBatcher, settle, type BatchLimits, type Settled } from './batching';
-import { pageKey, readPages, type PageCall, type PageOptions } from './page-batching';
+import { pageKey, readPages, type PageCall } from './page-batching';
 import { SLUG_INDEX_NAME, ensureTextIndex } from './indexes';
 
 /** Told every stored state a write touched; awaited before the write's caller may answer. */
@@ -335,7 +335,7 @@ export class ObjectStore {
    * while others are under way go out together (db/page-batching.ts).
    */
   find(filter: Filter<RerumDocument>, options: FindOptions = {}): Promise<RerumDocument[]> {
-    const key = pageKey(filter, options as PageOptions & Record<string, unknown>);
+    const key = pageKey(filter, options);
     if (key === undefined) return this.reads.find(filter, options).toArray();
     return this.pages.call(key, { filter, options }) as Promise<RerumDocument[]>;
   }

@@ -65,13 +65,14 @@ const count = (n: unknown): n is number => typeof n === 'number' && Number.isSaf
  * when the page is read alone: options other than skip, limit and time limit, or a filter that is
  * not equality-only.
  */
-export function pageKey(filter: Document, options: PageOptions & Record<string, unknown>): string | undefined {
+export function pageKey(filter: Document, options: object): string | undefined {
   for (const [k, v] of Object.entries(options)) {
     if (v !== undefined && (!(k === 'skip' || k === 'limit' || k === 'maxTimeMS') || !count(v))) return undefined;
   }
   const shape = shapeOf(filter);
   if (shape === undefined) return undefined;
-  return `${options.skip ?? 0}/${options.limit ?? 0}/${options.maxTimeMS ?? ''}/${shape}`;
+  const { skip, limit, maxTimeMS } = options as PageOptions;
+  return `${skip ?? 0}/${limit ?? 0}/${maxTimeMS ?? ''}/${shape}`;
 }
 
 /** One page's sub-pipeline: its own match, skip and limit, each row tagged with the page's index. */

@@ -451,6 +451,20 @@ describe('aggregation', () => {
     expect(await people.findOne({ _id: 'p1' } as Document)).toEqual({ _id: 'p1', name: 'Ann' });
   });
 
+  test('$skip and $limit right after a leading $match apply in order, as a find skip and limit', async () => {
+    const c = coll('match_bound');
+    await c.insertMany(
+      Array.from({ length: 12 }, (_, i) => ({ _id: `m${i}`, kind: i % 3 === 0 ? 'other' : 'same', n: i })) as unknown as Document[],
+    );
+    const ns = async (stages: Document[]) => (await c.aggregate([{ $match: { kind: 'same' } }, ...stages]).toArray()).map((d) => d.n);
+    expect(await ns([{ $skip: 1 }, { $limit: 2 }])).toEqual([2, 4]);
+    expect(await ns([{ $skip: 2 }, { $skip: 1 }, { $limit: 3 }, { $skip: 1 }])).toEqual([7, 8]);
+    expect(await ns([{ $limit: 3 }, { $skip: 2 }])).toEqual([4]);
+    expect(await ns([{ $limit: 2 }, { $limit: 5 }])).toEqual([1, 2]);
+    expect(await ns([{ $project: { n: 1 } }, { $limit: 1 }])).toEqual([1]);
+    expect((await ns([{ $skip: 6 }])).length).toBe(2);
+  });
+
   test('$unionWith appends each sub-pipeline in its own order, skip and limit, and nests', async () => {
     const a = coll('union_a');
     const b = coll('union_b');

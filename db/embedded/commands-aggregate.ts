@@ -69,6 +69,22 @@ interface Run {
 }
 
 /**
+ * How many of a leading $match's documents (in natural order) the stages after it can use: the
+ * `$skip`s and the `$limit` right after it bound that, as a find's skip and limit do; otherwise all.
+ */
+function matchesNeeded(rest: Doc[]): number {
+  let skipped = 0;
+  for (const stage of rest) {
+    if (Object.keys(stage).length !== 1) break;
+    const { $skip: skip, $limit: limit } = stage;
+    if (Number.isSafeInteger(skip) && (skip as number) >= 0) skipped += skip as number;
+    else if (Number.isSafeInteger(limit) && (limit as number) > 0) return skipped + (limit as number);
+    else break;
+  }
+  return Infinity;
+}
+
+/**
  * The copies of `coll`'s documents a pipeline starts from, and its stages after that: a leading
  * $match is planned like find (index, `_id` lookup, $text with scores attached), otherwise every
  * document.
@@ -81,10 +97,11 @@ async function startOn(run: Run, coll: Collection | undefined, stages: Doc[]): P
   if (first && isPlainObject(first.$match)) {
     if (!coll && '$text' in first.$match) throw fail('IndexNotFound', 'text index required for $text query');
     const firstMatch = run.variables ? withVariables(first.$match, run.variables) : first.$match;
-    const r = coll ? await coll.matchSliced(firstMatch, Infinity, run.slicer, run.collation) : { docs: [] as Doc[], scores: undefined };
+    rest = stages.slice(1);
+    const needed = matchesNeeded(rest);
+    const r = coll ? await coll.matchSliced(firstMatch, needed, run.slicer, run.collation) : { docs: [] as Doc[], scores: undefined };
     docs = r.docs;
     scores = r.scores;
-    rest = stages.slice(1);
   } else docs = coll ? [...coll.docs.values()] : [];
   const input: Doc[] = [];
   for (const d of docs) {
