@@ -36,6 +36,7 @@ import {
   type Document,
   type Filter,
   type FindOptions,
+  type WithId,
 } from 'mongodb';
 import type { ObjectChange } from '../types/contracts';
 import type { Replacement, RerumDocument, StoredDocument } from '../types/rerum';
@@ -246,7 +247,7 @@ export class ObjectStore {
   readonly ensureTextIndex: () => Promise<void>;
   private readonly write: <T>(steps: (w: WriteSteps) => Promise<T>) => Promise<T>;
   private readonly segmentLookups: Batcher<string, StoredDocument | null>;
-  private readonly pages: KeyedBatcher<PageCall, Document[]>;
+  private readonly pages: KeyedBatcher<PageCall, WithId<RerumDocument>[]>;
 
   constructor(collection: Stored, onChange: ChangeSink) {
     this.reads = collection;
@@ -255,7 +256,7 @@ export class ObjectStore {
       const found = await this.findBySegments([...new Set(segments)]);
       return segments.map((s) => ({ ok: true, value: found.get(s) ?? null }));
     }, BATCHING);
-    this.pages = new KeyedBatcher(readPages(collection as unknown as Collection<Document>), BATCHING);
+    this.pages = new KeyedBatcher(readPages(collection), BATCHING);
     const inserts = new Batcher(insertBatch(collection), BATCHING);
     const insertOne = (doc: RerumDocument) => inserts.call(doc);
     this.write = async (steps) => {
@@ -337,7 +338,7 @@ export class ObjectStore {
   find(filter: Filter<RerumDocument>, options: FindOptions = {}): Promise<RerumDocument[]> {
     const key = pageKey(filter, options);
     if (key === undefined) return this.reads.find(filter, options).toArray();
-    return this.pages.call(key, { filter, options }) as Promise<RerumDocument[]>;
+    return this.pages.call(key, { filter, options });
   }
 
   /** A server-built aggregation (search). */

@@ -12,7 +12,7 @@
  * reached and a lone page would not), every page is read again alone, so each caller gets exactly
  * the answer, or the error, its own `find` gets.
  */
-import type { AggregateOptions, Collection, Document, FindOptions } from 'mongodb';
+import type { AggregateOptions, Collection, Document, Filter, FindOptions, WithId } from 'mongodb';
 import { settle, type Settled } from './batching';
 
 /** The options a batched page may have. */
@@ -22,8 +22,6 @@ export interface PageCall {
   filter: Document;
   options: PageOptions;
 }
-
-type PageReads = Pick<Collection<Document>, 'find' | 'aggregate' | 'collectionName'>;
 
 /** Operators whose cost does not depend on the values they compare beyond what equality's does. */
 const EQUALITY_OPERATORS = new Set(['$and', '$eq', '$exists', '$in']);
@@ -87,19 +85,21 @@ function pageStages(call: PageCall, index: number): Document[] {
 }
 
 /** The tagged rows of the batch command, back into each page in order. */
-function pagesOf(rows: Document[], pages: number): Document[][] {
-  const out = Array.from({ length: pages }, () => [] as Document[]);
+function pagesOf<S>(rows: Document[], pages: number): S[][] {
+  const out = Array.from({ length: pages }, () => [] as S[]);
   for (const row of rows) {
     const page = out[row.p as number];
     if (!page || typeof row.d !== 'object' || row.d === null) throw new Error('A batched query row without its page.');
-    page.push(row.d as Document);
+    page.push(row.d as S);
   }
   return out;
 }
 
 /** Reads pages of one key (db/batching.ts `run`): one `aggregate` for several, a `find` for one. */
-export function readPages(reads: PageReads): (calls: PageCall[]) => Promise<Settled<Document[]>[]> {
-  const alone = (call: PageCall) => settle(() => reads.find(call.filter, call.options).toArray());
+export function readPages<S extends Document>(
+  reads: Pick<Collection<S>, 'find' | 'aggregate' | 'collectionName'>,
+): (calls: PageCall[]) => Promise<Settled<WithId<S>[]>[]> {
+  const alone = (call: PageCall) => settle(() => reads.find(call.filter as Filter<S>, call.options).toArray());
   return async (calls) => {
     if (calls.length === 1) return [await alone(calls[0])];
     const [first, ...rest] = calls;
@@ -110,7 +110,7 @@ export function readPages(reads: PageReads): (calls: PageCall[]) => Promise<Sett
     const { limit, maxTimeMS } = first.options;
     const options: AggregateOptions = { ...(maxTimeMS ? { maxTimeMS } : {}), ...(limit ? { batchSize: limit * calls.length } : {}) };
     try {
-      const pages = pagesOf(await reads.aggregate(pipeline, options).toArray(), calls.length);
+      const pages = pagesOf<WithId<S>>(await reads.aggregate(pipeline, options).toArray(), calls.length);
       return pages.map((value) => ({ ok: true, value }));
     } catch {
       return Promise.all(calls.map(alone));
