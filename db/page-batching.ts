@@ -27,9 +27,9 @@ export interface PageCall {
 const EQUALITY_OPERATORS = new Set(['$and', '$eq', '$exists', '$in']);
 
 /**
- * A filter's structure with each string and number replaced by its type (booleans and null kept:
- * `$exists: false` and `$exists: true` are different plans); undefined when it holds another
- * operator or a value that is not plain JSON.
+ * A filter's structure with each string and number replaced by its type (booleans and null kept,
+ * and an `$exists` as the truth of its value: `$exists: false` (or 0) and `$exists: true` (or 1)
+ * are different plans); undefined when it holds another operator or a value that is not plain JSON.
  */
 function shapeOf(value: unknown): string | undefined {
   if (value === null) return 'null';
@@ -49,7 +49,7 @@ function shapeOf(value: unknown): string | undefined {
   const parts: string[] = [];
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     if (k.startsWith('$') && !EQUALITY_OPERATORS.has(k)) return undefined;
-    const s = shapeOf(v);
+    const s = k === '$exists' ? String(Boolean(v)) : shapeOf(v);
     if (s === undefined) return undefined;
     parts.push(`${JSON.stringify(k)}:${s}`);
   }

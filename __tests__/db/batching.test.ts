@@ -106,6 +106,9 @@ test('page keys: equality filters of one shape, skip, limit and time limit share
   expect(key({ '@id': 'http://x/1' })).toBe(key({ '@id': 'http://x/2' }));
   expect(key({ target: { id: 'a' }, type: 'A' })).toBe(key({ target: { id: 'b' }, type: 'B' }));
   expect(key({ n: { $in: [1, 2] } })).toBe(key({ n: { $in: [3, 4] } }));
+  // $exists by the truth of its value: 0 and false one plan, 1 and true the other
+  expect(key({ '@id': { $exists: 0 } })).toBe(key({ '@id': { $exists: false } }));
+  expect(key({ '@id': { $exists: 1 } })).toBe(key({ '@id': { $exists: true } }));
   const distinct = [
     key({ '@id': 'http://x/1' }),
     key({ '@id': 7 }),
