@@ -3,8 +3,8 @@
  *
  * Each cached route kind says in kinds.ts how its entries are found again and what a write makes
  * stale for it; this file applies those rules. Per write, both the before and the after state of
- * every changed document count: `preparePlan` works out the stale tags of each tag-indexed kind once,
- * and query entries are found through the QueryIndex (equality terms + always-test bucket), each
+ * every changed document count: `preparePlan` works out the stale tags of a tag-indexed kind once,
+ * when first asked (a worker holding no entry of a kind never works them out), and query entries are found through the QueryIndex (equality terms + always-test bucket), each
  * confirmed by the matcher (matcher.ts, on mql/).
  * The cost of a write is the number of candidate entries, not the number of cached entries.
  *
@@ -31,9 +31,11 @@ export interface InvalidationPlan {
 }
 
 export interface PreparedPlan extends InvalidationPlan {
-  /** Per tag-indexed kind, the tags this write makes stale (kinds.ts). */
-  stale: ReadonlyMap<CacheKind, ReadonlySet<string>>;
+  /** The tags this write makes stale for a tag-indexed kind (kinds.ts); empty for other kinds. */
+  staleTags(kind: CacheKind): ReadonlySet<string>;
 }
+
+const NO_TAGS: ReadonlySet<string> = new Set();
 
 export function planFromChanges(changes: ObjectChange[]): InvalidationPlan {
   const docs: Loose[] = [];
@@ -51,16 +53,17 @@ export function planFromChanges(changes: ObjectChange[]): InvalidationPlan {
 
 export function preparePlan(plan: InvalidationPlan): PreparedPlan {
   const docs = plan.docs.filter((d) => d && typeof d === 'object');
-  const stale = new Map<CacheKind, ReadonlySet<string>>();
-  // A rule shared by several kinds (history and since, search and searchPhrase) runs once.
+  // Worked out on first use, once per rule: a rule shared by several kinds (history and since,
+  // search and searchPhrase) runs once. Plans are kept (FillGuard) and never change.
   const byRule = new Map<unknown, ReadonlySet<string>>();
-  for (const [kind, rule] of Object.entries(KINDS) as [CacheKind, (typeof KINDS)[CacheKind]][]) {
-    if (rule.index !== 'tags') continue;
+  const staleTags = (kind: CacheKind): ReadonlySet<string> => {
+    const rule = KINDS[kind];
+    if (rule.index !== 'tags' || docs.length === 0) return NO_TAGS;
     let tags = byRule.get(rule.stale);
     if (!tags) byRule.set(rule.stale, (tags = rule.stale(docs)));
-    stale.set(kind, tags);
-  }
-  return { all: plan.all, docs, stale };
+    return tags;
+  };
+  return { all: plan.all, docs, staleTags };
 }
 
 /** What the index remembers about one cached entry: its tags, or its filter (kinds.ts). */
@@ -82,8 +85,8 @@ export function entryAffectedBy(info: TrackInfo, plan: PreparedPlan): boolean {
   if (plan.all) return true;
   if (plan.docs.length === 0) return false;
   if ('compiled' in info) return plan.docs.some((d) => info.compiled.test(d));
-  const stale = plan.stale.get(info.kind);
-  return !!stale && info.tags.some((t) => stale.has(t));
+  const stale = plan.staleTags(info.kind);
+  return info.tags.some((t) => stale.has(t));
 }
 
 export class CacheIndex {
@@ -149,7 +152,8 @@ export class CacheIndex {
     }
     if (plan.docs.length === 0) return out;
     for (const [kind, byTag] of this.tagged) {
-      for (const t of plan.stale.get(kind) ?? []) {
+      if (byTag.size === 0) continue;
+      for (const t of plan.staleTags(kind)) {
         const keys = byTag.get(t);
         if (keys) for (const k of keys) out.add(k);
       }
