@@ -9,8 +9,10 @@
  *    daemon's echo) acknowledges it. Once every worker in its view has acknowledged, the lease runs
  *    to s0 + L. A worker whose lease lapsed serves from the database and clears its whole cache before
  *    it uses the cache again.
- * 2. Writes. The writer stamps t0, broadcasts the invalidation and drops its own stale entries, all
- *    before it answers (the local drop runs while the siblings apply theirs). invalidate() resolves as soon as every sibling in its view has acknowledged (each applied it).
+ * 2. Writes. The writer drops its own stale entries, stamps t0 and broadcasts the invalidation, all
+ *    before it answers (the local drop runs while the siblings apply theirs; the writes of one
+ *    event-loop turn share one message, stamped as it leaves). invalidate() resolves as soon as
+ *    every sibling in its view has acknowledged (each applied it).
  *    If some sibling has not acknowledged after T, the writer waits until t0 + L, then resolves.
  * 3. Why that is safe. Invalidations, heartbeats and heartbeat acks all pass through the PM2
  *    daemon, which relays them to every worker in one order (pm2-transport.ts). A sibling S that never
@@ -152,6 +154,19 @@ export interface ClusterSyncOptions {
   now?: () => number;
 }
 
+/** Plans one invalidation message carries at most. */
+const MAX_PLANS_PER_MESSAGE = 64;
+
+/** One plan with the documents of all: it drops what each of them drops. */
+export function mergePlans(plans: readonly InvalidationPlan[]): InvalidationPlan {
+  if (plans.length === 1) return plans[0];
+  return {
+    all: plans.some((p) => p.all),
+    docs: plans.flatMap((p) => p.docs),
+    ...(plans.some((p) => p.resetStats) ? { resetStats: true } : {}),
+  };
+}
+
 /** How many departed instance ids to remember (each is unique; they only guard against late messages). */
 const DEPARTED_MAX = 256;
 /** While waiting for siblings listed at start-up, how often to ask the daemon whether they still run. */
@@ -182,6 +197,9 @@ export class ClusterSync implements CacheSync {
   private parkedAs: string | undefined;
   /** The channel could not be opened: this worker never serves from its cache and does not wait. */
   private failed = false;
+  /** Plans published and not sent yet: they leave together, as one message. */
+  private readonly outgoing: { plan: InvalidationPlan; resolve(r: PublishResult): void }[] = [];
+  private flushScheduled = false;
   private readonly now: () => number;
   private readonly T: number;
   private readonly L: number;
@@ -477,6 +495,14 @@ export class ClusterSync implements CacheSync {
     });
   }
 
+  /**
+   * The plans published in one event-loop turn leave together at its end, as one message: applying
+   * the union of their documents drops exactly what applying each would. Under a write load the
+   * writes of one database batch finish in the same turn, and every message costs a daemon relay, a
+   * wake-up and a decode in each sibling and an acknowledgement from each. (Holding plans back until
+   * the previous message is acknowledged made bigger messages but slower writes; not done.) Each
+   * caller resolves with its message's result.
+   */
   async publish(plan: InvalidationPlan): Promise<PublishResult> {
     if (this.closed) return { acked: 0, dropped: 0, timedOut: [] };
     if (this.failed) {
@@ -491,11 +517,43 @@ export class ClusterSync implements CacheSync {
       const ok = await this.waitJoined(this.L + this.L / 3 + this.T);
       if (!ok) this.logger.warn('cache sync: publishing before this worker joined the cluster');
     }
+    return new Promise((resolve) => {
+      this.outgoing.push({ plan, resolve });
+      this.scheduleFlush();
+    });
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled || this.outgoing.length === 0) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      // bounded messages: the rest leave in the next one, at the end of the next turn
+      const batch = this.outgoing.splice(0, MAX_PLANS_PER_MESSAGE);
+      this.scheduleFlush();
+      this.invalidate(mergePlans(batch.map((b) => b.plan)))
+        .catch(async (err: unknown) => {
+          // not expected; a sibling may not have applied it: what rule 2 waits for without acknowledgements
+          this.logger.error({ err }, 'cache sync: publishing an invalidation failed; waiting out the lease');
+          await sleep(this.L);
+          return { acked: 0, dropped: 0, timedOut: ['unknown'] };
+        })
+        .then((result) => {
+          for (const b of batch) b.resolve(result);
+        });
+    });
+  }
+
+  /** Broadcasts one plan and waits until no sibling can serve what it drops (rule 2). */
+  private async invalidate(plan: InvalidationPlan): Promise<PublishResult> {
+    if (this.closed) return { acked: 0, dropped: 0, timedOut: [] };
     this.prune();
     const seq = ++this.seq;
     const need = new Set(this.members.keys());
     let acked = 0;
     let dropped = 0;
+    // t0 is stamped as the message leaves, not when its first plan was published: a heartbeat we
+    // acknowledged meanwhile went out before it, so its sender's lease still ends by t0 + L.
     const t0 = this.now();
     this.send({ t: 'inv', seq, plan });
     if (need.size === 0) return { acked: 0, dropped: 0, timedOut: [] };

@@ -66,6 +66,26 @@ describe('cluster sync', () => {
     await c.close();
   });
 
+  test('the invalidations of one turn travel as one message; each write still reaches every sibling before it resolves', async () => {
+    const c = cluster(4);
+    await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+    const docs = Array.from({ length: 10 }, (_, n) => doc(hexId(), { n }));
+    for (const w of c.workers) for (const d of docs) expect(fillId(w.cache, d._id, '{}')).toBe(true);
+    const writer = c.workers[0];
+    const sent = jest.spyOn(writer.transport, 'broadcast');
+    const publish = jest.spyOn(writer.cache.sync, 'publish');
+    // ten writes finishing in the same turn (one database batch)
+    await Promise.all(docs.map((d) => writer.cache.invalidate(overwriteChange(d, { n: -1 }).changes)));
+    const invs = sent.mock.calls.filter(([m]) => (m as { t?: string }).t === 'inv');
+    expect(invs).toHaveLength(1);
+    expect((invs[0][0] as { plan: { docs: unknown[] } }).plan.docs).toHaveLength(20); // before and after of each
+    for (const r of publish.mock.results) expect(await r.value).toMatchObject({ acked: 3, timedOut: [] });
+    for (const w of c.workers) for (const d of docs) expect(w.cache.worker.store.has(idKey('id', d._id))).toBe(false);
+    sent.mockRestore();
+    publish.mockRestore();
+    await c.close();
+  });
+
   test('a stopped sibling: the write waits out its lease (bounded by T + L) and it cannot serve the stale entry after resuming', async () => {
     const c = cluster(3);
     await until(() => c.workers.every((w) => w.cache.sync.canServe()));
