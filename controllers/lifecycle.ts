@@ -7,7 +7,7 @@ import { badRequest, forbidden } from '../middleware/http-error';
 import { overwriteOf, toResponse, tombstoneOf } from '../rerum/document';
 import { declaredId, segmentOf } from '../rerum/ids';
 import { isReleased, nowStamp } from '../rerum/metadata';
-import { planDeleteHeal, planRelease } from '../rerum/tree';
+import { BrokenTreeError, planDeleteHeal, planRelease } from '../rerum/tree';
 import { claimSlug } from './create';
 import { lostRace, type Kit } from './kit';
 import { assertIfMatch } from './preconditions';
@@ -90,6 +90,9 @@ export function releaseHandler(kit: Kit): RequestHandler {
   };
 }
 
+/** How often a delete reads the object and its tree again when the tree looked broken. */
+const DELETE_ATTEMPTS = 3;
+
 /** DELETE /v1/api/delete/:_id (or with the `@id` in the body): mend the history tree, then leave a tombstone. */
 export function deleteHandler(kit: Kit): RequestHandler {
   const { config } = kit.deps;
@@ -107,11 +110,23 @@ export function deleteHandler(kit: Kit): RequestHandler {
       kit.assertOwnedUnreleased(found, agent, 'delete', ' Fork to make changes.');
       return found;
     };
-    const doc = await live();
-    assertIfMatch(req, doc, config);
-    const versions = await kit.store.treeOf(doc);
-    const heal = planDeleteHeal(versions, doc, config.idPrefix); // a BrokenTree error is a 500, nothing changed
-    await replaceOrAnswerAsSecond(kit, [...heal, { before: doc, after: tombstoneOf(doc, agent, nowStamp()) }], live);
-    res.status(204).end();
+    for (let attempt = 1; ; attempt++) {
+      const doc = await live();
+      assertIfMatch(req, doc, config);
+      const versions = await kit.store.treeOf(doc);
+      let heal: Replacement[];
+      try {
+        heal = planDeleteHeal(versions, doc, config.idPrefix);
+      } catch (err) {
+        // The object and its tree are two reads: another request that changed the tree between them
+        // (deleted a neighbour, mended the links) makes it look broken. Read both again; a tree that
+        // stays broken is a 500, nothing changed.
+        if (err instanceof BrokenTreeError && attempt < DELETE_ATTEMPTS) continue;
+        throw err;
+      }
+      await replaceOrAnswerAsSecond(kit, [...heal, { before: doc, after: tombstoneOf(doc, agent, nowStamp()) }], live);
+      res.status(204).end();
+      return;
+    }
   };
 }
