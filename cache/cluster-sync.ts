@@ -292,6 +292,7 @@ export class ClusterSync implements CacheSync {
   async close(): Promise<void> {
     if (this.closed) return;
     this.leave();
+    this.sendOutgoing(); // published writes still go out (their requests have not been answered)
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     for (const w of this.waiters) w.check();
@@ -528,9 +529,14 @@ export class ClusterSync implements CacheSync {
     this.flushScheduled = true;
     setImmediate(() => {
       this.flushScheduled = false;
-      // bounded messages: the rest leave in the next one, at the end of the next turn
+      this.sendOutgoing();
+    });
+  }
+
+  /** Sends the plans published and not sent yet, at most MAX_PLANS_PER_MESSAGE to a message. */
+  private sendOutgoing(): void {
+    while (this.outgoing.length > 0) {
       const batch = this.outgoing.splice(0, MAX_PLANS_PER_MESSAGE);
-      this.scheduleFlush();
       this.invalidate(mergePlans(batch.map((b) => b.plan)))
         .catch(async (err: unknown) => {
           // not expected; a sibling may not have applied it: what rule 2 waits for without acknowledgements
@@ -541,7 +547,7 @@ export class ClusterSync implements CacheSync {
         .then((result) => {
           for (const b of batch) b.resolve(result);
         });
-    });
+    }
   }
 
   /** Broadcasts one plan and waits until no sibling can serve what it drops (rule 2). */

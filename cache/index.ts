@@ -79,9 +79,9 @@ export function createEnabledCache(config: Config, logger: Logger, opts: ReadCac
     const started = monotonicMs();
     let local = 0;
     try {
-      // Broadcast first (publish sends synchronously once this worker has joined), then drop our own
-      // entries while the siblings do the same: the local drop is synchronous, so no request runs on
-      // this worker in between, and it no longer adds to the acknowledgement round trip.
+      // Publish first (once this worker has joined, the plan leaves at the end of this turn with the
+      // others of the turn), then drop our own entries while the siblings do the same: the local drop
+      // is synchronous, so no request runs on this worker in between.
       const published = syncDisabledForTest ? undefined : sync.publish(plan);
       void published?.catch(() => undefined); // awaited below; never left unhandled if apply throws
       const dropStarted = monotonicMs();

@@ -86,6 +86,19 @@ describe('cluster sync', () => {
     await c.close();
   });
 
+  test('a worker that closes before the end of the turn still sends the invalidations published in it', async () => {
+    const c = cluster(3);
+    await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+    const d = doc(hexId(), { n: 1 });
+    for (const w of c.workers) expect(fillId(w.cache, d._id, '{}')).toBe(true);
+    const [writer, ...siblings] = c.workers;
+    const written = writer.cache.invalidate(overwriteChange(d, { n: 2 }).changes);
+    await writer.cache.close();
+    await written;
+    await until(() => siblings.every((w) => !w.cache.worker.store.has(idKey('id', d._id))));
+    await Promise.all(siblings.map((w) => w.cache.close()));
+  });
+
   test('a stopped sibling: the write waits out its lease (bounded by T + L) and it cannot serve the stale entry after resuming', async () => {
     const c = cluster(3);
     await until(() => c.workers.every((w) => w.cache.sync.canServe()));
