@@ -20,7 +20,8 @@
  * Environment: BENCH_SECONDS (default 5), BENCH_CONNECTIONS (default 32), BENCH_WORKERS (default "1";
  * "1,4" adds the 4-worker PM2 cluster beside 4-worker bare apps and beside the same cluster with
  * CACHING=false for create and update: the cost of blocking invalidation), BENCH_WORKLOADS (default all),
- * BENCH_VARIANTS ("name=/path/to/other/dist/server.js;…": other builds measured beside, one process;
+ * BENCH_VARIANTS ("name=/path/to/other/dist/server.js;…": other builds measured beside, one process,
+ * and in a cluster run also as that cluster, caching on, for create and update;
  * "name=dist/server.js|uri:&maxPoolSize=10|KEY=VALUE" appends to the database URI and sets variables),
  * BENCH_SEED (default 10000), BENCH_LOG_LEVEL (default info).
  */
@@ -90,7 +91,7 @@ async function rerumTargets(bench: Bench, workers: number): Promise<Target[]> {
     }
     return out;
   }
-  const cluster = async (caching: boolean) =>
+  const cluster = async (caching: boolean, extra: Record<string, string> = {}) =>
     startCluster({
       instances: workers,
       noBuild: true,
@@ -102,6 +103,7 @@ async function rerumTargets(bench: Bench, workers: number): Promise<Target[]> {
         CACHE_MAX_ENTRIES: '1',
         CACHING: String(caching),
         LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'info',
+        ...extra,
       },
     });
   const c = await cluster(true);
@@ -119,8 +121,25 @@ async function rerumTargets(bench: Bench, workers: number): Promise<Target[]> {
       pids: [...(await off.pids()).values()],
       stop: off.stop,
     });
+    // Other builds as the same cluster (caching on) for the writes: what a change to the
+    // invalidation path costs or saves where it runs, beside this build and beside caching off.
+    for (const v of VARIANTS) {
+      const o = await cluster(true, {
+        ...v.env,
+        RERUM_SCRIPT: path.relative(ROOT, v.script), // the ecosystem file resolves it from the project root
+        ...(v.uriSuffix ? { MONGO_CONNECTION_STRING: bench.mongoUri + v.uriSuffix } : {}),
+      });
+      out.push({
+        name: v.name,
+        base: o.base,
+        serves: ['create', 'update'],
+        token: o.token ?? '',
+        pids: [...(await o.pids()).values()],
+        stop: o.stop,
+      });
+    }
   } catch (e) {
-    await c.stop();
+    for (const t of out) await t.stop();
     throw e;
   }
   return out;
