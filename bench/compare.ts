@@ -10,8 +10,10 @@
  * by `@id`, indexed), POST /v1/api/create, PUT /v1/api/update (each on another seeded object). MISS
  * workloads rotate over the 10,000 seeds with CACHE_MAX_ENTRIES=1, so every request misses.
  * The server runs at its default LOG_LEVEL (info) with stdout to a file. Beside req/s and latency, the
- * server CPU time per request (user + system from /proc, the database process not included): on a
- * loaded shared machine throughput follows whoever else is running, CPU time per request much less.
+ * server CPU time per request (user + system from /proc, the database process not included; for a
+ * cluster its workers and its PM2 daemon, which relays the cache's invalidations), of the median
+ * round and over all rounds: on a loaded shared machine throughput follows whoever else is running,
+ * CPU time per request much less.
  *
  * All targets of one worker count run at once and are measured in turn, BENCH_ROUNDS rounds (default
  * 3), in an order that flips every round; the median req/s of the rounds is shown, with every ratio
@@ -77,6 +79,12 @@ interface Target {
   stop(): Promise<void>;
 }
 
+/** A cluster's worker processes and its PM2 daemon, which relays the cache's invalidation messages. */
+async function clusterPids(c: { pids(): Promise<Map<number, number>>; pm2Home: string }): Promise<number[]> {
+  const daemon = Number(fs.readFileSync(path.join(c.pm2Home, 'pm2.pid'), 'utf8'));
+  return [...(await c.pids()).values(), ...(Number.isInteger(daemon) && daemon > 0 ? [daemon] : [])];
+}
+
 async function rerumTargets(bench: Bench, workers: number): Promise<Target[]> {
   const all: Workload[] = [...WORKLOADS];
   if (workers === 1) {
@@ -107,9 +115,7 @@ async function rerumTargets(bench: Bench, workers: number): Promise<Target[]> {
       },
     });
   const c = await cluster(true);
-  const out: Target[] = [
-    { name: 'rerum', base: c.base, serves: all, token: c.token ?? '', pids: [...(await c.pids()).values()], stop: c.stop },
-  ];
+  const out: Target[] = [{ name: 'rerum', base: c.base, serves: all, token: c.token ?? '', pids: await clusterPids(c), stop: c.stop }];
   // The same cluster with CACHING=false: what blocking invalidation costs the writes (target: rerum/nocache ≥ 0.8).
   try {
     const off = await cluster(false);
@@ -118,7 +124,7 @@ async function rerumTargets(bench: Bench, workers: number): Promise<Target[]> {
       base: off.base,
       serves: ['create', 'update'],
       token: off.token ?? '',
-      pids: [...(await off.pids()).values()],
+      pids: await clusterPids(off),
       stop: off.stop,
     });
     // Other builds as the same cluster (caching on) for the writes: what a change to the
@@ -178,6 +184,13 @@ async function baselines(bench: Bench, rerum: Target, workers: number): Promise<
 }
 
 const median = (xs: Figures[]): Figures => [...xs].sort((a, b) => a.rps - b.rps)[Math.floor(xs.length / 2)];
+/** CPU time per request over all rounds (steadier than the median round's on a shared machine). */
+const cpuOfAll = (xs: Figures[]): number =>
+  xs.reduce((sum, f) => sum + f.cpuUs * f.requests, 0) /
+  Math.max(
+    1,
+    xs.reduce((sum, f) => sum + f.requests, 0),
+  );
 const fmt = (n: number, d = 2) => (Number.isFinite(n) ? n.toFixed(d) : '—');
 
 async function runWorkers(bench: Bench, workers: number): Promise<string[]> {
@@ -201,6 +214,7 @@ async function runWorkers(bench: Bench, workers: number): Promise<string[]> {
       console.log(`  ${workers} worker(s): round ${round + 1}/${ROUNDS} done`);
     }
     const get = (t: string, w: Workload) => (samples.has(`${t}:${w}`) ? median(samples.get(`${t}:${w}`)!) : undefined);
+    const cpuAll = (t: string, w: Workload) => cpuOfAll(samples.get(`${t}:${w}`) ?? []);
     const out = [
       `-- ${workers} worker(s) (${workers === 1 ? 'one process' : 'PM2 cluster'}), ${CONNECTIONS} connections, ${SECONDS} s × ${ROUNDS} rounds, median`,
     ];
@@ -210,7 +224,7 @@ async function runWorkers(bench: Bench, workers: number): Promise<string[]> {
         const f = get(t.name, w);
         if (f)
           out.push(
-            `    ${t.name.padEnd(10)} ${fmt(f.rps, 0).padStart(7)} req/s   p50 ${fmt(f.p50, 1).padStart(6)} ms   p99 ${fmt(f.p99, 1).padStart(6)} ms   CPU ${fmt(f.cpuUs, 0).padStart(5)} µs/req   [${f.statuses}]`,
+            `    ${t.name.padEnd(10)} ${fmt(f.rps, 0).padStart(7)} req/s   p50 ${fmt(f.p50, 1).padStart(6)} ms   p99 ${fmt(f.p99, 1).padStart(6)} ms   CPU ${fmt(f.cpuUs, 0).padStart(5)} µs/req (all rounds ${fmt(cpuAll(t.name, w), 0)})   [${f.statuses}]`,
           );
       }
       const r = get('rerum', w);
@@ -222,7 +236,7 @@ async function runWorkers(bench: Bench, workers: number): Promise<string[]> {
         const o = get(t.name, w);
         if (!o) continue;
         ratios.push(`rerum/${t.name} ${fmt(r.rps / o.rps)}`);
-        cpu.push(`${t.name}/rerum ${fmt(o.cpuUs / r.cpuUs)}`);
+        cpu.push(`${t.name}/rerum ${fmt(cpuAll(t.name, w) / cpuAll('rerum', w))}`);
         // measured next to each other in time, so less exposed to the load of the moment than the medians
         const mine = samples.get(`rerum:${w}`)!;
         const theirs = samples.get(`${t.name}:${w}`)!;
@@ -233,7 +247,7 @@ async function runWorkers(bench: Bench, workers: number): Promise<string[]> {
       }
       if (ratios.length) out.push(`    ratios (req/s, higher is faster): ${ratios.join('   ')}`);
       if (perRound.length) out.push(`    ratios per round (req/s): ${perRound.join('   ')}`);
-      if (cpu.length) out.push(`    ratios (server CPU per request, >1 means rerum is cheaper): ${cpu.join('   ')}`);
+      if (cpu.length) out.push(`    ratios (server CPU per request, all rounds, >1 means rerum is cheaper): ${cpu.join('   ')}`);
     }
     return out;
   } finally {

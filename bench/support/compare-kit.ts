@@ -54,6 +54,8 @@ export interface Figures {
   statuses: string;
   /** Server CPU time (user + system of the target's processes) per request, µs; NaN when unknown. */
   cpuUs: number;
+  /** Requests answered in the run. */
+  requests: number;
 }
 
 /** utime + stime of processes and their direct children, in clock ticks (Linux /proc). */
@@ -390,5 +392,6 @@ export async function load(options: AcOptions, pids: number[] = []): Promise<Fig
     p99: r.latency.p99,
     statuses: r.errors ? `${statuses} errors×${r.errors}` : statuses,
     cpuUs,
+    requests: r.requests.total,
   };
 }
