@@ -4,8 +4,9 @@
  * Each cached route kind says in kinds.ts how its entries are found again and what a write makes
  * stale for it; this file applies those rules. Per write, both the before and the after state of
  * every changed document count: `preparePlan` works out the stale tags of a tag-indexed kind once,
- * when first asked (a worker holding no entry of a kind never works them out), and query entries are found through the QueryIndex (equality terms + always-test bucket), each
- * confirmed by the matcher (matcher.ts, on mql/).
+ * when first asked (a worker holding no entry of a kind never works them out), and query entries
+ * are found through the QueryIndex (equality terms + always-test bucket), each confirmed by the
+ * matcher (matcher.ts, on mql/).
  * The cost of a write is the number of candidate entries, not the number of cached entries.
  *
  * FillGuard closes the stale-fill hole: a read records the invalidation generation when it starts;
