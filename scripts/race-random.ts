@@ -610,6 +610,8 @@ const stats = {
   ops: 0,
   writes: {} as Record<string, number>,
   writeStatus: {} as Record<string, number>,
+  /** The first few 5xx write answers, with what the server said (the summary prints them). */
+  serverErrors: [] as string[],
   reads: 0,
   readErrors: 0,
   checked: 0,
@@ -972,6 +974,7 @@ class Client {
     }
     this.run.noteWriteEnd(f.name, rec.end);
     bump(stats.writeStatus, `${kind} ${res.status}`);
+    if (res.status >= 500 && stats.serverErrors.length < 5) stats.serverErrors.push(`${kind} ${res.status}: ${res.text.slice(0, 300)}`);
     if (res.status >= 300) return String(res.status);
     if (kind === 'delete') f.deleted.add(target);
     else if (kind === 'release') f.released.add(target);
@@ -1275,6 +1278,7 @@ class Run {
     console.log(`operations:     ${stats.ops} (${(stats.ops / elapsed).toFixed(0)}/s): ${writes} writes, ${stats.reads} reads`);
     console.log(`writes:         ${fmt(stats.writes)}`);
     console.log(`write answers:  ${fmt(stats.writeStatus)}`);
+    for (const e of stats.serverErrors) console.log(`server error:   ${e}`);
     console.log(
       `reads checked:  ${stats.checked} (cache HITs ${stats.checkedHits}); unchecked (a write that could change them overlapped): ${stats.unchecked}; errors ${stats.readErrors}`,
     );
