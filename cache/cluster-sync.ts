@@ -30,7 +30,8 @@
  *    than L is dropped (its lease, which needed our acknowledgement, has lapsed by then); a listed one
  *    the daemon no longer lists (it exited) is not waited for. A starting worker takes part in writes
  *    only after its first lease (all members know it), so no sibling can miss its invalidations
- *    unnoticed.
+ *    unnoticed; while it waits for that lease it beats again as soon as a member appears (one that
+ *    subscribed after its last heartbeat went out never saw it).
  * 5. Leaving. When PM2 starts stopping a worker (reload, restart, stop: its kill signal or the
  *    'shutdown' message) the worker stops serving from its cache and says `bye`, before it drains
  *    its HTTP requests. A sibling that has processed the bye no longer waits for it, and need not:
@@ -186,6 +187,8 @@ export class ClusterSync implements CacheSync {
   private readonly waiters = new Set<Waiter>();
   private seq = 0;
   private timer: NodeJS.Timeout | undefined;
+  /** An extra heartbeat is scheduled (a member appeared while we wait for our first lease). */
+  private extraBeat = false;
   private joined = false;
   private joinWaiters: (() => void)[] = [];
   private closed = false;
@@ -413,8 +416,23 @@ export class ClusterSync implements CacheSync {
     if (from.pid !== undefined) this.expected.delete(from.pid);
     const m = this.members.get(from.id);
     if (m) m.lastHeard = this.now();
-    else this.members.set(from.id, { worker: from.worker, pid: from.pid, lastHeard: this.now() });
+    else {
+      this.members.set(from.id, { worker: from.worker, pid: from.pid, lastHeard: this.now() });
+      // Our first lease needs one heartbeat acknowledged by every member, and one that subscribed
+      // after our last heartbeat went out never saw it (during a reload replacements start one after
+      // another): beat again now rather than an interval later.
+      if (!this.joined) this.beatSoon();
+    }
     return true;
+  }
+
+  private beatSoon(): void {
+    if (this.extraBeat || this.timer === undefined || this.closed || this.leaving) return;
+    this.extraBeat = true;
+    setImmediate(() => {
+      this.extraBeat = false;
+      if (!this.joined) this.beat();
+    });
   }
 
   private depart(from: Sender): void {

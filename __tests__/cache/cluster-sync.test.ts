@@ -152,6 +152,29 @@ describe('cluster sync', () => {
     await c.close();
   });
 
+  test('a joining worker that hears a new member after its heartbeat went out beats again at once instead of an interval later', async () => {
+    // a long lease: heartbeats 1 s apart, so waiting for the next one shows
+    const slow = loadConfig({ CACHE_SYNC_TIMEOUT_MS: '100', CACHE_LEASE_MS: '3000' });
+    const daemon = new MemoryDaemon();
+    const start = (label: string) => {
+      const transport = daemon.transport(label);
+      return { transport, cache: createEnabledCache(slow, logger, { transport }) };
+    };
+    const ws = [start('0'), start('1')];
+    await until(() => ws.every((w) => w.cache.sync.canServe()));
+    ws[1].transport.stop(); // its acknowledgements wait, so the newcomer cannot join on its first heartbeat yet
+    const newcomer = start('2');
+    await until(() => daemon.delivered > 0 && (newcomer.cache.sync as ClusterSync).view().includes('1'));
+    await sleep(20); // the newcomer's first heartbeat has been relayed
+    const later = start('3'); // never saw that heartbeat
+    await until(() => (newcomer.cache.sync as ClusterSync).view().includes('3'));
+    const resumed = monotonicMs();
+    ws[1].transport.resume();
+    await until(() => (newcomer.cache.sync as ClusterSync).isJoined);
+    expect(monotonicMs() - resumed).toBeLessThan(500); // the next periodic heartbeat is ~1 s after the first
+    await Promise.all([...ws, newcomer, later].map((w) => w.cache.close()));
+  });
+
   test('a read that began before the worker held its lease never fills (it may have missed invalidations)', async () => {
     const c = cluster(2);
     const late = c.add();
