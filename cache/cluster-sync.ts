@@ -54,7 +54,7 @@
  */
 import type { Logger } from 'pino';
 import { monotonicMs, sleep } from './clock';
-import type { InvalidationPlan } from './invalidation';
+import { mergePlans, type InvalidationPlan } from './invalidation';
 import { Lease } from './lease';
 import { workerLabel, type ListedProcess, type Sender, type SyncTransport } from './pm2-transport';
 
@@ -157,16 +157,6 @@ export interface ClusterSyncOptions {
 
 /** Plans one invalidation message carries at most. */
 const MAX_PLANS_PER_MESSAGE = 64;
-
-/** One plan with the documents of all: it drops what each of them drops. */
-export function mergePlans(plans: readonly InvalidationPlan[]): InvalidationPlan {
-  if (plans.length === 1) return plans[0];
-  return {
-    all: plans.some((p) => p.all),
-    docs: plans.flatMap((p) => p.docs),
-    ...(plans.some((p) => p.resetStats) ? { resetStats: true } : {}),
-  };
-}
 
 /** How many departed instance ids to remember (each is unique; they only guard against late messages). */
 const DEPARTED_MAX = 256;

@@ -52,6 +52,16 @@ export function planFromChanges(changes: ObjectChange[]): InvalidationPlan {
   return { all, docs };
 }
 
+/** One plan with the documents of all: applying it drops exactly what applying each would. */
+export function mergePlans(plans: readonly InvalidationPlan[]): InvalidationPlan {
+  if (plans.length === 1) return plans[0];
+  return {
+    all: plans.some((p) => p.all),
+    docs: plans.flatMap((p) => p.docs),
+    ...(plans.some((p) => p.resetStats) ? { resetStats: true } : {}),
+  };
+}
+
 export function preparePlan(plan: InvalidationPlan): PreparedPlan {
   const docs = plan.docs.filter((d) => d && typeof d === 'object');
   // Worked out on first use, once per rule: a rule shared by several kinds (history and since,
