@@ -109,6 +109,26 @@ interface Pm2Api {
   ): void;
 }
 
+/**
+ * PM2's bus client (axon's amp parser) calls the deprecated `new Buffer()` three times for every
+ * message it decodes, and for the first 10,000 such calls of a process Node checks whether each
+ * came from node_modules (to decide whether to warn, DEP0005) by capturing the whole stack. Under
+ * a write load a worker decodes hundreds of bus messages a second, so for its first ~3,300
+ * messages (the first seconds after every start or reload) those checks took ~7 % of its CPU. One
+ * call from outside node_modules ends them: Node then warns once and never checks again. That call
+ * is made here with deprecation warnings silenced, so nothing is printed. The only warning this
+ * gives up is the one a `new Buffer()` of our own would print, and our code makes none.
+ */
+export function endBufferDeprecationChecks(): void {
+  const silenced = process.noDeprecation;
+  process.noDeprecation = true;
+  try {
+    void new Buffer(0); // the one deliberate call (see above)
+  } finally {
+    process.noDeprecation = silenced;
+  }
+}
+
 /** True when this process is a PM2-managed worker that can talk to the daemon. */
 export function runningUnderPm2(env: NodeJS.ProcessEnv = process.env): boolean {
   return (env.pm_id !== undefined || env.NODE_APP_INSTANCE !== undefined) && env.pm_id !== '-1' && typeof process.send === 'function';
@@ -163,6 +183,7 @@ export class Pm2Transport implements SyncTransport {
     // eslint-disable-next-line @typescript-eslint/no-require-imports -- loaded only once a daemon is known to be there to join
     const pm2 = require('pm2') as Pm2Api;
     this.pm2 = pm2;
+    endBufferDeprecationChecks();
     await this.listen(onMessage);
     await new Promise<void>((resolve, reject) => pm2.connect((err) => (err ? reject(err) : resolve())));
     await new Promise<void>((resolve, reject) =>
