@@ -1171,4 +1171,73 @@ describe('schema validation with query operators (MongoDB documented behaviour)'
     const info = await t.db.listCollections({ name: 'modded' }, { nameOnly: false }).next();
     expect(info?.options).toMatchObject({ validator: { n: { $gte: 0 } }, validationLevel: 'off', validationAction: 'error' });
   });
+
+  test('$out keeps the target’s indexes and validator, and changes nothing when a result is refused (11000, 121)', async () => {
+    await t.db.createCollection('outDst', { validator: { x: { $type: 'string' } } });
+    const dst = coll('outDst');
+    await dst.createIndex({ u: 1 }, { unique: true });
+    await dst.insertOne({ _id: 1, x: 'old', u: 1 } as unknown as Document);
+    const src = coll('outSrc');
+    const out = (docs: Document[], options: { bypassDocumentValidation?: boolean } = {}) =>
+      src
+        .deleteMany({})
+        .then(() => src.insertMany(docs))
+        .then(() => src.aggregate([{ $sort: { _id: 1 } }, { $out: 'outDst' }], options).toArray());
+    const content = () => dst.find({}).sort({ _id: 1 }).toArray();
+    await out([
+      { _id: 10, x: 'a', u: 1 },
+      { _id: 11, x: 'b', u: 2 },
+    ] as unknown as Document[]);
+    expect(await content()).toEqual([
+      { _id: 10, x: 'a', u: 1 },
+      { _id: 11, x: 'b', u: 2 },
+    ]);
+    const indexes = await dst.listIndexes().toArray();
+    expect(indexes.find((i) => i.name === 'u_1')).toMatchObject({ key: { u: 1 }, unique: true });
+    const info = await t.db.listCollections({ name: 'outDst' }, { nameOnly: false }).next();
+    expect(info?.options?.validator).toEqual({ x: { $type: 'string' } });
+    // a unique index broken by the results, then a document the validator refuses: the target stays as it was
+    const dup = await errorOf(
+      out([
+        { _id: 20, x: 'c', u: 5 },
+        { _id: 21, x: 'd', u: 5 },
+      ] as unknown as Document[]),
+    );
+    expect(dup).toMatchObject({ code: 11000 });
+    const invalid = await errorOf(
+      out([
+        { _id: 30, x: 'e', u: 6 },
+        { _id: 31, x: 7, u: 7 },
+      ] as unknown as Document[]),
+    );
+    expect(invalid).toMatchObject({ code: 121 });
+    expect(await content()).toEqual([
+      { _id: 10, x: 'a', u: 1 },
+      { _id: 11, x: 'b', u: 2 },
+    ]);
+    // bypassDocumentValidation lets it through
+    await out([{ _id: 40, x: 8, u: 8 }] as unknown as Document[], { bypassDocumentValidation: true });
+    expect(await content()).toEqual([{ _id: 40, x: 8, u: 8 }]);
+  });
+
+  test('$merge checks the target’s validator on inserts and on merged documents (121), unless bypassDocumentValidation', async () => {
+    await t.db.createCollection('mergeDst', { validator: { x: { $type: 'string' } } });
+    const dst = coll('mergeDst');
+    await dst.insertOne({ _id: 1, x: 'a' } as unknown as Document);
+    const src = coll('mergeSrc');
+    const merge = (docs: Document[], options: { bypassDocumentValidation?: boolean } = {}) =>
+      src
+        .deleteMany({})
+        .then(() => src.insertMany(docs))
+        .then(() => src.aggregate([{ $merge: { into: 'mergeDst' } }], options).toArray());
+    expect(await errorOf(merge([{ _id: 1, x: 5 }] as unknown as Document[]))).toMatchObject({ code: 121 });
+    expect(await errorOf(merge([{ _id: 2, x: 6 }] as unknown as Document[]))).toMatchObject({ code: 121 });
+    expect(await dst.find({}).toArray()).toEqual([{ _id: 1, x: 'a' }]);
+    await merge([{ _id: 1, y: 1 }] as unknown as Document[]); // still valid once merged
+    await merge([{ _id: 2, x: 9 }] as unknown as Document[], { bypassDocumentValidation: true });
+    expect(await dst.find({}).sort({ _id: 1 }).toArray()).toEqual([
+      { _id: 1, x: 'a', y: 1 },
+      { _id: 2, x: 9 },
+    ]);
+  });
 });

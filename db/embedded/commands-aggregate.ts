@@ -3,16 +3,14 @@
  * the pipeline runs in mingo on copies; a final $out replaces its target collection, a final $merge
  * writes into one (merge-stage.ts). explain is refused.
  */
-import { ObjectId } from 'bson';
 import { bsonTypeName, deepCopy, isPlainObject, letValues, runPipeline, withVariables, type Doc } from '../../mql';
 import { collationOf, deadlineOf, num, refuseExprWithCollation, str } from './args';
 import { fail } from './errors';
 import { Slicer } from './slicer';
 import type { Handler } from './command-context';
 import { checkHint } from './planner';
-import { checkDocSize, idFirst } from './stored-doc';
 import { isMetaTextScore, replaceMetaTextScore, TEXT_SCORE_FIELD } from './text-score';
-import { applyMerge, parseMerge, type MergeSpec } from './merge-stage';
+import { applyMerge, applyOut, parseMerge, type MergeSpec } from './merge-stage';
 import { listLocalSessions } from './sessions';
 import type { Collection } from './collection';
 import type { Storage } from './storage';
@@ -172,7 +170,8 @@ async function runStages(run: Run, input: Doc[], stages: Doc[]): Promise<Doc[]> 
   return inMingo(docs, stages.slice(from));
 }
 
-export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) => {
+export const aggregate: Handler = async (cmd, db, _seq, ctx) => {
+  const { storage, cursors } = ctx;
   const slicer = new Slicer(deadlineOf(cmd));
   const pipeline = cmd.pipeline;
   if (!Array.isArray(pipeline)) throw fail('TypeMismatch', "'pipeline' option must be specified as an array");
@@ -218,17 +217,11 @@ export const aggregate: Handler = async (cmd, db, _seq, { storage, cursors }) =>
   let results = await runStages(run, input, stages);
   if (scored) results = withoutScores(results);
   if (outTarget) {
-    storage.dropCollection(outTarget.db, outTarget.coll);
-    const target = storage.collection(outTarget.db, outTarget.coll);
-    for (const r of results) {
-      const d = idFirst(r._id === undefined ? { _id: new ObjectId(), ...r } : r);
-      checkDocSize(d);
-      target.insert(d);
-    }
+    applyOut(storage, results, outTarget, cmd, ctx);
     results = [];
   }
   if (merge) {
-    await applyMerge(storage, results, merge, slicer);
+    await applyMerge(storage, results, merge, slicer, cmd, ctx);
     results = [];
   }
   const batchSize = num(isPlainObject(cmd.cursor) ? cmd.cursor.batchSize : undefined);

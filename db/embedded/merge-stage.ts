@@ -1,6 +1,14 @@
 /**
- * The `$merge` aggregation stage (the last stage of a pipeline): writes each result document into
- * a target collection (the same one or another, in this or another database), as mongod does:
+ * The aggregation stages that write (the last stage of a pipeline), as mongod runs them.
+ *
+ * `$out` replaces its target collection with the results, all or nothing: the results are first
+ * put in a staging collection with the target's options (its validator among them) and indexes,
+ * so a document that breaks a unique index, the validator or the size limit fails the command and
+ * leaves the target as it was; then the target's content is swapped for them. The target keeps its
+ * indexes and options.
+ *
+ * `$merge` writes each result document into a target collection (the same one or another, in this
+ * or another database):
  *
  * - `on` (default `_id`): the fields that identify the target document. Other fields than `_id`
  *   need an existing unique index on exactly those fields (51183). A result document whose `on`
@@ -10,15 +18,21 @@
  *   that sees the result document as `$$new` (or the variables of `let`).
  * - `whenNotMatched`: `insert` (default), `discard`, `fail` (13113).
  *
- * Changing a matched document's `_id` is refused (66). Writes done before a failure stay, as in
- * mongod. Results are deep copies, so merging into the collection being read is safe.
+ * Changing a matched document's `_id` is refused (66). The target's validator checks every document
+ * written (121), as for an insert or update. Writes done before a failure stay, as in mongod. Results
+ * are deep copies, so merging into the collection being read is safe.
+ *
+ * Both honour the aggregate command's `bypassDocumentValidation`.
  */
 import { ObjectId } from 'bson';
 import { bsonTypeName, deepCopy, isPlainObject, runPipeline, valuesAtPath, type Doc } from '../../mql';
+import { Collection } from './collection';
+import type { CommandContext } from './command-context';
 import { fail } from './errors';
-import type { Storage } from './storage';
+import { Storage } from './storage';
 import type { Slicer } from './slicer';
 import { checkDocSize, idFirst, sameBson } from './stored-doc';
+import { validatorFor } from './validation';
 
 type WhenMatched = 'merge' | 'replace' | 'keepExisting' | 'fail' | Doc[];
 type WhenNotMatched = 'insert' | 'discard' | 'fail';
@@ -129,8 +143,42 @@ function updated(existing: Doc, result: Doc, spec: MergeSpec): Doc {
   return idFirst(next);
 }
 
-/** Writes the pipeline's results into the target collection. */
-export async function applyMerge(storage: Storage, results: Doc[], spec: MergeSpec, slicer: Slicer): Promise<void> {
+/** A result document as stored: _id first, one generated when missing. */
+function storedForm(r: Doc): Doc {
+  return idFirst(r._id === undefined ? { _id: new ObjectId(), ...r } : r);
+}
+
+/** `$out`: replaces the target collection's documents with the results, or changes nothing (see above). */
+export function applyOut(storage: Storage, results: Doc[], target: { db: string; coll: string }, cmd: Doc, ctx: CommandContext): void {
+  const existing = storage.getCollection(target.db, target.coll);
+  const options = existing?.options ?? {};
+  // staging: outside the catalog and never journaled (a storage of its own, without a journal)
+  const staging = new Collection(new Storage(), target.db, target.coll, options);
+  const indexes = existing?.indexes.slice(1).map((i) => deepCopy(i)) ?? [];
+  for (const i of indexes) staging.createIndex(i, false);
+  const validator = validatorFor(staging, cmd, ctx);
+  for (const r of results) {
+    const d = storedForm(r);
+    checkDocSize(d);
+    validator.check(d);
+    staging.insert(d); // DuplicateKey on a repeated _id or a unique index
+  }
+  // every document passed: swap the target's content (no await from here on: nothing runs in between)
+  storage.dropCollection(target.db, target.coll);
+  const out = storage.collection(target.db, target.coll, options);
+  for (const i of indexes) out.createIndex(deepCopy(i));
+  for (const d of staging.docs.values()) out.insert(d);
+}
+
+/** `$merge`: writes the pipeline's results into the target collection. */
+export async function applyMerge(
+  storage: Storage,
+  results: Doc[],
+  spec: MergeSpec,
+  slicer: Slicer,
+  cmd: Doc,
+  ctx: CommandContext,
+): Promise<void> {
   const onId = spec.on.length === 1 && spec.on[0] === '_id';
   if (!onId) {
     const target = storage.getCollection(spec.db, spec.coll);
@@ -153,9 +201,11 @@ export async function applyMerge(storage: Storage, results: Doc[], spec: MergeSp
         : coll.match(Object.fromEntries(spec.on.map((f) => [f, { $eq: key[f] }])), 1).docs[0];
     if (!existing || spec.whenMatched === 'fail') {
       if (existing || spec.whenNotMatched === 'insert') {
-        const d = idFirst(doc._id === undefined ? { _id: new ObjectId(), ...doc } : doc);
+        const d = storedForm(doc);
         checkDocSize(d);
-        storage.collection(spec.db, spec.coll).insert(d); // whenMatched 'fail': DuplicateKey from here
+        const into = storage.collection(spec.db, spec.coll);
+        validatorFor(into, cmd, ctx).check(d);
+        into.insert(d); // whenMatched 'fail': DuplicateKey from here
       } else if (spec.whenNotMatched === 'fail') {
         throw fail(
           'Location13113',
@@ -166,6 +216,7 @@ export async function applyMerge(storage: Storage, results: Doc[], spec: MergeSp
       const next = updated(existing, doc, spec);
       if (!sameBson(existing, next)) {
         checkDocSize(next);
+        validatorFor(coll, cmd, ctx).check(next, existing);
         coll!.replace(existing, next);
       }
     }
