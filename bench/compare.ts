@@ -25,7 +25,8 @@
  * BENCH_VARIANTS ("name=/path/to/other/dist/server.js;…": other builds measured beside, one process,
  * and in a cluster run also as that cluster, caching on, for create and update;
  * "name=dist/server.js|uri:&maxPoolSize=10|KEY=VALUE" appends to the database URI and sets variables),
- * BENCH_SEED (default 10000), BENCH_LOG_LEVEL (default info).
+ * BENCH_SEED (default 10000), BENCH_LOG_LEVEL (default info), BENCH_WARMUP (seconds of each workload
+ * on each target before the first round, not measured; default 0: the rounds include the JIT warm-up).
  */
 import path from 'node:path';
 import { ROOT, startCluster } from './support/cluster-harness';
@@ -52,7 +53,7 @@ import {
 import { request } from './support/cluster-harness';
 import fs from 'node:fs';
 
-const { seconds: SECONDS, connections: CONNECTIONS, rounds: ROUNDS, workloads: SELECTED } = RUN;
+const { seconds: SECONDS, connections: CONNECTIONS, rounds: ROUNDS, workloads: SELECTED, warmup: WARMUP } = RUN;
 const WORKERS = (process.env.BENCH_WORKERS ?? '1').split(',').map(Number);
 const VARIANTS = (process.env.BENCH_VARIANTS ?? '')
   .split(';')
@@ -199,6 +200,16 @@ async function runWorkers(bench: Bench, workers: number): Promise<string[]> {
     targets.push(...(await rerumTargets(bench, workers)));
     targets.push(...(await baselines(bench, targets[0], workers)));
     const samples = new Map<string, Figures[]>();
+    if (WARMUP > 0) {
+      // V8 optimises each worker's code on its own: a 4-worker cluster needs ~15 s of load to reach its steady state
+      for (const w of SELECTED)
+        for (const t of targets) {
+          if (!t.serves.includes(w)) continue;
+          if (w === 'hit' || w === 'queryHit') await warm(t.base, bench, w, 4 * workers);
+          await measure(t.base, { ...bench, token: t.token }, w, WARMUP, CONNECTIONS);
+        }
+      console.log(`  ${workers} worker(s): warmed up (${WARMUP} s of each workload on each target, not counted)`);
+    }
     for (let round = 0; round < ROUNDS; round++) {
       // the order of the targets flips every round, so none is always measured right after another
       const order = round % 2 === 0 ? targets : [...targets].reverse();

@@ -299,6 +299,8 @@ export const RUN = {
   seconds: Number(process.env.BENCH_SECONDS ?? 5),
   connections: Number(process.env.BENCH_CONNECTIONS ?? 32),
   rounds: Number(process.env.BENCH_ROUNDS ?? 3),
+  /** Seconds of each workload on each target before the first round, not measured (JIT warm-up). */
+  warmup: Number(process.env.BENCH_WARMUP ?? 0),
   workloads: (process.env.BENCH_WORKLOADS ? process.env.BENCH_WORKLOADS.split(',') : WORKLOADS) as Workload[],
 };
 export const LABELS: Record<Workload, string> = {
