@@ -81,7 +81,12 @@ export function earlyHitMiddleware(cache: WorkerCache, sync: CacheSync, parseBod
   const answerQuery = (req: Request, res: Response, next: NextFunction) => {
     // the body came in after the first check: the lease may have lapsed meanwhile
     if (!sync.canServe() || !isJsonObjectRequest(req)) return next();
-    const info = keyForRequest('query', req);
+    let info: KeyInfo | undefined;
+    try {
+      info = keyForRequest('query', req);
+    } catch {
+      return next(); // e.g. a filter nested too deeply to serialize: the route refuses it
+    }
     const hit = info && cache.hit(info.key);
     if (!hit) {
       if (info) keyedEarly.set(req, info); // the route's readMiddleware takes it from here: one key per request
@@ -93,7 +98,15 @@ export function earlyHitMiddleware(cache: WorkerCache, sync: CacheSync, parseBod
     if (!sync.canServe()) return next();
     if (req.method === 'POST') {
       if (!QUERY_URL.test(req.url)) return next();
-      return parseBody(req, res, (err?: unknown) => (err ? next(err) : answerQuery(req, res, next)));
+      return parseBody(req, res, (err?: unknown) => {
+        if (err) return next(err);
+        // the body parser's callback runs outside Express's error handling: an error thrown here would end the process
+        try {
+          answerQuery(req, res, next);
+        } catch (e) {
+          next(e);
+        }
+      });
     }
     if ((req.method !== 'GET' && req.method !== 'HEAD') || req.headers['content-length'] !== undefined) return next();
     if (req.headers['transfer-encoding'] !== undefined) return next();

@@ -4,7 +4,8 @@
  *   HEADERS_TIMEOUT_MS / REQUEST_TIMEOUT_MS (plus Node's check interval), while others are served;
  * - SIGTERM exits within SHUTDOWN_TIMEOUT_MS even when a request is stuck: a body that never ends,
  *   or a query the database never answers (a standalone embedded database, SIGSTOPped);
- * - SIGTERM with nothing in flight exits 0 at once.
+ * - SIGTERM with nothing in flight exits 0 at once;
+ * - a request whose body is nested far too deeply is refused, and the process goes on.
  * The timeouts are configured small here; the defaults are 10 s / 30 s / 15 s.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -160,6 +161,29 @@ describe('slow clients are dropped in seconds', () => {
       expect(r.ms).toBeLessThan(REQUEST + 1_000 + SLACK_MS);
     }
     expect((await request('GET', `${srv.base}/v1/api`)).status).toBe(200);
+  });
+});
+
+describe('one request cannot end the process', () => {
+  let srv: Proc;
+  beforeAll(async () => {
+    srv = await startServer();
+  });
+  afterAll(async () => {
+    srv?.child.kill('SIGTERM');
+    await srv?.exited;
+  });
+
+  test('a query body nested 200,000 levels deep (anonymous, the first route a request meets): 400, and the server goes on', async () => {
+    const depth = 200_000;
+    const body = Buffer.from('{"a":'.repeat(depth) + '1' + '}'.repeat(depth));
+    for (let i = 0; i < 2; i++) {
+      const r = await request('POST', `${srv.base}/v1/api/query`, { body });
+      expect(r.status).toBe(400);
+      expect(r.text).toContain('QUERY_MAX_DEPTH');
+    }
+    expect((await request('POST', `${srv.base}/v1/api/query`, { body: { type: 'x' } })).status).toBe(200);
+    expect(srv.child.exitCode).toBeNull();
   });
 });
 
