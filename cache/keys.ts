@@ -17,7 +17,7 @@
  */
 import type { Request } from 'express';
 import { exactSegment } from '../rerum/ids';
-import { isPlainObject } from '../mql';
+import { isPlainObject, setField } from '../mql';
 
 /** JSON with object keys sorted at every level. */
 export function stableStringify(value: unknown): string {
@@ -28,7 +28,7 @@ function sortDeep(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortDeep);
   if (value && typeof value === 'object' && !(value instanceof Date)) {
     const out: Record<string, unknown> = {};
-    for (const k of Object.keys(value as object).sort()) out[k] = sortDeep((value as Record<string, unknown>)[k]);
+    for (const k of Object.keys(value as object).sort()) setField(out, k, sortDeep((value as Record<string, unknown>)[k]));
     return out;
   }
   return value;
@@ -51,7 +51,7 @@ function canonQueryDoc(doc: unknown): unknown {
     if (LOGICAL_LIST.has(k) && Array.isArray(v)) out[k] = v.map(canonQueryDoc);
     else if (k.startsWith('$'))
       out[k] = v; // $where, $expr, $text, …: leave untouched
-    else out[k] = canonFieldCondition(v);
+    else setField(out, k, canonFieldCondition(v)); // a field may be named __proto__
   }
   return out;
 }

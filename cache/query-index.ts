@@ -29,7 +29,7 @@
  * value across int/Long/double/Decimal128), which is at least as permissive as MongoDB's equality;
  * a superset of candidates is always safe.
  */
-import { isNumeric, isPlainObject, matchValues, MISSING, numericKey } from '../mql';
+import { isNumeric, isPlainObject, matchValues, MISSING, numericKey, setField } from '../mql';
 import { stableStringify } from './keys';
 
 export interface Term {
@@ -108,7 +108,7 @@ function numbersCanonical(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(numbersCanonical);
   if (isPlainObject(v)) {
     const out: Record<string, unknown> = {};
-    for (const k of Object.keys(v)) out[k] = numbersCanonical(v[k]);
+    for (const k of Object.keys(v)) setField(out, k, numbersCanonical(v[k]));
     return out;
   }
   return v;

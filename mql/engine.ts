@@ -22,7 +22,7 @@ import { sortDocs, type SortSpec } from './compare';
 import { avgOf, sumOf } from './numbers';
 import * as fieldOps from './query';
 import { $regexFind, $regexFindAll, $regexMatch } from './regex';
-import type { Doc } from './values';
+import { isPlainObject, type Doc } from './values';
 
 /* tsconfig uses moduleResolution "node", which ignores package "exports" subpaths; load at runtime. */
 interface Iterator {
@@ -115,11 +115,46 @@ const baseOptions = computed();
  */
 export function compileFilter(filter: Doc, collation?: Doc): (doc: Doc) => boolean {
   if (Object.keys(filter).length === 0) return () => true;
-  const q = new BaseQuery(
-    filter,
-    collation && stringCompare(collation) ? computed({ collation: collation as unknown as Options['collation'] }) : baseOptions,
-  );
-  return (doc) => q.test(doc);
+  const options =
+    collation && stringCompare(collation) ? computed({ collation: collation as unknown as Options['collation'] }) : baseOptions;
+  if (!namesProto(filter)) {
+    const q = new BaseQuery(filter, options);
+    return (doc) => q.test(doc);
+  }
+  // mingo copies objects by assignment, which turns a field named __proto__ into a prototype and
+  // loses it: the filter and each document it tests see that name as one no stored field can have
+  // (BSON field names hold no NUL), so it matches as mongod matches the field
+  const q = new BaseQuery(protoRenamed(filter) as Doc, options);
+  return (doc) => q.test(protoRenamed(doc) as Doc);
+}
+
+const PROTO = '__proto__';
+const PROTO_STANDIN = '\u0000__proto__';
+const namesPathProto = (k: string): boolean => k === PROTO || (k.includes('.') && k.split('.').includes(PROTO));
+
+/** True when a field name or dotted path anywhere in `v` is (or walks through) `__proto__`. */
+function namesProto(v: unknown): boolean {
+  if (Array.isArray(v)) return v.some(namesProto);
+  if (!isPlainObject(v)) return false;
+  for (const k of Object.keys(v)) if (namesPathProto(k) || namesProto(v[k])) return true;
+  return false;
+}
+
+/** `v` with every `__proto__` field name and path segment renamed to PROTO_STANDIN (a copy where one is renamed). */
+function protoRenamed(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(protoRenamed);
+  if (!isPlainObject(v)) return v;
+  const out: Doc = {};
+  for (const k of Object.keys(v)) {
+    const name = namesPathProto(k)
+      ? k
+          .split('.')
+          .map((s) => (s === PROTO ? PROTO_STANDIN : s))
+          .join('.')
+      : k;
+    out[name] = protoRenamed(v[k]);
+  }
+  return out;
 }
 
 /**

@@ -5,7 +5,7 @@
  * (cache/), so both decide alike what a filter selects. Imports nothing of the app — only bson,
  * mingo and re2js (eslint.config.mjs enforces it).
  *
- *   values.ts   Doc, isPlainObject, deepCopy, BSON type names
+ *   values.ts   Doc, isPlainObject, deepCopy, setField, BSON type names
  *   numbers.ts  int32 / int64 / double / Decimal128: comparison, keys, $inc/$sum/$avg arithmetic
  *   compare.ts  the BSON total order, sort keys, sortDocs
  *   paths.ts    dotted paths as mongod walks them
@@ -15,7 +15,7 @@
  *   collation.ts  collations (locale, strength 1–3, …) on Intl.Collator
  *   codes.ts    named server error codes
  */
-export { bsonType, bsonTypeName, deepCopy, isPlainObject, TYPE_ALIASES, type Doc } from './values';
+export { bsonType, bsonTypeName, deepCopy, isPlainObject, setField, TYPE_ALIASES, type Doc } from './values';
 export { arithmetic, avgOf, compareNumbers, isNumeric, numericKey, numericKind, sumOf, toDouble, type NumericKind } from './numbers';
 export { compareBson, sortDocs, sortKey, typeRank, type ScoreOf, type SortSpec } from './compare';
 export { matchValues, MISSING, valuesAtPath } from './paths';

@@ -20,13 +20,23 @@ export function isPlainObject(v: unknown): v is Doc {
   return p === Object.prototype || p === null;
 }
 
+/**
+ * Sets a field on a document being built. A field named `__proto__` (JSON.parse and BSON decoding
+ * make it an own field, as MongoDB stores it) must be defined: assigning it would set the object's
+ * prototype instead, and the field would be gone.
+ */
+export function setField(out: Doc, k: string, v: unknown): void {
+  if (k === '__proto__') Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else out[k] = v;
+}
+
 /** Deep copy of plain objects/arrays/Dates; bson value classes are immutable and shared. */
 export function deepCopy<T>(v: T): T {
   if (Array.isArray(v)) return v.map(deepCopy) as unknown as T;
   if (v instanceof Date) return new Date(v.getTime()) as unknown as T;
   if (isPlainObject(v)) {
     const out: Doc = {};
-    for (const k of Object.keys(v)) out[k] = deepCopy(v[k]);
+    for (const k of Object.keys(v)) setField(out, k, deepCopy(v[k]));
     return out as T;
   }
   return v;

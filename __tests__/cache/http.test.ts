@@ -144,6 +144,23 @@ describe('cache over HTTP (real app)', () => {
     expect((await get('/v1/api/cache/stats')).body.entries).toBe(0);
   });
 
+  test('a filter naming a field __proto__ has an entry of its own, and answers as MongoDB does (the field is missing)', async () => {
+    const a = await create({ type: 'ProtoKeyTest' });
+    // JSON.parse makes "__proto__" an own field, as the server's body parser does
+    const send = (json: string) => request(srv.app).post('/v1/api/query').set('Content-Type', 'application/json').send(json);
+    const narrowed = '{"type": "ProtoKeyTest", "__proto__": {"x": 1}}';
+    const plain = '{"type": "ProtoKeyTest"}';
+    const missing = '{"type": "ProtoKeyTest", "__proto__": null}';
+    for (const round of ['MISS', 'HIT']) {
+      const n = await send(narrowed);
+      expect([n.headers['x-cache'], n.body]).toEqual([round, []]);
+      const p = await send(plain);
+      expect([p.headers['x-cache'], (p.body as Obj[]).map((o) => o['@id'])]).toEqual([round, [a['@id']]]);
+      const m = await send(missing);
+      expect([m.headers['x-cache'], (m.body as Obj[]).map((o) => o['@id'])]).toEqual([round, [a['@id']]]);
+    }
+  });
+
   test("GET /v1/id and POST /v1/api/query HITs are answered before the routing, with the route's answer and refusals", async () => {
     // the same deps, with a look at what reaches the app's routing (the auth router is mounted after the body parsers)
     const routed: string[] = [];

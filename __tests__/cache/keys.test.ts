@@ -42,6 +42,15 @@ describe('cache key scheme', () => {
     expect(JSON.stringify(canonicalFilter({ $or: [{ y: 1, x: 2 }] }))).toBe('{"$or":[{"x":2,"y":1}]}');
     // {a: {c, b}} and {a: {b, c}} are different MongoDB queries (embedded-document equality is ordered)
     expect(queryKey({ a: { c: 1, b: 2 } }, undefined, undefined)).not.toBe(queryKey({ a: { b: 2, c: 1 } }, undefined, undefined));
+    // a field named __proto__ (an own field after JSON.parse) is part of the key, at any depth
+    const parsed = (json: string) => JSON.parse(json) as unknown;
+    expect(queryKey(parsed('{"a": 1, "__proto__": {"x": 1}}'), undefined, undefined)).not.toBe(queryKey({ a: 1 }, undefined, undefined));
+    expect(queryKey(parsed('{"a": {"$elemMatch": {"__proto__": 1}}}'), undefined, undefined)).not.toBe(
+      queryKey({ a: { $elemMatch: {} } }, undefined, undefined),
+    );
+    expect(searchKey('search', parsed('{"searchText": "x", "options": {"__proto__": 1}}'), undefined, undefined)).not.toBe(
+      searchKey('search', { searchText: 'x', options: {} }, undefined, undefined),
+    );
   });
 
   test('search keys cover body, options and pagination', () => {

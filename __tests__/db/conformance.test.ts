@@ -701,6 +701,30 @@ describe('storage rules, $merge, sessions, views (MongoDB documented behaviour)'
   });
 });
 
+describe('a field named __proto__ is a field like any other', () => {
+  test('stored and returned as a field; matched, or missing, like any field', async () => {
+    const c = coll('protoField');
+    // JSON.parse (and BSON decoding) make it an own field; an object literal would set the prototype
+    await c.insertMany([JSON.parse('{"_id": 1, "__proto__": {"x": 1}}') as Document, { _id: 2, a: 1 } as unknown as Document]);
+    const one = await c.findOne({ _id: 1 } as Document);
+    expect(Object.keys(one!)).toEqual(['_id', '__proto__']);
+    expect(Object.getPrototypeOf(one)).toBe(Object.prototype);
+    const ids = async (json: string) =>
+      (
+        await c
+          .find(JSON.parse(json) as Document)
+          .sort({ _id: 1 })
+          .toArray()
+      ).map((d) => d._id as unknown as number);
+    expect(await ids('{"__proto__": {"x": 1}}')).toEqual([1]);
+    expect(await ids('{"__proto__.x": 1}')).toEqual([1]);
+    expect(await ids('{"__proto__": {"x": 2}}')).toEqual([]);
+    expect(await ids('{"__proto__": null}')).toEqual([2]);
+    expect(await ids('{"__proto__": {"$exists": false}}')).toEqual([2]);
+    expect(await ids('{"a.__proto__": 1}')).toEqual([]);
+  });
+});
+
 describe('$merge (MongoDB documented behaviour)', () => {
   const byId = async (name: string): Promise<Document[]> => coll(name).find({}).sort({ _id: 1 }).toArray();
   const seed = async (): Promise<void> => {
