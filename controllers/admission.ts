@@ -8,6 +8,7 @@
  * - more than QUERY_MAX_CLAUSES clauses (every property of every object in the filter counts),
  * - a list (`$in`, `$nin`, `$all`, `$or`, `$and`, `$nor`, any array value) longer than QUERY_MAX_LIST,
  * - nesting deeper than QUERY_MAX_DEPTH objects/arrays,
+ * - a property name holding a NUL character (BSON cannot carry it),
  * - server-side JavaScript (`$where`, `$function`, `$accumulator`) and the aggregation-expression
  *   operators that loop over client-chosen ranges or arrays (`$range`, `$reduce`, `$map`, `$filter`, …).
  * Regular expressions run on RE2 (linear time; mql/regex.ts), and every client query
@@ -57,6 +58,8 @@ export function admitQuery(filter: unknown, limits: QueryLimits): void {
       continue;
     }
     for (const [k, inner] of Object.entries(v)) {
+      // BSON field names end at a NUL: the driver cannot send such a filter at all
+      if (k.includes('\0')) throw badRequest('The query has a property name with a NUL character: MongoDB cannot match such a name.');
       if (SERVER_JS.has(k)) throw badRequest(`The query could not be run: ${k} (server-side JavaScript) is not allowed.`);
       if (LOOPING.has(k))
         throw badRequest(`The query could not be run: the ${k} operator is not allowed in queries (its cost is unbounded).`);

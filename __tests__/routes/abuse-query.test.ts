@@ -73,6 +73,8 @@ test.each([
     /more than 500 clauses.*QUERY_MAX_CLAUSES/,
   ],
   ['40-deep $and', JSON.parse(`${'{"$and":['.repeat(40)}{"a":1}${']}'.repeat(40)}`), /nested too deeply.*QUERY_MAX_DEPTH/],
+  // BSON field names cannot hold NUL: the driver cannot even send it (was a 500)
+  ['a property name with NUL', { $or: [{ kind: 'plain' }, { 'la\u0000bel': 1 }] }, /NUL character/],
 ])(
   '%s → 400 naming the limit, quickly',
   async (_name, filter, named) => {
