@@ -47,6 +47,7 @@ export const ServerCodes = {
   Location40601: 40601,
   /** $merge: no document matched and whenNotMatched is 'fail'. */
   Location13113: 13113,
+  Location17385: 17385,
   Location51132: 51132,
   Location51178: 51178,
   Location51182: 51182,

@@ -1244,6 +1244,19 @@ describe('schema validation with query operators (MongoDB documented behaviour)'
     expect(await content()).toEqual([{ _id: 40, x: 8, u: 8 }]);
   });
 
+  test('$out and $merge refuse a view as target (166), $out a system collection (17385) and an array _id (2)', async () => {
+    const src = coll('outViewSrc');
+    await src.insertMany([{ _id: 1, a: 1 }] as unknown as Document[]);
+    await t.db.createCollection('outView', { viewOn: 'outViewSrc', pipeline: [] });
+    expect(await codeOf(src.aggregate([{ $out: 'outView' }]).toArray())).toBe(166);
+    expect(await codeOf(src.aggregate([{ $merge: { into: 'outView' } }]).toArray())).toBe(166);
+    expect(await codeOf(src.aggregate([{ $out: 'system.outx' }]).toArray())).toBe(17385);
+    expect(await codeOf(src.aggregate([{ $project: { _id: [1, 2] } }, { $out: 'outArrayId' }]).toArray())).toBe(2);
+    const names = (await t.db.listCollections({}, { nameOnly: true }).toArray()).map((c) => c.name);
+    expect(names.filter((n) => ['outView', 'system.outx', 'outArrayId'].includes(n))).toEqual(['outView']);
+    expect(await coll('outView').find({}).toArray()).toEqual([{ _id: 1, a: 1 }]);
+  });
+
   test('$merge checks the target’s validator on inserts and on merged documents (121), unless bypassDocumentValidation', async () => {
     await t.db.createCollection('mergeDst', { validator: { x: { $type: 'string' } } });
     const dst = coll('mergeDst');

@@ -33,6 +33,7 @@ import { Storage } from './storage';
 import type { Slicer } from './slicer';
 import { checkDocSize, idFirst, sameBson } from './stored-doc';
 import { validatorFor } from './validation';
+import { viewOf } from './views';
 
 type WhenMatched = 'merge' | 'replace' | 'keepExisting' | 'fail' | Doc[];
 type WhenNotMatched = 'insert' | 'discard' | 'fail';
@@ -143,13 +144,21 @@ function updated(existing: Doc, result: Doc, spec: MergeSpec): Doc {
   return idFirst(next);
 }
 
-/** A result document as stored: _id first, one generated when missing. */
+/** A result document as stored: _id first, one generated when missing; an array _id is refused (as on insert). */
 function storedForm(r: Doc): Doc {
+  if (Array.isArray(r._id)) throw fail('BadValue', "can't use an array for _id");
   return idFirst(r._id === undefined ? { _id: new ObjectId(), ...r } : r);
+}
+
+/** A view cannot be written to (166), by either stage. */
+function refuseView(storage: Storage, db: string, coll: string): void {
+  if (viewOf(storage, db, coll)) throw fail('CommandNotSupportedOnView', `Namespace ${db}.${coll} is a view, not a collection`);
 }
 
 /** `$out`: replaces the target collection's documents with the results, or changes nothing (see above). */
 export function applyOut(storage: Storage, results: Doc[], target: { db: string; coll: string }, cmd: Doc, ctx: CommandContext): void {
+  if (target.coll.startsWith('system.')) throw fail('Location17385', `Can't $out to special collection: ${target.coll}`);
+  refuseView(storage, target.db, target.coll);
   const existing = storage.getCollection(target.db, target.coll);
   const options = existing?.options ?? {};
   // staging: outside the catalog and never journaled (a storage of its own, without a journal)
@@ -179,6 +188,7 @@ export async function applyMerge(
   cmd: Doc,
   ctx: CommandContext,
 ): Promise<void> {
+  refuseView(storage, spec.db, spec.coll);
   const onId = spec.on.length === 1 && spec.on[0] === '_id';
   if (!onId) {
     const target = storage.getCollection(spec.db, spec.coll);
