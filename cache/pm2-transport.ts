@@ -114,10 +114,10 @@ interface Pm2Api {
  * message it decodes, and for the first 10,000 such calls of a process Node checks whether each
  * came from node_modules (to decide whether to warn, DEP0005) by capturing the whole stack. Under
  * a write load a worker decodes hundreds of bus messages a second, so for its first ~3,300
- * messages (the first seconds after every start or reload) those checks took ~7 % of its CPU. One
- * call from outside node_modules ends them: Node then warns once and never checks again. That call
- * is made here with deprecation warnings silenced, so nothing is printed. The only warning this
- * gives up is the one a `new Buffer()` of our own would print, and our code makes none.
+ * messages (the first seconds after every start or reload) those checks took ~3 % of its CPU in a
+ * profile. One call from outside node_modules ends them: Node then warns once and never checks
+ * again. That call is made here with deprecation warnings silenced, so nothing is printed. The only
+ * warning this gives up is the one a `new Buffer()` of our own would print, and our code makes none.
  */
 export function endBufferDeprecationChecks(): void {
   const silenced = process.noDeprecation;
