@@ -110,25 +110,39 @@ export function segmentRequestKey(kind: string, req: Request): { key: string; se
 }
 
 /** POST /v1/api/query: keyed by the canonical filter and the page. */
+/**
+ * A body nested too deeply to write out (thousands of levels: RangeError, the call stack) gets no
+ * key: it is neither answered from nor stored in the cache, and the route answers it (a query that
+ * deep is refused by admission).
+ */
+function unlessTooDeep<T>(make: () => T): T | undefined {
+  try {
+    return make();
+  } catch (e) {
+    if (e instanceof RangeError) return undefined;
+    throw e;
+  }
+}
+
 export function queryRequestKey(req: Request): { key: string; filter: unknown } | undefined {
   if (req.method !== 'POST' || !isPlainObject(req.body)) return undefined;
   const q = queryOf(req);
   // the request's own body: a MISS takes a private copy before the controller runs (middleware.ts), a HIT needs none
-  return { key: queryKey(req.body, q.limit, q.skip), filter: req.body };
+  return unlessTooDeep(() => ({ key: queryKey(req.body, q.limit, q.skip), filter: req.body }));
 }
 
 /** POST /v1/api/search, /v1/api/search/phrase: keyed by the body and the page. */
 export function searchRequestKey(kind: string, req: Request): { key: string } | undefined {
   if (req.method !== 'POST' || req.body === undefined) return undefined;
   const q = queryOf(req);
-  return { key: searchKey(kind, req.body, q.limit, q.skip) };
+  return unlessTooDeep(() => ({ key: searchKey(kind, req.body, q.limit, q.skip) }));
 }
 
 /** The Gallery of Glosses reads: keyed by the route (path as sent), its JSON body and the page. */
 export function gogRequestKey(req: Request): { key: string } | undefined {
   if (req.method === 'HEAD') return undefined;
   const q = queryOf(req);
-  return {
+  return unlessTooDeep(() => ({
     key: `gog:${stableStringify({ path: req.baseUrl + req.path, body: req.body ?? null, limit: pageValue(q.limit), skip: pageValue(q.skip) })}`,
-  };
+  }));
 }

@@ -1,5 +1,5 @@
 import type { Request } from 'express';
-import { canonicalFilter, queryKey, searchKey, stableStringify } from '../../cache/keys';
+import { canonicalFilter, gogRequestKey, queryKey, queryRequestKey, searchKey, searchRequestKey, stableStringify } from '../../cache/keys';
 import { keyForRequest } from '../../cache/kinds';
 import { idSegmentsOf, treeSegmentsOf } from '../../cache/kinds';
 import { toResponse } from '../../rerum/document';
@@ -75,5 +75,15 @@ describe('cache key scheme', () => {
     expect(treeSegmentsOf(child)).toEqual(['aaa', child._id]);
     expect(treeSegmentsOf(toResponse(child, ID_PREFIX))).toEqual(['aaa', child._id]);
     expect(treeSegmentsOf(d)).toEqual(['aaa', 'a-slug']);
+  });
+
+  test('a body nested too deeply to write out gets no key (not cached), instead of an error', () => {
+    const depth = 100_000;
+    const body = JSON.parse('{"a":'.repeat(depth) + '1' + '}'.repeat(depth)) as unknown;
+    const req = { method: 'POST', body, query: {}, baseUrl: '/gog', path: '/glossesInManuscript' } as unknown as Request;
+    expect(queryRequestKey(req)).toBeUndefined();
+    expect(searchRequestKey('search', req)).toBeUndefined();
+    expect(gogRequestKey(req)).toBeUndefined();
+    expect(queryRequestKey({ ...req, body: { a: 1 } } as unknown as Request)?.key).toBe(queryKey({ a: 1 }, undefined, undefined));
   });
 });
