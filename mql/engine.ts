@@ -22,7 +22,7 @@ import { sortDocs, type SortSpec } from './compare';
 import { avgOf, sumOf } from './numbers';
 import * as fieldOps from './query';
 import { $regexFind, $regexFindAll, $regexMatch } from './regex';
-import { isPlainObject, type Doc } from './values';
+import { isPlainObject, setField, type Doc } from './values';
 
 /* tsconfig uses moduleResolution "node", which ignores package "exports" subpaths; load at runtime. */
 interface Iterator {
@@ -190,7 +190,7 @@ export function withVariables(filter: Doc, variables: Doc): Doc {
       if (k === '$expr') out[k] = { $let: { vars, in: v } };
       else if ((k === '$and' || k === '$or' || k === '$nor') && Array.isArray(v))
         out[k] = v.map((sub) => (sub !== null && typeof sub === 'object' && !Array.isArray(sub) ? rewrite(sub as Doc) : sub));
-      else out[k] = v;
+      else setField(out, k, v); // a field may be named __proto__
     }
     return out;
   };

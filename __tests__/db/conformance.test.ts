@@ -722,6 +722,9 @@ describe('a field named __proto__ is a field like any other', () => {
     expect(await ids('{"__proto__": null}')).toEqual([2]);
     expect(await ids('{"__proto__": {"$exists": false}}')).toEqual([2]);
     expect(await ids('{"a.__proto__": 1}')).toEqual([]);
+    // with a command's let, whose $expr rewrite copies the filter
+    const withLet = await c.find(JSON.parse('{"__proto__": {"x": 1}}') as Document, { let: { v: 1 } }).toArray();
+    expect(withLet.map((d) => d._id as unknown as number)).toEqual([1]);
   });
 });
 
