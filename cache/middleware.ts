@@ -85,7 +85,7 @@ export function earlyHitMiddleware(cache: WorkerCache, sync: CacheSync, parseBod
     try {
       info = keyForRequest('query', req);
     } catch {
-      return next(); // e.g. a filter nested too deeply to serialize: the route refuses it
+      return next(); // the route's read middleware tries again and logs why (a body too deep gets no key, not an error)
     }
     const hit = info && cache.hit(info.key);
     if (!hit) {
