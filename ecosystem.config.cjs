@@ -9,7 +9,7 @@
  *   (dist/db/embedded/standalone.js) as its own forked app on EMBEDDED_MONGO_PORT (default 27027),
  *   persisting under DATA_DIR/embedded-mongo, and points every worker at it, so all workers share
  *   one database. The workers retry their first connection while it starts.
- * - The workers' read caches stay consistent through PM2's bus (cache/cluster-sync.ts).
+ * - The workers' read caches stay consistent through their own unix sockets and PM2's bus (cache/cluster-sync.ts).
  * Environment: a .env file in this directory is read first (values already in the environment win).
  */
 const fs = require('fs');

@@ -5,23 +5,27 @@
  * T = cacheSyncTimeoutMs, L = cacheLeaseMs, all times on the host's monotonic clock (clock.ts).
  *
  * 1. Leases. A worker serves from (and fills) its cache only while it holds a lease. Every L/3 ms it
- *    broadcasts a heartbeat stamped with its send time s0; every worker (itself included, through the
- *    daemon's echo) acknowledges it. Once every worker in its view has acknowledged, the lease runs
- *    to s0 + L. A worker whose lease lapsed serves from the database and clears its whole cache before
- *    it uses the cache again.
- * 2. Writes. The writer drops its own stale entries, stamps t0 and broadcasts the invalidation, all
- *    before it answers (the local drop runs while the siblings apply theirs; the writes of one
- *    event-loop turn share one message, stamped as it leaves). invalidate() resolves as soon as
- *    every sibling in its view has acknowledged (each applied it).
+ *    broadcasts a heartbeat stamped with its send time s0 (through the PM2 daemon, which echoes it to
+ *    itself too); every sibling in whose view it is acknowledges it, by the point-to-point path below.
+ *    Once its echo is back and every worker in its view has acknowledged, the lease runs to s0 + L.
+ *    A worker whose lease lapsed serves from the database and clears its whole cache before it uses
+ *    the cache again.
+ * 2. Writes. The writer drops its own stale entries, stamps t0 and sends the invalidation to every
+ *    sibling in its view, all before it answers (the local drop runs while the siblings apply
+ *    theirs; the writes of one event-loop turn share one message, stamped as it leaves).
+ *    invalidate() resolves as soon as every one of them has acknowledged (each applied it).
  *    If some sibling has not acknowledged after T, the writer waits until t0 + L, then resolves.
- * 3. Why that is safe. Invalidations, heartbeats and heartbeat acks all pass through the PM2
- *    daemon, which relays them to every worker in one order (pm2-transport.ts). A sibling S that never
- *    applied the invalidation can only hold a lease from a heartbeat the writer acknowledged before it
- *    sent the invalidation (an ack sent later reaches S after the invalidation). So s0 < t0, and S's
- *    lease has run out by t0 + L: after the writer responds, S cannot serve the stale entry; when S
- *    renews, it clears its cache first. (Invalidation acks and stats answers carry no ordering duty;
- *    they may take a direct socket back to the asker.) In-flight reads are covered by the FillGuard
- *    (invalidation.ts): a read that started before an invalidation it could be affected by never fills.
+ * 3. Why that is safe. A writer's invalidations and its heartbeat acknowledgements to a sibling S
+ *    take one path, which delivers them in the order sent (one connection per pair of workers,
+ *    pm2-transport.ts). So S can only hold a lease without having applied the invalidation if the
+ *    writer acknowledged S's heartbeat before it sent the invalidation: s0 < t0, and S's lease has
+ *    run out by t0 + L. After the writer responds, S cannot serve the stale entry; when S renews, it
+ *    clears its cache first. If that path broke and was opened again (messages may be lost), S's
+ *    first message over the new one says so and S clears its cache and drops its lease, as at a
+ *    lapse. A worker not in the writer's view holds no lease that the writer's acknowledgement made
+ *    (rule 4), and when it gets one, reads it began before cannot fill. In-flight reads are covered
+ *    by the FillGuard (invalidation.ts): a read that started before an invalidation it could be
+ *    affected by never fills.
  * 4. Membership. Workers are known by instance id (one per process, never reused), not by pm_id:
  *    `pm2 reload` renames the worker it replaces to `_old_N` and starts the replacement as N, and
  *    both run for a while. The view is every worker heard from, plus, until heard from, the workers
@@ -40,11 +44,12 @@
  *    wait for a lease, and the replacement joins on its first heartbeat's acknowledgements.
  * 6. Bound. invalidate() never waits more than max(T, L) ≤ T + L: with the defaults (T = 500 ms,
  *    L = 1000 ms) 1 s, and only when a sibling is stopped, hung or dead (or was killed before it
- *    could say bye); normally one daemon round trip (≈1 ms). Only in a worker's first moments,
+ *    could say bye); normally one round trip to each sibling (≈1 ms). Only in a worker's first moments,
  *    before its first lease (normally a 1 ms round trip), a write also waits for that join, at most
  *    L + L/3 + T more (when a listed sibling is unresponsive).
- * Assumption: the daemon relays messages in order and without loss while it runs (a stalled daemon
- * stops every acknowledgement, so every lease lapses and all workers serve from the database).
+ * Assumption: the point-to-point path delivers in order, and reports a break (above); the daemon
+ * relays heartbeats while it runs (a stalled daemon stops every echo, so every lease lapses and all
+ * workers serve from the database).
  * A worker that cannot subscribe to the daemon's bus at start-up never serves from its cache; its
  * own writes are still broadcast, but unconfirmed (it waits T and logs) — the one unguaranteed case.
  * ─────────────────────────────────────────────────────────────────────────────
@@ -297,10 +302,13 @@ export class ClusterSync implements CacheSync {
     this.transport.broadcast(this.leaving ? { ...msg, gone: true } : msg);
   }
 
-  /** Replies with no ordering duty (invalidation acks, stats answers) may take a direct path. */
-  private reply(to: Sender, msg: Msg): void {
-    if (this.transport.sendTo) this.transport.sendTo(to.id, this.leaving ? { ...msg, gone: true } : msg);
-    else this.send(msg);
+  /**
+   * Sends to the given siblings only, over the transport's point-to-point path (in order per pair);
+   * a transport without one broadcasts (the bus's order is a total order).
+   */
+  private sendTo(to: readonly string[], msg: Msg): void {
+    if (!this.transport.sendTo) return this.send(msg);
+    this.transport.sendTo(to, this.leaving ? { ...msg, gone: true } : msg);
   }
 
   private beat(): void {
@@ -459,9 +467,19 @@ export class ClusterSync implements CacheSync {
     // A sibling that said bye marks what it still sends `gone`: its acknowledgements count, it does not rejoin.
     if ((msg as { gone?: unknown }).gone === true) this.depart(from);
     const member = this.heard(from);
+    if (from.resumed && this.lease.valid()) {
+      // Its connection to us broke and was opened again: an invalidation it sent before may be lost.
+      // As at a lapse, the cache is cleared and the lease is held again only from a new heartbeat.
+      this.lease.revoke();
+      this.logger.warn(
+        { sibling: from.worker, siblingPid: from.pid },
+        'cache sync: messages from a sibling may have been lost; cache cleared',
+      );
+    }
     switch (msg.t) {
       case 'hb':
-        if (member) this.send({ t: 'hbAck', to: from.id, seq: msg.seq });
+        // on the path our invalidations to it take, behind them (rule 3)
+        if (member) this.sendTo([from.id], { t: 'hbAck', to: from.id, seq: msg.seq });
         break;
       case 'hbAck': {
         if (msg.to !== this.self) break;
@@ -477,11 +495,11 @@ export class ClusterSync implements CacheSync {
           this.logger.error({ err: e }, 'cache sync: applying a sibling invalidation failed; clearing the cache');
           this.handlers.clearAll();
         }
-        this.reply(from, { t: 'invAck', to: from.id, seq: msg.seq, dropped });
+        this.sendTo([from.id], { t: 'invAck', to: from.id, seq: msg.seq, dropped });
         break;
       }
       case 'statsReq':
-        this.reply(from, { t: 'statsRes', to: from.id, seq: msg.seq, stats: this.ownStats(!!msg.details) });
+        this.sendTo([from.id], { t: 'statsRes', to: from.id, seq: msg.seq, stats: this.ownStats(!!msg.details) });
         break;
       case 'invAck':
       case 'statsRes':
@@ -569,8 +587,8 @@ export class ClusterSync implements CacheSync {
     // t0 is stamped as the message leaves, not when its first plan was published: a heartbeat we
     // acknowledged meanwhile went out before it, so its sender's lease still ends by t0 + L.
     const t0 = this.now();
-    this.send({ t: 'inv', seq, plan });
     if (need.size === 0) return { acked: 0, dropped: 0, timedOut: [] };
+    this.sendTo([...need], { t: 'inv', seq, plan });
     const onAck = (_from: Sender, msg: Msg) => {
       if (msg.t !== 'invAck') return;
       acked++;

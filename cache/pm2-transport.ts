@@ -19,11 +19,14 @@
  *
  * Membership at start-up comes from the daemon's process list (same app, running: pid and label).
  *
- * Replies (invalidation acknowledgements, stats answers) need no ordering, only delivery, so they
- * take a shortcut: each worker listens on a private unix socket whose path it announces in what it
- * broadcasts, and a reply goes straight to the asker's instance over it (one hop instead of two
- * through the daemon, and no wake-up of the uninvolved workers). Without a known path, or on any
- * socket error, replies fall back to the bus.
+ * Point to point: each worker also listens on a private unix socket, whose path it announces in
+ * everything it sends, and keeps one connection to each sibling it writes to. What a cluster-sync
+ * message addresses to particular workers (invalidations, heartbeat acknowledgements, replies)
+ * goes over those connections: one hop instead of two through the daemon, no wake-up of the workers
+ * it is not for, and, per pair of workers, in the order sent. That order is what cluster-sync.ts
+ * relies on. A connection that breaks is opened again with the next number (`g`); the receiver sees
+ * the number jump and flags that message `resumed` (what came before it may be lost). To a sibling
+ * with no known socket, such a message goes by the bus, marked with its addressees.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -45,6 +48,11 @@ export interface Sender {
   pid?: number;
   /** The daemon's current name for it, when it came over the bus (`_old_N` while a reload replaces it). */
   slot?: string;
+  /**
+   * Set on a message that came over the sender's point-to-point path after a break in it: what the
+   * sender sent us before this message may have been lost (cluster-sync.ts treats it as a lapse).
+   */
+  resumed?: boolean;
 }
 
 /** A sibling process the daemon lists as running. */
@@ -68,8 +76,12 @@ export interface SyncTransport {
   /** The sibling processes the daemon lists as running now (optional; used while joining). */
   running?(): Promise<ListedProcess[]>;
   broadcast(data: unknown): void;
-  /** Optional point-to-point path (to an instance id) for replies that carry no ordering duty; else use broadcast. */
-  sendTo?(to: string, data: unknown): void;
+  /**
+   * Optional point-to-point path: sends `data` to each of the given instance ids. What one sender
+   * sends one receiver this way arrives in the order sent, or the receiver's next message from it
+   * says `resumed` (something before it may be lost). Without it, everything goes by broadcast.
+   */
+  sendTo?(to: readonly string[], data: unknown): void;
   /** Calls `cb` once PM2 starts stopping this process (stop, restart, reload, delete), before the drain. */
   onStopping?(cb: () => void): void;
   /** Closes; what was broadcast before is handed to the daemon first. */
@@ -82,6 +94,8 @@ interface Envelope {
   _w?: unknown;
   _pid?: unknown;
   _addr?: unknown;
+  /** On a point-to-point message that had to go by the bus: its addressees (the others ignore it). */
+  _to?: unknown;
 }
 
 /** PM2 statuses of a process that may still send: running, or draining after a stop signal. */
@@ -150,10 +164,7 @@ export class Pm2Transport implements SyncTransport {
   private pm2: Pm2Api | undefined;
   private bus: { close?: () => void } | undefined;
   private closed = false;
-  private server: net.Server | undefined;
-  private socketPath: string | undefined;
-  private readonly peers = new Map<string, string>();
-  private readonly conns = new Map<string, net.Socket>();
+  private readonly links: DirectLinks;
   /** IPC sends not yet handed to the daemon; close() waits for them (a final `bye` must get out). */
   private pendingSends = 0;
   private drained: (() => void)[] = [];
@@ -163,6 +174,7 @@ export class Pm2Transport implements SyncTransport {
     env: NodeJS.ProcessEnv = process.env,
   ) {
     this.selfId = workerLabel(env);
+    this.links = new DirectLinks(this.instanceId, this.selfId, logger);
     this.appName = env.name;
     this.namespace = env.namespace;
   }
@@ -184,7 +196,9 @@ export class Pm2Transport implements SyncTransport {
     const pm2 = require('pm2') as Pm2Api;
     this.pm2 = pm2;
     endBufferDeprecationChecks();
-    await this.listen(onMessage);
+    await this.links.listen((from, data) => {
+      if (!this.closed) onMessage(from, data);
+    });
     await new Promise<void>((resolve, reject) => pm2.connect((err) => (err ? reject(err) : resolve())));
     await new Promise<void>((resolve, reject) =>
       pm2.launchBus((err, bus) => {
@@ -202,11 +216,8 @@ export class Pm2Transport implements SyncTransport {
             pid: typeof data._pid === 'number' ? data._pid : undefined,
             slot,
           };
-          if (typeof data._addr === 'string' && from.id !== this.instanceId && this.peers.get(from.id) !== data._addr) {
-            this.peers.set(from.id, data._addr);
-            this.conns.get(from.id)?.destroy();
-            this.conns.delete(from.id);
-          }
+          if (typeof data._addr === 'string' && from.id !== this.instanceId) this.links.notePeer(from.id, data._addr);
+          if (Array.isArray(data._to) && !data._to.includes(this.instanceId)) return; // addressed to others
           try {
             onMessage(from, data);
           } catch (e) {
@@ -239,59 +250,13 @@ export class Pm2Transport implements SyncTransport {
       });
   }
 
-  /** The private reply socket: newline-delimited JSON `{id, from, pid, data}` (from: the sender's label). */
-  private async listen(onMessage: (from: Sender, data: unknown) => void): Promise<void> {
-    const file = path.join(os.tmpdir(), `rerum-cache-${process.pid}-${randomBytes(4).toString('hex')}.sock`);
-    const server = net.createServer((sock) => {
-      let buf = '';
-      sock.setEncoding('utf8');
-      sock.on('data', (chunk: string) => {
-        buf += chunk;
-        let nl: number;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl);
-          buf = buf.slice(nl + 1);
-          if (this.closed || !line) continue;
-          try {
-            const m = JSON.parse(line) as { id?: unknown; from?: unknown; pid?: unknown; data?: unknown };
-            if (typeof m.id === 'string' && typeof m.from === 'string') {
-              onMessage({ id: m.id, worker: m.from, pid: typeof m.pid === 'number' ? m.pid : undefined }, m.data);
-            }
-          } catch (e) {
-            this.logger.warn({ err: e }, 'cache sync: bad reply on the direct socket');
-          }
-        }
-      });
-      sock.on('error', () => sock.destroy());
-    });
-    server.unref();
-    await new Promise<void>((resolve) => {
-      server.once('error', (e) => {
-        this.logger.warn({ err: e }, 'cache sync: no direct reply socket; replies use the PM2 bus');
-        resolve();
-      });
-      // exclusive: a worker's own socket, not shared through the cluster primary (which would also
-      // tell PM2 this worker is "listening", i.e. ready, before its HTTP port is)
-      server.listen({ path: file, exclusive: true }, () => {
-        try {
-          fs.chmodSync(file, 0o600); // only our own user may connect (replies also carry the asker's random id)
-        } catch {
-          /* best effort */
-        }
-        this.server = server;
-        this.socketPath = file;
-        resolve();
-      });
-    });
-  }
-
   broadcast(data: unknown): void {
     if (this.closed || typeof process.send !== 'function' || !process.connected) return;
     const envelope: Envelope = {
       _id: this.instanceId,
       _w: this.selfId,
       _pid: process.pid,
-      ...(this.socketPath ? { _addr: this.socketPath } : {}),
+      ...(this.links.address ? { _addr: this.links.address } : {}),
     };
     this.pendingSends++;
     const sent = () => {
@@ -304,23 +269,11 @@ export class Pm2Transport implements SyncTransport {
     }
   }
 
-  sendTo(to: string, data: unknown): void {
-    const addr = this.peers.get(to);
-    if (this.closed || !addr) return this.broadcast(data);
-    let sock = this.conns.get(to);
-    if (!sock || sock.destroyed) {
-      sock = net.createConnection(addr);
-      sock.unref();
-      sock.setNoDelay(true);
-      const s = sock;
-      s.on('error', () => {
-        s.destroy();
-        if (this.conns.get(to) === s) this.conns.delete(to);
-      });
-      this.conns.set(to, s);
-    }
-    const ok = sock.write(`${JSON.stringify({ id: this.instanceId, from: this.selfId, pid: process.pid, data })}\n`);
-    void ok; // backpressure is irrelevant at this volume; a lost reply only delays the writer (T, then L)
+  sendTo(to: readonly string[], data: unknown): void {
+    if (to.length === 0) return;
+    const viaBus = this.closed ? to : to.filter((id) => !this.links.knows(id));
+    if (viaBus.length > 0) this.broadcast({ ...(data as object), _to: viaBus });
+    if (!this.closed && viaBus.length < to.length) this.links.send(to, data);
   }
 
   /**
@@ -366,17 +319,146 @@ export class Pm2Transport implements SyncTransport {
       });
     }
     this.closed = true;
-    for (const c of this.conns.values()) c.destroy();
+    this.links.close();
+    this.bus = undefined; // pm2.disconnect closes the bus socket too
+    if (this.pm2) await new Promise<void>((resolve) => this.pm2!.disconnect(() => resolve()));
+  }
+}
+
+/**
+ * A worker's point-to-point connections (see the top of this file): a private unix socket it
+ * listens on, and one connection to each sibling it sends to, numbered 1, 2, … per sibling. A line
+ * of newline-delimited JSON `{g, id, from, pid, addr, data}` per message (g: the number of the
+ * sender's connection; from: its label; addr: its own socket).
+ */
+export class DirectLinks {
+  /** Our socket's path, once listening. */
+  address: string | undefined;
+  private server: net.Server | undefined;
+  private closed = false;
+  /** Siblings' socket paths, by instance id. */
+  private readonly peers = new Map<string, string>();
+  /** Our open connection to each sibling, and its number. */
+  private readonly conns = new Map<string, { sock: net.Socket; g: number }>();
+  private readonly opened = new Map<string, number>();
+  /** The newest connection number heard from each sibling. */
+  private readonly heardGen = new Map<string, number>();
+
+  constructor(
+    private readonly instanceId: string,
+    private readonly label: string,
+    private readonly logger: Logger,
+  ) {}
+
+  knows(id: string): boolean {
+    return this.peers.has(id);
+  }
+
+  notePeer(id: string, addr: string): void {
+    if (this.peers.get(id) === addr) return;
+    this.peers.set(id, addr);
+    this.conns.get(id)?.sock.destroy(); // (an instance's path never changes; a new one means a new connection)
+    this.conns.delete(id);
+  }
+
+  async listen(onMessage: (from: Sender, data: unknown) => void): Promise<void> {
+    const file = path.join(os.tmpdir(), `rerum-cache-${process.pid}-${randomBytes(4).toString('hex')}.sock`);
+    const server = net.createServer((sock) => {
+      let buf = '';
+      sock.setEncoding('utf8');
+      sock.on('data', (chunk: string) => {
+        buf += chunk;
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl);
+          buf = buf.slice(nl + 1);
+          if (this.closed || !line) continue;
+          try {
+            this.received(JSON.parse(line) as Record<string, unknown>, onMessage);
+          } catch (e) {
+            this.logger.warn({ err: e }, 'cache sync: bad message on the direct socket');
+          }
+        }
+      });
+      sock.on('error', () => sock.destroy());
+    });
+    server.unref();
+    await new Promise<void>((resolve) => {
+      server.once('error', (e) => {
+        this.logger.warn({ err: e }, 'cache sync: no direct socket; messages to this worker use the PM2 bus');
+        resolve();
+      });
+      // exclusive: a worker's own socket, not shared through the cluster primary (which would also
+      // tell PM2 this worker is "listening", i.e. ready, before its HTTP port is)
+      server.listen({ path: file, exclusive: true }, () => {
+        try {
+          fs.chmodSync(file, 0o600); // only our own user may connect (messages also carry random instance ids)
+        } catch {
+          /* best effort */
+        }
+        this.server = server;
+        this.address = file;
+        resolve();
+      });
+    });
+  }
+
+  private received(m: Record<string, unknown>, onMessage: (from: Sender, data: unknown) => void): void {
+    if (typeof m.id !== 'string' || typeof m.from !== 'string') return;
+    if (typeof m.addr === 'string') this.notePeer(m.id, m.addr);
+    const from: Sender = { id: m.id, worker: m.from, pid: typeof m.pid === 'number' ? m.pid : undefined };
+    if (typeof m.g === 'number') {
+      // connections are numbered from 1: a first one we never heard, or a jump, may have lost messages
+      const last = this.heardGen.get(m.id);
+      if (m.g > (last ?? 1)) from.resumed = true;
+      if (last === undefined || m.g > last) this.heardGen.set(m.id, m.g);
+    }
+    onMessage(from, m.data);
+  }
+
+  /** Sends `data` to each of `to` whose socket we know (the others are skipped). */
+  send(to: readonly string[], data: unknown): void {
+    if (this.closed) return;
+    const tail = `,"id":${JSON.stringify(this.instanceId)},"from":${JSON.stringify(this.label)},"pid":${process.pid}${
+      this.address ? `,"addr":${JSON.stringify(this.address)}` : ''
+    },"data":${JSON.stringify(data)}}\n`;
+    for (const id of to) {
+      const addr = this.peers.get(id);
+      if (addr === undefined) continue;
+      const c = this.connection(id, addr);
+      // backpressure is irrelevant at this volume; a lost message only delays the writer (T, then L)
+      c.sock.write(`{"g":${c.g}${tail}`);
+    }
+  }
+
+  private connection(id: string, addr: string): { sock: net.Socket; g: number } {
+    const open = this.conns.get(id);
+    if (open && !open.sock.destroyed) return open;
+    const g = (this.opened.get(id) ?? 0) + 1;
+    this.opened.set(id, g);
+    const sock = net.createConnection(addr);
+    sock.unref();
+    sock.setNoDelay(true);
+    const c = { sock, g };
+    sock.on('error', () => {
+      sock.destroy();
+      if (this.conns.get(id) === c) this.conns.delete(id);
+    });
+    this.conns.set(id, c);
+    return c;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const c of this.conns.values()) c.sock.destroy();
     this.conns.clear();
     if (this.server) {
       this.server.close();
       try {
-        if (this.socketPath) fs.unlinkSync(this.socketPath);
+        if (this.address) fs.unlinkSync(this.address);
       } catch {
         /* already gone */
       }
     }
-    this.bus = undefined; // pm2.disconnect closes the bus socket too
-    if (this.pm2) await new Promise<void>((resolve) => this.pm2!.disconnect(() => resolve()));
   }
 }

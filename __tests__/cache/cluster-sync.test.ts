@@ -72,13 +72,19 @@ describe('cluster sync', () => {
     const docs = Array.from({ length: 10 }, (_, n) => doc(hexId(), { n }));
     for (const w of c.workers) for (const d of docs) expect(fillId(w.cache, d._id, '{}')).toBe(true);
     const writer = c.workers[0];
-    const sent = jest.spyOn(writer.transport, 'broadcast');
+    const sent = jest.spyOn(writer.transport, 'sendTo');
     const publish = jest.spyOn(writer.cache.sync, 'publish');
     // ten writes finishing in the same turn (one database batch)
     await Promise.all(docs.map((d) => writer.cache.invalidate(overwriteChange(d, { n: -1 }).changes)));
-    const invs = sent.mock.calls.filter(([m]) => (m as { t?: string }).t === 'inv');
+    const invs = sent.mock.calls.filter(([, m]) => (m as { t?: string }).t === 'inv');
     expect(invs).toHaveLength(1);
-    expect((invs[0][0] as { plan: { docs: unknown[] } }).plan.docs).toHaveLength(20); // before and after of each
+    expect([...invs[0][0]].sort()).toEqual(
+      c.workers
+        .slice(1)
+        .map((w) => w.transport.instanceId)
+        .sort(),
+    ); // to each sibling
+    expect((invs[0][1] as { plan: { docs: unknown[] } }).plan.docs).toHaveLength(20); // before and after of each
     for (const r of publish.mock.results) expect(await r.value).toMatchObject({ acked: 3, timedOut: [] });
     for (const w of c.workers) for (const d of docs) expect(w.cache.worker.store.has(idKey('id', d._id))).toBe(false);
     sent.mockRestore();
@@ -120,6 +126,37 @@ describe('cluster sync', () => {
     expect(victim.cache.worker.store.has(idKey('id', d._id))).toBe(false);
     // the others kept or regained their leases once the silent member dropped out of their view
     await until(() => c.workers[0].cache.sync.canServe() && c.workers[1].cache.sync.canServe());
+    await c.close();
+  });
+
+  test('an invalidation lost with a broken connection: the sibling hears the break on the next message over it and clears, and the writer waits out its lease', async () => {
+    const c = cluster(3);
+    await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+    const d = doc(hexId(), { n: 1 });
+    for (const w of c.workers) expect(fillId(w.cache, d._id, '{"n":1}')).toBe(true);
+    const [writer, victim] = c.workers;
+    // the connection from the writer to the victim breaks with the invalidation in flight
+    const send = c.daemon.sendTo.bind(c.daemon);
+    let lost = 0;
+    const spy = jest.spyOn(c.daemon, 'sendTo').mockImplementation((from, to, data) => {
+      send(from, to, data);
+      if (from === writer.transport && to === victim.transport.instanceId && (data as { t?: string }).t === 'inv') {
+        lost += c.daemon.cut(writer.transport, victim.transport);
+      }
+    });
+    const publish = jest.spyOn(writer.cache.sync, 'publish');
+    const t0 = monotonicMs();
+    await writer.cache.invalidate(overwriteChange(d, { n: 2 }).changes);
+    expect(lost).toBeGreaterThanOrEqual(1); // the invalidation (and whatever else was in flight to it)
+    expect(await publish.mock.results[0].value).toMatchObject({ acked: 1, timedOut: ['1'] });
+    expect(monotonicMs() - t0).toBeGreaterThanOrEqual(L - 5);
+    // the writer kept acknowledging the victim's heartbeats over a new connection: the first of them
+    // said so, and the victim dropped its lease and cleared its cache instead of renewing with the stale entry
+    expect(victim.cache.worker.store.has(idKey('id', d._id))).toBe(false);
+    spy.mockRestore();
+    publish.mockRestore();
+    await until(() => victim.cache.sync.canServe());
+    expect(fillId(victim.cache, d._id, '{"n":2}')).toBe(true);
     await c.close();
   });
 

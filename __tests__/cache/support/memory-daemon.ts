@@ -1,6 +1,8 @@
 /**
- * An in-process stand-in for the PM2 daemon's bus, with the property cluster-sync relies on: one
- * queue, relayed to every subscriber in the same order. A worker can be "stopped" (like SIGSTOP):
+ * An in-process stand-in for the PM2 daemon's bus (one queue, relayed to every subscriber in the
+ * same order) and for the workers' point-to-point connections (what one worker sends another
+ * arrives in the order sent; `cut()` loses what is in flight on one of them, and the next message
+ * over it says `resumed`, like a connection opened again). A worker can be "stopped" (like SIGSTOP):
  * what it sends and what it should receive wait until it is resumed. Like PM2, the daemon labels
  * each message with the sender's current slot, and `park()` renames a worker's slot to `_old_N`
  * the way `pm2 reload` does before it starts the replacement under N.
@@ -13,6 +15,12 @@ export class MemoryDaemon {
   private readonly subs = new Map<string, MemoryTransport>();
   private readonly queue: { from: MemoryTransport; sender: Sender; data: unknown }[] = [];
   private scheduled = false;
+  /** Point-to-point messages in flight (one queue keeps each pair's order). */
+  private readonly direct: { from: string; to: string; sender: Sender; data: unknown }[] = [];
+  private directScheduled = false;
+  /** Pairs `from>to` whose connection broke: their next message is flagged `resumed`. */
+  private readonly broken = new Set<string>();
+  directDelivered = 0;
   delivered = 0;
 
   transport(worker: string): MemoryTransport {
@@ -44,6 +52,44 @@ export class MemoryDaemon {
     }
   }
 
+  sendTo(from: MemoryTransport, to: string, data: unknown): void {
+    const pair = `${from.instanceId}>${to}`;
+    const resumed = this.broken.delete(pair);
+    this.direct.push({
+      from: from.instanceId,
+      to,
+      sender: { id: from.instanceId, worker: from.selfId, pid: from.pid, ...(resumed ? { resumed } : {}) },
+      data: JSON.parse(JSON.stringify(data)),
+    });
+    if (!this.directScheduled) {
+      this.directScheduled = true;
+      setImmediate(() => this.flushDirect());
+    }
+  }
+
+  /** The connection from → to breaks: what is in flight on it is lost. */
+  cut(from: MemoryTransport, to: MemoryTransport): number {
+    let lost = 0;
+    for (let i = this.direct.length - 1; i >= 0; i--) {
+      const m = this.direct[i];
+      if (m.from === from.instanceId && m.to === to.instanceId) {
+        this.direct.splice(i, 1);
+        lost++;
+      }
+    }
+    this.broken.add(`${from.instanceId}>${to.instanceId}`);
+    return lost;
+  }
+
+  private flushDirect(): void {
+    this.directScheduled = false;
+    while (this.direct.length) {
+      const m = this.direct.shift()!;
+      this.subs.get(m.to)?.deliver(m.sender, m.data);
+      this.directDelivered++;
+    }
+  }
+
   private flush(): void {
     this.scheduled = false;
     while (this.queue.length) {
@@ -62,7 +108,7 @@ export class MemoryTransport implements SyncTransport {
   private handler: ((from: Sender, data: unknown) => void) | undefined;
   private stopped = false;
   private inbox: { from: Sender; data: unknown }[] = [];
-  private outbox: unknown[] = [];
+  private outbox: { to?: readonly string[]; data: unknown }[] = [];
 
   constructor(
     private readonly daemon: MemoryDaemon,
@@ -83,8 +129,13 @@ export class MemoryTransport implements SyncTransport {
   }
 
   broadcast(data: unknown): void {
-    if (this.stopped) this.outbox.push(data);
+    if (this.stopped) this.outbox.push({ data });
     else this.daemon.emit(this, data);
+  }
+
+  sendTo(to: readonly string[], data: unknown): void {
+    if (this.stopped) this.outbox.push({ to, data });
+    else for (const id of to) this.daemon.sendTo(this, id, data);
   }
 
   deliver(from: Sender, data: unknown): void {
@@ -103,7 +154,10 @@ export class MemoryTransport implements SyncTransport {
 
   resume(): void {
     this.stopped = false;
-    for (const d of this.outbox.splice(0)) this.daemon.emit(this, d);
+    for (const o of this.outbox.splice(0)) {
+      if (o.to) for (const id of o.to) this.daemon.sendTo(this, id, o.data);
+      else this.daemon.emit(this, o.data);
+    }
     for (const m of this.inbox.splice(0)) this.handler?.(m.from, m.data);
   }
 

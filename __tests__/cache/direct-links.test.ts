@@ -1,0 +1,87 @@
+/**
+ * The workers' point-to-point connections (DirectLinks in pm2-transport.ts) over real unix sockets:
+ * what one worker sends another arrives in the order sent, and a message over a connection opened
+ * again after a break says `resumed` (cluster-sync.ts then clears the receiver's cache).
+ */
+import pino from 'pino';
+import { DirectLinks, type Sender } from '../../cache/pm2-transport';
+
+const logger = pino({ level: 'silent' });
+
+async function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function node(id: string, label: string) {
+  const got: { from: Sender; data: { n: number } }[] = [];
+  const links = new DirectLinks(id, label, logger);
+  return { id, links, got, listen: () => links.listen((from, data) => got.push({ from, data: data as { n: number } })) };
+}
+
+/** The socket of `links`'s current connection to `to` (private: only a test breaks one by hand). */
+function connectionTo(links: DirectLinks, to: string): { destroy(): void } {
+  return (links as unknown as { conns: Map<string, { sock: { destroy(): void } }> }).conns.get(to)!.sock;
+}
+
+describe('direct links', () => {
+  const open: DirectLinks[] = [];
+  afterEach(() => {
+    for (const l of open.splice(0)) l.close();
+  });
+
+  test('messages from one worker to another arrive in the order sent, labelled with the sender; a reply finds its way back', async () => {
+    const a = node('a.1', '0');
+    const b = node('b.1', '1');
+    open.push(a.links, b.links);
+    await Promise.all([a.listen(), b.listen()]);
+    a.links.notePeer(b.id, b.links.address!);
+    for (let n = 0; n < 2000; n++) a.links.send([b.id], { n });
+    await until(() => b.got.length === 2000);
+    expect(b.got.map((m) => m.data.n)).toEqual(Array.from({ length: 2000 }, (_, n) => n));
+    expect(b.got.every((m) => m.from.id === a.id && m.from.worker === '0' && m.from.pid === process.pid && !m.from.resumed)).toBe(true);
+    // b learnt a's socket from a's messages, so it can answer without being told
+    expect(b.links.knows(a.id)).toBe(true);
+    b.links.send([a.id], { n: -1 });
+    await until(() => a.got.length === 1);
+    expect(a.got[0]).toMatchObject({ from: { id: b.id, worker: '1' }, data: { n: -1 } });
+    // a sibling whose socket is unknown is skipped (pm2-transport sends to it by the bus instead)
+    expect(a.links.knows('c.1')).toBe(false);
+    a.links.send(['c.1'], { n: 0 });
+  });
+
+  test('after the connection breaks, the first message over the new one says resumed (what was in flight may be lost)', async () => {
+    const a = node('a.2', '0');
+    const b = node('b.2', '1');
+    open.push(a.links, b.links);
+    await Promise.all([a.listen(), b.listen()]);
+    a.links.notePeer(b.id, b.links.address!);
+    a.links.send([b.id], { n: 1 });
+    await until(() => b.got.length === 1);
+    a.links.send([b.id], { n: 2 }); // in flight when the connection breaks
+    connectionTo(a.links, b.id).destroy();
+    a.links.send([b.id], { n: 3 });
+    a.links.send([b.id], { n: 4 });
+    await until(() => b.got.some((m) => m.data.n === 4));
+    const byN = new Map(b.got.map((m) => [m.data.n, m.from.resumed === true]));
+    expect(byN.get(1)).toBe(false);
+    expect(byN.get(3)).toBe(true);
+    expect(byN.get(4)).toBe(false);
+  });
+
+  test('a first connection that broke before anything of it arrived is noticed too', async () => {
+    const a = node('a.3', '0');
+    const b = node('b.3', '1');
+    open.push(a.links, b.links);
+    await Promise.all([a.listen(), b.listen()]);
+    a.links.notePeer(b.id, b.links.address!);
+    a.links.send([b.id], { n: 1 });
+    connectionTo(a.links, b.id).destroy(); // before it even connected: n = 1 is lost
+    a.links.send([b.id], { n: 2 });
+    await until(() => b.got.length === 1);
+    expect(b.got[0]).toMatchObject({ data: { n: 2 }, from: { resumed: true } });
+  });
+});
