@@ -123,6 +123,77 @@ describe('journal checksums', () => {
   });
 });
 
+describe('changes of several records', () => {
+  /**
+   * Target `j.target` (3 documents, index v_1) and source `j.src` (50 documents); `change` replaces
+   * the target with the source's documents; then the journal is cut inside the 25th document the
+   * change wrote, as a crash would leave it. Recovery must show the collections as they were before it.
+   */
+  async function cutShort(change: (db: import('mongodb').Db) => Promise<void>): Promise<void> {
+    const live = tmpDir('several-live');
+    const h = await startEmbeddedMongo({ dbPath: live });
+    await withClient(h.uri, async (c) => {
+      const db = c.db('j');
+      await db.collection<{ _id: number; v: string }>('target').insertMany([1, 2, 3].map((i) => ({ _id: i, v: 'old' })));
+      await db.collection('target').createIndex({ v: 1 }, { name: 'v_1' });
+      await db
+        .collection<{ _id: number }>('src')
+        .insertMany(Array.from({ length: 50 }, (_, i) => ({ _id: 100 + i, m: marker(i), pad: 'p'.repeat(200) })));
+      await change(db);
+      expect(await db.collection('target').countDocuments()).toBe(50);
+    });
+    const dbPath = tmpDir('several-crash');
+    for (const f of fs.readdirSync(live)) if (f !== 'mongod.lock') fs.copyFileSync(path.join(live, f), path.join(dbPath, f));
+    await h.stop();
+    const journal = path.join(
+      dbPath,
+      fs.readdirSync(dbPath).find((f) => f.startsWith('journal-'))!,
+    );
+    const src = offsetOf(journal, marker(24));
+    const copied = fs.readFileSync(journal).lastIndexOf(Buffer.from(marker(24))); // the change's copy of it
+    expect(copied).toBeGreaterThan(src);
+    fs.truncateSync(journal, copied);
+    const warnings: string[] = [];
+    const logger = { info() {}, warn: (_o: unknown, m?: string) => warnings.push(String(m)) };
+    const again = await startEmbeddedMongo({ dbPath, logger });
+    await withClient(again.uri, async (c) => {
+      const target = c.db('j').collection<{ _id: number; v: string }>('target');
+      expect(await target.find().sort({ _id: 1 }).toArray()).toEqual([1, 2, 3].map((i) => ({ _id: i, v: 'old' })));
+      expect((await target.indexes()).map((i) => i.name)).toEqual(['_id_', 'v_1']);
+      expect(await c.db('j').collection('src').countDocuments()).toBe(50);
+      await c.db('j').collection<{ _id: string }>('after').insertOne({ _id: 'kept' });
+    });
+    await again.stop();
+    expect(warnings.join('\n')).toMatch(/a change that a crash cut short/);
+    // what was written after recovery is not swallowed by the unfinished change
+    const third = await startEmbeddedMongo({ dbPath });
+    await withClient(third.uri, async (c) => {
+      expect(await c.db('j').collection('after').findOne({})).toEqual({ _id: 'kept' });
+      expect(await c.db('j').collection('target').countDocuments()).toBe(3);
+    });
+    await third.stop();
+  }
+
+  test('an $out cut short by a crash leaves its target as it was, and later writes are kept', async () => {
+    await cutShort(async (db) => {
+      await db
+        .collection('src')
+        .aggregate([{ $out: 'target' }])
+        .toArray();
+    });
+  });
+
+  test('a renameCollection with dropTarget cut short by a crash leaves both collections as they were', async () => {
+    await cutShort(async (db) => {
+      await db
+        .collection('src')
+        .aggregate([{ $out: 'staging' }])
+        .toArray(); // a copy to rename (src stays)
+      await db.renameCollection('staging', 'target', { dropTarget: true });
+    });
+  });
+});
+
 describe('snapshot checksum', () => {
   test('a damaged snapshot refuses start; db:repair keeps its valid records', async () => {
     const dbPath = tmpDir('snap');

@@ -189,14 +189,15 @@ export const renameCollection: Handler = (cmd, _db, _seq, { storage }) => {
   if (!src) throw fail('NamespaceNotFound', 'source namespace does not exist');
   // Without this, dropTarget would drop the source and the final drop would remove the copy.
   if (fdb === tdb && fname === tname) throw fail('IllegalOperation', "Can't rename a collection to itself");
-  if (storage.getCollection(tdb, tname)) {
-    if (!cmd.dropTarget) throw fail('NamespaceExists', 'target namespace exists');
+  if (storage.getCollection(tdb, tname) && !cmd.dropTarget) throw fail('NamespaceExists', 'target namespace exists');
+  // one journaled change: a crash in the middle leaves both collections as they were (mongod renames atomically)
+  storage.atomically(() => {
     storage.dropCollection(tdb, tname);
-  }
-  const dst = storage.collection(tdb, tname, src.options);
-  for (const i of src.indexes.slice(1)) dst.createIndex(deepCopy(i));
-  for (const d of src.docs.values()) dst.insert(d);
-  storage.dropCollection(fdb, fname);
+    const dst = storage.collection(tdb, tname, src.options);
+    for (const i of src.indexes.slice(1)) dst.createIndex(deepCopy(i));
+    for (const d of src.docs.values()) dst.insert(d);
+    storage.dropCollection(fdb, fname);
+  });
   return { ok: 1 };
 };
 

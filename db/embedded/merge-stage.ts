@@ -172,11 +172,14 @@ export function applyOut(storage: Storage, results: Doc[], target: { db: string;
     validator.check(d);
     staging.insert(d); // DuplicateKey on a repeated _id or a unique index
   }
-  // every document passed: swap the target's content (no await from here on: nothing runs in between)
-  storage.dropCollection(target.db, target.coll);
-  const out = storage.collection(target.db, target.coll, options);
-  for (const i of indexes) out.createIndex(deepCopy(i));
-  for (const d of staging.docs.values()) out.insert(d);
+  // every document passed: swap the target's content (no await from here on: nothing runs in
+  // between), journaled as one change, so a crash in the middle leaves the target as it was
+  storage.atomically(() => {
+    storage.dropCollection(target.db, target.coll);
+    const out = storage.collection(target.db, target.coll, options);
+    for (const i of indexes) out.createIndex(deepCopy(i));
+    for (const d of staging.docs.values()) out.insert(d);
+  });
 }
 
 /** `$merge`: writes the pipeline's results into the target collection. */

@@ -213,21 +213,40 @@ export class Persistence {
     if (!replay.includes(this.gen)) replay.unshift(this.gen);
     for (const g of replay) {
       const jf = this.journalFile(g);
-      const r = readRecordFile(jf, (d) => {
-        this.storage.apply(d as JournalEntry);
-        replayed++;
+      // The records between a `begin` and its `commit` are one change (Storage.atomically): applied
+      // together at the commit, or not at all when a crash cut the change short.
+      let group: { at: number; entries: JournalEntry[] } | undefined;
+      const r = readRecordFile(jf, (d, offset) => {
+        const e = d as JournalEntry;
+        if (e.op === 'begin') group = { at: offset, entries: [] };
+        else if (e.op === 'commit') {
+          for (const x of group?.entries ?? []) this.storage.apply(x);
+          replayed += group?.entries.length ?? 0;
+          group = undefined;
+        } else if (group) group.entries.push(e);
+        else {
+          this.storage.apply(e);
+          replayed++;
+        }
       });
       if (r.damagedAt !== undefined) throw this.corruption(jf, r, '');
       if (r.format === 0) legacy = true;
-      if (r.tornAt !== undefined) {
+      let validBytes = r.validBytes;
+      if (group) {
+        this.logger?.warn(
+          { file: jf, offset: group.at, records: group.entries.length },
+          'embedded-mongo: dropping a change that a crash cut short (its records are not applied)',
+        );
+        validBytes = group.at;
+      } else if (r.tornAt !== undefined) {
         this.logger?.warn(
           { file: jf, offset: r.tornAt, validBytes: r.validBytes },
           'embedded-mongo: cutting torn journal tail (incomplete last record)',
         );
-        fs.truncateSync(jf, r.validBytes);
       }
+      if (group || r.tornAt !== undefined) fs.truncateSync(jf, validBytes);
       this.gen = g;
-      this.journalBytes = r.validBytes;
+      this.journalBytes = validBytes;
     }
     const jf = this.journalFile();
     const fresh = !fs.existsSync(jf) || fs.statSync(jf).size === 0;

@@ -17,7 +17,10 @@ export type JournalEntry =
   | { op: 'dropCollection'; db: string; c: string }
   | { op: 'dropDatabase'; db: string }
   | { op: 'createIndex'; db: string; c: string; spec: IndexSpec }
-  | { op: 'dropIndex'; db: string; c: string; name: string };
+  | { op: 'dropIndex'; db: string; c: string; name: string }
+  /** The records between these two are one change: recovery applies all of them or none. */
+  | { op: 'begin' }
+  | { op: 'commit' };
 
 export class Database {
   readonly collections = new Map<string, Collection>();
@@ -73,6 +76,19 @@ export class Storage {
     return true;
   }
 
+  /**
+   * Runs `change` (synchronous, several mutations) as one journaled change: if the process dies
+   * before it has finished, recovery applies none of its records.
+   */
+  atomically(change: () => void): void {
+    this.journal?.({ op: 'begin' });
+    try {
+      change();
+    } finally {
+      this.journal?.({ op: 'commit' }); // (a change that threw halfway is kept as far as it got, in memory and on disk alike)
+    }
+  }
+
   dropDatabase(db: string, journal = true): void {
     if (journal) this.journal?.({ op: 'dropDatabase', db });
     this.dbs.delete(db);
@@ -108,6 +124,9 @@ export class Storage {
         }
         break;
       }
+      case 'begin':
+      case 'commit':
+        break; // grouping is recovery's business (persistence.ts)
       case 'dropIndex':
         try {
           this.getCollection(e.db, e.c)?.dropIndex(e.name, false);
