@@ -450,7 +450,7 @@ export class DirectLinks {
 
   close(): void {
     this.closed = true;
-    for (const c of this.conns.values()) c.sock.destroy();
+    for (const c of this.conns.values()) c.sock.end(); // what was written still goes out (a last invalidation)
     this.conns.clear();
     if (this.server) {
       this.server.close();

@@ -72,6 +72,18 @@ describe('direct links', () => {
     expect(byN.get(4)).toBe(false);
   });
 
+  test('what was sent just before close still arrives (a leaving worker sends its last invalidation)', async () => {
+    const a = node('a.4', '0');
+    const b = node('b.4', '1');
+    open.push(b.links);
+    await Promise.all([a.listen(), b.listen()]);
+    a.links.notePeer(b.id, b.links.address!);
+    a.links.send([b.id], { n: 1 }); // its connection is not even open yet
+    a.links.close();
+    await until(() => b.got.length === 1);
+    expect(b.got[0]).toMatchObject({ data: { n: 1 }, from: { id: a.id } });
+  });
+
   test('a first connection that broke before anything of it arrived is noticed too', async () => {
     const a = node('a.3', '0');
     const b = node('b.3', '1');
