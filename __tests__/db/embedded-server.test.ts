@@ -56,6 +56,13 @@ describe('persistence with frequent compaction', () => {
       for (let i = 0; i < 300; i += 3) await col.updateOne({ k: i }, { $set: { third: true } });
       for (let i = 1; i < 300; i += 10) await col.deleteOne({ k: i });
     });
+    // The last writes may have started a compaction, which runs in time slices: wait until it has
+    // finished (one journal, no temporary snapshot), so that the files are not copied mid-rename.
+    const settled = () => {
+      const f = fs.readdirSync(dbPath);
+      return f.filter((x) => x.startsWith('journal-')).length === 1 && !f.some((x) => x.endsWith('.tmp'));
+    };
+    for (const end = Date.now() + 10_000; !settled() && Date.now() < end;) await new Promise((r) => setTimeout(r, 20));
     const files = fs.readdirSync(dbPath);
     expect(files).toContain('snapshot.bson');
     expect(files.filter((f) => f.startsWith('journal-'))).toHaveLength(1);
