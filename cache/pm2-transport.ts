@@ -26,7 +26,9 @@
  * it is not for, and, per pair of workers, in the order sent. That order is what cluster-sync.ts
  * relies on. A connection that breaks is opened again with the next number (`g`); the receiver sees
  * the number jump and flags that message `resumed` (what came before it may be lost). To a sibling
- * with no known socket, such a message goes by the bus, marked with its addressees.
+ * with no known socket, or one whose socket cannot be connected to (its file was deleted), such
+ * messages go by the bus, marked with their addressees, in order: what was written to the
+ * connection that could not be opened first, flagged `_gap` if an earlier connection had broken.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -96,6 +98,8 @@ interface Envelope {
   _addr?: unknown;
   /** On a point-to-point message that had to go by the bus: its addressees (the others ignore it). */
   _to?: unknown;
+  /** Addressees whose connection from the sender failed: what it sent them before may be lost. */
+  _gap?: unknown;
 }
 
 /** PM2 statuses of a process that may still send: running, or draining after a stop signal. */
@@ -174,7 +178,10 @@ export class Pm2Transport implements SyncTransport {
     env: NodeJS.ProcessEnv = process.env,
   ) {
     this.selfId = workerLabel(env);
-    this.links = new DirectLinks(this.instanceId, this.selfId, logger);
+    // what could not reach a sibling over a connection goes by the bus, in the order it was sent
+    this.links = new DirectLinks(this.instanceId, this.selfId, logger, (id, messages, gap) =>
+      messages.forEach((m, i) => this.broadcast({ ...(m as object), _to: [id], ...(gap && i === 0 ? { _gap: [id] } : {}) })),
+    );
     this.appName = env.name;
     this.namespace = env.namespace;
   }
@@ -218,6 +225,7 @@ export class Pm2Transport implements SyncTransport {
           };
           if (typeof data._addr === 'string' && from.id !== this.instanceId) this.links.notePeer(from.id, data._addr);
           if (Array.isArray(data._to) && !data._to.includes(this.instanceId)) return; // addressed to others
+          if (Array.isArray(data._gap) && data._gap.includes(this.instanceId)) from.resumed = true;
           try {
             onMessage(from, data);
           } catch (e) {
@@ -325,6 +333,14 @@ export class Pm2Transport implements SyncTransport {
   }
 }
 
+interface Connection {
+  sock: net.Socket;
+  /** Its number among our connections to that sibling (1, 2, …). */
+  g: number;
+  /** Until it is open: what was written to it (handed to the fallback if it cannot be opened). */
+  pending: unknown[] | undefined;
+}
+
 /**
  * A worker's point-to-point connections (see the top of this file): a private unix socket it
  * listens on, and one connection to each sibling it sends to, numbered 1, 2, … per sibling. A line
@@ -339,24 +355,38 @@ export class DirectLinks {
   /** Siblings' socket paths, by instance id. */
   private readonly peers = new Map<string, string>();
   /** Our open connection to each sibling, and its number. */
-  private readonly conns = new Map<string, { sock: net.Socket; g: number }>();
+  private readonly conns = new Map<string, Connection>();
   private readonly opened = new Map<string, number>();
   /** The newest connection number heard from each sibling. */
   private readonly heardGen = new Map<string, number>();
+  /**
+   * Siblings a connection could not be opened to (their socket file is gone, or refuses us): what was
+   * written to that connection, and everything after it, goes to `fallback` instead (the bus). A
+   * sibling that exited is simply never heard again.
+   */
+  private readonly failed = new Set<string>();
 
   constructor(
     private readonly instanceId: string,
     private readonly label: string,
     private readonly logger: Logger,
+    /**
+     * Takes the messages written to a connection that could not be opened, in order (none of them
+     * arrived); `gap` is true when an earlier connection to that sibling broke, so that something
+     * before them may be lost.
+     */
+    private readonly fallback: (id: string, messages: unknown[], gap: boolean) => void = () => {},
   ) {}
 
+  /** True when messages to this sibling can go over a connection (its socket is known and has not failed). */
   knows(id: string): boolean {
-    return this.peers.has(id);
+    return this.peers.has(id) && !this.failed.has(id);
   }
 
   notePeer(id: string, addr: string): void {
     if (this.peers.get(id) === addr) return;
     this.peers.set(id, addr);
+    this.failed.delete(id);
     this.conns.get(id)?.sock.destroy(); // (an instance's path never changes; a new one means a new connection)
     this.conns.delete(id);
   }
@@ -424,14 +454,15 @@ export class DirectLinks {
     },"data":${JSON.stringify(data)}}\n`;
     for (const id of to) {
       const addr = this.peers.get(id);
-      if (addr === undefined) continue;
+      if (addr === undefined || this.failed.has(id)) continue;
       const c = this.connection(id, addr);
+      if (c.pending) c.pending.push(data); // kept until the connection is open
       // backpressure is irrelevant at this volume; a lost message only delays the writer (T, then L)
       c.sock.write(`{"g":${c.g}${tail}`);
     }
   }
 
-  private connection(id: string, addr: string): { sock: net.Socket; g: number } {
+  private connection(id: string, addr: string): Connection {
     const open = this.conns.get(id);
     if (open && !open.sock.destroyed) return open;
     const g = (this.opened.get(id) ?? 0) + 1;
@@ -439,10 +470,19 @@ export class DirectLinks {
     const sock = net.createConnection(addr);
     sock.unref();
     sock.setNoDelay(true);
-    const c = { sock, g };
-    sock.on('error', () => {
+    const c: Connection = { sock, g, pending: [] };
+    sock.once('connect', () => (c.pending = undefined));
+    sock.on('error', (err) => {
       sock.destroy();
       if (this.conns.get(id) === c) this.conns.delete(id);
+      // Broken after it was up (the sibling closed it): the next message opens a new one, numbered.
+      // Never up: the sibling's socket cannot be reached; nothing written to it arrived, so it all
+      // goes by the bus, and so does everything after it.
+      if (!c.pending || this.closed || this.failed.has(id)) return;
+      this.failed.add(id);
+      this.logger.warn({ sibling: id, err: err.message }, 'cache sync: cannot connect to a sibling; messages to it go by the PM2 bus');
+      this.fallback(id, c.pending, g > 1);
+      c.pending = undefined;
     });
     this.conns.set(id, c);
     return c;

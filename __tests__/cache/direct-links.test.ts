@@ -3,6 +3,7 @@
  * what one worker sends another arrives in the order sent, and a message over a connection opened
  * again after a break says `resumed` (cluster-sync.ts then clears the receiver's cache).
  */
+import fs from 'node:fs';
 import pino from 'pino';
 import { DirectLinks, type Sender } from '../../cache/pm2-transport';
 
@@ -82,6 +83,42 @@ describe('direct links', () => {
     a.links.close();
     await until(() => b.got.length === 1);
     expect(b.got[0]).toMatchObject({ data: { n: 1 }, from: { id: a.id } });
+  });
+
+  test('a sibling whose socket cannot be reached (its file is gone) is handed to the fallback: what was written to the connection, in order, then nothing more', async () => {
+    const handed: { id: string; messages: unknown[]; gap: boolean }[] = [];
+    const a = new DirectLinks('a.5', '0', logger, (id, messages, gap) => handed.push({ id, messages, gap }));
+    const b = node('b.5', '1');
+    open.push(a, b.links);
+    await Promise.all([a.listen(() => {}), b.listen()]);
+    a.notePeer(b.id, b.links.address!);
+    fs.rmSync(b.links.address!); // b still runs, but nobody can connect to it any more
+    expect(a.knows(b.id)).toBe(true);
+    a.send([b.id], { n: 1 });
+    a.send([b.id], { n: 2 });
+    await until(() => handed.length === 1);
+    expect(handed).toEqual([{ id: b.id, messages: [{ n: 1 }, { n: 2 }], gap: false }]);
+    expect(a.knows(b.id)).toBe(false); // pm2-transport sends to it by the bus from now on
+    a.send([b.id], { n: 3 }); // not tried again over a connection
+    await new Promise((r) => setTimeout(r, 50));
+    expect(handed).toHaveLength(1);
+    expect(b.got).toEqual([]);
+  });
+
+  test('when a connection that was up breaks and the next cannot be opened, the fallback hears that something may be lost', async () => {
+    const handed: { messages: unknown[]; gap: boolean }[] = [];
+    const a = new DirectLinks('a.6', '0', logger, (_id, messages, gap) => handed.push({ messages, gap }));
+    const b = node('b.6', '1');
+    open.push(a, b.links);
+    await Promise.all([a.listen(() => {}), b.listen()]);
+    a.notePeer(b.id, b.links.address!);
+    a.send([b.id], { n: 1 });
+    await until(() => b.got.length === 1);
+    fs.rmSync(b.links.address!);
+    connectionTo(a, b.id).destroy(); // the connection that was up breaks
+    a.send([b.id], { n: 2 });
+    await until(() => handed.length === 1);
+    expect(handed).toEqual([{ messages: [{ n: 2 }], gap: true }]);
   });
 
   test('a first connection that broke before anything of it arrived is noticed too', async () => {
