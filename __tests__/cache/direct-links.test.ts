@@ -19,8 +19,10 @@ async function until(cond: () => boolean, ms = 3000): Promise<void> {
 
 function node(id: string, label: string) {
   const got: { from: Sender; data: { n: number } }[] = [];
-  const links = new DirectLinks(id, label, logger);
-  return { id, links, got, listen: () => links.listen((from, data) => got.push({ from, data: data as { n: number } })) };
+  /** What the links handed to the fallback (pm2-transport's bus path). */
+  const handed: { id: string; messages: unknown[]; gap: boolean }[] = [];
+  const links = new DirectLinks(id, label, logger, (to, messages, gap) => handed.push({ id: to, messages, gap }));
+  return { id, links, got, handed, listen: () => links.listen((from, data) => got.push({ from, data: data as { n: number } })) };
 }
 
 /** The socket of `links`'s current connection to `to` (private: only a test breaks one by hand). */
@@ -34,12 +36,18 @@ describe('direct links', () => {
     for (const l of open.splice(0)) l.close();
   });
 
-  test('messages from one worker to another arrive in the order sent, labelled with the sender; a reply finds its way back', async () => {
-    const a = node('a.1', '0');
-    const b = node('b.1', '1');
+  /** Two workers listening, `a` knowing `b`'s socket (closed after the test). */
+  async function pair(n: number) {
+    const a = node(`a.${n}`, '0');
+    const b = node(`b.${n}`, '1');
     open.push(a.links, b.links);
     await Promise.all([a.listen(), b.listen()]);
     a.links.notePeer(b.id, b.links.address!);
+    return { a, b };
+  }
+
+  test('messages from one worker to another arrive in the order sent, labelled with the sender; a reply finds its way back', async () => {
+    const { a, b } = await pair(1);
     for (let n = 0; n < 2000; n++) a.links.send([b.id], { n });
     await until(() => b.got.length === 2000);
     expect(b.got.map((m) => m.data.n)).toEqual(Array.from({ length: 2000 }, (_, n) => n));
@@ -55,11 +63,7 @@ describe('direct links', () => {
   });
 
   test('after the connection breaks, the first message over the new one says resumed (what was in flight may be lost)', async () => {
-    const a = node('a.2', '0');
-    const b = node('b.2', '1');
-    open.push(a.links, b.links);
-    await Promise.all([a.listen(), b.listen()]);
-    a.links.notePeer(b.id, b.links.address!);
+    const { a, b } = await pair(2);
     a.links.send([b.id], { n: 1 });
     await until(() => b.got.length === 1);
     a.links.send([b.id], { n: 2 }); // in flight when the connection breaks
@@ -74,11 +78,7 @@ describe('direct links', () => {
   });
 
   test('what was sent just before close still arrives (a leaving worker sends its last invalidation)', async () => {
-    const a = node('a.4', '0');
-    const b = node('b.4', '1');
-    open.push(b.links);
-    await Promise.all([a.listen(), b.listen()]);
-    a.links.notePeer(b.id, b.links.address!);
+    const { a, b } = await pair(4);
     a.links.send([b.id], { n: 1 }); // its connection is not even open yet
     a.links.close();
     await until(() => b.got.length === 1);
@@ -86,47 +86,33 @@ describe('direct links', () => {
   });
 
   test('a sibling whose socket cannot be reached (its file is gone) is handed to the fallback: what was written to the connection, in order, then nothing more', async () => {
-    const handed: { id: string; messages: unknown[]; gap: boolean }[] = [];
-    const a = new DirectLinks('a.5', '0', logger, (id, messages, gap) => handed.push({ id, messages, gap }));
-    const b = node('b.5', '1');
-    open.push(a, b.links);
-    await Promise.all([a.listen(() => {}), b.listen()]);
-    a.notePeer(b.id, b.links.address!);
+    const { a, b } = await pair(5);
     fs.rmSync(b.links.address!); // b still runs, but nobody can connect to it any more
-    expect(a.knows(b.id)).toBe(true);
-    a.send([b.id], { n: 1 });
-    a.send([b.id], { n: 2 });
-    await until(() => handed.length === 1);
-    expect(handed).toEqual([{ id: b.id, messages: [{ n: 1 }, { n: 2 }], gap: false }]);
-    expect(a.knows(b.id)).toBe(false); // pm2-transport sends to it by the bus from now on
-    a.send([b.id], { n: 3 }); // not tried again over a connection
+    expect(a.links.knows(b.id)).toBe(true);
+    a.links.send([b.id], { n: 1 });
+    a.links.send([b.id], { n: 2 });
+    await until(() => a.handed.length === 1);
+    expect(a.handed).toEqual([{ id: b.id, messages: [{ n: 1 }, { n: 2 }], gap: false }]);
+    expect(a.links.knows(b.id)).toBe(false); // pm2-transport sends to it by the bus from now on
+    a.links.send([b.id], { n: 3 }); // not tried again over a connection
     await new Promise((r) => setTimeout(r, 50));
-    expect(handed).toHaveLength(1);
+    expect(a.handed).toHaveLength(1);
     expect(b.got).toEqual([]);
   });
 
   test('when a connection that was up breaks and the next cannot be opened, the fallback hears that something may be lost', async () => {
-    const handed: { messages: unknown[]; gap: boolean }[] = [];
-    const a = new DirectLinks('a.6', '0', logger, (_id, messages, gap) => handed.push({ messages, gap }));
-    const b = node('b.6', '1');
-    open.push(a, b.links);
-    await Promise.all([a.listen(() => {}), b.listen()]);
-    a.notePeer(b.id, b.links.address!);
-    a.send([b.id], { n: 1 });
+    const { a, b } = await pair(6);
+    a.links.send([b.id], { n: 1 });
     await until(() => b.got.length === 1);
     fs.rmSync(b.links.address!);
-    connectionTo(a, b.id).destroy(); // the connection that was up breaks
-    a.send([b.id], { n: 2 });
-    await until(() => handed.length === 1);
-    expect(handed).toEqual([{ messages: [{ n: 2 }], gap: true }]);
+    connectionTo(a.links, b.id).destroy(); // the connection that was up breaks
+    a.links.send([b.id], { n: 2 });
+    await until(() => a.handed.length === 1);
+    expect(a.handed).toEqual([{ id: b.id, messages: [{ n: 2 }], gap: true }]);
   });
 
   test('a first connection that broke before anything of it arrived is noticed too', async () => {
-    const a = node('a.3', '0');
-    const b = node('b.3', '1');
-    open.push(a.links, b.links);
-    await Promise.all([a.listen(), b.listen()]);
-    a.links.notePeer(b.id, b.links.address!);
+    const { a, b } = await pair(3);
     a.links.send([b.id], { n: 1 });
     connectionTo(a.links, b.id).destroy(); // before it even connected: n = 1 is lost
     a.links.send([b.id], { n: 2 });
