@@ -109,7 +109,6 @@ export function segmentRequestKey(kind: string, req: Request): { key: string; se
   return segment ? { key: idKey(kind, segment), segment } : undefined;
 }
 
-/** POST /v1/api/query: keyed by the canonical filter and the page. */
 /**
  * A body nested too deeply to write out (thousands of levels: RangeError, the call stack) gets no
  * key: it is neither answered from nor stored in the cache, and the route answers it (a query that
@@ -124,6 +123,7 @@ function unlessTooDeep<T>(make: () => T): T | undefined {
   }
 }
 
+/** POST /v1/api/query: keyed by the canonical filter and the page. */
 export function queryRequestKey(req: Request): { key: string; filter: unknown } | undefined {
   if (req.method !== 'POST' || !isPlainObject(req.body)) return undefined;
   const q = queryOf(req);
