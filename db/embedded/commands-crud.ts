@@ -3,7 +3,6 @@
  * distinct. Those that may scan or write many documents run in time slices (slicer.ts) and honour
  * maxTimeMS. Write commands report per-statement failures in `writeErrors` with ok: 1, as mongod.
  */
-import { ObjectId } from 'bson';
 import {
   compareBson,
   compileFilter,
@@ -23,7 +22,7 @@ import type { Storage } from './storage';
 import type { Collection } from './collection';
 import type { Handler } from './command-context';
 import { checkHint } from './planner';
-import { checkDocSize, idFirst } from './stored-doc';
+import { checkDocSize, storedForm } from './stored-doc';
 import { buildProjector } from './text-score';
 import { applyUpdate, buildUpsert, refuseUpdateWithCollation, updateKind, updateVariables } from './update-engine';
 import { validatorFor } from './validation';
@@ -102,9 +101,7 @@ export const insert: Handler = async (cmd, db, seq, ctx) => {
   const writeErrors = await eachStatement(cmd, docs, new Slicer(deadlineOf(cmd)), (d) => {
     const coll = storage.collection(db, name); // again per statement: a pause may have let a drop in
     if (!isPlainObject(d)) throw fail('TypeMismatch', 'document must be an object');
-    if (d._id === undefined) d = { _id: new ObjectId(), ...d };
-    else if (Array.isArray(d._id)) throw fail('BadValue', "can't use an array for _id");
-    else d = idFirst(d);
+    d = storedForm(d);
     checkDocSize(d);
     validatorFor(coll, cmd, ctx).check(d);
     coll.insert(d);

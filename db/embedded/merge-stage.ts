@@ -31,7 +31,7 @@ import type { CommandContext } from './command-context';
 import { fail } from './errors';
 import { Storage } from './storage';
 import type { Slicer } from './slicer';
-import { checkDocSize, idFirst, sameBson } from './stored-doc';
+import { checkDocSize, idFirst, sameBson, storedForm } from './stored-doc';
 import { validatorFor } from './validation';
 import { viewOf } from './views';
 
@@ -142,12 +142,6 @@ function updated(existing: Doc, result: Doc, spec: MergeSpec): Doc {
   else if (!sameBson({ v: next._id }, { v: existing._id }))
     throw fail('ImmutableField', '$merge failed to update the matching document, did you attempt to modify the _id field?');
   return idFirst(next);
-}
-
-/** A result document as stored: _id first, one generated when missing; an array _id is refused (as on insert). */
-function storedForm(r: Doc): Doc {
-  if (Array.isArray(r._id)) throw fail('BadValue', "can't use an array for _id");
-  return idFirst(r._id === undefined ? { _id: new ObjectId(), ...r } : r);
 }
 
 /** A view cannot be written to (166), by either stage. */

@@ -2,7 +2,7 @@
  * Rules for a document about to be stored: _id first, no `$`-prefixed field names inside _id,
  * mongod's nesting depth and BSON size limits; and byte-identical comparison (an update that changes no byte stores nothing).
  */
-import { BSON, calculateObjectSize } from 'bson';
+import { BSON, calculateObjectSize, ObjectId } from 'bson';
 import { isPlainObject, type Doc } from '../../mql';
 import { fail } from './errors';
 import { MAX_BSON_OBJECT_SIZE } from './wire-protocol';
@@ -16,6 +16,12 @@ export function idFirst(doc: Doc): Doc {
   if (Object.keys(doc)[0] === '_id') return doc;
   const { _id, ...rest } = doc;
   return { _id, ...rest };
+}
+
+/** A new document as stored: _id first, an ObjectId generated when it has none; an array _id is refused (BadValue). */
+export function storedForm(doc: Doc): Doc {
+  if (Array.isArray(doc._id)) throw fail('BadValue', "can't use an array for _id");
+  return idFirst(doc._id === undefined ? { _id: new ObjectId(), ...doc } : doc);
 }
 
 /** Levels of subdocuments/arrays mongod stores (BSONDepth::getMaxDepthForUserStorage). */
