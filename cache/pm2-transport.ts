@@ -278,10 +278,9 @@ export class Pm2Transport implements SyncTransport {
   }
 
   sendTo(to: readonly string[], data: unknown): void {
-    if (to.length === 0) return;
-    const viaBus = this.closed ? to : to.filter((id) => !this.links.knows(id));
+    if (this.closed) return;
+    const viaBus = this.links.send(to, data);
     if (viaBus.length > 0) this.broadcast({ ...(data as object), _to: viaBus });
-    if (!this.closed && viaBus.length < to.length) this.links.send(to, data);
   }
 
   /**
@@ -446,20 +445,24 @@ export class DirectLinks {
     onMessage(from, m.data);
   }
 
-  /** Sends `data` to each of `to` whose socket we know (the others are skipped). */
-  send(to: readonly string[], data: unknown): void {
-    if (this.closed) return;
+  /**
+   * Sends `data` over a connection to each of `to` that can be reached that way (`knows`); returns
+   * the others, which the caller sends another way.
+   */
+  send(to: readonly string[], data: unknown): string[] {
+    if (this.closed) return [];
+    const reachable = to.filter((id) => this.knows(id));
+    if (reachable.length === 0) return [...to];
     const tail = `,"id":${JSON.stringify(this.instanceId)},"from":${JSON.stringify(this.label)},"pid":${process.pid}${
       this.address ? `,"addr":${JSON.stringify(this.address)}` : ''
     },"data":${JSON.stringify(data)}}\n`;
-    for (const id of to) {
-      const addr = this.peers.get(id);
-      if (addr === undefined || this.failed.has(id)) continue;
-      const c = this.connection(id, addr);
+    for (const id of reachable) {
+      const c = this.connection(id, this.peers.get(id)!);
       if (c.pending) c.pending.push(data); // kept until the connection is open
       // backpressure is irrelevant at this volume; a lost message only delays the writer (T, then L)
       c.sock.write(`{"g":${c.g}${tail}`);
     }
+    return reachable.length === to.length ? [] : to.filter((id) => !reachable.includes(id));
   }
 
   private connection(id: string, addr: string): Connection {

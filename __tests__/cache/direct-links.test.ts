@@ -59,7 +59,7 @@ describe('direct links', () => {
     expect(a.got[0]).toMatchObject({ from: { id: b.id, worker: '1' }, data: { n: -1 } });
     // a sibling whose socket is unknown is skipped (pm2-transport sends to it by the bus instead)
     expect(a.links.knows('c.1')).toBe(false);
-    a.links.send(['c.1'], { n: 0 });
+    expect(a.links.send(['c.1', b.id], { n: 0 })).toEqual(['c.1']); // handed back to the caller
   });
 
   test('after the connection breaks, the first message over the new one says resumed (what was in flight may be lost)', async () => {
@@ -94,7 +94,7 @@ describe('direct links', () => {
     await until(() => a.handed.length === 1);
     expect(a.handed).toEqual([{ id: b.id, messages: [{ n: 1 }, { n: 2 }], gap: false }]);
     expect(a.links.knows(b.id)).toBe(false); // pm2-transport sends to it by the bus from now on
-    a.links.send([b.id], { n: 3 }); // not tried again over a connection
+    expect(a.links.send([b.id], { n: 3 })).toEqual([b.id]); // not tried again over a connection: handed back
     await new Promise((r) => setTimeout(r, 50));
     expect(a.handed).toHaveLength(1);
     expect(b.got).toEqual([]);
