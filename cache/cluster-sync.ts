@@ -197,7 +197,8 @@ export class ClusterSync implements CacheSync {
   private failed = false;
   /** Plans published and not sent yet: they leave together, as one message. */
   private readonly outgoing: { plan: InvalidationPlan; resolve(r: PublishResult): void }[] = [];
-  private flushScheduled = false;
+  /** The end of this event-loop turn is scheduled (endOfTurn). */
+  private turnEnding = false;
   private readonly now: () => number;
   private readonly T: number;
   private readonly L: number;
@@ -308,6 +309,9 @@ export class ClusterSync implements CacheSync {
    */
   private sendTo(to: readonly string[], msg: Msg): void {
     if (!this.transport.sendTo) return this.send(msg);
+    // scheduled before the transport's own flush, so that an acknowledgement and the invalidations
+    // this turn publishes leave together
+    this.endOfTurn();
     this.transport.sendTo(to, this.leaving ? { ...msg, gone: true } : msg);
   }
 
@@ -525,7 +529,7 @@ export class ClusterSync implements CacheSync {
   /**
    * The plans published in one event-loop turn leave together at its end, as one message: applying
    * the union of their documents drops exactly what applying each would. Under a write load the
-   * writes of one database batch finish in the same turn, and every message costs a daemon relay, a
+   * writes of one database batch finish in the same turn, and every message costs a write, a
    * wake-up and a decode in each sibling and an acknowledgement from each. (Holding plans back until
    * the previous message is acknowledged made bigger messages but slower writes; not done.) Each
    * caller resolves with its message's result.
@@ -546,16 +550,24 @@ export class ClusterSync implements CacheSync {
     }
     return new Promise((resolve) => {
       this.outgoing.push({ plan, resolve });
-      this.scheduleFlush();
+      this.endOfTurn();
     });
   }
 
-  private scheduleFlush(): void {
-    if (this.flushScheduled || this.outgoing.length === 0) return;
-    this.flushScheduled = true;
+  /**
+   * At the end of this event-loop turn: the plans published in it leave, then the transport writes
+   * what this turn sent each sibling (acknowledgements included) in one write per sibling.
+   */
+  private endOfTurn(): void {
+    if (this.turnEnding) return;
+    this.turnEnding = true;
     setImmediate(() => {
-      this.flushScheduled = false;
-      this.sendOutgoing();
+      try {
+        this.sendOutgoing();
+      } finally {
+        this.turnEnding = false;
+        this.transport.flush?.();
+      }
     });
   }
 

@@ -84,6 +84,11 @@ export interface SyncTransport {
    * says `resumed` (something before it may be lost). Without it, everything goes by broadcast.
    */
   sendTo?(to: readonly string[], data: unknown): void;
+  /**
+   * Optional: sendTo may hold what it is given until the end of the event-loop turn (one write per
+   * connection); flush() writes it now. Order is kept either way.
+   */
+  flush?(): void;
   /** Calls `cb` once PM2 starts stopping this process (stop, restart, reload, delete), before the drain. */
   onStopping?(cb: () => void): void;
   /** Closes; what was broadcast before is handed to the daemon first. */
@@ -283,6 +288,10 @@ export class Pm2Transport implements SyncTransport {
     if (viaBus.length > 0) this.broadcast({ ...(data as object), _to: viaBus });
   }
 
+  flush(): void {
+    this.links.flush();
+  }
+
   /**
    * PM2 stops a worker with its kill signal (SIGINT unless configured) or, with
    * shutdown_with_message, the message 'shutdown'; the server then drains before closing. The cache
@@ -336,15 +345,20 @@ interface Connection {
   sock: net.Socket;
   /** Its number among our connections to that sibling (1, 2, …). */
   g: number;
-  /** Until it is open: what was written to it (handed to the fallback if it cannot be opened). */
+  /** Until it is open: what was given to it (handed to the fallback if it cannot be opened). */
   pending: unknown[] | undefined;
+  /** Lines given to it since the last flush. */
+  out: string;
 }
 
 /**
  * A worker's point-to-point connections (see the top of this file): a private unix socket it
  * listens on, and one connection to each sibling it sends to, numbered 1, 2, … per sibling. A line
  * of newline-delimited JSON `{g, id, from, pid, addr, data}` per message (g: the number of the
- * sender's connection; from: its label; addr: its own socket).
+ * sender's connection; from: its label; addr: its own socket). What is sent to one sibling in one
+ * event-loop turn leaves in one write at its end (or at flush()): on this kind of machine each write
+ * that wakes a sibling costs tens of microseconds, and a worker under a write load acknowledges one
+ * sibling's invalidation and sends its own to it in the same turn.
  */
 export class DirectLinks {
   /** Our socket's path, once listening. */
@@ -364,6 +378,9 @@ export class DirectLinks {
    * sibling that exited is simply never heard again.
    */
   private readonly failed = new Set<string>();
+  /** Connections given lines since the last flush, and the flush scheduled for the end of this turn. */
+  private readonly dirty = new Set<Connection>();
+  private flushAt: NodeJS.Immediate | undefined;
 
   constructor(
     private readonly instanceId: string,
@@ -459,10 +476,23 @@ export class DirectLinks {
     for (const id of reachable) {
       const c = this.connection(id, this.peers.get(id)!);
       if (c.pending) c.pending.push(data); // kept until the connection is open
-      // backpressure is irrelevant at this volume; a lost message only delays the writer (T, then L)
-      c.sock.write(`{"g":${c.g}${tail}`);
+      c.out += `{"g":${c.g}${tail}`;
+      this.dirty.add(c);
     }
+    this.flushAt ??= setImmediate(() => this.flush());
     return reachable.length === to.length ? [] : to.filter((id) => !reachable.includes(id));
+  }
+
+  /** Writes what each connection was given since the last flush, in one write per connection. */
+  flush(): void {
+    if (this.flushAt) clearImmediate(this.flushAt);
+    this.flushAt = undefined;
+    for (const c of this.dirty) {
+      // backpressure is irrelevant at this volume; a lost message only delays the writer (T, then L)
+      if (c.out && !c.sock.destroyed) c.sock.write(c.out);
+      c.out = '';
+    }
+    this.dirty.clear();
   }
 
   private connection(id: string, addr: string): Connection {
@@ -473,7 +503,7 @@ export class DirectLinks {
     const sock = net.createConnection(addr);
     sock.unref();
     sock.setNoDelay(true);
-    const c: Connection = { sock, g, pending: [] };
+    const c: Connection = { sock, g, pending: [], out: '' };
     sock.once('connect', () => (c.pending = undefined));
     sock.on('error', (err) => {
       sock.destroy();
@@ -486,12 +516,14 @@ export class DirectLinks {
       this.logger.warn({ sibling: id, err: err.message }, 'cache sync: cannot connect to a sibling; messages to it go by the PM2 bus');
       this.fallback(id, c.pending, g > 1);
       c.pending = undefined;
+      c.out = ''; // handed over with the rest, if not written yet
     });
     this.conns.set(id, c);
     return c;
   }
 
   close(): void {
+    this.flush();
     this.closed = true;
     for (const c of this.conns.values()) c.sock.end(); // what was written still goes out (a last invalidation)
     this.conns.clear();

@@ -92,6 +92,34 @@ describe('cluster sync', () => {
     await c.close();
   });
 
+  test("a sibling's acknowledgement and the invalidation it publishes in the same turn are handed to the transport before one flush", async () => {
+    const c = cluster(2);
+    await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+    const [a, b] = c.workers;
+    const sent = jest.spyOn(b.transport, 'sendTo');
+    const flush = jest.spyOn(b.transport, 'flush');
+    const deliver = b.transport.deliver.bind(b.transport);
+    let own: Promise<void> | undefined;
+    // b publishes a write of its own in the turn in which a's invalidation reaches it
+    jest.spyOn(b.transport, 'deliver').mockImplementation((from, data) => {
+      deliver(from, data);
+      if ((data as { t?: string }).t === 'inv' && !own) own = b.cache.invalidate(overwriteChange(doc(hexId(), { n: 1 }), { n: 2 }).changes);
+    });
+    await a.cache.invalidate(overwriteChange(doc(hexId(), { n: 1 }), { n: 2 }).changes);
+    await own;
+    const kinds = (m: { calls: unknown[][] }) => m.calls.map(([, msg]) => (msg as { t: string }).t);
+    const ack = kinds(sent.mock).indexOf('invAck');
+    const inv = kinds(sent.mock).indexOf('inv');
+    expect(ack).toBeGreaterThanOrEqual(0);
+    expect(inv).toBeGreaterThan(ack);
+    const order = (i: number) => sent.mock.invocationCallOrder[i];
+    const firstFlushAfterAck = flush.mock.invocationCallOrder.find((o) => o > order(ack));
+    expect(firstFlushAfterAck).toBeDefined();
+    expect(order(inv)).toBeLessThan(firstFlushAfterAck!); // both leave in the same write
+    jest.restoreAllMocks();
+    await c.close();
+  });
+
   test('a worker that closes before the end of the turn still sends the invalidations published in it', async () => {
     const c = cluster(3);
     await until(() => c.workers.every((w) => w.cache.sync.canServe()));

@@ -4,6 +4,7 @@
  * again after a break says `resumed` (cluster-sync.ts then clears the receiver's cache).
  */
 import fs from 'node:fs';
+import type net from 'node:net';
 import pino from 'pino';
 import { DirectLinks, type Sender } from '../../cache/pm2-transport';
 
@@ -26,8 +27,8 @@ function node(id: string, label: string) {
 }
 
 /** The socket of `links`'s current connection to `to` (private: only a test breaks one by hand). */
-function connectionTo(links: DirectLinks, to: string): { destroy(): void } {
-  return (links as unknown as { conns: Map<string, { sock: { destroy(): void } }> }).conns.get(to)!.sock;
+function connectionTo(links: DirectLinks, to: string): net.Socket {
+  return (links as unknown as { conns: Map<string, { sock: net.Socket }> }).conns.get(to)!.sock;
 }
 
 describe('direct links', () => {
@@ -60,6 +61,23 @@ describe('direct links', () => {
     // a sibling whose socket is unknown is skipped (pm2-transport sends to it by the bus instead)
     expect(a.links.knows('c.1')).toBe(false);
     expect(a.links.send(['c.1', b.id], { n: 0 })).toEqual(['c.1']); // handed back to the caller
+  });
+
+  test('what one turn sends a sibling leaves in one write at the end of the turn (or at flush), in order', async () => {
+    const { a, b } = await pair(7);
+    a.links.send([b.id], { n: 0 });
+    await until(() => b.got.length === 1);
+    const write = jest.spyOn(connectionTo(a.links, b.id), 'write');
+    for (let n = 1; n <= 3; n++) a.links.send([b.id], { n });
+    expect(write).not.toHaveBeenCalled(); // held until the end of this turn
+    await until(() => b.got.length === 4);
+    expect(write).toHaveBeenCalledTimes(1);
+    a.links.send([b.id], { n: 4 });
+    a.links.send([b.id], { n: 5 });
+    a.links.flush();
+    expect(write).toHaveBeenCalledTimes(2);
+    await until(() => b.got.length === 6);
+    expect(b.got.map((m) => m.data.n)).toEqual([0, 1, 2, 3, 4, 5]);
   });
 
   test('after the connection breaks, the first message over the new one says resumed (what was in flight may be lost)', async () => {
