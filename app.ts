@@ -13,6 +13,7 @@ import express, { type Express, type RequestHandler } from 'express';
 import type { Config } from './config';
 import { cors } from './middleware/cors';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
+import { refuseDeepJson } from './middleware/json-depth';
 import { HttpError } from './middleware/http-error';
 import { READ_CACHE_CONTROL } from './middleware/representation';
 import { refuseTokenInQuery, requestLog } from './middleware/request-log';
@@ -32,7 +33,12 @@ export const DOWN_MESSAGE =
  * with `req.body` undefined, as the parsers would leave it.
  */
 function bodyParsers(config: Config): RequestHandler {
-  const json = express.json({ type: ['application/json', 'application/ld+json'], limit: config.maxBodyBytes, strict: false });
+  const json = express.json({
+    type: ['application/json', 'application/ld+json'],
+    limit: config.maxBodyBytes,
+    strict: false,
+    verify: refuseDeepJson, // before parsing: deep JSON is slow to parse and no route takes it
+  });
   const text = express.text({ type: 'text/plain', limit: config.maxTextBodyBytes });
   return (req, res, next) => {
     if (req.headers['content-length'] === undefined && req.headers['transfer-encoding'] === undefined) return next();
