@@ -110,13 +110,42 @@ export function segmentRequestKey(kind: string, req: Request): { key: string; se
 }
 
 /**
- * A body nested too deeply to write out (thousands of levels: RangeError, the call stack) gets no
- * key: it is neither answered from nor stored in the cache, and the route answers it (a query that
- * deep is refused by admission).
+ * Most object properties (at every level) a body may have and still be keyed. Admission refuses a
+ * query with more than QUERY_MAX_CLAUSES (500 by default) anyway; writing a key for a body of
+ * hundreds of thousands of properties (sorting them all) took over a second of the event loop
+ * before that refusal.
  */
-function unlessTooDeep<T>(make: () => T): T | undefined {
+export const MAX_KEYED_PROPERTIES = 10_000;
+
+/** True when `body` has more than MAX_KEYED_PROPERTIES object properties; stops counting there. */
+function tooManyProperties(body: unknown): boolean {
+  let left = MAX_KEYED_PROPERTIES;
+  const stack: unknown[] = [body];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (Array.isArray(v)) {
+      for (const item of v) if (item !== null && typeof item === 'object') stack.push(item);
+    } else if (isPlainObject(v)) {
+      const keys = Object.keys(v);
+      left -= keys.length;
+      if (left < 0) return true;
+      for (const k of keys) {
+        const item = v[k];
+        if (item !== null && typeof item === 'object') stack.push(item);
+      }
+    }
+  }
+  return false;
+}
+
+/**
+ * A body too large to key (tooManyProperties) or nested too deeply to write out (thousands of
+ * levels: RangeError, the call stack) gets no key: it is neither answered from nor stored in the
+ * cache, and the route answers it (such a query is refused by admission).
+ */
+function unlessTooLarge<T>(body: unknown, make: () => T): T | undefined {
   try {
-    return make();
+    return tooManyProperties(body) ? undefined : make();
   } catch (e) {
     if (e instanceof RangeError) return undefined;
     throw e;
@@ -128,21 +157,21 @@ export function queryRequestKey(req: Request): { key: string; filter: unknown } 
   if (req.method !== 'POST' || !isPlainObject(req.body)) return undefined;
   const q = queryOf(req);
   // the request's own body: a MISS takes a private copy before the controller runs (middleware.ts), a HIT needs none
-  return unlessTooDeep(() => ({ key: queryKey(req.body, q.limit, q.skip), filter: req.body }));
+  return unlessTooLarge(req.body, () => ({ key: queryKey(req.body, q.limit, q.skip), filter: req.body }));
 }
 
 /** POST /v1/api/search, /v1/api/search/phrase: keyed by the body and the page. */
 export function searchRequestKey(kind: string, req: Request): { key: string } | undefined {
   if (req.method !== 'POST' || req.body === undefined) return undefined;
   const q = queryOf(req);
-  return unlessTooDeep(() => ({ key: searchKey(kind, req.body, q.limit, q.skip) }));
+  return unlessTooLarge(req.body, () => ({ key: searchKey(kind, req.body, q.limit, q.skip) }));
 }
 
 /** The Gallery of Glosses reads: keyed by the route (path as sent), its JSON body and the page. */
 export function gogRequestKey(req: Request): { key: string } | undefined {
   if (req.method === 'HEAD') return undefined;
   const q = queryOf(req);
-  return unlessTooDeep(() => ({
+  return unlessTooLarge(req.body, () => ({
     key: `gog:${stableStringify({ path: req.baseUrl + req.path, body: req.body ?? null, limit: pageValue(q.limit), skip: pageValue(q.skip) })}`,
   }));
 }

@@ -1,5 +1,14 @@
 import type { Request } from 'express';
-import { canonicalFilter, gogRequestKey, queryKey, queryRequestKey, searchKey, searchRequestKey, stableStringify } from '../../cache/keys';
+import {
+  canonicalFilter,
+  gogRequestKey,
+  MAX_KEYED_PROPERTIES,
+  queryKey,
+  queryRequestKey,
+  searchKey,
+  searchRequestKey,
+  stableStringify,
+} from '../../cache/keys';
 import { keyForRequest } from '../../cache/kinds';
 import { idSegmentsOf, treeSegmentsOf } from '../../cache/kinds';
 import { toResponse } from '../../rerum/document';
@@ -85,5 +94,14 @@ describe('cache key scheme', () => {
     expect(searchRequestKey('search', req)).toBeUndefined();
     expect(gogRequestKey(req)).toBeUndefined();
     expect(queryRequestKey({ ...req, body: { a: 1 } } as unknown as Request)?.key).toBe(queryKey({ a: 1 }, undefined, undefined));
+  });
+
+  test('a body with more object properties than MAX_KEYED_PROPERTIES gets no key; one at the bound does', () => {
+    const wide = (n: number) => ({ $or: [{ x: Object.fromEntries(Array.from({ length: n - 2 }, (_, i) => [`k${i}`, i])) }] });
+    const at = { method: 'POST', body: wide(MAX_KEYED_PROPERTIES), query: {}, baseUrl: '/gog', path: '/glossesInManuscript' };
+    const over = { ...at, body: wide(MAX_KEYED_PROPERTIES + 1) };
+    expect(queryRequestKey(at as unknown as Request)?.key).toBe(queryKey(at.body, undefined, undefined));
+    for (const make of [queryRequestKey, (r: Request) => searchRequestKey('search', r), gogRequestKey])
+      expect(make(over as unknown as Request)).toBeUndefined();
   });
 });
