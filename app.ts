@@ -13,7 +13,7 @@ import express, { type Express, type RequestHandler } from 'express';
 import type { Config } from './config';
 import { cors } from './middleware/cors';
 import { errorHandler, notFoundHandler } from './middleware/error-handler';
-import { refuseDeepJson } from './middleware/json-depth';
+import { checkJsonBody } from './middleware/json-depth';
 import { HttpError } from './middleware/http-error';
 import { READ_CACHE_CONTROL } from './middleware/representation';
 import { refuseTokenInQuery, requestLog } from './middleware/request-log';
@@ -37,7 +37,7 @@ function bodyParsers(config: Config): RequestHandler {
     type: ['application/json', 'application/ld+json'],
     limit: config.maxBodyBytes,
     strict: false,
-    verify: refuseDeepJson, // before parsing: deep JSON is slow to parse and no route takes it
+    verify: checkJsonBody, // before parsing: deep JSON is slow to parse and no route takes it
   });
   const text = express.text({ type: 'text/plain', limit: config.maxTextBodyBytes });
   return (req, res, next) => {

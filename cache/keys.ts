@@ -16,6 +16,7 @@
  * numbers), so two requests share a key only when the controller sees the same pagination.
  */
 import type { Request } from 'express';
+import { jsonPropertiesOf } from '../middleware/json-depth';
 import { exactSegment } from '../rerum/ids';
 import { isPlainObject, setField } from '../mql';
 
@@ -143,9 +144,11 @@ function tooManyProperties(body: unknown): boolean {
  * levels: RangeError, the call stack) gets no key: it is neither answered from nor stored in the
  * cache, and the route answers it (such a query is refused by admission).
  */
-function unlessTooLarge<T>(body: unknown, make: () => T): T | undefined {
+function unlessTooLarge<T>(req: Request, make: () => T): T | undefined {
   try {
-    return tooManyProperties(body) ? undefined : make();
+    // the count the body parser took off its bytes, when it read this body (no walk of a huge one)
+    const counted = jsonPropertiesOf(req);
+    return (counted !== undefined ? counted > MAX_KEYED_PROPERTIES : tooManyProperties(req.body)) ? undefined : make();
   } catch (e) {
     if (e instanceof RangeError) return undefined;
     throw e;
@@ -157,21 +160,21 @@ export function queryRequestKey(req: Request): { key: string; filter: unknown } 
   if (req.method !== 'POST' || !isPlainObject(req.body)) return undefined;
   const q = queryOf(req);
   // the request's own body: a MISS takes a private copy before the controller runs (middleware.ts), a HIT needs none
-  return unlessTooLarge(req.body, () => ({ key: queryKey(req.body, q.limit, q.skip), filter: req.body }));
+  return unlessTooLarge(req, () => ({ key: queryKey(req.body, q.limit, q.skip), filter: req.body }));
 }
 
 /** POST /v1/api/search, /v1/api/search/phrase: keyed by the body and the page. */
 export function searchRequestKey(kind: string, req: Request): { key: string } | undefined {
   if (req.method !== 'POST' || req.body === undefined) return undefined;
   const q = queryOf(req);
-  return unlessTooLarge(req.body, () => ({ key: searchKey(kind, req.body, q.limit, q.skip) }));
+  return unlessTooLarge(req, () => ({ key: searchKey(kind, req.body, q.limit, q.skip) }));
 }
 
 /** The Gallery of Glosses reads: keyed by the route (path as sent), its JSON body and the page. */
 export function gogRequestKey(req: Request): { key: string } | undefined {
   if (req.method === 'HEAD') return undefined;
   const q = queryOf(req);
-  return unlessTooLarge(req.body, () => ({
+  return unlessTooLarge(req, () => ({
     key: `gog:${stableStringify({ path: req.baseUrl + req.path, body: req.body ?? null, limit: pageValue(q.limit), skip: pageValue(q.skip) })}`,
   }));
 }

@@ -2,13 +2,14 @@
 import type { Request, RequestHandler } from 'express';
 import type { Filter } from 'mongodb';
 import { badRequest, notFound } from '../middleware/http-error';
+import { jsonPropertiesOf } from '../middleware/json-depth';
 import { hasCode, type ServerCodeName } from '../mql';
 import { sendRepresentation } from '../middleware/representation';
 import { toResponse } from '../rerum/document';
 import { isDeleted } from '../rerum/metadata';
 import { ancestorsOf, descendantsOf } from '../rerum/tree';
 import type { RerumDocument } from '../types/rerum';
-import { admitQuery, queryTimedOut, type QueryLimits } from './admission';
+import { admitQuery, admitQuerySize, queryTimedOut, type QueryLimits } from './admission';
 import type { Kit } from './kit';
 import { idRepresentation, limitSkip, sendList } from './respond';
 
@@ -52,6 +53,7 @@ function liveOnly(filter: Record<string, unknown>, limits: QueryLimits): Filter<
  * `{}` is refused on POST (as the reference); HEAD may have no body or `{}`, which matches everything.
  */
 async function runQuery(kit: Kit, req: Request, allowEmpty = false): Promise<RerumDocument[]> {
+  admitQuerySize(jsonPropertiesOf(req), kit.deps.config); // before anything enumerates a huge body
   const filter = kit.bodyOf(req);
   if (typeof filter !== 'object' || Array.isArray(filter) || (!allowEmpty && Object.keys(filter).length === 0)) {
     throw badRequest('Detected empty JSON object.  You must provide at least one property in the /query request body JSON.');

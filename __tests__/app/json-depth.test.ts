@@ -1,5 +1,5 @@
 /** The byte scan that refuses deep JSON before it is parsed (middleware/json-depth.ts), in every charset body-parser accepts. */
-import { nestsDeeperThan } from '../../middleware/json-depth';
+import { nestsDeeperThan, scanJson } from '../../middleware/json-depth';
 
 const enc = (s: string, charset: string): Uint8Array => {
   const units = [...s].map((c) => c.codePointAt(0)!);
@@ -31,5 +31,9 @@ describe('nestsDeeperThan', () => {
     expect(nestsDeeperThan(enc(body, 'utf-16le'), 10, 'utf-16')).toBe(true);
     expect(nestsDeeperThan(Buffer.concat([Buffer.from([0xfe, 0xff]), enc(body, 'utf-16be')]), 10, 'utf-16')).toBe(true);
     expect(nestsDeeperThan(Buffer.concat([Buffer.from([0xff, 0xfe]), enc(body, 'utf-16le')]), 10, 'utf-16')).toBe(true);
+  });
+  test.each(['utf-8', 'utf-16le', 'utf-32be'])('counts object properties at every level, not colons inside strings (%s)', (cs) => {
+    const body = JSON.stringify({ a: 1, 'b:c': 'x:y', d: [{ e: { f: 'g\\":' } }, { h: null }], i: {} });
+    expect(scanJson(enc(body, cs), 128, cs)).toEqual({ tooDeep: false, properties: 7 });
   });
 });
