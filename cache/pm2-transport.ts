@@ -341,6 +341,65 @@ export class Pm2Transport implements SyncTransport {
   }
 }
 
+/** Our socket files: `rerum-cache-<pid>-<8 hex>.sock` in the temporary folder. */
+const SOCKET_FILE = /^rerum-cache-(\d+)-[0-9a-f]{8}\.sock$/;
+/** A socket file younger than this is never judged stale (its worker may be starting). */
+const STALE_AFTER_MS = 10 * 60_000;
+
+/**
+ * Removes the socket files that workers killed without a chance to clean up (SIGKILL, a crash) left
+ * in `dir`: only our own user's, older than STALE_AFTER_MS, whose process is gone, and on which
+ * nothing listens (a connection is refused). Each test alone could be wrong (a reused pid, another
+ * PID namespace sharing the folder); together they leave a live worker's file alone. Best effort:
+ * what cannot be read or removed stays. Resolves with the paths removed.
+ */
+export async function removeStaleSockets(dir: string, now = Date.now()): Promise<string[]> {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const uid = typeof process.getuid === 'function' ? process.getuid() : undefined;
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = SOCKET_FILE.exec(name);
+    if (!m || Number(m[1]) === process.pid) continue;
+    const file = path.join(dir, name);
+    try {
+      const st = fs.lstatSync(file);
+      if (!st.isSocket() || (uid !== undefined && st.uid !== uid) || now - st.mtimeMs < STALE_AFTER_MS) continue;
+      if (processAlive(Number(m[1]))) continue;
+      if (!(await refusesConnections(file))) continue;
+      fs.unlinkSync(file);
+      removed.push(file);
+    } catch {
+      /* gone meanwhile, or not ours to remove */
+    }
+  }
+  return removed;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code !== 'ESRCH'; // EPERM: it exists (another user's)
+  }
+}
+
+function refusesConnections(file: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.createConnection(file);
+    sock.once('connect', () => {
+      sock.destroy();
+      resolve(false);
+    });
+    sock.once('error', (e: NodeJS.ErrnoException) => resolve(e.code === 'ECONNREFUSED'));
+  });
+}
+
 interface Connection {
   sock: net.Socket;
   /** Its number among our connections to that sibling (1, 2, …). */
@@ -445,6 +504,10 @@ export class DirectLinks {
         this.server = server;
         this.address = file;
         resolve();
+        // while here: the files of workers that could not remove their own (killed), in the background
+        removeStaleSockets(path.dirname(file))
+          .then((gone) => gone.length > 0 && this.logger.info({ removed: gone.length }, 'cache sync: removed stale socket files'))
+          .catch(() => undefined);
       });
     });
   }

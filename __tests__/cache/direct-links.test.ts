@@ -3,10 +3,13 @@
  * what one worker sends another arrives in the order sent, and a message over a connection opened
  * again after a break says `resumed` (cluster-sync.ts then clears the receiver's cache).
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import type net from 'node:net';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import pino from 'pino';
-import { DirectLinks, type Sender } from '../../cache/pm2-transport';
+import { DirectLinks, removeStaleSockets, type Sender } from '../../cache/pm2-transport';
 
 const logger = pino({ level: 'silent' });
 
@@ -136,5 +139,46 @@ describe('direct links', () => {
     a.links.send([b.id], { n: 2 });
     await until(() => b.got.length === 1);
     expect(b.got[0]).toMatchObject({ data: { n: 2 }, from: { resumed: true } });
+  });
+
+  test("socket files a killed worker left are removed; a live worker's, a young one and another process's are not", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stale-sockets-'));
+    try {
+      // a process that listens on three socket files and is then killed: it cannot remove them
+      const names = ['aaaaaaaa', 'bbbbbbbb', 'cccccccc'];
+      const child = spawn(process.execPath, [
+        '-e',
+        `const net = require('net'); let n = 0; for (const f of ${JSON.stringify(names)})
+           net.createServer().listen(require('path').join(${JSON.stringify(dir)}, 'rerum-cache-' + process.pid + '-' + f + '.sock'), () => { if (++n === 3) console.log('up'); });`,
+      ]);
+      await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+      const file = (pid: number | string, hex: string) => path.join(dir, `rerum-cache-${pid}-${hex}.sock`);
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const dead = child.pid!;
+      const old = new Date(Date.now() - 3_600_000);
+      fs.utimesSync(file(dead, 'aaaaaaaa'), old, old); // stale: old, its process gone, nobody listening
+      fs.renameSync(file(dead, 'bbbbbbbb'), file(process.ppid, 'bbbbbbbb')); // named after a live process
+      fs.utimesSync(file(process.ppid, 'bbbbbbbb'), old, old);
+      // file(dead, 'cccccccc') stays young
+      // a live listener under a dead process's name (as from another PID namespace sharing the folder)
+      const live = net.createServer().listen(file(dead, 'dddddddd'));
+      await new Promise((r) => live.once('listening', r));
+      fs.utimesSync(file(dead, 'dddddddd'), old, old);
+      try {
+        expect(await removeStaleSockets(dir)).toEqual([file(dead, 'aaaaaaaa')]);
+        expect(fs.readdirSync(dir).sort()).toEqual(
+          [
+            path.basename(file(dead, 'cccccccc')),
+            path.basename(file(dead, 'dddddddd')),
+            path.basename(file(process.ppid, 'bbbbbbbb')),
+          ].sort(),
+        );
+      } finally {
+        live.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
