@@ -341,8 +341,9 @@ export class Pm2Transport implements SyncTransport {
   }
 }
 
-/** Our socket files: `rerum-cache-<pid>-<8 hex>.sock` in the temporary folder. */
+/** Our socket files: `rerum-cache-<pid>-<8 hex>.sock` in the temporary folder (named by socketFile). */
 const SOCKET_FILE = /^rerum-cache-(\d+)-[0-9a-f]{8}\.sock$/;
+const socketFile = (): string => path.join(os.tmpdir(), `rerum-cache-${process.pid}-${randomBytes(4).toString('hex')}.sock`);
 /** A socket file younger than this is never judged stale (its worker may be starting). */
 const STALE_AFTER_MS = 10 * 60_000;
 
@@ -356,7 +357,7 @@ const STALE_AFTER_MS = 10 * 60_000;
 export async function removeStaleSockets(dir: string, now = Date.now()): Promise<string[]> {
   let names: string[];
   try {
-    names = fs.readdirSync(dir);
+    names = await fs.promises.readdir(dir);
   } catch {
     return [];
   }
@@ -367,11 +368,11 @@ export async function removeStaleSockets(dir: string, now = Date.now()): Promise
     if (!m || Number(m[1]) === process.pid) continue;
     const file = path.join(dir, name);
     try {
-      const st = fs.lstatSync(file);
+      const st = await fs.promises.lstat(file);
       if (!st.isSocket() || (uid !== undefined && st.uid !== uid) || now - st.mtimeMs < STALE_AFTER_MS) continue;
       if (processAlive(Number(m[1]))) continue;
       if (!(await refusesConnections(file))) continue;
-      fs.unlinkSync(file);
+      await fs.promises.unlink(file);
       removed.push(file);
     } catch {
       /* gone meanwhile, or not ours to remove */
@@ -467,7 +468,7 @@ export class DirectLinks {
   }
 
   async listen(onMessage: (from: Sender, data: unknown) => void): Promise<void> {
-    const file = path.join(os.tmpdir(), `rerum-cache-${process.pid}-${randomBytes(4).toString('hex')}.sock`);
+    const file = socketFile();
     const server = net.createServer((sock) => {
       let buf = '';
       sock.setEncoding('utf8');
