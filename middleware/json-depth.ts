@@ -67,11 +67,6 @@ export function scanJson(text: Uint8Array, maxDepth: number, charset = 'utf-8'):
   return { tooDeep: false, properties };
 }
 
-/** True when `text` opens more than `max` objects/arrays at once outside strings (see scanJson). */
-export function nestsDeeperThan(text: Uint8Array, max: number, charset = 'utf-8'): boolean {
-  return scanJson(text, max, charset).tooDeep;
-}
-
 const propertiesOf = new WeakMap<object, number>();
 
 /**

@@ -1,5 +1,7 @@
 /** The byte scan that refuses deep JSON before it is parsed (middleware/json-depth.ts), in every charset body-parser accepts. */
-import { nestsDeeperThan, scanJson } from '../../middleware/json-depth';
+import { scanJson } from '../../middleware/json-depth';
+
+const nestsDeeperThan = (text: Uint8Array, max: number, charset: string) => scanJson(text, max, charset).tooDeep;
 
 const enc = (s: string, charset: string): Uint8Array => {
   const units = [...s].map((c) => c.codePointAt(0)!);
@@ -13,7 +15,7 @@ const enc = (s: string, charset: string): Uint8Array => {
   return out;
 };
 
-describe('nestsDeeperThan', () => {
+describe('scanJson', () => {
   const deep = (n: number) => '{"a":['.repeat(n) + ']}'.repeat(n); // 2n levels
   test.each(['utf-8', 'utf-16le', 'utf-16be', 'utf-32le', 'utf-32be'])(
     'counts objects and arrays, not what is inside strings (%s)',
