@@ -21,8 +21,8 @@
  *    writer acknowledged S's heartbeat before it sent the invalidation: s0 < t0, and S's lease has
  *    run out by t0 + L. ("Sent" is handed to the transport, which may write both at the end of the
  *    turn, in that order; t0 is stamped when the invalidation is handed over, after any
- *    acknowledgement ahead of it.) After the writer responds, S cannot serve the stale entry; when S renews, it
- *    clears its cache first. If that path broke and was opened again (messages may be lost), S's
+ *    acknowledgement ahead of it.) After the writer responds, S cannot serve the stale entry; when S
+ *    renews, it clears its cache first. If that path broke and was opened again (messages may be lost), S's
  *    first message over the new one says so and S clears its cache and drops its lease, as at a
  *    lapse. A worker not in the writer's view holds no lease that the writer's acknowledgement made
  *    (rule 4), and when it gets one, reads it began before cannot fill. In-flight reads are covered

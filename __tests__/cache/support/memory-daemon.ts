@@ -138,7 +138,7 @@ export class MemoryTransport implements SyncTransport {
     else for (const id of to) this.daemon.sendTo(this, id, data);
   }
 
-  /** Delivery here is at the daemon's own pace; only counted (cluster-sync.test checks when it is called). */
+  /** Nothing to write: delivery here is at the daemon's own pace (cluster-sync.test spies on when it is called). */
   flush(): void {}
 
   deliver(from: Sender, data: unknown): void {
