@@ -38,6 +38,8 @@ export interface Config {
   cacheSyncTimeoutMs: number;
   /** How long a worker may serve from its cache after its last confirmed contact with the cluster. */
   cacheLeaseMs: number;
+  /** Under PM2: no cached read for this long while siblings write → writes stop waiting for this worker (0: never). */
+  cacheIdleMs: number;
   /** Largest JSON body (the reference: 5 MB). */
   maxBodyBytes: number;
   /** Largest text/plain body (the reference: 4 KB). */
@@ -156,6 +158,7 @@ export function loadConfig(env: Env = process.env): Config {
     cacheTtlSeconds: int('CACHE_TTL', 300, 0, 365 * 24 * 3600),
     cacheSyncTimeoutMs: int('CACHE_SYNC_TIMEOUT_MS', 500, 10, 60_000),
     cacheLeaseMs: int('CACHE_LEASE_MS', 1000, 50, 60_000),
+    cacheIdleMs: int('CACHE_IDLE_MS', 5000, 0, 3_600_000),
     maxBodyBytes: int('MAX_BODY_BYTES', 5 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     maxTextBodyBytes: int('MAX_TEXT_BODY_BYTES', 4 * 1024, 64, 256 * 1024 * 1024),
     maxQueryLimit: int('RERUM_MAX_QUERY_LIMIT', 500, 1, 1_000_000),

@@ -49,6 +49,18 @@
  *    could say bye); normally one round trip to each sibling (≈1 ms). Only in a worker's first moments,
  *    before its first lease (normally a 1 ms round trip), a write also waits for that join, at most
  *    L + L/3 + T more (when a listed sibling is unresponsive).
+ * 7. Dormancy. A worker that served no cached read for D (cacheIdleMs) while siblings' writes kept
+ *    coming stops serving from its cache, empties it and fills nothing, and says so in its
+ *    heartbeats: `idle` = the heartbeat's send time s0, `of` = the siblings in its view. A writer
+ *    named in `of` neither sends it invalidations nor waits for it while now < s0 + L (s0 of the
+ *    last such heartbeat it processed): there is nothing to drop. The first read wakes it: its
+ *    heartbeats stop saying idle, and it fills and serves again only from reads that start once
+ *    (a) every sibling it named while dormant has acknowledged a heartbeat sent after waking (each
+ *    recorded it awake before acknowledging, so its later writes wait for us again), or (b) L has
+ *    passed since its last idle heartbeat (no writer skips us any more). A write that skipped us was
+ *    decided after its database write had finished and before that acknowledgement (or before
+ *    s0 + L), so every read we fill from sees it. A writer treats a sibling it knows nothing of, or
+ *    one of the previous version (no `idle`), as awake.
  * Assumption: the point-to-point path delivers in order, and reports a break (above); the daemon
  * relays heartbeats while it runs (a stalled daemon stops every echo, so every lease lapses and all
  * workers serve from the database).
@@ -79,6 +91,8 @@ export interface CacheSync {
   readonly mode: 'local' | 'cluster';
   /** True while this worker may serve from its cache. */
   canServe(): boolean;
+  /** A read the cache could answer arrived: keeps the cache in use, or wakes it (rule 7). */
+  noteRead(): void;
   /** Incremented at each lease lapse; reads that started under another epoch must not fill. */
   leaseEpoch(): number;
   /** Broadcasts a plan already applied locally; resolves when no worker can serve what it drops. */
@@ -110,6 +124,7 @@ export class LocalSync implements CacheSync {
   canServe(): boolean {
     return true;
   }
+  noteRead(): void {}
   leaseEpoch(): number {
     return 0;
   }
@@ -124,7 +139,7 @@ export class LocalSync implements CacheSync {
 }
 
 type Msg =
-  | { t: 'hb'; seq: number }
+  | { t: 'hb'; seq: number; idle?: number; of?: string[] }
   | { t: 'hbAck'; to: string; seq: number }
   | { t: 'inv'; seq: number; plan: InvalidationPlan }
   | { t: 'invAck'; to: string; seq: number; dropped: number }
@@ -137,6 +152,8 @@ interface Member {
   worker: string;
   pid: number | undefined;
   lastHeard: number;
+  /** Send time of its last heartbeat processed, when that one said it is dormant and named us (rule 7). */
+  idleAt?: number;
 }
 
 /** A sibling the daemon listed at start-up that we have not heard from yet, keyed by pid. */
@@ -159,6 +176,8 @@ interface Waiter {
 export interface ClusterSyncOptions {
   syncTimeoutMs: number;
   leaseMs: number;
+  /** D of rule 7: no cached read for this long while siblings write → dormant (0: never). */
+  idleMs?: number;
   now?: () => number;
 }
 
@@ -204,6 +223,23 @@ export class ClusterSync implements CacheSync {
   private readonly now: () => number;
   private readonly T: number;
   private readonly L: number;
+  private readonly idleMs: number;
+  /** Rule 7: 'active' serves from the cache; 'dormant' holds nothing, and writers skip it; 'waking' does not serve yet. */
+  private cacheState: 'active' | 'dormant' | 'waking' = 'active';
+  /** Reads the cache could answer (noteRead), and sibling invalidations applied: counted, looked at by each heartbeat. */
+  private reads = 0;
+  private invsIn = 0;
+  private readsSeen = 0;
+  private lastReadAt = 0;
+  private invsAtLastRead = 0;
+  /** The siblings named by this dormant spell's heartbeats: each may be answering writes without waiting for us. */
+  private readonly idleAudience = new Set<string>();
+  /** Send time of the last heartbeat that said dormant. */
+  private lastIdleSent = -Infinity;
+  /** Heartbeats numbered from here on were sent after waking. */
+  private wakeSeq = 0;
+  /** Bumped whenever this worker stops or starts serving from its cache: reads begun under another value do not fill. */
+  private stateEpoch = 0;
 
   constructor(
     private readonly transport: SyncTransport,
@@ -216,15 +252,63 @@ export class ClusterSync implements CacheSync {
     this.now = opts.now ?? monotonicMs;
     this.T = opts.syncTimeoutMs;
     this.L = opts.leaseMs;
+    this.idleMs = opts.idleMs ?? 0;
     this.lease = new Lease(this.L, () => this.handlers.clearAll(), this.now);
   }
 
   canServe(): boolean {
+    if (this.cacheState !== 'active' && !this.wokeByTime()) return false;
     return !this.closed && !this.leaving && this.lease.valid();
   }
 
   leaseEpoch(): number {
-    return this.lease.epoch;
+    if (this.cacheState === 'waking') this.wokeByTime();
+    return this.lease.epoch + this.stateEpoch;
+  }
+
+  noteRead(): void {
+    this.reads++;
+    if (this.cacheState === 'dormant') this.wake();
+  }
+
+  /** Rule 7: a read came while dormant. The next heartbeat (sent now) no longer says idle. */
+  private wake(): void {
+    if (this.closed || this.leaving) return;
+    this.cacheState = 'waking';
+    this.wakeSeq = this.seq + 1;
+    this.logger.debug('cache sync: a read woke the cache');
+    this.beatSoon();
+  }
+
+  /** Rule 7 (b): L after our last idle heartbeat no writer skips us any more. */
+  private wokeByTime(): boolean {
+    if (this.cacheState !== 'waking' || this.now() < this.lastIdleSent + this.L) return false;
+    this.awake();
+    return true;
+  }
+
+  private awake(): void {
+    this.cacheState = 'active';
+    this.stateEpoch++;
+    this.lastReadAt = this.now();
+    this.invsAtLastRead = this.invsIn;
+  }
+
+  /** Rule 7: no cached read for D while siblings' invalidations came → stop serving from the cache. */
+  private maybeDoze(now: number): void {
+    if (this.reads !== this.readsSeen) {
+      this.readsSeen = this.reads;
+      this.lastReadAt = now;
+      this.invsAtLastRead = this.invsIn;
+      return;
+    }
+    if (this.cacheState !== 'active' || this.idleMs <= 0 || !this.joined) return;
+    if (now - this.lastReadAt < this.idleMs || this.invsIn === this.invsAtLastRead) return;
+    this.cacheState = 'dormant';
+    this.stateEpoch++;
+    this.idleAudience.clear();
+    this.handlers.clearAll(); // writers will not tell us what they change
+    this.logger.debug({ idleMs: this.idleMs }, 'cache sync: no cached read lately; dormant (writes do not wait for this worker)');
   }
 
   /** Labels of the siblings currently in the view, and of those listed at start-up not heard from yet (for tests and stats). */
@@ -237,10 +321,15 @@ export class ClusterSync implements CacheSync {
     return this.joined;
   }
 
+  get cacheStateForTest(): 'active' | 'dormant' | 'waking' {
+    return this.cacheState;
+  }
+
   /** What this worker's stats say about the channel. */
   private syncStats(): Record<string, unknown> {
     return {
       joinMs: this.joinMs === undefined ? null : Math.round(this.joinMs * 10) / 10,
+      cache: this.cacheState,
       view: [...this.members.values()].map((m) => m.worker).sort((a, b) => a.localeCompare(b, undefined, { numeric: true })),
       ...(this.parkedAs ? { replacedBy: 'pm2 reload' } : {}),
     };
@@ -261,6 +350,7 @@ export class ClusterSync implements CacheSync {
     }
     const now = this.now();
     this.startedAt = now; // the join time counts from here: the channel is up
+    this.lastReadAt = now;
     const heardPids = new Set([...this.members.values()].map((m) => m.pid));
     for (const p of listed) {
       if (p.startedAfterUs || heardPids.has(p.pid) || this.expected.has(p.pid)) continue;
@@ -320,10 +410,16 @@ export class ClusterSync implements CacheSync {
   private beat(): void {
     if (this.closed || this.leaving) return;
     this.prune();
+    this.maybeDoze(this.now());
     const hb: PendingHeartbeat = { seq: ++this.seq, sentAt: this.now(), acked: new Set() };
     this.heartbeats.push(hb);
     if (this.heartbeats.length > 8) this.heartbeats.shift();
-    this.send({ t: 'hb', seq: hb.seq });
+    if (this.cacheState === 'dormant') {
+      const of = [...this.members.keys()];
+      for (const id of of) this.idleAudience.add(id);
+      this.lastIdleSent = hb.sentAt;
+      this.send({ t: 'hb', seq: hb.seq, idle: hb.sentAt, of });
+    } else this.send({ t: 'hb', seq: hb.seq });
     this.checkAll();
     if (this.expected.size > 0) this.relist();
   }
@@ -404,6 +500,8 @@ export class ClusterSync implements CacheSync {
       if (!all) continue;
       this.heartbeats.splice(0, i + 1);
       this.lease.renew(hb.sentAt);
+      // rule 7 (a): everyone we named while dormant acknowledged a heartbeat sent after waking
+      if (this.cacheState === 'waking' && hb.seq >= this.wakeSeq && [...this.idleAudience].every((id) => hb.acked.has(id))) this.awake();
       if (!this.joined) {
         this.joined = true;
         this.joinMs = this.now() - this.startedAt;
@@ -430,12 +528,13 @@ export class ClusterSync implements CacheSync {
     return true;
   }
 
+  /** A heartbeat now rather than an interval later: while joining (a new member) or waking (rule 7). */
   private beatSoon(): void {
     if (this.extraBeat || this.timer === undefined || this.closed || this.leaving) return;
     this.extraBeat = true;
     setImmediate(() => {
       this.extraBeat = false;
-      if (!this.joined) this.beat();
+      if (!this.joined || this.cacheState === 'waking') this.beat();
     });
   }
 
@@ -483,10 +582,14 @@ export class ClusterSync implements CacheSync {
       );
     }
     switch (msg.t) {
-      case 'hb':
+      case 'hb': {
+        const m = this.members.get(from.id);
+        // rule 7: recorded before the acknowledgement leaves, so once it has, our writes wait for it again
+        if (m) m.idleAt = typeof msg.idle === 'number' && Array.isArray(msg.of) && msg.of.includes(this.self) ? msg.idle : undefined;
         // on the path our invalidations to it take, behind them (rule 3)
         if (member) this.sendTo([from.id], { t: 'hbAck', to: from.id, seq: msg.seq });
         break;
+      }
       case 'hbAck': {
         if (msg.to !== this.self) break;
         const hb = this.heartbeats.find((h) => h.seq === msg.seq);
@@ -494,6 +597,7 @@ export class ClusterSync implements CacheSync {
         break;
       }
       case 'inv': {
+        this.invsIn++;
         let dropped = 0;
         try {
           dropped = this.handlers.apply(msg.plan);
@@ -595,12 +699,14 @@ export class ClusterSync implements CacheSync {
     if (this.closed) return { acked: 0, dropped: 0, timedOut: [] };
     this.prune();
     const seq = ++this.seq;
-    const need = new Set(this.members.keys());
     let acked = 0;
     let dropped = 0;
     // t0 is stamped as the message leaves, not when its first plan was published: a heartbeat we
     // acknowledged meanwhile went out before it, so its sender's lease still ends by t0 + L.
     const t0 = this.now();
+    const need = new Set<string>();
+    // rule 7: a dormant sibling holds nothing to drop (a cache clear still goes to everyone: it resets the counters)
+    for (const [id, m] of this.members) if (plan.all || !(m.idleAt !== undefined && t0 < m.idleAt + this.L)) need.add(id);
     if (need.size === 0) return { acked: 0, dropped: 0, timedOut: [] };
     this.sendTo([...need], { t: 'inv', seq, plan });
     const onAck = (_from: Sender, msg: Msg) => {

@@ -61,7 +61,11 @@ export function createEnabledCache(config: Config, logger: Logger, opts: ReadCac
   };
   const transport = opts.transport ?? (runningUnderPm2() ? new Pm2Transport(log) : undefined);
   const sync: CacheSync = transport
-    ? new ClusterSync(transport, handlers, log, { syncTimeoutMs: config.cacheSyncTimeoutMs, leaseMs: config.cacheLeaseMs })
+    ? new ClusterSync(transport, handlers, log, {
+        syncTimeoutMs: config.cacheSyncTimeoutMs,
+        leaseMs: config.cacheLeaseMs,
+        idleMs: config.cacheIdleMs,
+      })
     : new LocalSync(handlers);
 
   const ready = sync.start().catch((err: unknown) => {
@@ -125,6 +129,7 @@ export function createEnabledCache(config: Config, logger: Logger, opts: ReadCac
           ttlSeconds: config.cacheTtlSeconds,
           syncTimeoutMs: config.cacheSyncTimeoutMs,
           leaseMs: config.cacheLeaseMs,
+          idleMs: config.cacheIdleMs,
         },
         requireAdmin,
         log,

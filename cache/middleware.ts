@@ -52,6 +52,7 @@ function describingHeaders(res: Response): Record<string, string> {
 
 /** A cached answer: the stored representation, marked as this worker's HIT — the same whichever middleware finds it. */
 function sendHit(req: Request, res: Response, sync: CacheSync, rep: Representation): void {
+  sync.noteRead();
   res.setHeader('X-Worker', sync.workerId);
   res.setHeader('X-Cache', 'HIT');
   sendRepresentation(req, res, rep);
@@ -129,6 +130,7 @@ export function readMiddleware(kind: CacheKind, cache: WorkerCache, sync: CacheS
     }
     if (!info) return next();
 
+    sync.noteRead();
     if (sync.canServe()) {
       const hit = cache.get(info.key);
       if (hit) return sendHit(req, res, sync, hit.rep);

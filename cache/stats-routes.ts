@@ -13,7 +13,7 @@ const SUMMED = ['hits', 'misses', 'sets', 'evictions', 'invalidations', 'expirat
 export function cacheRouter(
   sync: CacheSync,
   clearEverywhere: () => Promise<{ cleared: number; workers: number; timedOut: string[] }>,
-  limits: { maxEntries: number; maxBytes: number; ttlSeconds: number; syncTimeoutMs: number; leaseMs: number },
+  limits: { maxEntries: number; maxBytes: number; ttlSeconds: number; syncTimeoutMs: number; leaseMs: number; idleMs: number },
   requireAdmin: RequestHandler,
   logger: Logger,
 ): Router {
@@ -43,6 +43,7 @@ export function cacheRouter(
           ttl: limits.ttlSeconds,
           syncTimeoutMs: limits.syncTimeoutMs,
           leaseMs: limits.leaseMs,
+          idleMs: limits.idleMs,
           workerCount: workers.length,
           missingWorkers: missing,
           workers,

@@ -26,12 +26,12 @@ async function until(cond: () => boolean, ms = 3000): Promise<void> {
   }
 }
 
-function cluster(n: number) {
+function cluster(n: number, cfg = config) {
   const daemon = new MemoryDaemon();
   const workers: { cache: ReadCacheInternals; transport: MemoryTransport }[] = [];
   const add = (label = String(workers.length)) => {
     const transport = daemon.transport(label);
-    const cache = createEnabledCache(config, logger, { transport });
+    const cache = createEnabledCache(cfg, logger, { transport });
     workers.push({ cache, transport });
     return workers[workers.length - 1];
   };
@@ -281,6 +281,112 @@ describe('cluster sync', () => {
     expect(c.workers[1].cache.sync.canServe()).toBe(true);
     expect(c.workers[1].cache.worker.get(idKey('id', d._id))?.rep.body.toString()).toBe('{"n":1}');
     await c.close();
+  });
+
+  describe('dormancy (rule 7)', () => {
+    const IDLE = 150;
+    const idleConfig = loadConfig({ CACHE_SYNC_TIMEOUT_MS: String(T), CACHE_LEASE_MS: String(L), CACHE_IDLE_MS: String(IDLE) });
+    const stateOf = (w: ReadCacheInternals) => (w.sync as ClusterSync).cacheStateForTest;
+    /** Writes of unrelated documents by `writer` until one resolves without waiting for anybody (its siblings are dormant in its view). */
+    async function writeUntilNobodyWaitedFor(writer: ReadCacheInternals): Promise<void> {
+      const end = Date.now() + 3000;
+      for (;;) {
+        const d = doc(hexId(), { n: 1 });
+        const r = await writer.sync.publish(planFromChanges(overwriteChange(d, { n: 2 }).changes));
+        if (r.acked === 0 && r.timedOut.length === 0) return;
+        if (Date.now() > end) throw new Error('the writer kept waiting for its sibling');
+        await sleep(20);
+      }
+    }
+
+    test('a worker whose cache is not read while a sibling writes goes dormant: it empties its cache, writes neither reach nor wait for it, and a read wakes it', async () => {
+      const c = cluster(2, idleConfig);
+      const [writer, quiet] = c.workers.map((w) => w.cache);
+      await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+      const d = doc(hexId(), { n: 1 });
+      expect(fillId(quiet, d._id, '{"n":1}')).toBe(true);
+      await writeUntilNobodyWaitedFor(writer);
+      expect(stateOf(quiet)).toBe('dormant');
+      expect(quiet.sync.canServe()).toBe(false);
+      expect(quiet.worker.store.entries).toBe(0);
+      // stopped, it could not acknowledge: the write still resolves at once (before: it waited T, then the lease)
+      c.workers[1].transport.stop();
+      const delivered = jest.spyOn(c.workers[1].transport, 'deliver');
+      const t0 = monotonicMs();
+      const r = await writer.sync.publish(planFromChanges(overwriteChange(d, { n: 2 }).changes));
+      expect(monotonicMs() - t0).toBeLessThan(T);
+      expect(r).toEqual({ acked: 0, dropped: 0, timedOut: [] });
+      c.workers[1].transport.resume();
+      await sleep(10);
+      expect(delivered.mock.calls.filter(([, data]) => (data as { t?: string }).t === 'inv')).toEqual([]); // nothing was sent to it
+      delivered.mockRestore();
+      quiet.sync.noteRead();
+      expect(stateOf(quiet)).toBe('waking');
+      await until(() => quiet.sync.canServe());
+      expect(stateOf(quiet)).toBe('active');
+      expect(fillId(quiet, d._id, '{"n":2}')).toBe(true);
+      // awake, it is told and waited for again
+      const back = await writer.sync.publish(planFromChanges(overwriteChange(d, { n: 3 }).changes));
+      expect({ acked: back.acked, dropped: back.dropped }).toEqual({ acked: 1, dropped: 1 });
+      expect(quiet.worker.store.has(idKey('id', d._id))).toBe(false);
+      await c.close();
+    });
+
+    /** Wakes `quiet` and waits until it serves; a read that began at the wake must not fill afterwards. */
+    async function wakeAndServe(quiet: ReadCacheInternals): Promise<number> {
+      const woke = monotonicMs();
+      quiet.sync.noteRead();
+      const early = quiet.worker.beginRead(quiet.sync.leaseEpoch());
+      await until(() => quiet.sync.canServe());
+      const took = monotonicMs() - woke;
+      const seg = hexId();
+      expect(quiet.worker.fill(early, quiet.sync.leaseEpoch(), { kind: 'id', key: idKey('id', seg), segment: seg }, '{}', {})).toBe(false);
+      return took;
+    }
+
+    test('a worker woken while a writer that skipped it is stopped serves again only from a new lease, once that writer dropped out of its view', async () => {
+      const c = cluster(2, idleConfig);
+      const [writer, quiet] = c.workers.map((w) => w.cache);
+      await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+      await writeUntilNobodyWaitedFor(writer);
+      c.workers[0].transport.stop();
+      expect((await writer.sync.publish(planFromChanges(overwriteChange(doc(hexId(), { n: 1 }), { n: 2 }).changes))).timedOut).toEqual([]);
+      expect(await wakeAndServe(quiet)).toBeGreaterThanOrEqual(L / 3);
+      c.workers[0].transport.resume();
+      await c.close();
+    });
+
+    test('a worker woken after a writer that skipped it left (its bye arrived, then it was gone) serves again only L after its last idle heartbeat', async () => {
+      const c = cluster(2, idleConfig);
+      const [writer, quiet] = c.workers.map((w) => w.cache);
+      await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+      await writeUntilNobodyWaitedFor(writer);
+      expect((await writer.sync.publish(planFromChanges(overwriteChange(doc(hexId(), { n: 1 }), { n: 2 }).changes))).timedOut).toEqual([]);
+      (writer.sync as ClusterSync).leave();
+      await until(() => (quiet.sync as ClusterSync).view().length === 0);
+      c.workers[0].transport.stop(); // it will not acknowledge the waking heartbeat; the quiet worker's lease does not need it
+      expect(await wakeAndServe(quiet)).toBeGreaterThanOrEqual(L / 3); // not on its own heartbeat's echo alone
+      c.workers[0].transport.resume();
+      await c.close();
+    });
+
+    test('a worker whose cache is read, or whose siblings do not write, stays active', async () => {
+      const c = cluster(3, idleConfig);
+      const [writer, reader, idle] = c.workers.map((w) => w.cache);
+      await until(() => c.workers.every((w) => w.cache.sync.canServe()));
+      const end = Date.now() + 5 * IDLE;
+      while (Date.now() < end) {
+        reader.sync.noteRead();
+        const d = doc(hexId(), { n: 1 });
+        await writer.sync.publish(planFromChanges(overwriteChange(d, { n: 2 }).changes));
+        await sleep(20);
+      }
+      expect(stateOf(reader)).toBe('active');
+      expect(stateOf(idle)).toBe('dormant');
+      // the writer itself heard no sibling write: it stays active without reads
+      expect(stateOf(writer)).toBe('active');
+      await c.close();
+    });
   });
 
   describe('pm2 reload', () => {

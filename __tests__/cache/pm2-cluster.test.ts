@@ -22,6 +22,7 @@ import { createObject, percentile, request, startCluster, type Cluster } from '.
 
 const T = 300; // CACHE_SYNC_TIMEOUT_MS
 const L = 600; // CACHE_LEASE_MS
+const IDLE = 1000; // CACHE_IDLE_MS
 const ROUNDS = Number(process.env.PM2_TEST_ROUNDS ?? 1000);
 const STOP_AT = Math.floor(ROUNDS * 0.4);
 
@@ -34,7 +35,7 @@ describe('PM2 cluster (4 workers)', () => {
   beforeAll(async () => {
     c = await startCluster({
       instances: 4,
-      env: { CACHE_SYNC_TIMEOUT_MS: String(T), CACHE_LEASE_MS: String(L), CACHE_MAX_ENTRIES: '10000' },
+      env: { CACHE_SYNC_TIMEOUT_MS: String(T), CACHE_LEASE_MS: String(L), CACHE_IDLE_MS: String(IDLE), CACHE_MAX_ENTRIES: '10000' },
     });
     built = true;
     console.log(`pm2 cluster test against the ${c.target} server at ${c.base}`);
@@ -156,6 +157,50 @@ describe('PM2 cluster (4 workers)', () => {
     expect(s2.entries).toBe(0);
     expect(s2.workers.every((w) => w.entries === 0)).toBe(true);
     for (let k = 0; k < 4; k++) expect((await request('GET', `${c.base}/v1/id/${seg}`)).headers['x-cache']).toBe('MISS');
+  });
+
+  test('workers whose cache is not read while writes go on turn dormant; reads wake them, nothing stale, and the cache serves again', async () => {
+    const rid = `dormant-${Date.now()}`;
+    const id = await createObject(c, { type: 'CacheDormancyTest', rid, n: 0 });
+    const seg = id.split('/').pop()!;
+    for (let k = 0; k < 8; k++) await request('GET', `${c.base}/v1/id/${seg}`); // entries on every worker
+    const other = await createObject(c, { type: 'CacheDormancyTest', rid: `${rid}-other`, n: 0 });
+    const states = async () => {
+      const s = (await request('GET', `${c.base}/v1/api/cache/stats`)).json as { workers: { sync?: { cache?: string } }[] };
+      return s.workers.map((w) => w.sync?.cache);
+    };
+    // writes only (spread over the workers): each hears its siblings' invalidations and serves no read
+    const end = Date.now() + 10 * IDLE;
+    let dormant: (string | undefined)[] = [];
+    for (let i = 1; Date.now() < end; i++) {
+      const w = await request('PUT', `${c.base}/v1/api/overwrite`, {
+        body: { '@id': other, type: 'CacheDormancyTest', n: i },
+        token: c.token,
+      });
+      expect(w.status).toBe(200);
+      if (i % 20 === 0 && (dormant = await states()).every((x) => x === 'dormant')) break;
+    }
+    expect(dormant).toEqual(['dormant', 'dormant', 'dormant', 'dormant']);
+    let stale = 0;
+    let hits = 0;
+    for (let n = 1; n <= 20; n++) {
+      const w = await request('PUT', `${c.base}/v1/api/overwrite`, {
+        body: { '@id': id, type: 'CacheDormancyTest', rid, n },
+        token: c.token,
+      });
+      expect(w.status).toBe(200);
+      for (let k = 0; k < 8; k++) {
+        const r =
+          k < 6 ? await request('GET', `${c.base}/v1/id/${seg}`) : await request('POST', `${c.base}/v1/api/query`, { body: { rid } });
+        const body = r.json as { n?: number } | { n?: number }[];
+        if ((Array.isArray(body) ? body[0]?.n : body?.n) !== n) stale++;
+        if (r.headers['x-cache'] === 'HIT') hits++;
+      }
+    }
+    console.log(`dormancy: states ${dormant.join(',')}; then 20 overwrites × 8 reads: stale=${stale} hits=${hits}`);
+    expect(stale).toBe(0);
+    expect(hits).toBeGreaterThan(20); // awake again: the cache serves
+    expect((await states()).every((x) => x === 'active')).toBe(true);
   });
 
   test('stall: hostile queries and a poisoned cache beside GET /v1/id pings (HIT and MISS)', async () => {
