@@ -93,7 +93,7 @@ export interface CacheSync {
   canServe(): boolean;
   /** A read the cache could answer arrived: keeps the cache in use, or wakes it (rule 7). */
   noteRead(): void;
-  /** Incremented at each lease lapse; reads that started under another epoch must not fill. */
+  /** Changes at each lease lapse and whenever this worker stops or starts serving (rule 7); reads that started under another epoch must not fill. */
   leaseEpoch(): number;
   /** Broadcasts a plan already applied locally; resolves when no worker can serve what it drops. */
   publish(plan: InvalidationPlan): Promise<PublishResult>;
