@@ -11,8 +11,9 @@
  *    A worker whose lease lapsed serves from the database and clears its whole cache before it uses
  *    the cache again.
  * 2. Writes. The writer drops its own stale entries, stamps t0 and sends the invalidation to every
- *    sibling in its view, all before it answers (the local drop runs while the siblings apply
- *    theirs; the writes of one event-loop turn share one message, stamped as it leaves).
+ *    sibling in its view (but a dormant one, rule 7), all before it answers (the local drop runs
+ *    while the siblings apply theirs; the writes of one event-loop turn share one message, stamped
+ *    as it leaves).
  *    invalidate() resolves as soon as every one of them has acknowledged (each applied it).
  *    If some sibling has not acknowledged after T, the writer waits until t0 + L, then resolves.
  * 3. Why that is safe. A writer's invalidations and its heartbeat acknowledgements to a sibling S
