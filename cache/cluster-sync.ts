@@ -92,6 +92,8 @@ export interface CacheSync {
   readonly mode: 'local' | 'cluster';
   /** True while this worker may serve from its cache. */
   canServe(): boolean;
+  /** True while this worker holds its lease (it may be dormant all the same, rule 7). */
+  holdsLease(): boolean;
   /** A read the cache could answer arrived: keeps the cache in use, or wakes it (rule 7). */
   noteRead(): void;
   /** Changes at each lease lapse and whenever this worker stops or starts serving (rule 7); reads that started under another epoch must not fill. */
@@ -123,6 +125,9 @@ export class LocalSync implements CacheSync {
     this.workerId = workerId ?? workerLabel();
   }
   canServe(): boolean {
+    return true;
+  }
+  holdsLease(): boolean {
     return true;
   }
   noteRead(): void {}
@@ -259,6 +264,10 @@ export class ClusterSync implements CacheSync {
 
   canServe(): boolean {
     if (this.cacheState !== 'active' && !this.wokeByTime()) return false;
+    return this.holdsLease();
+  }
+
+  holdsLease(): boolean {
     return !this.closed && !this.leaving && this.lease.valid();
   }
 

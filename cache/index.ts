@@ -54,7 +54,7 @@ export function createEnabledCache(config: Config, logger: Logger, opts: ReadCac
     },
     stats: (details: boolean) => ({
       ...worker.stats(),
-      leaseValid: sync.canServe(),
+      leaseValid: sync.holdsLease(),
       invalidateMs: writeTimes.stats(),
       ...(details ? { details: worker.details(), ...writeTimes.samples() } : {}),
     }),

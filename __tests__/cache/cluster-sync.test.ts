@@ -309,6 +309,8 @@ describe('cluster sync', () => {
       expect(stateOf(quiet)).toBe('dormant');
       expect(quiet.sync.canServe()).toBe(false);
       expect(quiet.worker.store.entries).toBe(0);
+      // its stats: still holding its lease (the cluster is healthy), dormant
+      expect((await quiet.sync.clusterStats(false)).workers[0]).toMatchObject({ leaseValid: true, sync: { cache: 'dormant' } });
       // stopped, it could not acknowledge: the write still resolves at once (before: it waited T, then the lease)
       c.workers[1].transport.stop();
       const delivered = jest.spyOn(c.workers[1].transport, 'deliver');
