@@ -30,6 +30,12 @@ export const ServerCodes = {
   OptionNotSupportedOnView: 167,
   AmbiguousIndexKeyPattern: 181,
   QueryFeatureNotAllowed: 224,
+  /** Stable API: an apiVersion this server does not have. */
+  APIVersionError: 322,
+  /** Stable API: apiStrict and a command or stage outside the declared version. */
+  APIStrictError: 323,
+  /** apiStrict or apiDeprecationErrors without apiVersion. */
+  Location4886600: 4886600,
   DuplicateKey: 11000,
   BSONObjectTooLarge: 10334,
   /** An expression operator given the wrong number of arguments. */

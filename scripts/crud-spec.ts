@@ -10,7 +10,7 @@
  * picks a real mongod through mongodb-memory-server instead, as the tests do). Prints each file's
  * tests as pass / FAIL (with the first mismatch) / skip (with why), then the totals.
  *
- * Covered: entities client (observeEvents, ignoreCommandMonitoringEvents, uriOptions), database and
+ * Covered: entities client (observeEvents, ignoreCommandMonitoringEvents, uriOptions, serverApi), database and
  * collection (with read/write concern and read preference options); initialData; the collection
  * and database operations of the CRUD tests; expectResult; expectError (isError, isClientError,
  * errorCode, errorCodeName, errorContains, errorLabelsContain/Omit, errorResponse, expectResult);
@@ -314,7 +314,13 @@ async function createEntities(list: Doc[], uri: string, entities: Map<string, un
     const id = String(spec.id);
     if (kind === 'client') {
       const uriOptions = (spec.uriOptions as Doc | undefined) ?? {};
-      const client = new MongoClient(uri, { monitorCommands: true, serverSelectionTimeoutMS: 5000, ...(uriOptions as object) });
+      const api = spec.serverApi as { version: string; strict?: boolean; deprecationErrors?: boolean } | undefined;
+      const client = new MongoClient(uri, {
+        monitorCommands: true,
+        serverSelectionTimeoutMS: 5000,
+        ...(uriOptions as object),
+        ...(api ? { serverApi: { version: api.version as '1', strict: api.strict, deprecationErrors: api.deprecationErrors } } : {}),
+      });
       const observe = new Set((spec.observeEvents as string[] | undefined) ?? []);
       const ignore = new Set((spec.ignoreCommandMonitoringEvents as string[] | undefined) ?? []);
       const entity: ClientEntity = { client, events: [] };

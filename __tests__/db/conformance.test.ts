@@ -2,7 +2,18 @@
  * MongoDB conformance: drives the real `mongodb` driver against MONGO_TEST_URI only, so it runs
  * unchanged against a real mongod (TEST_MONGO=uri TEST_MONGO_URI=mongodb://...).
  */
-import { Decimal128, Long, MongoServerError, ObjectId, UUID, type CollationOptions, type Collection, type Document } from 'mongodb';
+import {
+  Decimal128,
+  Long,
+  MongoClient,
+  MongoServerError,
+  ObjectId,
+  ServerApiVersion,
+  UUID,
+  type CollationOptions,
+  type Collection,
+  type Document,
+} from 'mongodb';
 import { testDb, type TestDb } from '../support/mongo';
 
 let t: TestDb;
@@ -829,6 +840,50 @@ describe('$listLocalSessions (MongoDB documented behaviour)', () => {
     } finally {
       await session.endSession();
     }
+  });
+});
+
+describe('Stable API (MongoDB documented behaviour)', () => {
+  test('apiVersion "1" is accepted; apiStrict refuses what is outside Version 1; other declarations are refused', async () => {
+    const strict = new MongoClient(process.env.MONGO_TEST_URI!, {
+      serverSelectionTimeoutMS: 5000,
+      serverApi: { version: ServerApiVersion.v1, strict: true, deprecationErrors: true },
+    });
+    await strict.connect();
+    try {
+      const c = strict.db(t.db.databaseName).collection('stableApi');
+      await c.insertOne({ a: 1 });
+      expect(await c.find({}, { projection: { _id: 0 } }).toArray()).toEqual([{ a: 1 }]);
+      expect(await c.aggregate([{ $match: { a: 1 } }, { $project: { _id: 0 } }]).toArray()).toEqual([{ a: 1 }]);
+      await expect(c.distinct('a')).rejects.toMatchObject({
+        code: 323,
+        codeName: 'APIStrictError',
+        message: expect.stringContaining('command distinct is not in API Version 1'),
+      });
+      await expect(
+        strict
+          .db('admin')
+          .aggregate([{ $listLocalSessions: {} }])
+          .toArray(),
+      ).rejects.toMatchObject({ code: 323 });
+    } finally {
+      await strict.close();
+    }
+    // without apiStrict the same commands run
+    const loose = new MongoClient(process.env.MONGO_TEST_URI!, {
+      serverSelectionTimeoutMS: 5000,
+      serverApi: { version: ServerApiVersion.v1 },
+    });
+    await loose.connect();
+    try {
+      expect(await loose.db(t.db.databaseName).collection('stableApi').distinct('a')).toEqual([1]);
+    } finally {
+      await loose.close();
+    }
+    // declared by hand on a client without serverApi
+    expect(await codeOf(t.db.command({ ping: 1, apiVersion: '2' }))).toBe(322);
+    expect(await codeOf(t.db.command({ ping: 1, apiStrict: true }))).toBe(4886600);
+    expect(await codeOf(t.db.command({ ping: 1, apiVersion: '1', apiStrict: true }))).toBe('no error');
   });
 });
 

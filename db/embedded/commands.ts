@@ -6,6 +6,7 @@
  * map to BadValue).
  */
 import { isPlainObject, type Doc } from '../../mql';
+import { checkApiParameters } from './api-version';
 import { checkCommandArgs } from './args';
 import { Codes, codeNameOf, CommandError, fail } from './errors';
 import type { CommandContext, Handler } from './command-context';
@@ -137,6 +138,7 @@ export async function runCommand(body: Doc, seq: Record<string, Doc[]>, ctx: Com
   const db = typeof body.$db === 'string' && body.$db ? body.$db : defaultDb;
   if (isPlainObject(body.lsid)) sessionsOf(ctx.cursors).touch(body.lsid); // for $listLocalSessions
   try {
+    checkApiParameters(name, body);
     checkCommandArgs(name.toLowerCase(), body);
     const onView = await viewCommand(name.toLowerCase(), body, db, ctx);
     if (onView) return onView;
